@@ -1,0 +1,11 @@
+"""fastrnn: fast, exact recurrent networks (Elman RNN, LSTM, GRU) on the CPU.
+
+The public API lives here; see the README for a tour.
+"""
+
+__version__ = "0.1.0"
+
+from . import functional, reference
+from .layers import GRU, LSTM, SimpleRNN, Layer
+
+__all__ = ["functional", "reference", "SimpleRNN", "LSTM", "GRU", "Layer", "__version__"]

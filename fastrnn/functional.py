@@ -1,0 +1,304 @@
+"""Validated entry points to the recurrent engines.
+
+Python validates, Cython trusts: every function here checks each argument (type, dtype, ndim,
+shape, finiteness of the data) and raises ``TypeError``/``ValueError`` naming the argument with
+the expected and the actual value, converts the arrays to C-contiguous arrays of one dtype, and
+only then makes a single call into the engine. ``backend="cython"`` runs the compiled kernels of
+``fastrnn._engine``; ``backend="numpy"`` runs :mod:`fastrnn.reference`; the default (None) is
+the compiled kernels, falling back to the reference with a warning only on a broken install.
+
+All arrays are time-major: ``x`` is ``(T, B, I)``; ``h0``/``c0`` are ``(B, H)``; weights use
+PyTorch's layout and gate order (see :mod:`fastrnn.reference`). ``h0``/``c0`` may be ``None``
+(zeros); ``bias_ih``/``bias_hh`` may be ``None`` (no bias: no bias gradients are returned).
+``mask`` is ``None`` or ``(T, B)`` with True for real steps.
+
+The dtype of ``weight_ih`` (float32 or float64) decides the computation dtype; floating inputs
+of the other precision are converted to it, anything else (int, bool, complex, object, float16)
+is a ``TypeError``. Non-finite values in ``x`` or the initial states are a ``ValueError`` unless
+``check_finite=False`` (then NaN propagates through the outputs, as in PyTorch).
+"""
+
+import numpy as np
+
+from . import reference as _reference
+
+__all__ = [
+    "rnn_forward", "rnn_backward",
+    "lstm_forward", "lstm_backward",
+    "gru_forward", "gru_backward",
+    "ForwardCache", "default_backend",
+]
+
+_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_engine = None
+
+
+def _backend_module(backend):
+    global _engine
+    if backend is None:
+        backend = default_backend()
+    if backend == "numpy":
+        return _reference
+    if backend == "cython":
+        if _engine is None:
+            try:
+                from . import _engine as eng
+            except ImportError as exc:       # pragma: no cover - only on a broken install
+                raise ImportError(
+                    "fastrnn's compiled kernels are not built (reinstall with `pip install .`), "
+                    "or pass backend='numpy' to run the NumPy reference: " + str(exc)) from exc
+            _engine = eng
+        return _engine
+    raise ValueError(f"backend must be 'cython' or 'numpy', got {backend!r}")
+
+
+_default = None
+
+
+def default_backend():
+    """'cython' when the compiled kernels import, else 'numpy' (with a one-time warning)."""
+    global _default
+    if _default is None:
+        try:
+            _backend_module("cython")
+            _default = "cython"
+        except ImportError as exc:
+            import warnings
+            warnings.warn(f"{exc}; falling back to the slow NumPy reference", RuntimeWarning,
+                          stacklevel=3)
+            _default = "numpy"
+    return _default
+
+
+class ForwardCache:
+    """What a ``training=True`` forward keeps for its backward; opaque to users."""
+
+    __slots__ = ("cell", "backend", "inner", "has_bias", "dtype", "shape", "used")
+
+    def __init__(self, cell, backend, inner, has_bias, dtype, shape):
+        self.cell, self.backend, self.inner = cell, backend, inner
+        self.has_bias, self.dtype, self.shape = has_bias, dtype, shape
+        self.used = False
+
+
+# ------------------------------------------------------------------------------------------
+# argument checks
+# ------------------------------------------------------------------------------------------
+
+def _describe(a):
+    return f"dtype {a.dtype}" if isinstance(a, np.ndarray) else f"type {type(a).__name__}"
+
+
+def _as_float_array(value, name, dtype):
+    """Return ``value`` as a C-contiguous array of ``dtype``; reject non-floating data."""
+    if isinstance(value, np.ndarray):
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{name} must be an array of floats, got {type(value).__name__}"
+                            f" ({exc})") from None
+    kind = arr.dtype.kind
+    if kind != "f" or arr.dtype.itemsize < 4:
+        raise TypeError(f"{name} must be float32 or float64, got {_describe(arr)}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _check_shape(arr, name, expected):
+    if arr.shape != tuple(expected):
+        if arr.ndim != len(expected):
+            raise ValueError(f"{name} must have {len(expected)} dimensions with shape "
+                             f"{tuple(expected)}, got {arr.ndim} dimensions {arr.shape}")
+        raise ValueError(f"{name} must have shape {tuple(expected)}, got {arr.shape}")
+
+
+def _check_finite(arr, name):
+    # a sum is one cheap pass; only if it is not finite do we look element-wise
+    # (a finite array can still overflow its sum to inf)
+    if not np.isfinite(arr.sum()) and not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} must be finite, got {arr[tuple(bad)]} at index {tuple(bad)} "
+                         "(pass check_finite=False to let NaN/inf propagate)")
+
+
+def _weights(cell, weight_ih, weight_hh, bias_ih, bias_hh):
+    if not isinstance(weight_ih, np.ndarray):
+        weight_ih = np.asarray(weight_ih)
+    dtype = weight_ih.dtype
+    if dtype not in _FLOATS:
+        raise TypeError(f"weight_ih must be float32 or float64, got {_describe(weight_ih)}")
+    if weight_ih.ndim != 2:
+        raise ValueError(f"weight_ih must have 2 dimensions (G*H, I), got shape {weight_ih.shape}")
+    G = _GATES[cell]
+    GH, I = weight_ih.shape
+    if GH % G or GH == 0 or I == 0:
+        raise ValueError(f"weight_ih must have shape ({G}*H, I) with H, I >= 1 for {cell}, "
+                         f"got {weight_ih.shape}")
+    H = GH // G
+    weight_ih = np.ascontiguousarray(weight_ih)
+    weight_hh = _as_float_array(weight_hh, "weight_hh", dtype)
+    _check_shape(weight_hh, "weight_hh", (GH, H))
+    if (bias_ih is None) != (bias_hh is None):
+        raise ValueError("bias_ih and bias_hh must both be arrays or both be None, got "
+                         f"{type(bias_ih).__name__} and {type(bias_hh).__name__}")
+    has_bias = bias_ih is not None
+    if has_bias:
+        bias_ih = _as_float_array(bias_ih, "bias_ih", dtype)
+        bias_hh = _as_float_array(bias_hh, "bias_hh", dtype)
+        _check_shape(bias_ih, "bias_ih", (GH,))
+        _check_shape(bias_hh, "bias_hh", (GH,))
+    else:
+        bias_ih = np.zeros(GH, dtype=dtype)
+        bias_hh = bias_ih
+    return dtype, H, I, weight_ih, weight_hh, bias_ih, bias_hh, has_bias
+
+
+def _inputs(x, dtype, I, check_finite):
+    x = _as_float_array(x, "x", dtype)
+    if x.ndim != 3:
+        raise ValueError(f"x must have 3 dimensions (T, B, I) (time-major), got {x.ndim} "
+                         f"dimensions with shape {x.shape}")
+    T, B, xi = x.shape
+    if xi != I:
+        raise ValueError(f"x.shape[2] (input features) must equal weight_ih.shape[1] = {I}, "
+                         f"got {xi}")
+    if T == 0:
+        raise ValueError(f"x must have at least one time step, got shape {x.shape}")
+    if B == 0:
+        raise ValueError(f"x must have a batch of at least one sequence, got shape {x.shape}")
+    if check_finite:
+        _check_finite(x, "x")
+    return x, T, B
+
+
+def _state(value, name, dtype, B, H, check_finite):
+    if value is None:
+        return np.zeros((B, H), dtype=dtype)
+    arr = _as_float_array(value, name, dtype)
+    _check_shape(arr, name, (B, H))
+    if check_finite:
+        _check_finite(arr, name)
+    return arr
+
+
+def _mask(mask, T, B):
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        if m.dtype.kind not in "iu" or not np.isin(m, (0, 1)).all():
+            raise TypeError(f"mask must be a bool array (True = real step), got {_describe(m)}")
+        m = m.astype(bool)
+    _check_shape(m, "mask", (T, B))
+    return np.ascontiguousarray(m)
+
+
+def _check_backward(cache, cell):
+    if not isinstance(cache, ForwardCache):
+        raise TypeError(f"cache must be the cache returned by {cell}_forward(..., training=True),"
+                        f" got {type(cache).__name__}")
+    if cache.cell != cell:
+        raise ValueError(f"cache comes from a {cache.cell} forward, not {cell}")
+
+
+def _grad_array(value, name, dtype, shape):
+    if value is None:
+        return None
+    arr = _as_float_array(value, name, dtype)
+    _check_shape(arr, name, shape)
+    return arr
+
+
+def _finish_grads(grads, has_bias):
+    if not has_bias:
+        grads.pop("bias_ih", None)
+        grads.pop("bias_hh", None)
+    return grads
+
+
+# ------------------------------------------------------------------------------------------
+# public entry points
+# ------------------------------------------------------------------------------------------
+
+def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, activation="tanh",
+                mask=None, training=False, backend=None, check_finite=True):
+    """Elman RNN over a sequence. Returns ``(y (T,B,H), h_n (B,H), cache)``."""
+    if activation not in ("tanh", "relu"):
+        raise ValueError(f"activation must be 'tanh' or 'relu', got {activation!r}")
+    backend = backend or default_backend()
+    eng = _backend_module(backend)
+    dtype, H, I, w_ih, w_hh, b_ih, b_hh, has_bias = _weights("rnn", weight_ih, weight_hh,
+                                                             bias_ih, bias_hh)
+    x, T, B = _inputs(x, dtype, I, check_finite)
+    h0 = _state(h0, "h0", dtype, B, H, check_finite)
+    mask = _mask(mask, T, B)
+    y, h_n, inner = eng.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, activation=activation,
+                                    mask=mask, training=bool(training))
+    cache = ForwardCache("rnn", backend, inner, has_bias, dtype, (T, B, H)) if training else None
+    return y, h_n, cache
+
+
+def rnn_backward(cache, dy=None, dh_n=None):
+    """Gradients of an Elman forward: dict with x, h0, weight_ih, weight_hh[, bias_ih, bias_hh]."""
+    _check_backward(cache, "rnn")
+    T, B, H = cache.shape
+    dy = _grad_array(dy, "dy", cache.dtype, (T, B, H))
+    dh_n = _grad_array(dh_n, "dh_n", cache.dtype, (B, H))
+    grads = _backend_module(cache.backend).rnn_backward(cache.inner, dy, dh_n)
+    return _finish_grads(grads, cache.has_bias)
+
+
+def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, mask=None,
+                 training=False, backend=None, check_finite=True):
+    """LSTM over a sequence. Returns ``(y (T,B,H), h_n, c_n, cache)``."""
+    backend = backend or default_backend()
+    eng = _backend_module(backend)
+    dtype, H, I, w_ih, w_hh, b_ih, b_hh, has_bias = _weights("lstm", weight_ih, weight_hh,
+                                                             bias_ih, bias_hh)
+    x, T, B = _inputs(x, dtype, I, check_finite)
+    h0 = _state(h0, "h0", dtype, B, H, check_finite)
+    c0 = _state(c0, "c0", dtype, B, H, check_finite)
+    mask = _mask(mask, T, B)
+    y, h_n, c_n, inner = eng.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask=mask,
+                                          training=bool(training))
+    cache = ForwardCache("lstm", backend, inner, has_bias, dtype, (T, B, H)) if training else None
+    return y, h_n, c_n, cache
+
+
+def lstm_backward(cache, dy=None, dh_n=None, dc_n=None):
+    """Gradients of an LSTM forward: dict with x, h0, c0, weight_ih, weight_hh[, biases]."""
+    _check_backward(cache, "lstm")
+    T, B, H = cache.shape
+    dy = _grad_array(dy, "dy", cache.dtype, (T, B, H))
+    dh_n = _grad_array(dh_n, "dh_n", cache.dtype, (B, H))
+    dc_n = _grad_array(dc_n, "dc_n", cache.dtype, (B, H))
+    grads = _backend_module(cache.backend).lstm_backward(cache.inner, dy, dh_n, dc_n)
+    return _finish_grads(grads, cache.has_bias)
+
+
+def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, mask=None,
+                training=False, backend=None, check_finite=True):
+    """GRU (PyTorch's linear-before-reset form) over a sequence. Returns ``(y, h_n, cache)``."""
+    backend = backend or default_backend()
+    eng = _backend_module(backend)
+    dtype, H, I, w_ih, w_hh, b_ih, b_hh, has_bias = _weights("gru", weight_ih, weight_hh,
+                                                             bias_ih, bias_hh)
+    x, T, B = _inputs(x, dtype, I, check_finite)
+    h0 = _state(h0, "h0", dtype, B, H, check_finite)
+    mask = _mask(mask, T, B)
+    y, h_n, inner = eng.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, mask=mask,
+                                    training=bool(training))
+    cache = ForwardCache("gru", backend, inner, has_bias, dtype, (T, B, H)) if training else None
+    return y, h_n, cache
+
+
+def gru_backward(cache, dy=None, dh_n=None):
+    """Gradients of a GRU forward: dict with x, h0, weight_ih, weight_hh[, bias_ih, bias_hh]."""
+    _check_backward(cache, "gru")
+    T, B, H = cache.shape
+    dy = _grad_array(dy, "dy", cache.dtype, (T, B, H))
+    dh_n = _grad_array(dh_n, "dh_n", cache.dtype, (B, H))
+    grads = _backend_module(cache.backend).gru_backward(cache.inner, dy, dh_n)
+    return _finish_grads(grads, cache.has_bias)

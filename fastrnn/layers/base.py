@@ -1,0 +1,124 @@
+"""The Layer base class every fastrnn layer follows.
+
+A layer owns ``params`` (name -> ndarray, PyTorch names and shapes) and ``grads`` (same keys,
+filled by ``backward``). ``forward`` runs it, ``backward`` takes the gradient of the output and
+returns the gradient of the input, after a ``forward(..., training=True)``. Layers build their
+parameters on the first input when the input size was not given.
+"""
+
+import numpy as np
+
+__all__ = ["Layer", "ParamDict", "as_dtype"]
+
+_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+
+def as_dtype(dtype):
+    """'float32'/'float64' (or the numpy dtypes) -> np.dtype; anything else is a ValueError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in _DTYPES.values():
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+class ParamDict(dict):
+    """A dict of parameters that keeps each entry's shape and dtype.
+
+    Assigning ``params[name] = array`` copies the values into a fresh C-contiguous array of the
+    layer's dtype after checking the shape, so a PyTorch tensor's ``.numpy()`` (or a float64
+    array for a float32 layer) can be assigned directly. Unknown names are a ``KeyError``.
+    """
+
+    def __init__(self, dtype):
+        super().__init__()
+        self._dtype = dtype
+        self._locked = False
+
+    def lock(self):
+        self._locked = True
+
+    def __setitem__(self, name, value):
+        if self._locked:
+            if name not in self:
+                raise KeyError(f"unknown parameter {name!r}; this layer has {sorted(self)}")
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"params[{name!r}] must be a real numeric array, got dtype "
+                                f"{arr.dtype}")
+            old = dict.__getitem__(self, name)
+            if arr.shape != old.shape:
+                raise ValueError(f"params[{name!r}] must have shape {old.shape}, got {arr.shape}")
+            value = np.array(arr, dtype=self._dtype, order="C", copy=True)
+        dict.__setitem__(self, name, value)
+
+    def update(self, *args, **kw):
+        for k, v in dict(*args, **kw).items():
+            self[k] = v
+
+
+class Layer:
+    """Base class: parameters, gradients, build-on-first-input, config and shapes."""
+
+    #: whether the layer accepts a ``mask`` argument and passes masks on
+    supports_masking = False
+
+    def __init__(self, *, dtype="float32", seed=None, name=None):
+        self.dtype = as_dtype(dtype)
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        self.seed = seed
+        self.name = name or type(self).__name__.lower()
+        self.params = ParamDict(self.dtype)
+        self.grads = {}
+        self.built = False
+
+    # -- building -------------------------------------------------------------------------
+    def _rng(self):
+        return np.random.default_rng(self.seed)
+
+    def build(self, input_shape):
+        self.built = True
+        self.params.lock()
+
+    def _finish_build(self):
+        self.built = True
+        self.params.lock()
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    # -- running --------------------------------------------------------------------------
+    def forward(self, x, training=False, **kw):
+        raise NotImplementedError
+
+    def backward(self, d_out):
+        raise NotImplementedError
+
+    def __call__(self, x, *args, **kw):
+        return self.forward(x, *args, **kw)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def compute_mask(self, x, mask=None):
+        """The mask this layer's output carries (B, T) bool, or None."""
+        return mask if self.supports_masking else None
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def count_params(self):
+        return int(sum(p.size for p in self.params.values()))
+
+    def get_config(self):
+        cfg = {"dtype": self.dtype.name, "name": self.name}
+        if self.seed is not None:
+            cfg["seed"] = int(self.seed)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        cfg = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({cfg})"
