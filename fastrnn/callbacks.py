@@ -1,0 +1,393 @@
+"""Training callbacks (Keras hooks and semantics).
+
+Hooks: ``on_{train,test,predict}_{begin,end}(logs)``, ``on_epoch_{begin,end}(epoch, logs)``,
+``on_{train,test,predict}_batch_{begin,end}(batch, logs)``.  ``set_model`` / ``set_params`` are
+called before training.  ``fit`` always adds a :class:`History` (returned, also stored as
+``model.history``) and, when ``verbose > 0``, a :class:`ProgbarLogger`.  Setting
+``model.stop_training = True`` from a callback ends training after the current batch's
+callbacks (``on_epoch_end`` and ``on_train_end`` still run).
+"""
+
+import math
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+__all__ = [
+    "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "TerminateOnNaN",
+    "ModelCheckpoint", "LambdaCallback",
+]
+
+
+class Callback:
+    """Base class: every hook is a no-op."""
+
+    def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = params
+
+    def on_train_begin(self, logs=None): pass
+    def on_train_end(self, logs=None): pass
+    def on_test_begin(self, logs=None): pass
+    def on_test_end(self, logs=None): pass
+    def on_predict_begin(self, logs=None): pass
+    def on_predict_end(self, logs=None): pass
+    def on_epoch_begin(self, epoch, logs=None): pass
+    def on_epoch_end(self, epoch, logs=None): pass
+    def on_train_batch_begin(self, batch, logs=None): pass
+    def on_train_batch_end(self, batch, logs=None): pass
+    def on_test_batch_begin(self, batch, logs=None): pass
+    def on_test_batch_end(self, batch, logs=None): pass
+    def on_predict_batch_begin(self, batch, logs=None): pass
+    def on_predict_batch_end(self, batch, logs=None): pass
+
+
+_HOOKS = [
+    "on_train_begin", "on_train_end", "on_test_begin", "on_test_end", "on_predict_begin",
+    "on_predict_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
+    "on_train_batch_end", "on_test_batch_begin", "on_test_batch_end", "on_predict_batch_begin",
+    "on_predict_batch_end",
+]
+
+
+class CallbackList:
+    """Calls each hook on every callback in order."""
+
+    def __init__(self, callbacks=None, model=None, params=None):
+        callbacks = [] if callbacks is None else list(callbacks)
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(
+                    f"callbacks must be fastrnn.callbacks.Callback instances, got {type(cb).__name__}")
+        self.callbacks = callbacks
+        if model is not None:
+            for cb in callbacks:
+                cb.set_model(model)
+        if params is not None:
+            for cb in callbacks:
+                cb.set_params(params)
+
+    def append(self, cb):
+        self.callbacks.append(cb)
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+    def __getattr__(self, name):
+        if name in _HOOKS:
+            def call(*args):
+                for cb in self.callbacks:
+                    getattr(cb, name)(*args)
+            return call
+        raise AttributeError(name)
+
+
+class History(Callback):
+    """Records the epoch logs: ``history`` (key -> list per epoch), ``epoch``, ``params``."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = {}
+        self.epoch = []
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+        self.history = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+
+    def __repr__(self):
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+# ---- progress output ----------------------------------------------------------------------------
+def _format_value(v):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if abs(v) > 1e-3 or v == 0 or not math.isfinite(v):
+        return f"{v:.4f}"
+    return f"{v:.4e}"
+
+
+def _format_time_per(t, unit):
+    if t >= 1 or t == 0:
+        return f"{t:.0f}s/{unit}"
+    if t >= 1e-3:
+        return f"{t * 1e3:.0f}ms/{unit}"
+    return f"{t * 1e6:.0f}us/{unit}"
+
+
+def _logs_str(logs):
+    return "".join(f" - {k}: {_format_value(v)}" for k, v in (logs or {}).items())
+
+
+def _bar_chars():
+    enc = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "\u2501".encode(enc)
+        return "\u2501", "\u2500"
+    except (UnicodeEncodeError, LookupError):
+        return "=", "."
+
+
+class Progbar:
+    """One progress line: verbose=1 redraws it with '\\r', verbose=2 prints it once at the end."""
+
+    width = 20
+
+    def __init__(self, target, verbose=1, unit="step", samples=None, batch_size=None):
+        self.target = target
+        self.verbose = verbose
+        self.unit = unit
+        self.samples = samples
+        self.batch_size = batch_size
+        self.start = time.perf_counter()
+        self._last_len = 0
+
+    def _line(self, current, logs, final):
+        elapsed = time.perf_counter() - self.start
+        per = elapsed / current if current else 0.0
+        if self.verbose == 2:
+            return (f"{current}/{self.target} - {elapsed:.0f}s - {_format_time_per(per, self.unit)}"
+                    + _logs_str(logs))
+        done, todo = _bar_chars()
+        target = self.target or 1
+        n = int(self.width * min(current, target) / target)
+        bar = done * n + todo * (self.width - n)
+        digits = len(str(self.target))
+        parts = f"{current:>{digits}}/{self.target} {bar} {elapsed:.0f}s {_format_time_per(per, self.unit)}"
+        if self.samples is not None and self.batch_size:
+            seen = min(current * self.batch_size, self.samples)
+            rate = seen / elapsed if elapsed > 0 else 0.0
+            parts += f" - {rate:.0f} samples/s"
+        return parts + _logs_str(logs)
+
+    def update(self, current, logs=None, final=False):
+        out = sys.stdout
+        if self.verbose == 1:
+            line = self._line(current, logs, final)
+            pad = " " * max(0, self._last_len - len(line))
+            self._last_len = len(line)
+            out.write("\r" + line + pad + ("\n" if final else ""))
+            out.flush()
+        elif self.verbose == 2 and final:
+            out.write(self._line(current, logs, final) + "\n")
+            out.flush()
+
+
+class ProgbarLogger(Callback):
+    """Prints training progress (added by ``fit`` when verbose > 0).
+
+    verbose=1: ``Epoch 1/2`` then a 20-char bar redrawn with '\\r' per batch: step count,
+    elapsed seconds, time per step, samples/s, loss and metrics (running means), ending with the
+    validation values. verbose=2: ``Epoch 1/2`` then one line per epoch:
+    ``3/3 - 1s - 463ms/step - loss: ... - val_loss: ...``.
+    """
+
+    def __init__(self, verbose=1):
+        super().__init__()
+        self.verbose = verbose
+        self._bar = None
+        self._seen = 0
+        self._batch_logs = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.verbose:
+            sys.stdout.write(f"Epoch {epoch + 1}/{self.params.get('epochs')}\n")
+            sys.stdout.flush()
+        self._bar = Progbar(self.params.get("steps"), self.verbose,
+                            samples=self.params.get("samples"),
+                            batch_size=self.params.get("batch_size"))
+        self._seen = 0
+        self._batch_logs = {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._seen = batch + 1
+        self._batch_logs = dict(logs or {})
+        if self.verbose == 1 and self._bar is not None:
+            self._bar.update(self._seen, self._batch_logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._bar is not None:
+            self._bar.update(self._seen, logs, final=True)
+        self._bar = None
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` stops improving (Keras semantics).
+
+    mode "auto" maximises a monitor whose name contains "acc", minimises otherwise.
+    An epoch improves when it beats the best by more than ``min_delta``. Training stops when
+    ``patience`` epochs in a row did not improve (patience=0: the first one that does not).
+    ``restore_best_weights`` puts back the best epoch's weights at the end of training.
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a str, got {type(monitor).__name__}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if not isinstance(patience, (int, np.integer)) or isinstance(patience, bool) or patience < 0:
+            raise ValueError(f"patience must be an int >= 0, got {patience!r}")
+        try:
+            min_delta = abs(float(min_delta))
+        except (TypeError, ValueError):
+            raise TypeError(f"min_delta must be a number, got {min_delta!r}") from None
+        self.monitor = monitor
+        self.min_delta = min_delta
+        self.patience = int(patience)
+        self.verbose = verbose
+        self.baseline = baseline
+        self.restore_best_weights = bool(restore_best_weights)
+        self.start_from_epoch = int(start_from_epoch)
+        if mode == "auto":
+            mode = "max" if "acc" in monitor or monitor.endswith("auc") else "min"
+        self.mode = mode
+
+    def _better(self, value, reference):
+        if reference is None:
+            return True
+        if self.mode == "min":
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = self.baseline
+        self.best_weights = None
+        self.best_epoch = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            warnings.warn(
+                f"EarlyStopping: monitor {self.monitor!r} is not in the logs; available: "
+                f"{sorted(logs or {})}", RuntimeWarning, stacklevel=2)
+            return
+        if epoch < self.start_from_epoch:
+            return
+        value = float(value)
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+        self.wait += 1
+        if math.isfinite(value) and self._better(value, self.best):
+            self.best = value
+            self.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._better(value, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose > 0:
+            sys.stdout.write(f"Epoch {self.stopped_epoch + 1}: early stopping\n")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose > 0:
+                sys.stdout.write(f"Restoring model weights from the end of the best epoch: "
+                                 f"{self.best_epoch + 1}.\n")
+            self.model.set_weights(self.best_weights)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch loss is NaN or infinite (``raise_error=True`` raises
+    RuntimeError instead). The non-finite step itself is never applied to the weights."""
+
+    def __init__(self, raise_error=False):
+        super().__init__()
+        self.raise_error = bool(raise_error)
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            if self.raise_error:
+                raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}: loss = {loss}")
+            sys.stdout.write(f"Batch {batch}: Invalid loss, terminating training\n")
+            self.model.stop_training = True
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (``model.save(path)``) at the end of every epoch, or only when
+    ``monitor`` improved with ``save_best_only=True``. ``filepath`` may contain format fields
+    ``{epoch}`` (1-based) and any log key, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.safetensors"``."""
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, mode="auto"):
+        super().__init__()
+        if not isinstance(filepath, (str, os.PathLike)):
+            raise TypeError(f"filepath must be a str or path, got {type(filepath).__name__}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        self.filepath = os.fspath(filepath)
+        self.monitor = monitor
+        self.verbose = verbose
+        self.save_best_only = bool(save_best_only)
+        if mode == "auto":
+            mode = "max" if "acc" in monitor or monitor.endswith("auc") else "min"
+        self.mode = mode
+        self.best = None
+
+    def on_train_begin(self, logs=None):
+        self.best = None
+
+    def _path(self, epoch, logs):
+        try:
+            return self.filepath.format(epoch=epoch + 1, **(logs or {}))
+        except KeyError as exc:
+            raise KeyError(f"ModelCheckpoint: filepath {self.filepath!r} uses {exc}, which is not "
+                           f"in the logs {sorted(logs or {})}") from None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = self._path(epoch, logs)
+        if self.save_best_only:
+            value = logs.get(self.monitor)
+            if value is None:
+                warnings.warn(f"ModelCheckpoint: monitor {self.monitor!r} is not in the logs; "
+                              f"skipping", RuntimeWarning, stacklevel=2)
+                return
+            value = float(value)
+            if not math.isfinite(value):
+                return
+            better = (self.best is None or (value < self.best if self.mode == "min" else value > self.best))
+            if not better:
+                return
+            if self.verbose > 0:
+                sys.stdout.write(f"Epoch {epoch + 1}: {self.monitor} improved to "
+                                 f"{_format_value(value)}, saving model to {path}\n")
+            self.best = value
+        elif self.verbose > 0:
+            sys.stdout.write(f"Epoch {epoch + 1}: saving model to {path}\n")
+        self.model.save(path)
+
+
+class LambdaCallback(Callback):
+    """Callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
+
+    def __init__(self, **hooks):
+        super().__init__()
+        for name, fn in hooks.items():
+            if name not in _HOOKS:
+                raise ValueError(f"LambdaCallback: unknown hook {name!r}; expected one of {_HOOKS}")
+            if not callable(fn):
+                raise TypeError(f"LambdaCallback: {name} must be callable")
+            setattr(self, name, fn)
