@@ -1,12 +1,60 @@
-"""fastrnn layers. LAYER_REGISTRY is the allowlist used to rebuild models from files."""
+"""fastrnn layers. LAYER_REGISTRY is the allowlist used to rebuild models from files.
+
+``serialize(layer)`` gives ``{"class_name": ..., "config": {...}}`` (JSON-able) and
+``deserialize(d)`` rebuilds a layer from such a dict. Only the classes listed in
+``LAYER_REGISTRY`` can be created that way: names are never resolved by import path.
+"""
 
 from .base import Layer
+from .bidirectional import Bidirectional
+from .core import Dense, Input, InputLayer
+from .dropout import Dropout
+from .embedding import Embedding
 from .recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
 
 LAYER_REGISTRY = {
     "SimpleRNN": SimpleRNN,
     "LSTM": LSTM,
     "GRU": GRU,
+    "Dense": Dense,
+    "Embedding": Embedding,
+    "Dropout": Dropout,
+    "Bidirectional": Bidirectional,
+    "InputLayer": InputLayer,
 }
 
-__all__ = ["Layer", "RecurrentLayer", "SimpleRNN", "LSTM", "GRU", "LAYER_REGISTRY"]
+
+def serialize(layer):
+    """``{"class_name": <registered class name>, "config": layer.get_config()}``."""
+    if not isinstance(layer, Layer):
+        raise TypeError(f"serialize: expected a fastrnn Layer, got {type(layer).__name__}")
+    name = type(layer).__name__
+    if LAYER_REGISTRY.get(name) is not type(layer):
+        raise ValueError(f"serialize: layer class {name!r} is not in LAYER_REGISTRY; "
+                         f"registered: {sorted(LAYER_REGISTRY)}")
+    return {"class_name": name, "config": layer.get_config()}
+
+
+def deserialize(config):
+    """Build a layer from ``{"class_name": ..., "config": {...}}``; the class must be in
+    LAYER_REGISTRY. Bad input raises ValueError (unknown class, malformed dict) or TypeError
+    (unexpected constructor arguments)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"deserialize: expected a dict with 'class_name' and 'config', got "
+                         f"{type(config).__name__}")
+    name = config.get("class_name")
+    if not isinstance(name, str) or name not in LAYER_REGISTRY:
+        raise ValueError(f"deserialize: unknown layer class_name {name!r}; allowed: "
+                         f"{sorted(LAYER_REGISTRY)}")
+    cfg = config.get("config", {})
+    if cfg is None:
+        cfg = {}
+    if not isinstance(cfg, dict) or not all(isinstance(k, str) for k in cfg):
+        raise ValueError(f"deserialize: 'config' of {name} must be a dict with str keys, got "
+                         f"{type(cfg).__name__}")
+    return LAYER_REGISTRY[name].from_config(dict(cfg))
+
+
+__all__ = ["Layer", "RecurrentLayer", "SimpleRNN", "LSTM", "GRU", "Dense", "Embedding",
+           "Dropout", "Bidirectional", "Input", "InputLayer", "LAYER_REGISTRY", "serialize",
+           "deserialize"]

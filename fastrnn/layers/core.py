@@ -1,0 +1,182 @@
+"""Dense (a torch.nn.Linear over the last axis, plus an activation) and Input."""
+
+import numpy as np
+from scipy.special import expit
+
+from .base import Layer
+
+__all__ = ["Dense", "Input", "InputLayer", "ACTIVATIONS"]
+
+ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _float_input(x, layer, dtype):
+    """Array-like -> float array of the layer dtype (ints and float16 are cast; bool, complex,
+    object and strings are a TypeError)."""
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except Exception:
+            raise TypeError(f"{layer}: x must be an array, got {type(x).__name__}") from None
+    if x.dtype.kind not in "fiu":
+        raise TypeError(f"{layer}: x must be a real numeric array, got dtype {x.dtype}")
+    return x.astype(dtype, copy=False)
+
+
+def apply_activation(name, z):
+    if name == "linear":
+        return z
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "sigmoid":
+        return expit(z)
+    if name == "softmax":
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    raise ValueError(name)  # pragma: no cover - validated in __init__
+
+
+def activation_backward(name, a, z, da):
+    """d loss / d z from d loss / d a, using the output a (and z for relu)."""
+    if name == "linear":
+        return da
+    if name == "relu":
+        return da * (z > 0)
+    if name == "tanh":
+        return da * (1 - a * a)
+    if name == "sigmoid":
+        return da * a * (1 - a)
+    if name == "softmax":
+        return a * (da - np.sum(da * a, axis=-1, keepdims=True))
+    raise ValueError(name)  # pragma: no cover
+
+
+class Dense(Layer):
+    """Fully connected layer over the last axis: ``y = act(x @ weight.T + bias)``.
+
+    Works on ``(B, in)`` and ``(B, T, in)`` (any leading axes). Parameters are torch.nn.Linear's:
+    ``weight`` (units, in) and ``bias`` (units,), initialised like torch (U(-1/sqrt(in),
+    1/sqrt(in)) for both). ``activation``: None/"linear", "relu", "tanh", "sigmoid", "softmax"
+    (softmax over the last axis). Masks pass through unchanged.
+    """
+
+    supports_masking = True
+
+    def __init__(self, units, activation=None, use_bias=True, *, input_size=None,
+                 dtype="float32", seed=None, name=None):
+        super().__init__(dtype=dtype, seed=seed, name=name)
+        self.units = _positive_int(units, "units")
+        if activation is None:
+            activation = "linear"
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be None or one of {ACTIVATIONS}, got {activation!r}")
+        self.activation = activation
+        self.use_bias = bool(use_bias)
+        self.input_size = None if input_size is None else _positive_int(input_size, "input_size")
+        self._cache = None
+        self.last_logits = None
+        if self.input_size is not None:
+            self.build((None, self.input_size))
+
+    def build(self, input_shape):
+        n_in = _positive_int(input_shape[-1], "input feature size")
+        k = 1.0 / np.sqrt(n_in)
+        rng = self._rng()
+        self.input_size = n_in
+        self.params["weight"] = rng.uniform(-k, k, (self.units, n_in)).astype(self.dtype)
+        if self.use_bias:
+            self.params["bias"] = rng.uniform(-k, k, (self.units,)).astype(self.dtype)
+        self._finish_build()
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(units=self.units, activation=self.activation, use_bias=self.use_bias,
+                   input_size=self.input_size)
+        return cfg
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def _check(self, x):
+        x = _float_input(x, "Dense", self.dtype)
+        if x.ndim < 2:
+            raise ValueError(f"Dense: x must have at least 2 dimensions (batch, features), got "
+                             f"shape {x.shape}")
+        if not self.built:
+            self.build(x.shape)
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"Dense: x.shape[-1] (features) must be {self.input_size}, got "
+                             f"{x.shape[-1]}")
+        return x
+
+    def forward(self, x, training=False, mask=None):
+        x = self._check(x)
+        x2 = x.reshape(-1, self.input_size)
+        z = x2 @ self.params["weight"].T
+        if self.use_bias:
+            z += self.params["bias"]
+        with np.errstate(over="ignore"):
+            a = apply_activation(self.activation, z)
+        out_shape = x.shape[:-1] + (self.units,)
+        self.last_logits = z.reshape(out_shape) if training else None
+        self._cache = (x2, z, a, out_shape) if training else None
+        return a.reshape(out_shape)
+
+    def backward(self, d_out, from_logits=False):
+        """Gradient of the input. ``from_logits=True`` means ``d_out`` is the gradient with
+        respect to the pre-activation (``last_logits``), as the fused softmax/sigmoid +
+        cross-entropy path of Sequential gives it."""
+        if self._cache is None:
+            raise RuntimeError("Dense.backward needs a preceding forward(..., training=True)")
+        x2, z, a, out_shape = self._cache
+        d_out = np.asarray(d_out)
+        if d_out.shape != out_shape:
+            raise ValueError(f"Dense: d_out must have shape {out_shape}, got {d_out.shape}")
+        da = d_out.reshape(-1, self.units).astype(self.dtype, copy=False)
+        dz = da if from_logits else activation_backward(self.activation, a, z, da)
+        self.grads["weight"] = dz.T @ x2
+        if self.use_bias:
+            self.grads["bias"] = dz.sum(axis=0)
+        dx = dz @ self.params["weight"]
+        return dx.reshape(out_shape[:-1] + (self.input_size,))
+
+
+class InputLayer(Layer):
+    """Declares the per-sample input shape of a Sequential model, e.g. ``Input((T, F))`` or
+    ``Input((None, F))`` for any length; ``Input((T,), dtype="int64")`` before an Embedding.
+    Sequential takes the shape from it (it is not one of ``model.layers``)."""
+
+    def __init__(self, shape, dtype="float32", name=None):
+        super().__init__(dtype="float32", name=name)
+        if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+            shape = (shape,)
+        if not isinstance(shape, (tuple, list)) or not shape:
+            raise ValueError(f"Input: shape must be a non-empty tuple of ints/None, got {shape!r}")
+        for s in shape:
+            if s is not None and (isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0):
+                raise ValueError(f"Input: shape entries must be positive ints or None, got {shape!r}")
+        self.shape = tuple(None if s is None else int(s) for s in shape)
+        self.input_dtype = np.dtype(dtype).name
+        self.built = True
+
+    def forward(self, x, training=False, mask=None):
+        return x
+
+    def backward(self, d_out):
+        return d_out
+
+    def get_config(self):
+        return {"shape": list(self.shape), "dtype": self.input_dtype, "name": self.name}
+
+
+def Input(shape, dtype="float32", name=None):
+    """Keras-style ``Input(shape)`` (the batch axis excluded) for ``Sequential([Input(...), ...])``."""
+    return InputLayer(shape, dtype=dtype, name=name)
