@@ -1,0 +1,722 @@
+"""Optimizers: SGD, Adam, AdamW, RMSprop, Adagrad.
+
+The update rules, defaults and argument checks follow ``torch.optim`` exactly
+(only the learning rate is spelled ``learning_rate`` as in Keras), so a model
+trained here and its PyTorch twin take the same steps.  Every update is
+computed in the dtype of the parameter (float32 parameters stay float32) in
+the same order of operations as PyTorch's CPU implementation.
+
+Usage
+-----
+An optimizer updates parameter arrays **in place**::
+
+    opt = fastrnn.optimizers.Adam(learning_rate=1e-3, clipnorm=1.0)
+    applied = opt.apply([("layers.0.weight_ih", w, dw), ("layers.0.bias_ih", b, db)])
+
+``apply`` takes a list of ``(name, param, grad)`` triples (recommended: the
+per-parameter state is keyed by the name, so it survives saving and loading),
+a dict ``{name: (param, grad)}``, or a list of ``(param, grad)`` pairs (then
+keyed by position ``"0"``, ``"1"``, ...).  It returns ``True`` when the step
+was applied and ``False`` when it was skipped.
+
+Safety
+------
+* Gradient clipping (at most one of, each a finite number > 0):
+  ``clipnorm`` (each gradient tensor rescaled to L2 norm <= clipnorm),
+  ``clipvalue`` (each element clipped to [-clipvalue, clipvalue]),
+  ``global_clipnorm`` (all gradients rescaled together so that their joint L2
+  norm <= global_clipnorm).  Clipping happens before weight decay, as with
+  ``torch.nn.utils.clip_grad_norm_`` followed by ``optimizer.step()``.
+* A step is all-or-nothing.  If any gradient contains NaN or Inf, or if the
+  update would make any parameter or optimizer slot non-finite, nothing is
+  changed (parameters, slots and step counters keep their values), the step
+  is counted in ``opt.skipped_steps`` and ``apply`` returns ``False``
+  (``on_nonfinite="raise"`` raises :class:`NonFiniteGradientError` instead).
+* All inputs are checked before anything is modified; errors name the
+  argument, the expected and the actual value.
+
+State
+-----
+``opt.get_state()`` returns ``(serialize(opt), slots)`` where ``slots`` maps
+``"{slot}.{param_name}"`` to an array (``step`` slots are int64 scalars) plus
+``"iterations"``; ``opt.set_state(config, slots)`` restores it.
+``opt.get_config()`` returns the constructor keyword arguments;
+``serialize(opt)`` / ``from_config(d)`` (alias ``deserialize``) convert to and
+from ``{"class_name": ..., "config": ...}`` using an allowlist of classes.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "NonFiniteGradientError",
+    "get",
+    "serialize",
+    "deserialize",
+    "from_config",
+]
+
+
+class NonFiniteGradientError(ValueError):
+    """Raised by ``apply`` with ``on_nonfinite="raise"`` when a step would be non-finite."""
+
+
+# --------------------------------------------------------------------------
+# argument checking
+# --------------------------------------------------------------------------
+
+def _check_number(name, value, *, low=None, low_inclusive=True, high=None,
+                  high_inclusive=True):
+    """Return ``value`` as a Python float after checking it is a finite real in range."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} "
+                        f"(type {type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None:
+        if (value < low) if low_inclusive else (value <= low):
+            op = ">=" if low_inclusive else ">"
+            raise ValueError(f"Invalid {name}: expected {name} {op} {low}, got {value!r}")
+    if high is not None:
+        if (value > high) if high_inclusive else (value >= high):
+            op = "<=" if high_inclusive else "<"
+            raise ValueError(f"Invalid {name}: expected {name} {op} {high}, got {value!r}")
+    return value
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r} (type {type(value).__name__})")
+    return bool(value)
+
+
+def _check_clip(clipnorm, clipvalue, global_clipnorm):
+    given = [f"{n}={v!r}" for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                       ("global_clipnorm", global_clipnorm)) if v is not None]
+    if len(given) > 1:
+        raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
+                         f"set; got {', '.join(given)}")
+    out = []
+    for name, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                    ("global_clipnorm", global_clipnorm)):
+        out.append(None if v is None else _check_number(name, v, low=0.0, low_inclusive=False))
+    return out
+
+
+def _l2_norm(g):
+    """L2 norm of an array in float64, robust against overflow of the squares."""
+    if g.size == 0:
+        return 0.0
+    a = np.abs(g, dtype=np.float64)
+    m = float(a.max())
+    if m == 0.0 or not math.isfinite(m):
+        return m
+    a /= m
+    return m * math.sqrt(float(np.dot(a.ravel(), a.ravel())))
+
+
+def _lerp(start, end, weight):
+    """PyTorch's ``lerp``: ``start + weight*(end-start)`` (|weight| < 0.5) else
+    ``end - (end-start)*(1-weight)``, with ``weight`` in the array dtype."""
+    w = start.dtype.type(weight)
+    if abs(float(w)) < 0.5:
+        return start + w * (end - start)
+    return end - (end - start) * (start.dtype.type(1) - w)
+
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# --------------------------------------------------------------------------
+# base class
+# --------------------------------------------------------------------------
+
+class Optimizer:
+    """Base class.  Subclasses define ``_hyper`` (names of constructor
+    hyperparameters, in order), ``_slots()`` and ``_update()``."""
+
+    _hyper = ()
+    _registry_name = None
+
+    def __init__(self, learning_rate, *, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 on_nonfinite="skip"):
+        self.learning_rate = learning_rate
+        self.clipnorm, self.clipvalue, self.global_clipnorm = _check_clip(
+            clipnorm, clipvalue, global_clipnorm)
+        if on_nonfinite not in ("skip", "raise"):
+            raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {on_nonfinite!r}")
+        self.on_nonfinite = on_nonfinite
+        self._state = {}        # name -> {"step": int, slot: ndarray}
+        self.iterations = 0     # number of applied steps
+        self.skipped_steps = 0  # number of skipped (non-finite) steps
+
+    # -- learning rate is settable (schedules, callbacks) and always validated
+    @property
+    def learning_rate(self):
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = _check_number("learning_rate", value, low=0.0)
+
+    # -- configuration ------------------------------------------------------
+    def get_config(self):
+        """Constructor keyword arguments (JSON-able): ``type(opt)(**opt.get_config())``
+        builds an equivalent optimizer without state."""
+        cfg = {"learning_rate": self.learning_rate}
+        for name in self._hyper:
+            cfg[name] = getattr(self, name)
+        cfg.update(clipnorm=self.clipnorm, clipvalue=self.clipvalue,
+                   global_clipnorm=self.global_clipnorm, on_nonfinite=self.on_nonfinite)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        allowed = set(cls().get_config())
+        unknown = sorted(set(config) - allowed)
+        if unknown:
+            raise ValueError(f"Unknown {cls.__name__} config keys {unknown}; "
+                             f"expected a subset of {sorted(allowed)}")
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
+                         if v is not None and not (k == "on_nonfinite" and v == "skip"))
+        return f"{type(self).__name__}({args})"
+
+    # -- state ----------------------------------------------------------------
+    def _slots(self):
+        """Names of the array slots this configuration keeps per parameter."""
+        raise NotImplementedError
+
+    def _new_state(self, p):
+        """Initial slot arrays for parameter ``p`` (before its first step)."""
+        raise NotImplementedError
+
+    def reset(self):
+        """Forget all per-parameter state and the step counters."""
+        self._state = {}
+        self.iterations = 0
+        self.skipped_steps = 0
+
+    def get_state(self):
+        """Return ``(serialize(self), slots)``.
+
+        ``slots`` maps ``"{slot}.{param_name}"`` to a fresh array: the slot
+        arrays (parameter shape and dtype) and ``"step.{param_name}"`` (int64
+        scalar, number of updates of that parameter), plus ``"iterations"``
+        (int64 scalar, number of applied steps)."""
+        slots = {"iterations": np.array(self.iterations, dtype=np.int64)}
+        for name, st in self._state.items():
+            slots[f"step.{name}"] = np.array(st["step"], dtype=np.int64)
+            for s in self._slots():
+                slots[f"{s}.{name}"] = st[s].copy()
+        return serialize(self), slots
+
+    def set_state(self, config, slots=None, params=None):
+        """Restore what :meth:`get_state` returned (``set_state(opt.get_state())``
+        or ``set_state(config, slots)``).
+
+        ``config`` (``{"class_name", "config"}`` or ``None`` to keep the current
+        hyperparameters) must name this optimizer's class.  ``params`` (optional
+        dict name -> array) lets the slots be checked against the parameters
+        they belong to (same names, shapes and dtypes).  Nothing changes unless
+        everything is valid."""
+        if slots is None and isinstance(config, tuple) and len(config) == 2:
+            config, slots = config
+        if slots is None:
+            slots = {}
+        if not isinstance(slots, dict):
+            raise TypeError(f"slots must be a dict name -> array, got {type(slots).__name__}")
+        new_hyper = None
+        if config is not None:
+            other = deserialize(config)
+            if type(other) is not type(self):
+                raise ValueError(f"optimizer state is for {type(other).__name__}, "
+                                 f"cannot load it into {type(self).__name__}")
+            new_hyper = other
+        probe = new_hyper if new_hyper is not None else self
+        slot_names = probe._slots()
+        iterations = 0
+        per_param = {}
+        for key, value in slots.items():
+            if not isinstance(key, str):
+                raise TypeError(f"slot names must be strings, got {key!r}")
+            if key == "iterations":
+                iterations = _as_count("iterations", value)
+                continue
+            slot, sep, name = key.partition(".")
+            if not sep or not name:
+                raise ValueError(f"bad optimizer slot name {key!r}: expected '<slot>.<param_name>'")
+            if slot != "step" and slot not in slot_names:
+                raise ValueError(f"unexpected optimizer slot {slot!r} in {key!r} for "
+                                 f"{type(self).__name__} with this configuration; "
+                                 f"expected one of {['step', *slot_names]}")
+            per_param.setdefault(name, {})[slot] = value
+        new_state = {}
+        for name, entries in per_param.items():
+            missing = [s for s in ("step", *slot_names) if s not in entries]
+            if missing:
+                raise ValueError(f"optimizer state for parameter {name!r} is missing slots "
+                                 f"{missing}")
+            step = _as_count(f"step.{name}", entries["step"])
+            if step < 1:
+                raise ValueError(f"step.{name} must be >= 1 for a parameter with state, got {step}")
+            st = {"step": step}
+            ref = None
+            for s in slot_names:
+                arr = entries[s]
+                if not isinstance(arr, np.ndarray) or arr.dtype not in _FLOAT_DTYPES:
+                    raise TypeError(f"optimizer slot {s}.{name} must be a float32/float64 "
+                                    f"ndarray, got {getattr(arr, 'dtype', type(arr).__name__)}")
+                if ref is None:
+                    ref = arr
+                elif arr.shape != ref.shape or arr.dtype != ref.dtype:
+                    raise ValueError(f"optimizer slot {s}.{name} has shape {arr.shape} "
+                                     f"{arr.dtype}, expected {ref.shape} {ref.dtype} like "
+                                     f"the other slots of {name!r}")
+                if not np.isfinite(arr).all():
+                    raise ValueError(f"optimizer slot {s}.{name} contains NaN or Inf")
+                st[s] = np.array(arr, dtype=arr.dtype, order="C", copy=True)
+            if params is not None:
+                if name not in params:
+                    raise ValueError(f"optimizer state refers to unknown parameter {name!r}; "
+                                     f"known: {sorted(params)}")
+                p = params[name]
+                if ref is not None and (ref.shape != p.shape or ref.dtype != p.dtype):
+                    raise ValueError(f"optimizer state for {name!r} has shape {ref.shape} "
+                                     f"{ref.dtype}, parameter has {p.shape} {p.dtype}")
+            new_state[name] = st
+        if new_hyper is not None:
+            self.__dict__.update({k: v for k, v in new_hyper.__dict__.items()
+                                  if k not in ("_state", "iterations", "skipped_steps")})
+        self._state = new_state
+        self.iterations = iterations
+
+    # -- the step -------------------------------------------------------------
+    def _normalize(self, items):
+        if isinstance(items, dict):
+            raw = []
+            for k, v in items.items():
+                if not isinstance(v, (tuple, list)) or len(v) != 2:
+                    raise TypeError(f"apply(dict): value for {k!r} must be a (param, grad) "
+                                    f"pair, got {type(v).__name__}")
+                raw.append((k, v[0], v[1]))
+        else:
+            try:
+                items = list(items)
+            except TypeError:
+                raise TypeError("apply() expects a list of (name, param, grad) triples, "
+                                "(param, grad) pairs or a dict name -> (param, grad); got "
+                                f"{type(items).__name__}") from None
+            raw = []
+            kinds = set()
+            for i, it in enumerate(items):
+                if not isinstance(it, (tuple, list)) or len(it) not in (2, 3):
+                    raise TypeError(f"apply(): item {i} must be a (name, param, grad) triple "
+                                    f"or a (param, grad) pair, got {it!r:.80}")
+                kinds.add(len(it))
+                raw.append((str(i), it[0], it[1]) if len(it) == 2 else tuple(it))
+            if len(kinds) > 1:
+                raise TypeError("apply(): do not mix (param, grad) pairs and "
+                                "(name, param, grad) triples")
+        entries = []
+        seen = set()
+        for name, p, g in raw:
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"parameter names must be non-empty strings, got {name!r}")
+            if name in seen:
+                raise ValueError(f"parameter name {name!r} appears twice")
+            seen.add(name)
+            if not isinstance(p, np.ndarray):
+                raise TypeError(f"parameter {name!r} must be a numpy ndarray, "
+                                f"got {type(p).__name__}")
+            if p.dtype not in _FLOAT_DTYPES:
+                raise TypeError(f"parameter {name!r} must be float32 or float64, got {p.dtype}")
+            if not p.flags.writeable:
+                raise ValueError(f"parameter {name!r} is read-only; it must be updated in place")
+            g = np.asarray(g)
+            if g.dtype.kind not in "fiu":
+                raise TypeError(f"gradient for {name!r} must be a real numeric array, "
+                                f"got {g.dtype}")
+            if g.shape != p.shape:
+                raise ValueError(f"gradient for {name!r} has shape {g.shape}, expected the "
+                                 f"parameter shape {p.shape}")
+            g = np.ascontiguousarray(g, dtype=p.dtype)
+            st = self._state.get(name)
+            if st is not None:
+                for s in self._slots():
+                    a = st[s]
+                    if a.shape != p.shape or a.dtype != p.dtype:
+                        raise ValueError(
+                            f"optimizer state for {name!r} has shape {a.shape} {a.dtype}, but "
+                            f"the parameter is {p.shape} {p.dtype}; call reset() or use a new "
+                            "optimizer for a different model")
+            entries.append((name, p, g))
+        return entries
+
+    def _clip(self, entries):
+        if self.clipvalue is not None:
+            c = self.clipvalue
+            return [(n, p, np.clip(g, -c, c).astype(g.dtype, copy=False)) for n, p, g in entries]
+        if self.clipnorm is not None:
+            c = self.clipnorm
+            out = []
+            for n, p, g in entries:
+                norm = _l2_norm(g)
+                out.append((n, p, g * (c / norm) if norm > c else g))
+            return out
+        if self.global_clipnorm is not None:
+            c = self.global_clipnorm
+            norms = [_l2_norm(g) for _, _, g in entries]
+            m = max(norms, default=0.0)
+            total = 0.0 if m == 0.0 else m * math.sqrt(sum((x / m) ** 2 for x in norms))
+            if total > c:
+                scale = c / total
+                return [(n, p, g * scale) for n, p, g in entries]
+        return entries
+
+    def _skip(self, why):
+        self.skipped_steps += 1
+        if self.on_nonfinite == "raise":
+            raise NonFiniteGradientError(why)
+        return False
+
+    def apply(self, items):
+        """Apply one update step in place; return True if applied, False if skipped.
+
+        ``items``: list of ``(name, param, grad)`` triples, dict
+        ``{name: (param, grad)}``, or list of ``(param, grad)`` pairs (state
+        keyed by position).  Params must be writable float32/float64 arrays;
+        gradients are cast to the param dtype.  Nothing is changed if the
+        gradients or the result are not all finite (see module docstring)."""
+        entries = self._normalize(items)
+        for name, _, g in entries:
+            if not np.isfinite(g).all():
+                return self._skip(f"gradient for {name!r} contains NaN or Inf; step skipped")
+        entries = self._clip(entries)
+        staged = []
+        for name, p, g in entries:
+            st = self._state.get(name)
+            if st is None:
+                st = {"step": 0, **self._new_state(p)}
+            step = st["step"] + 1
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                new_p, new_slots = self._update(p, g, st, step)
+            if not np.isfinite(new_p).all():
+                return self._skip(f"update of {name!r} is not finite; step skipped")
+            for s, a in new_slots.items():
+                if not np.isfinite(a).all():
+                    return self._skip(f"optimizer slot {s}.{name} would become non-finite; "
+                                      "step skipped")
+            staged.append((name, p, new_p, {"step": step, **new_slots}))
+        for name, p, new_p, st in staged:
+            np.copyto(p, new_p)
+            self._state[name] = st
+        self.iterations += 1
+        return True
+
+    def _update(self, p, g, state, step):
+        """Return ``(new_param, new_slots)`` without modifying anything."""
+        raise NotImplementedError
+
+
+def _as_count(name, value):
+    arr = np.asarray(value)
+    if arr.shape != () or arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer scalar, got {arr.dtype} array of shape "
+                        f"{arr.shape}")
+    v = int(arr)
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return v
+
+
+# --------------------------------------------------------------------------
+# optimizers
+# --------------------------------------------------------------------------
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with optional momentum (``torch.optim.SGD``).
+
+    With gradient ``g_t``, learning rate ``lr``, momentum ``mu``, dampening
+    ``tau`` and weight decay ``lambda``::
+
+        g_t = g_t + lambda * p_{t-1}                       (if weight_decay != 0)
+        b_t = g_t                                          (first step)
+        b_t = mu * b_{t-1} + (1 - tau) * g_t               (later steps, momentum != 0)
+        g_t = g_t + mu * b_t      (nesterov)   or   g_t = b_t   (otherwise; momentum != 0)
+        p_t = p_{t-1} - lr * g_t
+
+    Slots: ``momentum_buffer`` (only when momentum != 0).  Nesterov requires
+    momentum > 0 and dampening == 0.
+    """
+
+    _hyper = ("momentum", "nesterov", "weight_decay", "dampening")
+    _registry_name = "sgd"
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0.0,
+                 dampening=0.0, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.momentum = _check_number("momentum", momentum, low=0.0)
+        self.nesterov = _check_bool("nesterov", nesterov)
+        self.weight_decay = _check_number("weight_decay", weight_decay, low=0.0)
+        self.dampening = _check_number("dampening", dampening)
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening; "
+                             f"got momentum={self.momentum}, dampening={self.dampening}")
+
+    def _slots(self):
+        return ("momentum_buffer",) if self.momentum != 0 else ()
+
+    def _new_state(self, p):
+        return {}
+
+    def _update(self, p, g, state, step):
+        if self.weight_decay != 0:
+            g = g + self.weight_decay * p
+        slots = {}
+        if self.momentum != 0:
+            if "momentum_buffer" not in state:
+                buf = g.copy()
+            else:
+                buf = state["momentum_buffer"] * self.momentum + (1 - self.dampening) * g
+            slots["momentum_buffer"] = buf
+            g = g + self.momentum * buf if self.nesterov else buf
+        return p + (-self.learning_rate) * g, slots
+
+
+class Adam(Optimizer):
+    r"""Adam (``torch.optim.Adam``; with ``decoupled`` weight decay: AdamW).
+
+    With ``beta_1, beta_2, eps``, step ``t`` (per parameter, from 1)::
+
+        g_t = g_t + lambda * p_{t-1}                   (Adam, weight_decay != 0)
+        p_{t-1} = p_{t-1} * (1 - lr * lambda)          (AdamW)
+        m_t = m_{t-1} + (1 - beta_1) * (g_t - m_{t-1})          (lerp)
+        v_t = beta_2 * v_{t-1} + (1 - beta_2) * g_t * g_t
+        vmax_t = max(vmax_{t-1}, v_t);  v_hat = vmax_t if amsgrad else v_t
+        denom = sqrt(v_hat) / sqrt(1 - beta_2**t) + eps
+        p_t = p_{t-1} - (lr / (1 - beta_1**t)) * m_t / denom
+
+    Note eps is added *after* the bias correction of ``sqrt(v)`` (PyTorch's
+    placement), not to ``sqrt(v_hat_t)`` of the paper's corrected ``v``.
+    Slots: ``exp_avg`` (m), ``exp_avg_sq`` (v), ``max_exp_avg_sq`` (amsgrad).
+    """
+
+    _hyper = ("beta_1", "beta_2", "epsilon", "weight_decay", "amsgrad")
+    _registry_name = "adam"
+    _decoupled = False
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 weight_decay=0.0, amsgrad=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1 = _check_number("beta_1", beta_1, low=0.0, high=1.0, high_inclusive=False)
+        self.beta_2 = _check_number("beta_2", beta_2, low=0.0, high=1.0, high_inclusive=False)
+        self.epsilon = _check_number("epsilon", epsilon, low=0.0)
+        self.weight_decay = _check_number("weight_decay", weight_decay, low=0.0)
+        self.amsgrad = _check_bool("amsgrad", amsgrad)
+
+    def _slots(self):
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
+
+    def _new_state(self, p):
+        st = {"exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p)}
+        if self.amsgrad:
+            st["max_exp_avg_sq"] = np.zeros_like(p)
+        return st
+
+    def _update(self, p, g, state, step):
+        lr = self.learning_rate
+        if self.weight_decay != 0:
+            if self._decoupled:
+                p = p * (1 - lr * self.weight_decay)
+            else:
+                g = g + self.weight_decay * p
+        m = _lerp(state["exp_avg"], g, 1 - self.beta_1)
+        v = state["exp_avg_sq"] * self.beta_2 + ((1 - self.beta_2) * g) * g
+        bias_correction1 = 1 - self.beta_1 ** step
+        bias_correction2 = 1 - self.beta_2 ** step
+        step_size = lr / bias_correction1
+        bias_correction2_sqrt = bias_correction2 ** 0.5
+        slots = {"exp_avg": m, "exp_avg_sq": v}
+        if self.amsgrad:
+            vmax = np.maximum(state["max_exp_avg_sq"], v)
+            slots["max_exp_avg_sq"] = vmax
+            denom = np.sqrt(vmax) / bias_correction2_sqrt + self.epsilon
+        else:
+            denom = np.sqrt(v) / bias_correction2_sqrt + self.epsilon
+        return p + ((-step_size) * m) / denom, slots
+
+
+class AdamW(Adam):
+    r"""AdamW (``torch.optim.AdamW``): Adam with decoupled weight decay
+    ``p <- p * (1 - lr * weight_decay)`` applied before the Adam step (see
+    :class:`Adam` for the rest of the formulas).  Default weight_decay 0.01."""
+
+    _registry_name = "adamw"
+    _decoupled = True
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 weight_decay=0.01, amsgrad=False, **kwargs):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay, amsgrad, **kwargs)
+
+
+class RMSprop(Optimizer):
+    r"""RMSprop (``torch.optim.RMSprop``)::
+
+        g_t = g_t + lambda * p_{t-1}                        (weight_decay != 0)
+        v_t = alpha * v_{t-1} + (1 - alpha) * g_t * g_t
+        centered:  a_t = a_{t-1} + (1 - alpha) * (g_t - a_{t-1});
+                   s_t = sqrt(v_t - a_t * a_t) + eps
+        otherwise: s_t = sqrt(v_t) + eps
+        momentum > 0: b_t = mu * b_{t-1} + g_t / s_t;  p_t = p_{t-1} - lr * b_t
+        otherwise:    p_t = p_{t-1} - lr * g_t / s_t
+
+    (eps outside the square root.)  Slots: ``square_avg`` (v), ``momentum_buffer``
+    (momentum > 0), ``grad_avg`` (a, centered).  Buffers start at zero.
+    """
+
+    _hyper = ("alpha", "epsilon", "weight_decay", "momentum", "centered")
+    _registry_name = "rmsprop"
+
+    def __init__(self, learning_rate=0.01, alpha=0.99, epsilon=1e-8, weight_decay=0.0,
+                 momentum=0.0, centered=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.alpha = _check_number("alpha", alpha, low=0.0)
+        self.epsilon = _check_number("epsilon", epsilon, low=0.0)
+        self.weight_decay = _check_number("weight_decay", weight_decay, low=0.0)
+        self.momentum = _check_number("momentum", momentum, low=0.0)
+        self.centered = _check_bool("centered", centered)
+
+    def _slots(self):
+        s = ("square_avg",)
+        if self.momentum > 0:
+            s += ("momentum_buffer",)
+        if self.centered:
+            s += ("grad_avg",)
+        return s
+
+    def _new_state(self, p):
+        return {s: np.zeros_like(p) for s in self._slots()}
+
+    def _update(self, p, g, state, step):
+        if self.weight_decay != 0:
+            g = g + self.weight_decay * p
+        v = state["square_avg"] * self.alpha + ((1 - self.alpha) * g) * g
+        slots = {"square_avg": v}
+        if self.centered:
+            a = _lerp(state["grad_avg"], g, 1 - self.alpha)
+            slots["grad_avg"] = a
+            with np.errstate(invalid="ignore"):
+                avg = np.sqrt(v + (-1.0 * a) * a)
+        else:
+            avg = np.sqrt(v)
+        avg = avg + self.epsilon
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.momentum > 0:
+                buf = state["momentum_buffer"] * self.momentum + g / avg
+                slots["momentum_buffer"] = buf
+                return p + (-self.learning_rate) * buf, slots
+            return p + ((-self.learning_rate) * g) / avg, slots
+
+
+class Adagrad(Optimizer):
+    r"""Adagrad (``torch.optim.Adagrad``)::
+
+        g_t = g_t + lambda * p_{t-1}                        (weight_decay != 0)
+        clr = lr / (1 + (t - 1) * lr_decay)
+        s_t = s_{t-1} + g_t * g_t            (s_0 = initial_accumulator_value)
+        p_t = p_{t-1} - clr * g_t / (sqrt(s_t) + eps)
+
+    Slot: ``sum`` (s).
+    """
+
+    _hyper = ("lr_decay", "weight_decay", "initial_accumulator_value", "epsilon")
+    _registry_name = "adagrad"
+
+    def __init__(self, learning_rate=0.01, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, epsilon=1e-10, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.lr_decay = _check_number("lr_decay", lr_decay, low=0.0)
+        self.weight_decay = _check_number("weight_decay", weight_decay, low=0.0)
+        self.initial_accumulator_value = _check_number(
+            "initial_accumulator_value", initial_accumulator_value, low=0.0)
+        self.epsilon = _check_number("epsilon", epsilon, low=0.0)
+
+    def _slots(self):
+        return ("sum",)
+
+    def _new_state(self, p):
+        return {"sum": np.full_like(p, self.initial_accumulator_value)}
+
+    def _update(self, p, g, state, step):
+        if self.weight_decay != 0:
+            g = g + self.weight_decay * p
+        clr = self.learning_rate / (1 + (step - 1) * self.lr_decay)
+        s = state["sum"] + (1.0 * g) * g
+        std = np.sqrt(s) + self.epsilon
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return p + ((-clr) * g) / std, {"sum": s}
+
+
+# --------------------------------------------------------------------------
+# lookup and (de)serialization: allowlist only
+# --------------------------------------------------------------------------
+
+OPTIMIZER_REGISTRY = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+_BY_LOWER = {name.lower(): cls for name, cls in OPTIMIZER_REGISTRY.items()}
+
+
+def serialize(optimizer):
+    """``{"class_name": "Adam", "config": optimizer.get_config()}``."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"expected an Optimizer, got {type(optimizer).__name__}")
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+
+
+def deserialize(config):
+    """Build an optimizer from ``{"class_name": ..., "config": {...}}`` (allowlisted
+    class names only: SGD, Adam, AdamW, RMSprop, Adagrad)."""
+    if not isinstance(config, dict) or set(config) - {"class_name", "config"} \
+            or "class_name" not in config:
+        raise ValueError("optimizer config must be a dict {'class_name': str, 'config': dict}, "
+                         f"got {config!r:.200}")
+    name = config["class_name"]
+    cls = OPTIMIZER_REGISTRY.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"Unknown optimizer class {name!r:.100}; expected one of "
+                         f"{sorted(OPTIMIZER_REGISTRY)}")
+    return cls.from_config(config.get("config", {}))
+
+
+from_config = deserialize
+
+
+def get(identifier):
+    """Return an optimizer from a name (``"sgd"``, ``"adam"``, ``"adamw"``,
+    ``"rmsprop"``, ``"adagrad"``; case-insensitive, default arguments), a
+    serialized dict, or an Optimizer instance (returned as is)."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _BY_LOWER.get(identifier.lower())
+        if cls is None:
+            raise ValueError(f"Unknown optimizer {identifier!r}; expected one of "
+                             f"{sorted(_BY_LOWER)} or an Optimizer instance")
+        return cls()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    raise TypeError("optimizer must be a string, a dict or an Optimizer instance, "
+                    f"got {type(identifier).__name__}")
