@@ -7,5 +7,6 @@ __version__ = "0.1.0"
 
 from . import functional, reference
 from .layers import GRU, LSTM, SimpleRNN, Layer
+from . import interop
 
-__all__ = ["functional", "reference", "SimpleRNN", "LSTM", "GRU", "Layer", "__version__"]
+__all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "Layer", "__version__"]
