@@ -8,5 +8,10 @@ __version__ = "0.1.0"
 from . import functional, reference
 from .layers import GRU, LSTM, SimpleRNN, Layer
 from . import interop
+from .layers import Bidirectional, Dense, Dropout, Embedding, Input
+from .model import Sequential
+from . import callbacks, losses, metrics
 
-__all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "Layer", "__version__"]
+__all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "Layer", "__version__",
+           "Sequential", "Dense", "Embedding", "Dropout", "Bidirectional", "Input",
+           "losses", "metrics", "callbacks"]

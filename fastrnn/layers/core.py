@@ -126,7 +126,7 @@ class Dense(Layer):
         with np.errstate(over="ignore"):
             a = apply_activation(self.activation, z)
         out_shape = x.shape[:-1] + (self.units,)
-        self.last_logits = z.reshape(out_shape) if training else None
+        self.last_logits = z.reshape(out_shape)      # pre-activation, for fused losses
         self._cache = (x2, z, a, out_shape) if training else None
         return a.reshape(out_shape)
 
