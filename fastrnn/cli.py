@@ -1,0 +1,400 @@
+"""The ``fastrnn`` command line (also ``python -m fastrnn``).
+
+Commands::
+
+    fastrnn demo                  train a character LSTM on Python's own help texts for ~1 minute
+    fastrnn train-text FILE       train a character model on any UTF-8 text file
+    fastrnn generate [MODEL]      sample text from a model saved by demo / train-text
+    fastrnn bench [ARGS]          the benchmark suite's quick mode
+
+Errors in the input (a missing, empty or binary file, a bad model file, a bad option value)
+print one line ``fastrnn: error: ...`` to stderr and exit with status 2. Ctrl-C during training
+stops it, saves the model learned so far and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+PROG = "fastrnn"
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CLIError(Exception):
+    """An input problem reported as one line and exit status 2."""
+
+
+def default_cache_dir() -> str:
+    """Where `fastrnn demo` saves its model: $FASTRNN_HOME, else $XDG_CACHE_HOME/fastrnn,
+    else ~/.cache/fastrnn."""
+    env = os.environ.get("FASTRNN_HOME")
+    if env:
+        return env
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "fastrnn")
+
+
+def default_demo_model() -> str:
+    return os.path.join(default_cache_dir(), "demo-charlm.safetensors")
+
+
+# ----------------------------------------------------------------------------
+# argument types (argparse turns their ArgumentTypeError into a usage error, exit 2)
+
+
+def _pos_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _nonneg_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}")
+    return v
+
+
+def _pos_float(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}")
+    return v
+
+
+def _nonneg_float(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}") from None
+    if not (v >= 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}")
+    return v
+
+
+def _add_training_args(p, *, hidden, seq_len, batch_size, lr, minutes, epochs):
+    g = p.add_argument_group("model and training")
+    g.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm",
+                   help="recurrent cell (default: %(default)s)")
+    g.add_argument("--hidden", type=_pos_int, default=hidden,
+                   help="units per recurrent layer (default: %(default)s)")
+    g.add_argument("--layers", type=_pos_int, default=1,
+                   help="stacked recurrent layers (default: %(default)s)")
+    g.add_argument("--embed-dim", type=_pos_int, default=None,
+                   help="character embedding size (default: min(64, vocabulary size))")
+    g.add_argument("--seq-len", type=_pos_int, default=seq_len,
+                   help="truncated-BPTT window in characters (default: %(default)s)")
+    g.add_argument("--batch-size", type=_pos_int, default=batch_size,
+                   help="parallel text streams per update (default: %(default)s)")
+    g.add_argument("--epochs", type=_pos_int, default=epochs,
+                   help="passes over the text" + (" (default: %(default)s)" if epochs else
+                                                  " (default: until --minutes is used up)"))
+    g.add_argument("--minutes", type=_pos_float, default=minutes,
+                   help="training time budget in minutes" +
+                   (" (default: %(default)s)" if minutes else " (default: no limit)"))
+    g.add_argument("--max-steps", type=_pos_int, default=None,
+                   help="stop after this many updates (default: no limit)")
+    g.add_argument("--lr", type=_pos_float, default=lr,
+                   help="Adam learning rate (default: %(default)s)")
+    g.add_argument("--clipnorm", type=_pos_float, default=1.0,
+                   help="per-tensor gradient norm clip (default: %(default)s)")
+    g.add_argument("--val-fraction", type=float, default=0.05,
+                   help="held-out tail of the text for validation (default: %(default)s)")
+    g.add_argument("--seed", type=_nonneg_int, default=0,
+                   help="random seed for weights and sampling (default: %(default)s)")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="fastrnn: fast CPU recurrent networks (Elman RNN, LSTM, GRU).",
+        epilog="Run `fastrnn COMMAND -h` for the options of one command.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "demo", help="train a character-level LSTM on Python's help texts (~1 min), then sample",
+        description="Train a character-level LSTM (Embedding -> LSTM -> Dense) on the help texts "
+                    "that ship with Python (pydoc_data.topics, ~465k characters) for a fixed "
+                    "time, report validation bits per character and training speed, print "
+                    "samples and save the model for `fastrnn generate`. No network needed.")
+    _add_training_args(p, hidden=256, seq_len=100, batch_size=32, lr=3e-3, minutes=1.0,
+                       epochs=None)
+    p.add_argument("--out", metavar="MODEL", default=None,
+                   help=f"where to save the model (default: {default_demo_model()})")
+    p.add_argument("--length", type=_nonneg_int, default=300,
+                   help="characters per printed sample (default: %(default)s)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "train-text", help="train a character-level model on a UTF-8 text file",
+        description="Train a character-level language model on FILE with truncated "
+                    "backpropagation through time and save it (with its vocabulary) for "
+                    "`fastrnn generate`. Stops after --epochs, --minutes or --max-steps, "
+                    "whichever comes first (default: 1 epoch); Ctrl-C stops early and saves.")
+    p.add_argument("file", metavar="FILE", help="UTF-8 text file")
+    _add_training_args(p, hidden=256, seq_len=100, batch_size=32, lr=3e-3, minutes=None,
+                       epochs=None)
+    p.add_argument("--out", metavar="MODEL", default=None,
+                   help="where to save the model (default: FILE's name + .charlm.safetensors "
+                        "in the current directory)")
+    p.add_argument("--length", type=_nonneg_int, default=200,
+                   help="characters of the sample printed at the end (default: %(default)s)")
+    p.set_defaults(func=cmd_train_text)
+
+    p = sub.add_parser(
+        "generate", help="sample text from a saved character model",
+        description="Stream characters from a model saved by `fastrnn demo` or "
+                    "`fastrnn train-text`, one step at a time.")
+    p.add_argument("model", metavar="MODEL", nargs="?", default=None,
+                   help=f"model file (default: the demo model, {default_demo_model()})")
+    p.add_argument("--prime", default="", help="text to start from (default: none)")
+    p.add_argument("--length", type=_nonneg_int, default=500,
+                   help="characters to generate (default: %(default)s)")
+    p.add_argument("--temperature", "-t", type=_nonneg_float, default=0.8,
+                   help="sampling temperature, 0 = greedy (default: %(default)s)")
+    p.add_argument("--num-samples", "-n", type=_pos_int, default=1,
+                   help="independent samples (default: %(default)s)")
+    p.add_argument("--seed", type=_nonneg_int, default=None,
+                   help="random seed (default: random)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser(
+        "bench", help="run the benchmark suite's quick mode",
+        description="Run the benchmark suite in quick mode; extra arguments are passed on.",
+        add_help=False)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+# ----------------------------------------------------------------------------
+# helpers
+
+
+def _out(msg=""):
+    sys.stdout.write(msg + "\n")
+    sys.stdout.flush()
+
+
+def _check_common(args):
+    if not 0.0 <= args.val_fraction < 0.5:
+        raise CLIError(f"--val-fraction must be in [0, 0.5), got {args.val_fraction}")
+
+
+def _save_model(lm, path, extra):
+    from . import textgen
+    d = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(d, exist_ok=True)
+        return textgen.save(lm, path, extra=extra)
+    except OSError as exc:
+        raise CLIError(f"cannot write model to {path!r}: {exc.strerror or exc}") from None
+
+
+def _run_training(args, text, source_desc, out_path, *, epochs_default=None):
+    """Build, train (Ctrl-C aware), save. Returns (lm, result)."""
+    from . import textgen
+    from .datasets import CharVocab
+    _check_common(args)
+    vocab = CharVocab.from_text(text)
+    if len(vocab) < 2:
+        raise CLIError(f"{source_desc} has only {len(vocab)} distinct character; a language "
+                       "model needs at least 2")
+    lm = textgen.CharLM(vocab, hidden=args.hidden, layers=args.layers, cell=args.cell,
+                        embed_dim=args.embed_dim, seed=args.seed)
+    epochs = args.epochs
+    if epochs is None and args.minutes is None and args.max_steps is None:
+        epochs = epochs_default
+    n_train = len(text) - int(len(text) * args.val_fraction)
+    if n_train < 2 * args.batch_size + 1:
+        raise CLIError(f"{source_desc} is too short for --batch-size {args.batch_size}: "
+                       f"{n_train} training characters, need at least {2 * args.batch_size + 1}"
+                       " (use a smaller --batch-size)")
+    limits = []
+    if epochs:
+        limits.append(f"{epochs} epoch{'s' * (epochs > 1)}")
+    if args.minutes:
+        limits.append(f"{args.minutes:g} min")
+    if args.max_steps:
+        limits.append(f"{args.max_steps} steps")
+    _out(f"model: {lm.describe()}")
+    _out(f"training: {' or '.join(limits)}, batch {args.batch_size} streams x "
+         f"{args.seq_len} chars, Adam lr {args.lr:g}, clipnorm {args.clipnorm:g} "
+         f"(Ctrl-C stops and saves)")
+    res = textgen.train(lm, text, seq_len=args.seq_len, batch_size=args.batch_size,
+                        epochs=epochs, minutes=args.minutes, max_steps=args.max_steps,
+                        learning_rate=args.lr, clipnorm=args.clipnorm,
+                        val_fraction=args.val_fraction, seed=args.seed,
+                        verbose=0 if args.quiet else 1)
+    extra = {"source": source_desc, "steps": res.steps, "train_chars": res.train_chars,
+             "val_bpc": None if math.isnan(res.val_bpc) else round(res.val_bpc, 4),
+             "interrupted": res.interrupted}
+    if res.interrupted:
+        _out(f"\ninterrupted after {res.steps} steps ({res.train_seconds:.1f} s); "
+             "saving the model learned so far")
+    try:
+        files = _save_model(lm, out_path, extra)
+    except KeyboardInterrupt:  # a second Ctrl-C while saving: io writes atomically
+        raise
+    return lm, res, files
+
+
+def _report(res, vocab_size, *, n_val):
+    if res.steps:
+        _out(f"train loss: {res.first_loss_bpc:.3f} -> {res.last_loss_bpc:.3f} bits/char "
+             f"(first batch -> smoothed last), {res.steps} steps, "
+             f"{res.epochs_done:.2f} epochs in {res.train_seconds:.1f} s")
+        _out(f"throughput: {res.chars_per_second:,.0f} characters/s (training: forward, "
+             "backward and update)")
+    if not math.isnan(res.val_bpc):
+        _out(f"validation: {res.val_bpc:.3f} bits/char on {n_val:,} held-out characters "
+             f"(uniform guess: {math.log2(vocab_size):.2f})")
+
+
+def _print_samples(lm, temperatures, length, seed, prime, n=2):
+    from . import textgen
+    for t in temperatures:
+        _out(f"\n--- samples at temperature {t:g} (prime {prime!r}) ---")
+        samples = textgen.generate(lm, prime=prime, length=length, temperature=t,
+                                   num_samples=n, seed=seed)
+        for s in samples:
+            _out(prime + s)
+            _out("---")
+
+
+# ----------------------------------------------------------------------------
+# commands
+
+
+def cmd_demo(args):
+    from .datasets import pydoc_topics_text
+    try:
+        text = pydoc_topics_text()
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    out_path = args.out or default_demo_model()
+    _out(f"fastrnn demo: character-level {args.cell.upper()} on Python's built-in help texts "
+         f"(pydoc_data.topics: {len(text):,} characters, {len(set(text))} distinct)")
+    lm, res, files = _run_training(args, text, "pydoc_data.topics", out_path)
+    n_val = int(len(text) * args.val_fraction)
+    _report(res, len(lm.vocab), n_val=n_val)
+    _out(f"saved model to {files[0]}" + (f" (+ {files[1]})" if len(files) > 1 else ""))
+    if res.interrupted:
+        return EXIT_INTERRUPTED
+    _out(f"generate more with: {PROG} generate"
+         + ("" if args.out is None else f" {files[0]}") + " --prime 'The ' --temperature 0.8")
+    _print_samples(lm, (0.5, 1.0), args.length, args.seed, prime="The ")
+    return 0
+
+
+def _default_out_for(path):
+    stem = os.path.splitext(os.path.basename(os.path.abspath(path)))[0] or "model"
+    return os.path.join(os.getcwd(), stem + ".charlm.safetensors")
+
+
+def cmd_train_text(args):
+    from .datasets import DataError, read_text_file
+    try:
+        text = read_text_file(args.file)
+    except DataError as exc:
+        raise CLIError(str(exc)) from None
+    out_path = args.out or _default_out_for(args.file)
+    _out(f"text: {args.file} ({len(text):,} characters, {len(set(text))} distinct)")
+    lm, res, files = _run_training(args, text, os.path.basename(args.file), out_path,
+                                   epochs_default=1)
+    _report(res, len(lm.vocab), n_val=int(len(text) * args.val_fraction))
+    _out(f"saved model to {files[0]}" + (f" (+ {files[1]})" if len(files) > 1 else ""))
+    if res.interrupted:
+        return EXIT_INTERRUPTED
+    if args.length:
+        _print_samples(lm, (0.8,), args.length, args.seed, prime="", n=1)
+    _out(f"generate more with: {PROG} generate {files[0]}")
+    return 0
+
+
+def cmd_generate(args):
+    from . import textgen
+    path = args.model or default_demo_model()
+    if args.model is None and not os.path.exists(path):
+        raise CLIError(f"no model given and no demo model at {path}; run `{PROG} demo` first "
+                       f"or pass a model file")
+    try:
+        lm = textgen.load(path)
+    except textgen.ModelFileError as exc:
+        raise CLIError(str(exc)) from None
+    dropped = sorted({ch for ch in args.prime if ch not in lm.vocab})
+    if dropped:
+        sys.stderr.write(f"{PROG}: warning: dropping prime characters not in the model's "
+                         f"vocabulary: {''.join(dropped)!r}\n")
+    for i in range(args.num_samples):
+        if i:
+            _out("\n---")
+        sys.stdout.write(args.prime)
+        seed = None if args.seed is None else args.seed + i
+        textgen.generate(lm, prime=args.prime, length=args.length,
+                         temperature=args.temperature, seed=seed, stream=sys.stdout)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_bench(args):
+    try:
+        from . import _bench
+    except ImportError as exc:
+        raise CLIError(f"the benchmark suite is not available in this installation ({exc})") \
+            from None
+    extra = list(args.bench_args or [])
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    rc = _bench.main(["--quick", *extra])
+    return 0 if rc is None else int(rc)
+
+
+# ----------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    """Entry point of `fastrnn` and `python -m fastrnn`; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help / --version (0) or a usage error (2)
+        return int(exc.code or 0)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as exc:
+        sys.stdout.flush()
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        sys.stderr.write(f"\n{PROG}: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `fastrnn generate | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
