@@ -11,7 +11,11 @@ from . import interop
 from .layers import Bidirectional, Dense, Dropout, Embedding, Input
 from .model import Sequential
 from . import callbacks, losses, metrics
+from . import io, optimizers
+from .io import load_model, load_weights, save_model, save_weights, ModelFileError
 
 __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "Layer", "__version__",
            "Sequential", "Dense", "Embedding", "Dropout", "Bidirectional", "Input",
-           "losses", "metrics", "callbacks"]
+           "losses", "metrics", "callbacks",
+           "io", "optimizers", "load_model", "save_model", "load_weights", "save_weights",
+           "ModelFileError"]

@@ -1,0 +1,615 @@
+"""Safe saving and loading of models: the safetensors file layout, no pickle.
+
+File layout (the safetensors format, readable by any safetensors reader)::
+
+    8 bytes     N, the header length, little-endian unsigned 64-bit
+    N bytes     UTF-8 JSON object:
+                  {"__metadata__": {str: str, ...},
+                   "<tensor name>": {"dtype": "F32", "shape": [d0, d1, ...],
+                                     "data_offsets": [begin, end]}, ...}
+                padded with spaces to a multiple of 8 bytes
+    rest        the tensors' raw little-endian C-order bytes; offsets are relative to the
+                start of this section, contiguous, non-overlapping and cover it exactly
+
+A fastrnn model file stores the weights as ``layers.{i}.{param}``, the optimizer slots as
+``optimizer.{slot}.{param_name}`` and, in ``__metadata__`` (all values strings):
+``format`` ("fastrnn"), ``format_version``, ``fastrnn_version``, ``kind`` ("model" or
+"weights"), ``architecture`` (``model.get_config()`` as JSON), ``optimizer`` (serialized
+optimizer config as JSON, when saved), ``compile`` (loss/metrics as JSON, when the model
+provides them) and ``checksum`` ("sha256:<hex>" over the canonical header and the data).
+
+Loading is defensive: the whole header is validated before any tensor is allocated (header
+length bound, UTF-8 JSON object without duplicate keys, known dtypes, non-negative integer
+shapes, offsets contiguous and covering exactly the data section, sizes matching the file),
+the architecture is rebuilt only from the layer allowlist (``fastrnn.layers.LAYER_REGISTRY``;
+nothing named in a file is ever imported or evaluated), every parameter name, shape and dtype
+must match the rebuilt model, and the checksum must match.  Every problem with the file
+content raises :class:`ModelFileError` (a ``ValueError``) saying what was wrong, what was
+expected and what was found; OS errors (missing file, permissions) propagate unchanged.
+
+Saving is atomic: the file is written to a temporary file in the same folder, flushed,
+``fsync``-ed and moved over the target with ``os.replace``; on any failure the temporary file
+is removed and a previous file at ``path`` is left untouched.
+"""
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+
+import numpy as np
+
+__all__ = [
+    "ModelFileError",
+    "FormatError",
+    "save_model",
+    "load_model",
+    "save_weights",
+    "load_weights",
+    "write_tensors",
+    "read_tensors",
+    "read_header",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MAX_HEADER_BYTES",
+]
+
+FORMAT_NAME = "fastrnn"
+FORMAT_VERSION = "1"
+MAX_HEADER_BYTES = 100 * 1024 * 1024   # the reference safetensors reader's bound
+_CHECKSUM_KEY = "checksum"
+
+# safetensors dtype names <-> little-endian numpy dtypes
+_DTYPES = {
+    "F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "F64": np.dtype("<f8"),
+    "I8": np.dtype("i1"), "I16": np.dtype("<i2"), "I32": np.dtype("<i4"), "I64": np.dtype("<i8"),
+    "U8": np.dtype("u1"), "U16": np.dtype("<u2"), "U32": np.dtype("<u4"), "U64": np.dtype("<u8"),
+}
+_NAMES = {(dt.kind, dt.itemsize): name for name, dt in _DTYPES.items()}
+
+
+class ModelFileError(ValueError):
+    """A model or tensor file is malformed, corrupted, or does not match the model."""
+
+
+FormatError = ModelFileError
+
+
+# ==========================================================================================
+# lower layer: tensors + string metadata <-> file
+# ==========================================================================================
+
+def _dtype_name(arr, name):
+    dt = arr.dtype
+    key = (dt.kind, dt.itemsize)
+    if dt.kind not in "fiu" or key not in _NAMES:
+        raise TypeError(f"tensor {name!r}: dtype {dt} cannot be stored; expected one of "
+                        "float16/32/64, int8/16/32/64, uint8/16/32/64")
+    return _NAMES[key]
+
+
+def _canonical(header):
+    """The header without the checksum entry, as canonical JSON bytes (hashed)."""
+    h = dict(header)
+    meta = dict(h.get("__metadata__") or {})
+    meta.pop(_CHECKSUM_KEY, None)
+    h["__metadata__"] = meta
+    return json.dumps(h, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _prepare(tensors, metadata):
+    """Validate inputs and return (header dict without checksum, list of LE C-order arrays)."""
+    if not isinstance(tensors, dict):
+        raise TypeError(f"tensors must be a dict name -> ndarray, got {type(tensors).__name__}")
+    metadata = {} if metadata is None else metadata
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict str -> str, got {type(metadata).__name__}")
+    for k, v in metadata.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError(f"metadata keys and values must be strings (safetensors), got "
+                            f"{k!r}: {type(v).__name__}")
+    header = {"__metadata__": dict(metadata)}
+    arrays = []
+    offset = 0
+    for name, arr in tensors.items():
+        if not isinstance(name, str) or not name or name == "__metadata__":
+            raise ValueError(f"tensor names must be non-empty strings other than "
+                             f"'__metadata__', got {name!r}")
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"tensor {name!r} must be a numpy ndarray, got {type(arr).__name__}")
+        dname = _dtype_name(arr, name)
+        le = np.ascontiguousarray(arr, dtype=_DTYPES[dname])
+        header[name] = {"dtype": dname, "shape": [int(d) for d in arr.shape],
+                        "data_offsets": [offset, offset + le.nbytes]}
+        offset += le.nbytes
+        arrays.append(le)
+    return header, arrays
+
+
+def _encode_header(header):
+    raw = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)   # align the data section to 8 bytes, like safetensors
+    return len(raw).to_bytes(8, "little") + raw
+
+
+def _atomic_write(path, write):
+    """Call ``write(fileobj)`` on a temp file next to ``path``, then move it into place."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    if not base:
+        raise ValueError(f"path must name a file, got {path!r}")
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:   # make the rename itself durable (POSIX); not possible everywhere
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def write_tensors(path, tensors, metadata=None, *, checksum=True):
+    """Write ``tensors`` (dict name -> ndarray) and ``metadata`` (dict str -> str) to
+    ``path`` in the safetensors layout, atomically.  With ``checksum`` a SHA-256 of the
+    canonical header and the data is added to the metadata under ``"checksum"``."""
+    header, arrays = _prepare(tensors, metadata)
+    if checksum:
+        h = hashlib.sha256(_canonical(header))
+        for a in arrays:
+            if a.nbytes:
+                h.update(memoryview(a.reshape(-1)).cast("B"))
+        header["__metadata__"][_CHECKSUM_KEY] = "sha256:" + h.hexdigest()
+    head = _encode_header(header)
+
+    def write(f):
+        f.write(head)
+        for a in arrays:
+            if a.nbytes:
+                f.write(memoryview(a.reshape(-1)).cast("B"))
+
+    _atomic_write(path, write)
+
+
+# -- reading -------------------------------------------------------------------------------
+
+def _reject_duplicates(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ModelFileError(f"file header: duplicate key {k!r:.100}")
+        out[k] = v
+    return out
+
+
+def _reject_constant(name):
+    raise ModelFileError(f"file header: non-standard JSON constant {name}")
+
+
+def _parse_json(raw, what):
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ModelFileError(f"{what} is not valid UTF-8 ({e.reason} at byte {e.start})") \
+                from None
+    try:
+        return json.loads(raw, object_pairs_hook=_reject_duplicates,
+                          parse_constant=_reject_constant)
+    except ModelFileError:
+        raise
+    except (ValueError, RecursionError) as e:
+        raise ModelFileError(f"{what} is not valid JSON: {str(e)[:200]}") from None
+
+
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+class _Header:
+    """A validated header: ``entries`` name -> (dtype name, shape tuple, begin, end),
+    ``metadata`` dict, ``data_start`` and ``data_size``; ``raw`` the parsed JSON."""
+
+    def __init__(self, entries, metadata, data_start, data_size, raw):
+        self.entries = entries
+        self.metadata = metadata
+        self.data_start = data_start
+        self.data_size = data_size
+        self.raw = raw
+
+
+def _validate_header(prefix8, read_header_bytes, file_size, source):
+    """Validate everything about the header; nothing proportional to declared sizes is
+    allocated.  ``read_header_bytes(n)`` returns the n header bytes."""
+    if file_size < 8:
+        raise ModelFileError(f"{source}: file too short: {file_size} bytes, expected at least "
+                             "8 (header length) + header")
+    n = int.from_bytes(prefix8, "little")
+    if n > MAX_HEADER_BYTES:
+        raise ModelFileError(f"{source}: header length {n} exceeds the limit of "
+                             f"{MAX_HEADER_BYTES} bytes")
+    if n > file_size - 8:
+        raise ModelFileError(f"{source}: header length {n} is larger than the rest of the "
+                             f"file ({file_size - 8} bytes); the file is truncated or corrupt")
+    if n < 2:
+        raise ModelFileError(f"{source}: header length {n} is too small for a JSON object")
+    raw = read_header_bytes(n)
+    if len(raw) != n:
+        raise ModelFileError(f"{source}: could read only {len(raw)} of {n} header bytes")
+    header = _parse_json(raw, f"{source}: header")
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{source}: header must be a JSON object, got "
+                             f"{type(header).__name__}")
+    data_start = 8 + n
+    data_size = file_size - data_start
+    metadata = header.get("__metadata__", {})
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ModelFileError(f"{source}: '__metadata__' must be an object of string values")
+    entries = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        where = f"{source}: tensor {name!r:.100}"
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            raise ModelFileError(f"{where}: expected an object with exactly 'dtype', 'shape' and "
+                                 f"'data_offsets', got {str(info)[:100]}")
+        dname, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(dname, str) or dname not in _DTYPES:
+            raise ModelFileError(f"{where}: unknown dtype {str(dname)[:20]!r}; expected one of "
+                                 f"{sorted(_DTYPES)}")
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+            raise ModelFileError(f"{where}: shape must be a list of non-negative integers, got "
+                                 f"{str(shape)[:100]}")
+        if len(shape) > 32:
+            raise ModelFileError(f"{where}: {len(shape)} dimensions, at most 32 are supported")
+        if (not isinstance(offs, list) or len(offs) != 2 or not all(_is_int(o) for o in offs)
+                or not 0 <= offs[0] <= offs[1]):
+            raise ModelFileError(f"{where}: data_offsets must be [begin, end] with "
+                                 f"0 <= begin <= end, got {str(offs)[:100]}")
+        nbytes = math.prod(shape) * _DTYPES[dname].itemsize   # Python int: no overflow
+        if nbytes != offs[1] - offs[0]:
+            raise ModelFileError(f"{where}: shape {str(shape)[:100]} of {dname} needs {nbytes} "
+                                 f"bytes but data_offsets {offs} span {offs[1] - offs[0]}")
+        if offs[1] > data_size:
+            raise ModelFileError(f"{where}: data_offsets end {offs[1]} is beyond the data "
+                                 f"section ({data_size} bytes); the file is truncated or "
+                                 "corrupt")
+        entries[name] = (dname, tuple(shape), offs[0], offs[1])
+    pos = 0
+    for name, (_, _, b, e) in sorted(entries.items(), key=lambda kv: (kv[1][2], kv[1][3])):
+        if b != pos:
+            kind = "overlaps the previous tensor" if b < pos else "leaves a gap"
+            raise ModelFileError(f"{source}: tensor {name!r:.100} starts at {b}, expected {pos} "
+                                 f"(it {kind}); offsets must be contiguous")
+        pos = e
+    if pos != data_size:
+        raise ModelFileError(f"{source}: tensors cover {pos} bytes but the data section has "
+                             f"{data_size} bytes (file size {file_size}); the file is "
+                             "truncated, padded or corrupt")
+    return _Header(entries, metadata, data_start, data_size, header)
+
+
+def _open_header(f, source):
+    size = os.fstat(f.fileno()).st_size
+    prefix = f.read(8)
+    if len(prefix) < 8:
+        raise ModelFileError(f"{source}: file too short: {len(prefix)} bytes, expected at "
+                             "least 8 (header length) + header")
+    return _validate_header(prefix, f.read, size, source)
+
+
+def _read_data(f, hdr, source, names=None):
+    """Read the tensors (all, or ``names``) after validation; verify the checksum."""
+    check = hdr.metadata.get(_CHECKSUM_KEY)
+    hasher = None
+    if check is not None:
+        if not (isinstance(check, str) and check.startswith("sha256:") and len(check) == 71):
+            raise ModelFileError(f"{source}: malformed checksum {check[:80]!r}; expected "
+                                 "'sha256:' + 64 hex digits")
+        hasher = hashlib.sha256(_canonical(hdr.raw))
+    f.seek(hdr.data_start)
+    out = {}
+    for name, (dname, shape, b, e) in sorted(hdr.entries.items(), key=lambda kv: kv[1][2]):
+        buf = bytearray(e - b)
+        got = f.readinto(buf) if buf else 0
+        if got != len(buf):
+            raise ModelFileError(f"{source}: tensor {name!r}: expected {len(buf)} bytes, the "
+                                 f"file ended after {got}")
+        if hasher is not None:
+            hasher.update(buf)
+        if names is None or name in names:
+            arr = np.frombuffer(buf, dtype=_DTYPES[dname]).reshape(shape)
+            out[name] = arr.astype(arr.dtype.newbyteorder("="), copy=False)
+    if hasher is not None and "sha256:" + hasher.hexdigest() != check:
+        raise ModelFileError(f"{source}: checksum mismatch: the file is corrupt (header says "
+                             f"{check}, content hashes to sha256:{hasher.hexdigest()})")
+    return out
+
+
+def read_header(path):
+    """Validate a file's header; return ``(tensor_info, metadata)`` with ``tensor_info``
+    name -> ``{"dtype": ..., "shape": (...)}``.  No tensor data is read."""
+    source = os.fspath(path)
+    with open(source, "rb") as f:
+        hdr = _open_header(f, source)
+    info = {k: {"dtype": d, "shape": s} for k, (d, s, _, _) in hdr.entries.items()}
+    return info, dict(hdr.metadata)
+
+
+def read_tensors(path):
+    """Read a safetensors-layout file: ``(tensors dict name -> ndarray, metadata dict)``.
+    The header is validated completely before anything is allocated, and the checksum (when
+    present) is verified; problems raise :class:`ModelFileError`."""
+    source = os.fspath(path)
+    with open(source, "rb") as f:
+        hdr = _open_header(f, source)
+        tensors = _read_data(f, hdr, source)
+    return tensors, dict(hdr.metadata)
+
+
+# ==========================================================================================
+# upper layer: models
+# ==========================================================================================
+
+def _version():
+    from . import __version__
+    return __version__
+
+
+def _model_tensors(model):
+    out = {}
+    for name, arr in model.params():
+        if name in out:
+            raise ValueError(f"model has two parameters named {name!r}")
+        out[name] = arr
+    return out
+
+
+def _compile_config(model):
+    """{"loss": serialized loss, "metrics": [names]} of a compiled model, else None."""
+    from . import losses as _losses
+    from . import metrics as _metrics
+    loss = getattr(model, "loss", None)
+    if loss is None or not isinstance(loss, _losses.Loss):
+        return None
+    names = []
+    for m in getattr(model, "compiled_metrics", []) or []:
+        name = getattr(m, "name", None)
+        try:
+            ok = isinstance(name, str) and type(_metrics.get(name, loss=loss)) is type(m)
+        except (ValueError, TypeError):
+            ok = False
+        if ok:
+            names.append(name)
+    return {"loss": _losses.serialize(loss), "metrics": names}
+
+
+def _architecture_json(model):
+    try:
+        return json.dumps(model.get_config(), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"model.get_config() is not JSON-serializable: {e}") from None
+
+
+def save_model(model, path, include_optimizer=True):
+    """Save architecture, weights and (optionally) optimizer state to ``path``, atomically.
+
+    The file is a safetensors file: weights ``layers.{i}.{param}``, optimizer slots
+    ``optimizer.{slot}.{param_name}``, architecture and configs as JSON strings in the
+    metadata.  With ``include_optimizer`` (and a compiled model) the optimizer config and
+    state and the loss/metrics are saved too, so :func:`load_model` returns a compiled model
+    that resumes training exactly; without it the loaded model is not compiled."""
+    from . import optimizers as _opt
+    tensors = dict(_model_tensors(model))
+    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+            "fastrnn_version": _version(), "kind": "model",
+            "architecture": _architecture_json(model)}
+    opt = getattr(model, "optimizer", None)
+    if include_optimizer and isinstance(opt, _opt.Optimizer):
+        compile_cfg = _compile_config(model)
+        if compile_cfg is not None:
+            meta["compile"] = json.dumps(compile_cfg, allow_nan=False)
+        config, slots = opt.get_state()
+        meta["optimizer"] = json.dumps(config, allow_nan=False)
+        for key, arr in slots.items():
+            tensors[f"optimizer.{key}"] = arr
+    write_tensors(path, tensors, meta)
+
+
+def save_weights(model, path):
+    """Save only the weights (``layers.{i}.{param}``) to ``path``, atomically."""
+    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+            "fastrnn_version": _version(), "kind": "weights",
+            "architecture": _architecture_json(model)}
+    write_tensors(path, _model_tensors(model), meta)
+
+
+def _check_format(meta, source, kinds):
+    fmt = meta.get("format")
+    if fmt != FORMAT_NAME:
+        raise ModelFileError(f"{source}: not a fastrnn file (metadata 'format' is "
+                             f"{str(fmt)[:40]!r}, expected {FORMAT_NAME!r})")
+    ver = meta.get("format_version")
+    if ver != FORMAT_VERSION:
+        raise ModelFileError(f"{source}: unsupported format_version {str(ver)[:40]!r}; this "
+                             f"fastrnn ({_version()}) reads version {FORMAT_VERSION!r}")
+    kind = meta.get("kind")
+    if kind not in kinds:
+        raise ModelFileError(f"{source}: file kind {str(kind)[:40]!r}, expected one of {kinds}")
+
+
+def _check_allowlisted(cfg, source):
+    """Every ``class_name`` anywhere in the architecture must be an allowlisted layer (or
+    Sequential): names from a file are never resolved any other way."""
+    from .layers import LAYER_REGISTRY
+    stack = [cfg]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "class_name" in node:
+                cn = node["class_name"]
+                if not isinstance(cn, str) or (cn not in LAYER_REGISTRY and cn != "Sequential"):
+                    raise ModelFileError(f"{source}: architecture names an unknown layer class "
+                                         f"{str(cn)[:100]!r}; allowed: "
+                                         f"{sorted(LAYER_REGISTRY)}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _rebuild(meta, source):
+    from .model import Sequential
+    if "architecture" not in meta:
+        raise ModelFileError(f"{source}: metadata has no 'architecture'")
+    arch = _parse_json(meta["architecture"], f"{source}: architecture")
+    if not isinstance(arch, dict):
+        raise ModelFileError(f"{source}: architecture must be a JSON object, got "
+                             f"{type(arch).__name__}")
+    _check_allowlisted(arch, source)
+    try:
+        model = Sequential.from_config(arch)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as e:
+        raise ModelFileError(f"{source}: the architecture could not be rebuilt: "
+                             f"{type(e).__name__}: {str(e)[:300]}") from None
+    return model
+
+
+def _match_weights(hdr, expected, source, allow_extra_prefix=None):
+    """Check that the file's weight tensors are exactly the model's: names, shapes, dtypes."""
+    weights = {k: v for k, v in hdr.entries.items()
+               if allow_extra_prefix is None or not k.startswith(allow_extra_prefix)}
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    if missing or extra:
+        raise ModelFileError(f"{source}: weights do not match the model: missing {missing[:10]}"
+                             f"{'...' if len(missing) > 10 else ''}, unexpected "
+                             f"{[e[:80] for e in extra[:10]]}{'...' if len(extra) > 10 else ''}")
+    for name, arr in expected.items():
+        dname, shape, _, _ = weights[name]
+        if shape != arr.shape:
+            raise ModelFileError(f"{source}: weight {name!r} has shape {shape} in the file, the "
+                                 f"model expects {arr.shape}")
+        want = _dtype_name(arr, name)
+        if dname != want:
+            raise ModelFileError(f"{source}: weight {name!r} is {dname} in the file, the model "
+                                 f"expects {want}")
+
+
+def _check_optimizer_entries(hdr, opt, expected, source):
+    """Validate ``optimizer.*`` tensor names/shapes/dtypes before reading any data."""
+    slots_ok = set(opt._slots())
+    for key, (dname, shape, _, _) in hdr.entries.items():
+        if not key.startswith("optimizer."):
+            continue
+        rest = key[len("optimizer."):]
+        if rest == "iterations":
+            want_shape, want_dt = (), "I64"
+        else:
+            slot, _, pname = rest.partition(".")
+            if pname not in expected or (slot != "step" and slot not in slots_ok):
+                raise ModelFileError(f"{source}: unexpected optimizer tensor {key[:120]!r} for "
+                                     f"{type(opt).__name__} and this model")
+            if slot == "step":
+                want_shape, want_dt = (), "I64"
+            else:
+                want_shape = expected[pname].shape
+                want_dt = _dtype_name(expected[pname], pname)
+        if shape != want_shape or dname != want_dt:
+            raise ModelFileError(f"{source}: optimizer tensor {key!r} is {dname} {shape}, "
+                                 f"expected {want_dt} {want_shape}")
+
+
+def load_model(path, compile=True):
+    """Load a model saved by :func:`save_model` (or ``model.save``).
+
+    Rebuilds the architecture from the layer allowlist, checks every weight against it,
+    restores the weights and, when the file has them and ``compile`` is true, the
+    optimizer state and compile settings.  Raises :class:`ModelFileError` for any problem
+    with the file's content."""
+    from . import optimizers as _opt
+    source = os.fspath(path)
+    with open(source, "rb") as f:
+        hdr = _open_header(f, source)
+        meta = hdr.metadata
+        _check_format(meta, source, ("model", "weights"))
+        model = _rebuild(meta, source)
+        expected = _model_tensors(model)
+        _match_weights(hdr, expected, source, allow_extra_prefix="optimizer.")
+        opt = None
+        if "optimizer" in meta:
+            ocfg = _parse_json(meta["optimizer"], f"{source}: optimizer config")
+            try:
+                opt = _opt.deserialize(ocfg)
+            except (ValueError, TypeError) as e:
+                raise ModelFileError(f"{source}: bad optimizer config: {e}") from None
+            _check_optimizer_entries(hdr, opt, expected, source)
+        elif any(k.startswith("optimizer.") for k in hdr.entries):
+            raise ModelFileError(f"{source}: optimizer tensors present but no optimizer config")
+        compile_cfg = None
+        if "compile" in meta:
+            compile_cfg = _parse_json(meta["compile"], f"{source}: compile config")
+            if not isinstance(compile_cfg, dict):
+                raise ModelFileError(f"{source}: compile config must be a JSON object")
+        data = _read_data(f, hdr, source)
+    for name, arr in expected.items():
+        np.copyto(arr, data[name])
+    if opt is not None:
+        slots = {k[len("optimizer."):]: v for k, v in data.items() if k.startswith("optimizer.")}
+        try:
+            opt.set_state(None, slots, params=expected)
+        except (ValueError, TypeError) as e:
+            raise ModelFileError(f"{source}: bad optimizer state: {e}") from None
+    if compile and compile_cfg is not None:
+        kwargs = {"loss": compile_cfg.get("loss"), "metrics": compile_cfg.get("metrics") or None}
+        if opt is not None:
+            kwargs["optimizer"] = opt
+        try:
+            model.compile(**kwargs)
+        except (ValueError, TypeError, KeyError) as e:
+            raise ModelFileError(f"{source}: could not compile the loaded model: "
+                                 f"{str(e)[:300]}") from None
+    elif opt is not None:
+        model.optimizer = opt
+    return model
+
+
+def load_weights(model, path):
+    """Load weights saved by :func:`save_weights` or :func:`save_model` into ``model``.
+    The names, shapes and dtypes must match ``model`` exactly; nothing changes on error."""
+    source = os.fspath(path)
+    expected = _model_tensors(model)
+    with open(source, "rb") as f:
+        hdr = _open_header(f, source)
+        meta = hdr.metadata
+        if meta.get("format") == FORMAT_NAME:
+            _check_format(meta, source, ("model", "weights"))
+        _match_weights(hdr, expected, source, allow_extra_prefix="optimizer.")
+        data = _read_data(f, hdr, source, names=set(expected))
+    for name, arr in expected.items():
+        np.copyto(arr, data[name])
+    return model
