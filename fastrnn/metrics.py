@@ -18,7 +18,7 @@ __all__ = [
     "Metric", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
     "MeanAbsoluteError", "MeanSquaredError", "get",
     "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-    "mean_absolute_error", "mean_squared_error",
+    "mean_absolute_error", "mean_squared_error", "serialize", "METRIC_REGISTRY",
 ]
 
 
@@ -225,6 +225,20 @@ _NAMES = {
 }
 
 
+METRIC_REGISTRY = {c.__name__: c for c in (
+    Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+    MeanAbsoluteError, MeanSquaredError)}
+
+
+def serialize(metric):
+    """A metric compiled from a name serializes to that name; others to a class/config dict."""
+    if type(metric) in (Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+                        MeanAbsoluteError, MeanSquaredError) and metric.name in _NAMES and \
+            _NAMES[metric.name] is type(metric) and metric.get_config().keys() == {"name"}:
+        return metric.name
+    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+
+
 def get(identifier, loss=None):
     """A metric object from a name (the name becomes its history key), a Metric instance, or a
     Metric class. ``loss`` (a fastrnn.losses.Loss) lets "accuracy" pick its variant."""
@@ -241,6 +255,16 @@ def get(identifier, loss=None):
         if cls is Accuracy:
             return Accuracy(name=identifier, loss=loss)
         return cls(name=identifier)
+    if isinstance(identifier, dict):
+        cname = identifier.get("class_name")
+        if cname not in METRIC_REGISTRY:
+            raise ValueError(f"metrics: unknown class_name {cname!r}; expected one of "
+                             f"{sorted(METRIC_REGISTRY)}")
+        cfg = identifier.get("config") or {}
+        if not isinstance(cfg, dict):
+            raise ValueError(f"metrics: config must be a dict, got {type(cfg).__name__}")
+        cls = METRIC_REGISTRY[cname]
+        return cls(loss=loss, **cfg) if cls is Accuracy else cls(**cfg)
     raise TypeError(
         f"metrics entries must be metric names (str) or fastrnn.metrics.Metric instances, "
         f"got {type(identifier).__name__}")

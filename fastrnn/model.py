@@ -340,6 +340,14 @@ class Sequential:
         self.compiled_metrics = metric_objs
         self._compiled = True
 
+    def get_compile_config(self):
+        """JSON-able ``compile()`` arguments except the optimizer (saved separately by io):
+        ``{"loss": {...}, "metrics": [...]}``; None when not compiled."""
+        if not self._compiled:
+            return None
+        return {"loss": losses_module.serialize(self.loss),
+                "metrics": [metrics_module.serialize(m) for m in self.compiled_metrics]}
+
     def _require_compiled(self, what):
         if not self._compiled:
             raise RuntimeError(f"{what}: the model must be compiled first: call "
