@@ -260,7 +260,7 @@ def _run_training(args, text, source_desc, out_path, *, epochs_default=None):
 def _report(res, vocab_size, *, n_val):
     if res.steps:
         _out(f"train loss: {res.first_loss_bpc:.3f} -> {res.last_loss_bpc:.3f} bits/char "
-             f"(first batch -> smoothed last), {res.steps} steps, "
+             f"(first batch -> mean of the last 20), {res.steps} steps, "
              f"{res.epochs_done:.2f} epochs in {res.train_seconds:.1f} s")
         _out(f"throughput: {res.chars_per_second:,.0f} characters/s (training: forward, "
              "backward and update)")

@@ -22,6 +22,7 @@ Typical use::
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import os
@@ -203,7 +204,11 @@ class CharLM:
 
     def to_sequential(self):
         fr = _api()
-        return fr.Sequential(self.layers)
+        model = fr.Sequential(self.layers)
+        # the layers are built already; building the model records its input shape so that
+        # the saved architecture rebuilds every layer on load
+        model.build((None, None))
+        return model
 
 
 # ----------------------------------------------------------------------------
@@ -269,7 +274,7 @@ class _Progress:
         if self.tty:
             if not final and now - self._last < 0.1:
                 return
-        elif not final and frac - self._last_frac_printed < 0.1:
+        elif not final and frac - self._last_frac_printed < 0.1 and now - self._last < 15:
             return
         self._last = now
         self._last_frac_printed = frac
@@ -292,6 +297,37 @@ class _Progress:
 
 # ----------------------------------------------------------------------------
 # Training
+
+
+class _StopFlag:
+    """Ctrl-C (SIGINT) during training: the first one asks the loop to stop after the current
+    step (so the weights are never half-updated); a second one interrupts at once. Only in the
+    main thread; elsewhere KeyboardInterrupt is left alone."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def install(self):
+        import signal
+        import threading
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        except (ValueError, OSError):
+            self._old = None
+
+    def uninstall(self):
+        import signal
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
 
 
 @dataclass
@@ -368,10 +404,13 @@ def train(lm: CharLM, text: str, *, seq_len: int = 100, batch_size: int = 32,
     bar = _Progress(total_steps, seconds, stream=stream, verbose=verbose)
     res = TrainResult()
     smooth = None
+    recent = collections.deque(maxlen=20)   # the progress loss: mean of the last 20 batches
     t0 = time.perf_counter()
     step = 0
     epoch = 0
+    stop = _StopFlag()
     try:
+        stop.install()
         done = False
         while not done:
             state = lm.zero_state(batch_size)
@@ -387,12 +426,17 @@ def train(lm: CharLM, text: str, *, seq_len: int = 100, batch_size: int = 32,
                 bpc = loss / LN2
                 if step == 1:
                     res.first_loss_bpc = bpc
-                smooth = bpc if smooth is None else 0.95 * smooth + 0.05 * bpc
+                recent.append(bpc)
+                smooth = sum(recent) / len(recent)
                 elapsed = time.perf_counter() - t0
                 if step % 5 == 0 or step == 1:
                     res.history.append((step, elapsed, smooth))
                 bar.update(step, {"loss": f"{smooth:.3f} bpc",
                                   "speed": f"{res.train_chars / max(elapsed, 1e-9):,.0f} chars/s"})
+                if stop.requested:
+                    res.interrupted = True
+                    done = True
+                    break
                 if ((seconds is not None and elapsed >= seconds)
                         or (max_steps is not None and step >= max_steps)):
                     done = True
@@ -403,6 +447,8 @@ def train(lm: CharLM, text: str, *, seq_len: int = 100, batch_size: int = 32,
                     done = True
     except KeyboardInterrupt:
         res.interrupted = True
+    finally:
+        stop.uninstall()
     res.train_seconds = time.perf_counter() - t0
     res.steps = step
     res.epochs_done = res.train_chars / max(1, streams.size - batch_size)
