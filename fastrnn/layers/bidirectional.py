@@ -103,6 +103,8 @@ class Bidirectional(Layer):
             bcfg["seed"] = _derived_seed(layer.seed)
         self.forward_layer = cls.from_config(fcfg)
         self.backward_layer = cls.from_config(bcfg)
+        # the engine backend is not part of the config; keep the wrapped layer's choice
+        self.forward_layer.backend = self.backward_layer.backend = getattr(layer, "backend", None)
         if layer.built:
             for k, v in layer.params.items():
                 self.forward_layer.params[k] = v
