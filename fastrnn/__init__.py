@@ -6,6 +6,7 @@ The public API lives here; see the README for a tour.
 __version__ = "0.1.0"
 
 from . import functional, reference
+from ._config import show_config, set_num_threads, get_num_threads
 from .layers import GRU, LSTM, SimpleRNN, Layer
 from . import interop
 from .layers import Bidirectional, Dense, Dropout, Embedding, Input

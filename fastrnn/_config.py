@@ -1,0 +1,92 @@
+"""Runtime configuration of the compiled kernels: thread count and a build /
+runtime report (``fastrnn.show_config()``)."""
+import os
+import sys
+
+__all__ = ["show_config", "set_num_threads", "get_num_threads"]
+
+_num_threads = None   # None: default (see get_num_threads)
+
+
+def _runtime():
+    try:
+        from . import _runtime
+        return _runtime
+    except ImportError:   # kernels not compiled
+        return None
+
+
+def _default_threads():
+    rt = _runtime()
+    if rt is None or not rt.openmp_enabled():
+        return 1
+    n = rt.omp_max_threads()
+    if "OMP_NUM_THREADS" not in os.environ:
+        try:
+            n = min(n, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            n = min(n, os.cpu_count() or 1)
+    return max(1, int(n))
+
+
+def set_num_threads(n):
+    """Set the number of threads the kernels may use (``None`` restores the default:
+    OMP_NUM_THREADS if set, else the CPUs this process may run on). Without OpenMP in the
+    build the kernels are single-threaded whatever is set here."""
+    global _num_threads
+    if n is None:
+        _num_threads = None
+        return
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+        raise TypeError(f"n: expected a positive int or None, got {type(n).__name__}")
+    n = int(n.__index__())
+    if n < 1:
+        raise ValueError(f"n: expected a positive int or None, got {n}")
+    _num_threads = n
+
+
+def get_num_threads():
+    """Number of threads the kernels use (1 when the build has no OpenMP)."""
+    rt = _runtime()
+    if rt is None or not rt.openmp_enabled():
+        return 1
+    return _num_threads if _num_threads is not None else _default_threads()
+
+
+def _blas_info():
+    try:
+        import scipy
+        cfg = scipy.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        name = blas.get("name", "unknown")
+        version = blas.get("version", "")
+        extra = blas.get("openblas configuration", "")
+        ilp64 = blas.get("has ilp64", False)
+        s = f"{name} {version}".strip()
+        if extra:
+            s += f" ({extra})"
+        s += f", {'ILP64' if ilp64 else 'LP64'} (scipy {scipy.__version__})"
+        return s
+    except Exception as exc:   # pragma: no cover - depends on the scipy build
+        return f"unknown ({exc})"
+
+
+def show_config(file=None):
+    """Print how the kernels were built and what they use at run time."""
+    import numpy as np
+    from . import __version__
+    rt = _runtime()
+    out = file if file is not None else sys.stdout
+    lines = [f"fastrnn {__version__}",
+             f"  python            {sys.version.split()[0]}",
+             f"  numpy             {np.__version__}",
+             f"  BLAS (scipy)      {_blas_info()}"]
+    if rt is None:
+        lines.append("  kernels           NOT COMPILED (only backend='numpy' is available)")
+    else:
+        lines += [f"  kernels           compiled (Cython + C helpers)",
+                  f"  OpenMP            {'on' if rt.openmp_enabled() else 'off'}",
+                  f"  threads           {get_num_threads()}",
+                  f"  SIMD dispatched   {rt.simd_level()}"
+                  f"{' (runtime dispatch)' if rt.target_clones() else ' (compile-time)'}"]
+    print("\n".join(lines), file=out)

@@ -1,0 +1,126 @@
+# cython: language_level=3
+"""Elman RNN kernels (float32 / float64 via the fused type `real`).
+
+Design
+------
+Layout: time-major, C-contiguous. x (T, B, I); h (B, H); pre-activations
+A (T, B, H). Weights in PyTorch layout: W_ih (H, I), W_hh (H, H).
+h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act: 0 tanh, 1 relu.
+
+Forward:
+  1. one GEMM for the input projection of every step: A = X(T*B, I) @ W_ih^T;
+     b = b_ih + b_hh is summed once per call and added in the fused pass.
+  2. per step: A[t] += h_{t-1} @ W_hh^T (GEMV for a single row), then one
+     fused pointwise pass (bias, activation, mask) writing h_t.
+  No GIL, no allocation, FTZ/DAZ for the whole sequence.
+Training caches only hs: h0 followed by h_0..h_{T-1} (T+1, B, H); the
+activation derivative is taken from the post-activation h_t (tanh: 1 - h^2,
+relu: h > 0).
+Backward: per step the fused pass dG[t] = (dy_t + dh) * act'(h_t) and
+dh_{t-1} = dG[t] @ W_hh. After the loop dX, dW_ih, dW_hh as one GEMM each
+over T*B rows, db = column sums of dG. Masked (t, b): state carried, zero
+dG, dh passes through.
+"""
+from fastrnn._blas cimport real, gemm_rm, gemv_rm
+from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, elman_fwd_pw,
+                              elman_bwd_pw)
+
+
+cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
+                         Py_ssize_t H, int act, real* A, const real* whh,
+                         const real* bias, const real* h0, real* hseq,
+                         const unsigned char* mask) noexcept nogil:
+    cdef Py_ssize_t t
+    cdef real* a
+    cdef const real* hp
+    cdef const unsigned char* m = NULL
+    for t in range(T):
+        a = A + (t * B + b0) * H
+        hp = h0 + b0 * H if t == 0 else hseq + ((t - 1) * B + b0) * H
+        if mask != NULL:
+            m = mask + t * B + b0
+        if nb == 1:
+            gemv_rm(c'N', H, H, <real>1, whh, H, hp, <real>1, a)
+        else:
+            gemm_rm(c'N', c'T', nb, H, H, <real>1, hp, H, whh, H, <real>1, a, H)
+        elman_fwd_pw(nb, H, act, a, bias, hp, hseq + (t * B + b0) * H, m)
+
+
+def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
+                const real[:, ::1] w_ih, const real[:, ::1] w_hh,
+                const real[::1] bias, real[:, :, ::1] A, real[:, :, ::1] hseq,
+                const unsigned char[:, ::1] mask, int act):
+    """Fill hseq (T, B, H). A (T, B, H) is workspace. bias = b_ih + b_hh."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
+    cdef Py_ssize_t H = h0.shape[1]
+    cdef const unsigned char* mp = NULL
+    cdef unsigned int csr
+    if T == 0 or B == 0:
+        return
+    if mask is not None:
+        mp = &mask[0, 0]
+    with nogil:
+        csr = fr_ftz_enter()
+        gemm_rm(c'N', c'T', T * B, H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
+                <real>0, &A[0, 0, 0], H)
+        elman_fwd_rows(T, B, 0, B, H, act, &A[0, 0, 0], &w_hh[0, 0], &bias[0],
+                       &h0[0, 0], &hseq[0, 0, 0], mp)
+        fr_ftz_exit(csr)
+
+
+cdef void elman_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
+                         Py_ssize_t H, int act, const real* hs, const real* dy,
+                         const real* whh, real* dG, real* dhbuf, real* dh0,
+                         const unsigned char* mask) noexcept nogil:
+    """hs (T+1, B, H) with hs[0] = h0; dhbuf (2, B, H), buffer 0 = dh_n."""
+    cdef Py_ssize_t t
+    cdef real* cur = dhbuf + b0 * H
+    cdef real* other = dhbuf + (B + b0) * H
+    cdef real* nxt
+    cdef real* dg
+    cdef const unsigned char* m = NULL
+    for t in range(T - 1, -1, -1):
+        nxt = dh0 + b0 * H if t == 0 else other
+        dg = dG + (t * B + b0) * H
+        if mask != NULL:
+            m = mask + t * B + b0
+        elman_bwd_pw(nb, H, act, hs + ((t + 1) * B + b0) * H,
+                     dy + (t * B + b0) * H if dy != NULL else NULL, cur, dg, nxt, m)
+        if nb == 1:
+            gemv_rm(c'T', H, H, <real>1, whh, H, dg, <real>1, nxt)
+        else:
+            gemm_rm(c'N', c'N', nb, H, H, <real>1, dg, H, whh, H, <real>1, nxt, H)
+        other = cur
+        cur = nxt
+
+
+def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
+                 const real[:, ::1] w_ih, const real[:, ::1] w_hh,
+                 const real[:, :, ::1] dy, real[:, :, ::1] dG, real[:, :, ::1] dhbuf,
+                 real[:, ::1] dh0, real[:, :, ::1] dx, real[:, ::1] dw_ih,
+                 real[:, ::1] dw_hh, real[::1] db, const unsigned char[:, ::1] mask,
+                 int act):
+    """dhbuf[0] = dh_n (zeros when absent) on entry; db zeroed on entry."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
+    cdef Py_ssize_t H = w_hh.shape[1]
+    cdef const unsigned char* mp = NULL
+    cdef const real* dyp = NULL
+    cdef unsigned int csr
+    if T == 0 or B == 0:
+        return
+    if mask is not None:
+        mp = &mask[0, 0]
+    if dy is not None:
+        dyp = &dy[0, 0, 0]
+    with nogil:
+        csr = fr_ftz_enter()
+        elman_bwd_rows(T, B, 0, B, H, act, &hs[0, 0, 0], dyp, &w_hh[0, 0],
+                       &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp)
+        gemm_rm(c'N', c'N', T * B, I, H, <real>1, &dG[0, 0, 0], H, &w_ih[0, 0], I,
+                <real>0, &dx[0, 0, 0], I)
+        gemm_rm(c'T', c'N', H, I, T * B, <real>1, &dG[0, 0, 0], H, &x[0, 0, 0], I,
+                <real>0, &dw_ih[0, 0], I)
+        gemm_rm(c'T', c'N', H, H, T * B, <real>1, &dG[0, 0, 0], H, &hs[0, 0, 0], H,
+                <real>0, &dw_hh[0, 0], H)
+        colsum_add(T * B, H, &dG[0, 0, 0], &db[0])
+        fr_ftz_exit(csr)

@@ -1,0 +1,203 @@
+"""Compiled engine: the same contract as :mod:`fastrnn.reference`, run by the Cython kernels.
+
+Python validates, Cython trusts: :mod:`fastrnn.functional` checks shapes, dtypes and
+finiteness; this module only makes the arrays C-contiguous, allocates outputs and the
+per-call workspaces, and makes one kernel call per forward / backward. The cache is a
+dict private to this module (what the backward kernels need, see the design notes at the
+top of ``_elman.pyx``, ``_lstm.pyx`` and ``_gru.pyx``).
+"""
+import numpy as np
+
+from . import _elman, _gru, _lstm
+
+__all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
+           "gru_forward", "gru_backward"]
+
+_empty = np.empty
+_zeros = np.zeros
+_contig = np.ascontiguousarray
+_ACT = {"tanh": 0, "relu": 1}
+
+
+def _mask_u8(mask):
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        m = m != 0
+    return _contig(m).view(np.uint8)
+
+
+def _grad_in(a, dt):
+    return None if a is None else _contig(a, dtype=dt)
+
+
+# ------------------------------------------------------------------------------ Elman
+def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, activation="tanh", mask=None,
+                training=False):
+    x = _contig(x)
+    dt = x.dtype
+    T, B, _ = x.shape
+    H = weight_hh.shape[1]
+    act = _ACT[activation]
+    h0 = _contig(h0, dtype=dt)
+    w_ih, w_hh = _contig(weight_ih, dtype=dt), _contig(weight_hh, dtype=dt)
+    bias = _contig(bias_ih + bias_hh, dtype=dt)
+    m = _mask_u8(mask)
+    A = _empty((T, B, H), dt)
+    if not training:
+        y = _empty((T, B, H), dt)
+        _elman.rnn_forward(x, h0, w_ih, w_hh, bias, A, y, m, act)
+        h_n = y[T - 1].copy() if T else h0.copy()
+        return y, h_n, None
+    hs = _empty((T + 1, B, H), dt)
+    hs[0] = h0
+    _elman.rnn_forward(x, hs[0], w_ih, w_hh, bias, A, hs[1:], m, act)
+    cache = dict(x=x, hs=hs, w_ih=w_ih, w_hh=w_hh, mask=m, act=act)
+    return hs[1:].copy(), hs[T].copy(), cache
+
+
+def rnn_backward(cache, dy, dh_n):
+    if cache is None:
+        raise ValueError("rnn_backward needs the cache of a forward call made with training=True")
+    x, hs, w_ih, w_hh = cache["x"], cache["hs"], cache["w_ih"], cache["w_hh"]
+    dt = x.dtype
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    dy = _grad_in(dy, dt)
+    dhbuf = _empty((2, B, H), dt)
+    if dh_n is None:
+        dhbuf[0] = 0
+    else:
+        dhbuf[0] = dh_n
+    if T == 0:
+        db = _zeros(H, dt)
+        return dict(x=_zeros(x.shape, dt), h0=dhbuf[0].copy(), weight_ih=_zeros(w_ih.shape, dt),
+                    weight_hh=_zeros(w_hh.shape, dt), bias_ih=db, bias_hh=db.copy())
+    dG = _empty((T, B, H), dt)
+    dh0 = _empty((B, H), dt)
+    dx = _empty(x.shape, dt)
+    dw_ih = _empty(w_ih.shape, dt)
+    dw_hh = _empty(w_hh.shape, dt)
+    db = _zeros(H, dt)
+    _elman.rnn_backward(x, hs, w_ih, w_hh, dy, dG, dhbuf, dh0, dx, dw_ih, dw_hh, db,
+                        cache["mask"], cache["act"])
+    return dict(x=dx, h0=dh0, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db, bias_hh=db.copy())
+
+
+# ------------------------------------------------------------------------------- LSTM
+def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, training=False):
+    x = _contig(x)
+    dt = x.dtype
+    T, B, _ = x.shape
+    H = weight_hh.shape[1]
+    h0, c0 = _contig(h0, dtype=dt), _contig(c0, dtype=dt)
+    w_ih, w_hh = _contig(weight_ih, dtype=dt), _contig(weight_hh, dtype=dt)
+    bias = _contig(bias_ih + bias_hh, dtype=dt)
+    m = _mask_u8(mask)
+    if T == 0:
+        y = _empty((0, B, H), dt)
+        cache = None
+        if training:
+            cache = dict(x=x, hs=h0[None].copy(), gates=_empty((0, B, 4 * H), dt),
+                         cs=_empty((0, B, H), dt), c0=c0, w_ih=w_ih, w_hh=w_hh, mask=m)
+        return y, h0.copy(), c0.copy(), cache
+    G = _empty((T, B, 4 * H), dt)
+    if not training:
+        y = _empty((T, B, H), dt)
+        c_n = _empty((B, H), dt)
+        cbuf = _empty((2, B, H), dt) if T > 1 else None
+        _lstm.lstm_forward(x, h0, c0, w_ih, w_hh, bias, G, y, None, cbuf, c_n, m, False)
+        return y, y[T - 1].copy(), c_n, None
+    hs = _empty((T + 1, B, H), dt)
+    hs[0] = h0
+    cs = _empty((T, B, H), dt)
+    _lstm.lstm_forward(x, hs[0], c0, w_ih, w_hh, bias, G, hs[1:], cs, None, cs[T - 1], m,
+                       True)
+    cache = dict(x=x, hs=hs, gates=G, cs=cs, c0=c0, w_ih=w_ih, w_hh=w_hh, mask=m)
+    return hs[1:].copy(), hs[T].copy(), cs[T - 1].copy(), cache
+
+
+def lstm_backward(cache, dy, dh_n, dc_n):
+    if cache is None:
+        raise ValueError("lstm_backward needs the cache of a forward call made with training=True")
+    x, hs, w_ih, w_hh = cache["x"], cache["hs"], cache["w_ih"], cache["w_hh"]
+    dt = x.dtype
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    dy = _grad_in(dy, dt)
+    dhbuf = _empty((2, B, H), dt)
+    if dh_n is None:
+        dhbuf[0] = 0
+    else:
+        dhbuf[0] = dh_n
+    dc = _zeros((B, H), dt) if dc_n is None else np.array(dc_n, dtype=dt, order="C")
+    if T == 0:
+        db = _zeros(4 * H, dt)
+        return dict(x=_zeros(x.shape, dt), h0=dhbuf[0].copy(), c0=dc,
+                    weight_ih=_zeros(w_ih.shape, dt), weight_hh=_zeros(w_hh.shape, dt),
+                    bias_ih=db, bias_hh=db.copy())
+    dG = _empty((T, B, 4 * H), dt)
+    dh0 = _empty((B, H), dt)
+    dx = _empty(x.shape, dt)
+    dw_ih = _empty(w_ih.shape, dt)
+    dw_hh = _empty(w_hh.shape, dt)
+    db = _zeros(4 * H, dt)
+    _lstm.lstm_backward(x, hs, cache["gates"], cache["cs"], cache["c0"], w_ih, w_hh, dy, dG,
+                        dhbuf, dc, dh0, dx, dw_ih, dw_hh, db, cache["mask"])
+    return dict(x=dx, h0=dh0, c0=dc, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db,
+                bias_hh=db.copy())
+
+
+# -------------------------------------------------------------------------------- GRU
+def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, training=False):
+    x = _contig(x)
+    dt = x.dtype
+    T, B, _ = x.shape
+    H = weight_hh.shape[1]
+    h0 = _contig(h0, dtype=dt)
+    w_ih, w_hh = _contig(weight_ih, dtype=dt), _contig(weight_hh, dtype=dt)
+    b_ih, b_hh = _contig(bias_ih, dtype=dt), _contig(bias_hh, dtype=dt)
+    bias_rz = b_ih[:2 * H] + b_hh[:2 * H]
+    m = _mask_u8(mask)
+    Gi = _empty((T, B, 3 * H), dt)
+    gh = _empty((B, 3 * H), dt)
+    if not training:
+        y = _empty((T, B, H), dt)
+        _gru.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bias_rz, Gi, gh, y, None, m, False)
+        return y, (y[T - 1].copy() if T else h0.copy()), None
+    hs = _empty((T + 1, B, H), dt)
+    hs[0] = h0
+    hn = _empty((T, B, H), dt)
+    _gru.gru_forward(x, hs[0], w_ih, w_hh, b_ih, b_hh, bias_rz, Gi, gh, hs[1:], hn, m, True)
+    cache = dict(x=x, hs=hs, gates=Gi, hn=hn, w_ih=w_ih, w_hh=w_hh, mask=m)
+    return hs[1:].copy(), hs[T].copy(), cache
+
+
+def gru_backward(cache, dy, dh_n):
+    if cache is None:
+        raise ValueError("gru_backward needs the cache of a forward call made with training=True")
+    x, hs, w_ih, w_hh = cache["x"], cache["hs"], cache["w_ih"], cache["w_hh"]
+    dt = x.dtype
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    dy = _grad_in(dy, dt)
+    dhbuf = _empty((2, B, H), dt)
+    if dh_n is None:
+        dhbuf[0] = 0
+    else:
+        dhbuf[0] = dh_n
+    db_ih = _zeros(3 * H, dt)
+    db_hh = _zeros(3 * H, dt)
+    if T == 0:
+        return dict(x=_zeros(x.shape, dt), h0=dhbuf[0].copy(), weight_ih=_zeros(w_ih.shape, dt),
+                    weight_hh=_zeros(w_hh.shape, dt), bias_ih=db_ih, bias_hh=db_hh)
+    dGi = _empty((T, B, 3 * H), dt)
+    dGh = _empty((T, B, 3 * H), dt)
+    dh0 = _empty((B, H), dt)
+    dx = _empty(x.shape, dt)
+    dw_ih = _empty(w_ih.shape, dt)
+    dw_hh = _empty(w_hh.shape, dt)
+    _gru.gru_backward(x, hs, cache["gates"], cache["hn"], w_ih, w_hh, dy, dGi, dGh, dhbuf, dh0,
+                      dx, dw_ih, dw_hh, db_ih, db_hh, cache["mask"])
+    return dict(x=dx, h0=dh0, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db_ih, bias_hh=db_hh)

@@ -1,0 +1,146 @@
+# cython: language_level=3
+"""GRU kernels, PyTorch's "linear before reset" form (float32 / float64).
+
+Design
+------
+Layout: time-major, C-contiguous. x (T, B, I); h (B, H). Gate order r, z, n;
+W_ih (3H, I), W_hh (3H, H) in PyTorch layout.
+  r = sigma(W_ir x + b_ir + W_hr h + b_hr),  z = sigma(W_iz x + b_iz + W_hz h + b_hz)
+  n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h
+Forward:
+  1. one GEMM for all input projections: Gi = X(T*B, I) @ W_ih^T (T, B, 3H).
+     Biases: b_ir + b_hr and b_iz + b_hz are summed once per call; b_in is
+     added to the input side and b_hn stays INSIDE r * (W_hn h + b_hn).
+  2. per step ONE recurrent GEMM for all three gates, Gh = h_{t-1} @ W_hh^T
+     (B, 3H) into a per-call workspace (GEMV for one row), then one fused
+     pointwise pass (biases, sigma, tanh, r*(.), h', mask).
+  No GIL, no allocation, FTZ/DAZ for the whole sequence.
+Training caches only what backward needs:
+  gates: post-activation r, z, n stored in place of Gi (T, B, 3H);
+  hn:    W_hn h_{t-1} + b_hn (T, B, H);
+  hs:    h0 followed by h_0..h_{T-1} (T+1, B, H).
+Backward: per step the fused pass writes dGi[t] (gradient of the input-side
+pre-activations [r, z, n]) and dGh[t] (recurrent side: [r, z, r*dn]) and
+dh_{t-1} = dh*z + dGh[t] @ W_hh. After the loop: dX = dGi @ W_ih,
+dW_ih = dGi^T @ X, dW_hh = dGh^T @ hs[:T], db_ih / db_hh = column sums.
+Masked (t, b): state carried, zero dgates, dh passes through.
+"""
+from fastrnn._blas cimport real, gemm_rm, gemv_rm
+from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, gru_fwd_pw,
+                              gru_bwd_pw)
+
+
+cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
+                       Py_ssize_t H, real* Gi, real* gh, const real* whh,
+                       const real* bias_rz, const real* b_in, const real* b_hn,
+                       const real* h0, real* hseq, real* hn,
+                       const unsigned char* mask, bint store) noexcept nogil:
+    """gh: (B, 3H) workspace; hn: (T, B, H) or NULL (inference)."""
+    cdef Py_ssize_t GH = 3 * H, t
+    cdef real* gi
+    cdef real* ghr = gh + b0 * GH
+    cdef const real* hp
+    cdef const unsigned char* m = NULL
+    for t in range(T):
+        gi = Gi + (t * B + b0) * GH
+        hp = h0 + b0 * H if t == 0 else hseq + ((t - 1) * B + b0) * H
+        if mask != NULL:
+            m = mask + t * B + b0
+        if nb == 1:
+            gemv_rm(c'N', GH, H, <real>1, whh, H, hp, <real>0, ghr)
+        else:
+            gemm_rm(c'N', c'T', nb, GH, H, <real>1, hp, H, whh, H, <real>0, ghr, GH)
+        gru_fwd_pw(nb, H, gi, ghr, bias_rz, b_in, b_hn, hp, hseq + (t * B + b0) * H,
+                   gi if store else NULL,
+                   hn + (t * B + b0) * H if store else NULL, m)
+
+
+def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
+                const real[:, ::1] w_ih, const real[:, ::1] w_hh,
+                const real[::1] b_ih, const real[::1] b_hh, const real[::1] bias_rz,
+                real[:, :, ::1] Gi, real[:, ::1] gh, real[:, :, ::1] hseq,
+                real[:, :, ::1] hn, const unsigned char[:, ::1] mask, bint training):
+    """Fill hseq (T, B, H); training: Gi <- gates (r, z, n), hn <- W_hn h + b_hn.
+
+    bias_rz = (b_ih + b_hh)[:2H]; gh (B, 3H) workspace."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
+    cdef Py_ssize_t H = h0.shape[1]
+    cdef const unsigned char* mp = NULL
+    cdef real* hnp = NULL
+    cdef unsigned int csr
+    if T == 0 or B == 0:
+        return
+    if mask is not None:
+        mp = &mask[0, 0]
+    if hn is not None:
+        hnp = &hn[0, 0, 0]
+    with nogil:
+        csr = fr_ftz_enter()
+        gemm_rm(c'N', c'T', T * B, 3 * H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
+                <real>0, &Gi[0, 0, 0], 3 * H)
+        gru_fwd_rows(T, B, 0, B, H, &Gi[0, 0, 0], &gh[0, 0], &w_hh[0, 0], &bias_rz[0],
+                     &b_ih[2 * H], &b_hh[2 * H], &h0[0, 0], &hseq[0, 0, 0], hnp, mp,
+                     training)
+        fr_ftz_exit(csr)
+
+
+cdef void gru_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
+                       Py_ssize_t H, const real* gates, const real* hn, const real* hs,
+                       const real* dy, const real* whh, real* dGi, real* dGh,
+                       real* dhbuf, real* dh0, const unsigned char* mask) noexcept nogil:
+    cdef Py_ssize_t GH = 3 * H, t
+    cdef real* cur = dhbuf + b0 * H
+    cdef real* other = dhbuf + (B + b0) * H
+    cdef real* nxt
+    cdef real* dgh
+    cdef const unsigned char* m = NULL
+    for t in range(T - 1, -1, -1):
+        nxt = dh0 + b0 * H if t == 0 else other
+        dgh = dGh + (t * B + b0) * GH
+        if mask != NULL:
+            m = mask + t * B + b0
+        gru_bwd_pw(nb, H, gates + (t * B + b0) * GH, hn + (t * B + b0) * H,
+                   hs + (t * B + b0) * H,
+                   dy + (t * B + b0) * H if dy != NULL else NULL, cur,
+                   dGi + (t * B + b0) * GH, dgh, nxt, m)
+        if nb == 1:
+            gemv_rm(c'T', GH, H, <real>1, whh, H, dgh, <real>1, nxt)
+        else:
+            gemm_rm(c'N', c'N', nb, H, GH, <real>1, dgh, GH, whh, H, <real>1, nxt, H)
+        other = cur
+        cur = nxt
+
+
+def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
+                 const real[:, :, ::1] gates, const real[:, :, ::1] hn,
+                 const real[:, ::1] w_ih, const real[:, ::1] w_hh,
+                 const real[:, :, ::1] dy, real[:, :, ::1] dGi, real[:, :, ::1] dGh,
+                 real[:, :, ::1] dhbuf, real[:, ::1] dh0, real[:, :, ::1] dx,
+                 real[:, ::1] dw_ih, real[:, ::1] dw_hh, real[::1] db_ih,
+                 real[::1] db_hh, const unsigned char[:, ::1] mask):
+    """dhbuf[0] = dh_n (zeros when absent) on entry; db_ih, db_hh zeroed."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
+    cdef Py_ssize_t H = w_hh.shape[1], GH = 3 * w_hh.shape[1]
+    cdef const unsigned char* mp = NULL
+    cdef const real* dyp = NULL
+    cdef unsigned int csr
+    if T == 0 or B == 0:
+        return
+    if mask is not None:
+        mp = &mask[0, 0]
+    if dy is not None:
+        dyp = &dy[0, 0, 0]
+    with nogil:
+        csr = fr_ftz_enter()
+        gru_bwd_rows(T, B, 0, B, H, &gates[0, 0, 0], &hn[0, 0, 0], &hs[0, 0, 0], dyp,
+                     &w_hh[0, 0], &dGi[0, 0, 0], &dGh[0, 0, 0], &dhbuf[0, 0, 0],
+                     &dh0[0, 0], mp)
+        gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dGi[0, 0, 0], GH, &w_ih[0, 0], I,
+                <real>0, &dx[0, 0, 0], I)
+        gemm_rm(c'T', c'N', GH, I, T * B, <real>1, &dGi[0, 0, 0], GH, &x[0, 0, 0], I,
+                <real>0, &dw_ih[0, 0], I)
+        gemm_rm(c'T', c'N', GH, H, T * B, <real>1, &dGh[0, 0, 0], GH, &hs[0, 0, 0], H,
+                <real>0, &dw_hh[0, 0], H)
+        colsum_add(T * B, GH, &dGi[0, 0, 0], &db_ih[0])
+        colsum_add(T * B, GH, &dGh[0, 0, 0], &db_hh[0])
+        fr_ftz_exit(csr)

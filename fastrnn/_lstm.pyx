@@ -1,0 +1,176 @@
+# cython: language_level=3
+"""LSTM kernels (float32 / float64 via the fused type `real`).
+
+Design
+------
+Layout: time-major, C-contiguous. x (T, B, I); states (B, H); gates are
+gate-interleaved per row: G (T, B, 4H) with gate order i, f, g, o (PyTorch).
+Weights in PyTorch layout: W_ih (4H, I), W_hh (4H, H).
+
+Forward:
+  1. one GEMM for the input projection of every step: G = X(T*B, I) @ W_ih^T;
+     the two biases are summed once per call (b = b_ih + b_hh) and added in
+     the fused pass below, so no step ever touches b_ih / b_hh separately.
+  2. per step t: the recurrent product G[t] += h_{t-1} @ W_hh^T (beta = 1;
+     GEMV when the row slice has one row), then ONE fused pointwise pass
+     (C helper, vectorized activations): bias, sigma/tanh, c_t, h_t, mask.
+  The whole sequence runs without the GIL, without allocation, with FTZ/DAZ.
+Training caches only what backward needs:
+  gates: post-activation i, f, g, o, stored in place of G (T, B, 4H);
+  cs:    c_t for every step (T, B, H);
+  hs:    h_{-1} = h0 followed by h_0..h_{T-1} (T+1, B, H).
+  tanh(c_t) is recomputed in backward.
+Backward (BPTT), per step only: the fused pointwise dgates pass (writes
+dG[t], carries dc in place) and dh_{t-1} = dG[t] @ W_hh. After the loop:
+dX = dG @ W_ih, dW_ih = dG^T @ X, dW_hh = dG^T @ hs[:T] (one GEMM each over
+T*B rows) and db = column sums of dG (db_ih == db_hh).
+Masked (t, b): state carried, the step gets zero dgates, dh and dc pass
+through to t-1.
+"""
+from fastrnn._blas cimport real, gemm_rm, gemv_rm
+from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, lstm_fwd_pw,
+                              lstm_bwd_pw)
+
+
+cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
+                        Py_ssize_t H, real* G, const real* whh, const real* bias,
+                        const real* h0, const real* c0, real* hseq, real* cseq,
+                        real* cbuf, real* cn, const unsigned char* mask,
+                        bint store) noexcept nogil:
+    """Recurrence for batch rows [b0, b0+nb) over the whole sequence.
+
+    G: (T, B, 4H) input projections (overwritten: gates if `store`).
+    hseq: (T, B, H) h_t output. cseq: (T, B, H) c_t (training) or NULL, then
+    cbuf (2, B, H) ping-pongs c and the last step writes cn (B, H).
+    """
+    cdef Py_ssize_t GH = 4 * H, t
+    cdef real* g
+    cdef const real* hp
+    cdef const real* cp
+    cdef real* co
+    cdef const unsigned char* m = NULL
+    for t in range(T):
+        g = G + (t * B + b0) * GH
+        if t == 0:
+            hp = h0 + b0 * H
+            cp = c0 + b0 * H
+        else:
+            hp = hseq + ((t - 1) * B + b0) * H
+            if cseq != NULL:
+                cp = cseq + ((t - 1) * B + b0) * H
+            else:
+                cp = cbuf + (((t - 1) & 1) * B + b0) * H
+        if cseq != NULL:
+            co = cseq + (t * B + b0) * H
+        elif t == T - 1:
+            co = cn + b0 * H
+        else:
+            co = cbuf + ((t & 1) * B + b0) * H
+        if mask != NULL:
+            m = mask + t * B + b0
+        if nb == 1:
+            gemv_rm(c'N', GH, H, <real>1, whh, H, hp, <real>1, g)
+        else:
+            gemm_rm(c'N', c'T', nb, GH, H, <real>1, hp, H, whh, H, <real>1, g, GH)
+        lstm_fwd_pw(nb, H, g, bias, hp, cp, hseq + (t * B + b0) * H, co,
+                    g if store else NULL, m)
+
+
+def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
+                 const real[:, ::1] c0, const real[:, ::1] w_ih,
+                 const real[:, ::1] w_hh, const real[::1] bias,
+                 real[:, :, ::1] G, real[:, :, ::1] hseq, real[:, :, ::1] cseq,
+                 real[:, :, ::1] cbuf, real[:, ::1] cn,
+                 const unsigned char[:, ::1] mask, bint training):
+    """Fill hseq (T,B,H) and cn (B,H); training: G <- gates, cseq <- c_t.
+
+    bias = b_ih + b_hh (4H,). Shapes are trusted (validated in Python)."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
+    cdef Py_ssize_t H = h0.shape[1]
+    cdef const unsigned char* mp = NULL
+    cdef real* cs = NULL
+    cdef real* cb = NULL
+    cdef unsigned int csr
+    if T == 0 or B == 0:
+        return
+    if mask is not None:
+        mp = &mask[0, 0]
+    if cseq is not None:
+        cs = &cseq[0, 0, 0]
+    if cbuf is not None:
+        cb = &cbuf[0, 0, 0]
+    with nogil:
+        csr = fr_ftz_enter()
+        gemm_rm(c'N', c'T', T * B, 4 * H, I, <real>1, &x[0, 0, 0], I,
+                &w_ih[0, 0], I, <real>0, &G[0, 0, 0], 4 * H)
+        lstm_fwd_rows(T, B, 0, B, H, &G[0, 0, 0], &w_hh[0, 0], &bias[0],
+                      &h0[0, 0], &c0[0, 0], &hseq[0, 0, 0], cs, cb, &cn[0, 0],
+                      mp, training)
+        fr_ftz_exit(csr)
+
+
+cdef void lstm_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
+                        Py_ssize_t H, const real* gates, const real* cseq,
+                        const real* c0, const real* dy, const real* whh,
+                        real* dG, real* dhbuf, real* dc, real* dh0,
+                        const unsigned char* mask) noexcept nogil:
+    """BPTT for rows [b0, b0+nb). dhbuf (2, B, H): buffer 0 holds dh_n on entry;
+    dc (B, H) holds dc_n on entry and dc0 on exit; dh0 (B, H) receives dh0."""
+    cdef Py_ssize_t GH = 4 * H, t
+    cdef real* cur = dhbuf + b0 * H
+    cdef real* other = dhbuf + (B + b0) * H
+    cdef real* nxt
+    cdef real* dg
+    cdef const real* cp
+    cdef const unsigned char* m = NULL
+    for t in range(T - 1, -1, -1):
+        nxt = dh0 + b0 * H if t == 0 else other
+        cp = c0 + b0 * H if t == 0 else cseq + ((t - 1) * B + b0) * H
+        dg = dG + (t * B + b0) * GH
+        if mask != NULL:
+            m = mask + t * B + b0
+        lstm_bwd_pw(nb, H, gates + (t * B + b0) * GH, cseq + (t * B + b0) * H, cp,
+                    dy + (t * B + b0) * H if dy != NULL else NULL, cur,
+                    dc + b0 * H, dg, nxt, m)
+        if nb == 1:
+            gemv_rm(c'T', GH, H, <real>1, whh, H, dg, <real>1, nxt)
+        else:
+            gemm_rm(c'N', c'N', nb, H, GH, <real>1, dg, GH, whh, H, <real>1, nxt, H)
+        other = cur
+        cur = nxt
+
+
+def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
+                  const real[:, :, ::1] gates, const real[:, :, ::1] cseq,
+                  const real[:, ::1] c0, const real[:, ::1] w_ih,
+                  const real[:, ::1] w_hh, const real[:, :, ::1] dy,
+                  real[:, :, ::1] dG, real[:, :, ::1] dhbuf, real[:, ::1] dc,
+                  real[:, ::1] dh0, real[:, :, ::1] dx, real[:, ::1] dw_ih,
+                  real[:, ::1] dw_hh, real[::1] db,
+                  const unsigned char[:, ::1] mask):
+    """dhbuf[0] = dh_n and dc = dc_n on entry (zeros when absent); db zeroed."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
+    cdef Py_ssize_t H = c0.shape[1], GH = 4 * c0.shape[1]
+    cdef const unsigned char* mp = NULL
+    cdef const real* dyp = NULL
+    cdef unsigned int csr
+    if T == 0 or B == 0:
+        return
+    if mask is not None:
+        mp = &mask[0, 0]
+    if dy is not None:
+        dyp = &dy[0, 0, 0]
+    with nogil:
+        csr = fr_ftz_enter()
+        lstm_bwd_rows(T, B, 0, B, H, &gates[0, 0, 0], &cseq[0, 0, 0], &c0[0, 0],
+                      dyp, &w_hh[0, 0], &dG[0, 0, 0], &dhbuf[0, 0, 0], &dc[0, 0],
+                      &dh0[0, 0], mp)
+        # weight / input gradients: one GEMM each over all T*B rows
+        gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dG[0, 0, 0], GH, &w_ih[0, 0], I,
+                <real>0, &dx[0, 0, 0], I)
+        gemm_rm(c'T', c'N', GH, I, T * B, <real>1, &dG[0, 0, 0], GH, &x[0, 0, 0], I,
+                <real>0, &dw_ih[0, 0], I)
+        gemm_rm(c'T', c'N', GH, H, T * B, <real>1, &dG[0, 0, 0], GH, &hs[0, 0, 0], H,
+                <real>0, &dw_hh[0, 0], H)
+        colsum_add(T * B, GH, &dG[0, 0, 0], &db[0])
+        fr_ftz_exit(csr)

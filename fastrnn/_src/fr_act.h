@@ -1,0 +1,134 @@
+/* Vectorizable activations (float and double), inlined into `omp simd` loops.
+ *
+ * exp is only ever needed for non-positive arguments here: sigmoid(x) uses
+ * e = exp(-|x|), tanh(x) uses e = exp(-2|x|). Range reduction x = k ln2 + r,
+ * |r| <= ln2/2, a Taylor polynomial (degree 7 in float, 13 in double: the
+ * truncation error is below the format's rounding error), and 2^k built from
+ * the exponent bits. The argument is clamped from below to the smallest value
+ * whose exp is still a normal number; comparisons are written so that NaN
+ * passes through the clamp and poisons the result (NaN propagates), and +-inf
+ * saturate to exactly 0/1 (sigmoid) and -1/+1 (tanh).
+ * tanh uses an odd Taylor polynomial near 0 to keep relative accuracy there.
+ * No libm calls, no -ffast-math needed.
+ */
+#ifndef FASTRNN_ACT_H
+#define FASTRNN_ACT_H
+
+#include "fr_common.h"
+
+typedef union { float f; int32_t i; } fr_fi32;
+typedef union { double f; int64_t i; } fr_di64;
+
+/* exp(x) for x <= 0 (or NaN). */
+FR_INLINE float fr_expn_f(float x)
+{
+    x = (x < -87.33654f) ? -87.33654f : x;           /* NaN passes */
+    const float magic = 12582912.0f;                  /* 1.5 * 2^23 */
+    fr_fi32 u;
+    u.f = x * 1.44269504088896341f + magic;
+    float k = u.f - magic;                            /* round(x / ln2) */
+    int32_t ki = u.i - 0x4B400000;                    /* same, as int */
+    float r = x - k * 0.693359375f;
+    r = r - k * -2.12194440e-4f;
+    float p = 1.9841270e-4f;                          /* 1/7! */
+    p = p * r + 1.3888889e-3f;
+    p = p * r + 8.3333333e-3f;
+    p = p * r + 4.1666667e-2f;
+    p = p * r + 1.6666667e-1f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    fr_fi32 s;
+    s.i = (ki + 127) << 23;
+    return p * s.f;
+}
+
+FR_INLINE double fr_expn_d(double x)
+{
+    x = (x < -708.3) ? -708.3 : x;                    /* NaN passes */
+    const double magic = 6755399441055744.0;          /* 1.5 * 2^52 */
+    fr_di64 u;
+    u.f = x * 1.4426950408889634074 + magic;
+    double k = u.f - magic;
+    int64_t ki = u.i - (int64_t)0x4338000000000000LL;
+    double r = x - k * 6.93147180369123816490e-01;
+    r = r - k * 1.90821492927058770002e-10;
+    double p = 1.6059043836821613e-10;                /* 1/13! */
+    p = p * r + 2.0876756987868099e-09;               /* 1/12! */
+    p = p * r + 2.5052108385441720e-08;               /* 1/11! */
+    p = p * r + 2.7557319223985893e-07;               /* 1/10! */
+    p = p * r + 2.7557319223985888e-06;               /* 1/9! */
+    p = p * r + 2.4801587301587302e-05;               /* 1/8! */
+    p = p * r + 1.9841269841269841e-04;               /* 1/7! */
+    p = p * r + 1.3888888888888889e-03;
+    p = p * r + 8.3333333333333332e-03;
+    p = p * r + 4.1666666666666664e-02;
+    p = p * r + 1.6666666666666666e-01;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    fr_di64 s;
+    s.i = (ki + 1023) << 52;
+    return p * s.f;
+}
+
+FR_INLINE float fr_absf(float x) { fr_fi32 u; u.f = x; u.i &= 0x7FFFFFFF; return u.f; }
+FR_INLINE double fr_absd(double x) { fr_di64 u; u.f = x; u.i &= 0x7FFFFFFFFFFFFFFFLL; return u.f; }
+
+FR_INLINE float fr_sigmoid_f(float x)
+{
+    float e = fr_expn_f(-fr_absf(x));
+    float s = 1.0f / (1.0f + e);
+    return (x >= 0.0f) ? s : e * s;   /* NaN: both branches are NaN */
+}
+
+FR_INLINE double fr_sigmoid_d(double x)
+{
+    double e = fr_expn_d(-fr_absd(x));
+    double s = 1.0 / (1.0 + e);
+    return (x >= 0.0) ? s : e * s;
+}
+
+FR_INLINE float fr_tanh_f(float x)
+{
+    float a = fr_absf(x);
+    float e = fr_expn_f(-2.0f * a);
+    float t = (1.0f - e) / (1.0f + e);
+    float x2 = a * a;                                 /* small |x|: odd series */
+    float q = 2.1869489e-2f;                          /* 62/2835 */
+    q = q * x2 - 5.3968254e-2f;                       /* -17/315 */
+    q = q * x2 + 1.3333334e-1f;                       /* 2/15 */
+    q = q * x2 - 3.3333334e-1f;                       /* -1/3 */
+    q = (q * x2) * a + a;
+    t = (a < 0.25f) ? q : t;
+    fr_fi32 ut, ux;
+    ut.f = t; ux.f = x;
+    ut.i = (ut.i & 0x7FFFFFFF) | (ux.i & (int32_t)0x80000000);
+    return ut.f;
+}
+
+FR_INLINE double fr_tanh_d(double x)
+{
+    double a = fr_absd(x);
+    double e = fr_expn_d(-2.0 * a);
+    double t = (1.0 - e) / (1.0 + e);
+    double x2 = a * a;
+    double q = -3.5921280365724810e-03;               /* -21844/6081075 */
+    q = q * x2 + 8.8632355299021966e-03;              /* 1382/155925 */
+    q = q * x2 - 2.1869488536155203e-02;              /* -62/2835 (sign alt.) */
+    q = q * x2 + 5.3968253968253971e-02;              /* 17/315 */
+    q = q * x2 - 1.3333333333333333e-01;              /* -2/15 */
+    q = q * x2 + 3.3333333333333331e-01;              /* 1/3 */
+    /* tanh(a) = a - a^3/3 + 2a^5/15 - ... = a - a*x2*(1/3 - 2x2/15 + ...) */
+    q = a - (q * x2) * a;
+    t = (a < 0.0625) ? q : t;
+    fr_di64 ut, ux;
+    ut.f = t; ux.f = x;
+    ut.i = (ut.i & 0x7FFFFFFFFFFFFFFFLL) | (ux.i & (int64_t)0x8000000000000000ULL);
+    return ut.f;
+}
+
+FR_INLINE float fr_relu_f(float x) { return (x < 0.0f) ? 0.0f : x; }
+FR_INLINE double fr_relu_d(double x) { return (x < 0.0) ? 0.0 : x; }
+
+#endif

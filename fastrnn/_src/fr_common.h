@@ -1,0 +1,112 @@
+/* fastrnn C helpers: shared declarations.
+ *
+ * Everything here is plain C99 plus optional GCC/Clang extensions:
+ *   - FR_CLONES: runtime ISA dispatch (AVX-512 / AVX2 / baseline) through
+ *     __attribute__((target_clones(...))) when setup.py found it works
+ *     (macro FASTRNN_HAVE_TARGET_CLONES); otherwise a single baseline build.
+ *   - `#pragma omp simd` loops, compiled with -fopenmp-simd when available.
+ * Never compiled with -ffast-math: the activations rely on NaN comparisons.
+ */
+#ifndef FASTRNN_COMMON_H
+#define FASTRNN_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(FASTRNN_HAVE_TARGET_CLONES)
+#define FR_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
+#else
+#define FR_CLONES
+#endif
+
+#if defined(__GNUC__)
+#define FR_INLINE static inline __attribute__((always_inline))
+#define FR_RESTRICT __restrict__
+#else
+#define FR_INLINE static inline
+#define FR_RESTRICT
+#endif
+
+#if defined(_OPENMP) || defined(FASTRNN_OMP_SIMD)
+#define FR_PRAGMA(x) _Pragma(#x)
+#define FR_SIMD FR_PRAGMA(omp simd)
+#else
+#define FR_SIMD
+#endif
+
+/* Floating point environment: flush-to-zero + denormals-are-zero. */
+unsigned int fr_ftz_enter(void);
+void fr_ftz_exit(unsigned int saved);
+
+/* Runtime info. */
+int fr_simd_level(void);          /* 0 baseline, 2 avx2+fma, 3 avx512f */
+int fr_have_target_clones(void);
+
+/* acc[j] += sum_r a[r*n + j] over rows (column sums of a row-major matrix). */
+void fr_colsum_add_f(int rows, int n, const float *a, float *acc);
+void fr_colsum_add_d(int rows, int n, const double *a, double *acc);
+
+/* Test hooks: elementwise activations over a vector (used by the tests to
+ * check accuracy at saturating ends and NaN propagation). kind: 0 sigmoid,
+ * 1 tanh, 2 relu. */
+void fr_act_f(int kind, int n, const float *x, float *y);
+void fr_act_d(int kind, int n, const double *x, double *y);
+
+/* ---- Elman ----------------------------------------------------------- */
+/* g: [nb][H] pre-activation (x W_ih^T + h W_hh^T), bias: [H] (b_ih + b_hh).
+ * Writes h_out; rows with mask==0 copy h_prev. act: 0 tanh, 1 relu. */
+void fr_elman_fwd_f(int nb, int H, int act, const float *g, const float *bias,
+                    const float *h_prev, float *h_out, const unsigned char *mask);
+void fr_elman_fwd_d(int nb, int H, int act, const double *g, const double *bias,
+                    const double *h_prev, double *h_out, const unsigned char *mask);
+/* dh = dy + dh_next (dy may be NULL). dG = dh * act'(h). dh_prev_init = 0
+ * (valid rows; the GEMM adds dG W_hh) or dh (masked rows). */
+void fr_elman_bwd_f(int nb, int H, int act, const float *h, const float *dy,
+                    const float *dh_next, float *dG, float *dh_prev,
+                    const unsigned char *mask);
+void fr_elman_bwd_d(int nb, int H, int act, const double *h, const double *dy,
+                    const double *dh_next, double *dG, double *dh_prev,
+                    const unsigned char *mask);
+
+/* ---- LSTM ------------------------------------------------------------ */
+/* g: [nb][4H] pre-activation without bias, gate order i f g o.
+ * If gates_out != NULL, the post-activation gates are stored there ([nb][4H]).
+ * Masked rows: h_out = h_prev, c_out = c_prev, gates_out row = 0. */
+void fr_lstm_fwd_f(int nb, int H, const float *g, const float *bias,
+                   const float *h_prev, const float *c_prev, float *h_out,
+                   float *c_out, float *gates_out, const unsigned char *mask);
+void fr_lstm_fwd_d(int nb, int H, const double *g, const double *bias,
+                   const double *h_prev, const double *c_prev, double *h_out,
+                   double *c_out, double *gates_out, const unsigned char *mask);
+/* gates: post-activation [nb][4H]; c: c_t; c_prev: c_{t-1}; dc: in dc_t (from
+ * t+1), out dc_{t-1} (in place). dG out [nb][4H]; dh_prev_init as Elman. */
+void fr_lstm_bwd_f(int nb, int H, const float *gates, const float *c,
+                   const float *c_prev, const float *dy, const float *dh_next,
+                   float *dc, float *dG, float *dh_prev, const unsigned char *mask);
+void fr_lstm_bwd_d(int nb, int H, const double *gates, const double *c,
+                   const double *c_prev, const double *dy, const double *dh_next,
+                   double *dc, double *dG, double *dh_prev, const unsigned char *mask);
+
+/* ---- GRU (linear before reset) ---------------------------------------- */
+/* gi: [nb][3H] x W_ih^T (no bias); gh: [nb][3H] h W_hh^T (no bias).
+ * bias_rz: [2H] (b_ih + b_hh for r, z); b_in, b_hn: [H].
+ * If gates_out != NULL store r, z, n ([nb][3H]) and hn = gh_n + b_hn ([nb][H]). */
+void fr_gru_fwd_f(int nb, int H, const float *gi, const float *gh,
+                  const float *bias_rz, const float *b_in, const float *b_hn,
+                  const float *h_prev, float *h_out, float *gates_out,
+                  float *hn_out, const unsigned char *mask);
+void fr_gru_fwd_d(int nb, int H, const double *gi, const double *gh,
+                  const double *bias_rz, const double *b_in, const double *b_hn,
+                  const double *h_prev, double *h_out, double *gates_out,
+                  double *hn_out, const unsigned char *mask);
+/* dGi: gradient wrt the input-side pre-activations [r z n] ([nb][3H]);
+ * dGh: wrt the recurrent-side ones ([r z r*dn]); dh_prev_init = dh*z (valid)
+ * or dh (masked). */
+void fr_gru_bwd_f(int nb, int H, const float *gates, const float *hn,
+                  const float *h_prev, const float *dy, const float *dh_next,
+                  float *dGi, float *dGh, float *dh_prev, const unsigned char *mask);
+void fr_gru_bwd_d(int nb, int H, const double *gates, const double *hn,
+                  const double *h_prev, const double *dy, const double *dh_next,
+                  double *dGi, double *dGh, double *dh_prev, const unsigned char *mask);
+
+#endif
