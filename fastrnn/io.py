@@ -270,6 +270,11 @@ def _validate_header(prefix8, read_header_bytes, file_size, source):
         metadata = {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise ModelFileError(f"{source}: '__metadata__' must be an object of string values")
+    check = metadata.get(_CHECKSUM_KEY)
+    if check is not None and not (check.startswith("sha256:") and len(check) == 71 and all(
+            c in "0123456789abcdef" for c in check[7:])):
+        raise ModelFileError(f"{source}: malformed checksum {check[:80]!r}; expected "
+                             "'sha256:' + 64 lowercase hex digits")
     entries = {}
     for name, info in header.items():
         if name == "__metadata__":
@@ -328,9 +333,6 @@ def _read_data(f, hdr, source, names=None):
     check = hdr.metadata.get(_CHECKSUM_KEY)
     hasher = None
     if check is not None:
-        if not (isinstance(check, str) and check.startswith("sha256:") and len(check) == 71):
-            raise ModelFileError(f"{source}: malformed checksum {check[:80]!r}; expected "
-                                 "'sha256:' + 64 hex digits")
         hasher = hashlib.sha256(_canonical(hdr.raw))
     f.seek(hdr.data_start)
     out = {}

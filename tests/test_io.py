@@ -1,0 +1,669 @@
+"""Tests for fastrnn.io: the safetensors-layout format, safe loading, atomic saving."""
+
+import json
+import os
+import pickle
+import struct
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+import fastrnn as fr
+from fastrnn import io as fio
+from fastrnn.io import ModelFileError
+
+warnings.filterwarnings("ignore", message=".*compiled kernels are not built.*")
+
+
+# ==========================================================================================
+# helpers
+# ==========================================================================================
+
+def _raw_file(header, data=b"", n=None):
+    """Bytes of a file with the given header object (or raw header bytes) and data."""
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    n = len(raw) if n is None else n
+    return struct.pack("<Q", n) + raw + data
+
+
+def _write(tmp_path, content, name="f.safetensors"):
+    p = tmp_path / name
+    p.write_bytes(content)
+    return p
+
+
+def _parse_independently(content):
+    """A minimal independent safetensors reader used to check the writer's layout."""
+    (n,) = struct.unpack("<Q", content[:8])
+    header = json.loads(content[8:8 + n].decode("utf-8"))
+    data = content[8 + n:]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        dt = {"F32": "<f4", "F64": "<f8", "I64": "<i8", "I32": "<i4", "F16": "<f2",
+              "U8": "u1", "I8": "i1", "U16": "<u2", "I16": "<i2", "U32": "<u4",
+              "U64": "<u8"}[info["dtype"]]
+        out[name] = np.frombuffer(data[b:e], dtype=dt).reshape(info["shape"])
+    return n, header, out
+
+
+def _small_model(dtype="float64", optimizer=None, seed=0):
+    m = fr.Sequential([fr.LSTM(3, input_size=2, dtype=dtype, seed=seed + 1),
+                       fr.Dense(2, dtype=dtype, seed=seed + 2)])
+    if optimizer is not None:
+        m.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
+    return m
+
+
+def _data(dtype="float64", seed=0, n=4, t=5):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, t, 2)).astype(dtype),
+            rng.standard_normal((n, 2)).astype(dtype))
+
+
+def _state(model):
+    """Everything a load must restore, as comparable bytes."""
+    out = {name: (a.dtype.str, a.shape, a.tobytes()) for name, a in model.params()}
+    out["__config__"] = json.dumps(model.get_config(), sort_keys=True)
+    opt = getattr(model, "optimizer", None)
+    if opt is not None:
+        cfg, slots = opt.get_state()
+        out["__opt__"] = json.dumps(cfg, sort_keys=True)
+        for k, v in slots.items():
+            out["opt:" + k] = (v.dtype.str, v.shape, v.tobytes())
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory):
+    """Bytes of a small saved model (with Adam state) and the model's state."""
+    m = _small_model(optimizer=fr.optimizers.Adam(0.01))
+    x, y = _data()
+    for _ in range(2):
+        m.train_on_batch(x, y)
+    p = tmp_path_factory.mktemp("small") / "m.safetensors"
+    fio.save_model(m, p)
+    return p.read_bytes(), _state(m)
+
+
+# ==========================================================================================
+# format layer
+# ==========================================================================================
+
+def test_tensor_roundtrip_and_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    tensors = {
+        "a": rng.standard_normal((3, 4)).astype(np.float32),
+        "b": np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324]),   # bit patterns kept
+        "scalar": np.array(7, dtype=np.int64),
+        "empty": np.zeros((0, 3), dtype=np.float32),
+        "f16": rng.standard_normal(5).astype(np.float16),
+        "u8": np.arange(7, dtype=np.uint8),
+        "i32": np.arange(-3, 3, dtype=np.int32).reshape(2, 3),
+        "fortran": np.asfortranarray(rng.standard_normal((3, 2))),
+        "strided": rng.standard_normal((4, 6))[::2, ::3],
+        "bigendian": rng.standard_normal(4).astype(">f8"),
+    }
+    meta = {"hello": "wörld", "x": "1"}
+    p = tmp_path / "t.safetensors"
+    fio.write_tensors(p, tensors, meta)
+    got, gmeta = fio.read_tensors(p)
+    assert list(got) == list(tensors) or set(got) == set(tensors)
+    for k, v in tensors.items():
+        assert got[k].shape == v.shape
+        assert got[k].dtype == v.dtype.newbyteorder("=")
+        np.testing.assert_array_equal(got[k], v)
+        assert got[k].tobytes() == np.ascontiguousarray(v, dtype=got[k].dtype).tobytes()
+        assert got[k].flags.writeable
+    assert np.signbit(got["b"][1]) and np.isnan(got["b"][4])
+    assert gmeta["hello"] == "wörld" and gmeta["x"] == "1"
+    assert gmeta["checksum"].startswith("sha256:")
+    # the layout is plain safetensors: an independent reader agrees
+    content = p.read_bytes()
+    n, header, indep = _parse_independently(content)
+    assert n % 8 == 0                      # data section aligned to 8 bytes
+    assert header["__metadata__"]["hello"] == "wörld"
+    for k, v in tensors.items():
+        np.testing.assert_array_equal(indep[k], v)
+    info, meta2 = fio.read_header(p)
+    assert info["a"] == {"dtype": "F32", "shape": (3, 4)}
+    assert meta2 == gmeta
+
+
+def test_write_rejects_bad_input(tmp_path):
+    p = tmp_path / "t.safetensors"
+    with pytest.raises(TypeError, match="strings"):
+        fio.write_tensors(p, {"a": np.zeros(2)}, {"k": 1})
+    with pytest.raises(TypeError, match="cannot be stored"):
+        fio.write_tensors(p, {"a": np.zeros(2, dtype=complex)})
+    with pytest.raises(TypeError, match="cannot be stored"):
+        fio.write_tensors(p, {"a": np.array(["x"], dtype=object)})
+    with pytest.raises(TypeError, match="ndarray"):
+        fio.write_tensors(p, {"a": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="__metadata__"):
+        fio.write_tensors(p, {"__metadata__": np.zeros(2)})
+    assert not p.exists()
+    assert os.listdir(tmp_path) == []
+
+
+def _good_header():
+    return {"__metadata__": {"k": "v"},
+            "a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
+            "b": {"dtype": "I64", "shape": [], "data_offsets": [16, 24]}}
+
+
+def test_handmade_file_without_checksum_reads(tmp_path):
+    data = np.arange(4, dtype="<f4").tobytes() + np.array(9, "<i8").tobytes()
+    p = _write(tmp_path, _raw_file(_good_header(), data))
+    t, meta = fio.read_tensors(p)
+    np.testing.assert_array_equal(t["a"], [[0, 1], [2, 3]])
+    assert int(t["b"]) == 9 and meta == {"k": "v"}
+
+
+def _bad_headers():
+    def edit(fn):
+        h = _good_header()
+        fn(h)
+        return h
+    data = bytes(24)
+    cases = {
+        "not an object": (b"[1, 2]", data, "JSON object"),
+        "not json": (b"{'a': 1}", data, "not valid JSON"),
+        "not utf8": (b'{"\xff\xfe": 1}', data, "UTF-8"),
+        "nan constant": (b'{"a": NaN}', data, "constant"),
+        "duplicate key": (b'{"a": {"dtype":"F32","shape":[1],"data_offsets":[0,4]},'
+                          b'"a": {"dtype":"F32","shape":[1],"data_offsets":[0,4]}}',
+                          bytes(4), "duplicate"),
+        "unknown dtype": (edit(lambda h: h["a"].update(dtype="F128")), data, "unknown dtype"),
+        "bf16 dtype": (edit(lambda h: h["a"].update(dtype="BF16")), data, "unknown dtype"),
+        "dtype not str": (edit(lambda h: h["a"].update(dtype=4)), data, "unknown dtype"),
+        "negative dim": (edit(lambda h: h["a"].update(shape=[-2, -2])), data, "non-negative"),
+        "float dim": (edit(lambda h: h["a"].update(shape=[2.0, 2])), data, "non-negative"),
+        "bool dim": (edit(lambda h: h["a"].update(shape=[True, 4])), data, "non-negative"),
+        "shape not list": (edit(lambda h: h["a"].update(shape="2,2")), data, "non-negative"),
+        "absurd shape": (edit(lambda h: h["a"].update(shape=[2**40, 2**40])), data, "needs"),
+        "huge int": (edit(lambda h: h["a"].update(shape=[10**30])), data, "needs"),
+        "shape/offset mismatch": (edit(lambda h: h["a"].update(shape=[2, 3])), data, "needs"),
+        "offsets reversed": (edit(lambda h: h["a"].update(data_offsets=[16, 0])), data,
+                             "begin <= end"),
+        "offsets negative": (edit(lambda h: h["a"].update(data_offsets=[-16, 0])), data,
+                             "begin <= end"),
+        "offsets length": (edit(lambda h: h["a"].update(data_offsets=[0])), data,
+                           "begin <= end"),
+        "offsets float": (edit(lambda h: h["a"].update(data_offsets=[0.0, 16.0])), data,
+                          "begin <= end"),
+        "overlap": (edit(lambda h: h["b"].update(data_offsets=[8, 16], dtype="I64")), data,
+                    "overlap|cover"),
+        "gap": (edit(lambda h: h["b"].update(data_offsets=[20, 28])), bytes(28), "gap"),
+        "beyond end": (edit(lambda h: h["b"].update(data_offsets=[16, 24])), bytes(20),
+                       "beyond"),
+        "trailing bytes": (_good_header(), bytes(30), "cover"),
+        "extra key": (edit(lambda h: h["a"].update(extra=1)), data, "exactly"),
+        "missing key": (edit(lambda h: h["a"].pop("shape")), data, "exactly"),
+        "entry not object": (edit(lambda h: h.update(a=[1, 2])), data, "exactly"),
+        "metadata not str": (edit(lambda h: h["__metadata__"].update(k=1)), data, "string"),
+        "metadata list": (edit(lambda h: h.update(__metadata__=["a"])), data, "string"),
+        "bad checksum": (edit(lambda h: h["__metadata__"].update(checksum="sha256:" + "0" * 64)),
+                         data, "checksum mismatch"),
+        "malformed checksum": (edit(lambda h: h["__metadata__"].update(checksum="md5:1")), data,
+                               "malformed checksum"),
+        "deep nesting": (b'{"a":' + b"[" * 100000 + b"]" * 100000 + b"}", b"", "JSON"),
+        "tiny header": (b"{", b"", "too small"),
+    }
+    return cases
+
+
+@pytest.mark.parametrize("case", sorted(_bad_headers()))
+def test_bad_header_rejected(tmp_path, case):
+    header, data, match = _bad_headers()[case]
+    p = _write(tmp_path, _raw_file(header, data))
+    with pytest.raises(ModelFileError, match=match):
+        fio.read_tensors(p)
+    if case != "bad checksum":      # read_header reads no data, so cannot verify it
+        with pytest.raises(ModelFileError, match=match):
+            fio.read_header(p)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_file_shorter_than_prefix(tmp_path, n):
+    p = _write(tmp_path, b"\x10" * n)
+    with pytest.raises(ModelFileError, match="too short"):
+        fio.read_tensors(p)
+
+
+@pytest.mark.parametrize("n", [2**64 - 1, 2**63, 100 * 1024 * 1024 + 1, 1000])
+def test_header_length_larger_than_file_or_cap(tmp_path, n):
+    p = _write(tmp_path, _raw_file(_good_header(), bytes(24), n=n))
+    with pytest.raises(ModelFileError, match="header length"):
+        fio.read_tensors(p)
+
+
+def test_absurd_shapes_rejected_before_allocating(tmp_path):
+    h = {"a": {"dtype": "F64", "shape": [2**40, 2**40], "data_offsets": [0, 2**83]}}
+    p = _write(tmp_path, _raw_file(h, bytes(64)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError):
+            fio.read_tensors(p)
+        with pytest.raises(ModelFileError):
+            fio.load_model(p)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+# ==========================================================================================
+# atomic, durable saving
+# ==========================================================================================
+
+def test_failed_replace_leaves_old_file(tmp_path, monkeypatch):
+    p = tmp_path / "m.safetensors"
+    fio.write_tensors(p, {"a": np.arange(3.0)}, {"v": "old"})
+    old = p.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk on fire")
+    monkeypatch.setattr(fio.os, "replace", boom)
+    with pytest.raises(OSError, match="disk on fire"):
+        fio.write_tensors(p, {"a": np.arange(5.0)}, {"v": "new"})
+    assert p.read_bytes() == old
+    assert os.listdir(tmp_path) == ["m.safetensors"]   # no temp file left
+
+
+def test_failed_fsync_leaves_old_file(tmp_path, monkeypatch):
+    p = tmp_path / "m.safetensors"
+    fio.write_tensors(p, {"a": np.arange(3.0)})
+    old = p.read_bytes()
+
+    def boom(fd):
+        raise OSError("fsync failed")
+    monkeypatch.setattr(fio.os, "fsync", boom)
+    with pytest.raises(OSError, match="fsync failed"):
+        fio.write_tensors(p, {"a": np.arange(5.0)})
+    assert p.read_bytes() == old
+    assert os.listdir(tmp_path) == ["m.safetensors"]
+
+
+@pytest.mark.parametrize("exc", [OSError("no space left on device"), KeyboardInterrupt()])
+def test_failed_write_midway_leaves_old_model_file(tmp_path, monkeypatch, exc):
+    m = _small_model(optimizer=fr.optimizers.SGD(0.1, momentum=0.9))
+    x, y = _data()
+    m.train_on_batch(x, y)
+    p = tmp_path / "m.safetensors"
+    m.save(p)
+    old = p.read_bytes()
+    m.train_on_batch(x, y)   # the model changes; the next save fails half-way
+    real_fdopen = os.fdopen
+
+    class Failing:
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, b):
+            if self.written > 50:
+                raise exc
+            self.written += len(b)
+            return self.f.write(b[:10_000_000])
+
+        def __getattr__(self, k):
+            return getattr(self.f, k)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return self.f.__exit__(*a)
+
+    monkeypatch.setattr(fio.os, "fdopen", lambda *a, **k: Failing(real_fdopen(*a, **k)))
+    with pytest.raises(type(exc)):
+        fio.save_model(m, p)
+    assert p.read_bytes() == old
+    assert os.listdir(tmp_path) == ["m.safetensors"]
+    monkeypatch.undo()
+    assert _state(fio.load_model(p)) != _state(m)   # still the old, loadable model
+
+
+def test_save_preserves_existing_permissions(tmp_path):
+    p = tmp_path / "m.safetensors"
+    fio.write_tensors(p, {"a": np.zeros(1)})
+    os.chmod(p, 0o640)
+    fio.write_tensors(p, {"a": np.ones(1)})
+    assert (os.stat(p).st_mode & 0o777) == 0o640
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root ignores directory permissions")
+def test_read_only_directory(tmp_path):
+    p = tmp_path / "m.safetensors"
+    fio.write_tensors(p, {"a": np.zeros(1)})
+    old = p.read_bytes()
+    os.chmod(tmp_path, 0o500)
+    try:
+        with pytest.raises(PermissionError):
+            fio.write_tensors(p, {"a": np.ones(1)})
+    finally:
+        os.chmod(tmp_path, 0o700)
+    assert p.read_bytes() == old
+
+
+# ==========================================================================================
+# models
+# ==========================================================================================
+
+def _models():
+    return {
+        "lstm-dense-f64": lambda: fr.Sequential([
+            fr.LSTM(4, input_size=3, return_sequences=True, dtype="float64", seed=1),
+            fr.GRU(3, dtype="float64", seed=2), fr.Dense(2, dtype="float64", seed=3)]),
+        "rnn-f32": lambda: fr.Sequential([
+            fr.SimpleRNN(5, input_size=3, activation="relu", seed=4), fr.Dropout(0.2),
+            fr.Dense(1, activation="sigmoid", seed=5)]),
+        "bidirectional": lambda: fr.Sequential([
+            fr.Bidirectional(fr.LSTM(3, input_size=3, seed=6)), fr.Dense(2, seed=7)]),
+        "embedding": lambda: fr.Sequential([
+            fr.Embedding(11, 3, seed=8), fr.GRU(4, return_sequences=True, seed=9),
+            fr.Dense(11, activation="softmax", seed=10)]),
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(_models()))
+def test_model_roundtrip_identical_predictions(tmp_path, kind):
+    m = _models()[kind]()
+    rng = np.random.default_rng(0)
+    if kind == "embedding":
+        x = rng.integers(0, 11, size=(3, 6))
+    else:
+        x = rng.standard_normal((3, 6, 3))
+    before = m.predict(x)
+    p = tmp_path / "m.safetensors"
+    m.save(p)
+    m2 = fr.load_model(p)
+    assert type(m2) is fr.Sequential
+    assert m2.get_config() == m.get_config()
+    assert _state(m2) == _state(m)          # bit-exact weights
+    np.testing.assert_array_equal(m2.predict(x), before)
+    assert m2.optimizer is None              # never compiled -> nothing to restore
+    # weights-only files load into a fresh model of the same architecture
+    w = tmp_path / "w.safetensors"
+    fio.save_weights(m, w)
+    fresh = fr.Sequential.from_config(m.get_config())
+    if not fresh.built:
+        fresh.build(m2.get_config()["build_input_shape"])
+    fio.load_weights(fresh, w)
+    np.testing.assert_array_equal(fresh.predict(x), before)
+
+
+def test_signed_zero_and_exact_bits_survive(tmp_path):
+    m = _small_model()
+    for _, a in m.params():
+        a.flat[0] = -0.0
+    p = tmp_path / "m.safetensors"
+    m.save(p)
+    m2 = fr.load_model(p)
+    for (_, a), (_, b) in zip(m.params(), m2.params()):
+        assert a.tobytes() == b.tobytes()
+        assert np.signbit(b.flat[0])
+
+
+def test_file_is_documented_layout(tmp_path):
+    m = _small_model(optimizer=fr.optimizers.Adam())
+    x, y = _data()
+    m.train_on_batch(x, y)
+    p = tmp_path / "m.safetensors"
+    m.save(p)
+    n, header, tensors = _parse_independently(p.read_bytes())
+    meta = header["__metadata__"]
+    assert meta["format"] == "fastrnn" and meta["format_version"] == "1"
+    assert meta["fastrnn_version"] == fr.__version__
+    assert json.loads(meta["architecture"]) == m.get_config()
+    assert json.loads(meta["optimizer"])["class_name"] == "Adam"
+    assert all(isinstance(v, str) for v in meta.values())
+    names = dict(m.params())
+    for k, v in names.items():
+        np.testing.assert_array_equal(tensors[k], v)
+    assert "optimizer.exp_avg.layers.0.weight_ih" in tensors
+    assert "optimizer.step.layers.1.bias" in tensors or "optimizer.step.layers.1.weight" in tensors
+    assert header["optimizer.iterations"]["dtype"] == "I64"
+    assert {k.split(".")[0] for k in tensors} == {"layers", "optimizer"}
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda: fr.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    lambda: fr.optimizers.Adam(0.01, amsgrad=True),
+    lambda: fr.optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+    lambda: fr.optimizers.Adagrad(0.1),
+])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_resumed_training_matches_uninterrupted(tmp_path, make_opt, dtype):
+    batches = [_data(dtype, seed=s) for s in range(6)]
+    full = _small_model(dtype, make_opt())
+    losses_full = [full.train_on_batch(x, y) for x, y in batches]
+
+    part = _small_model(dtype, make_opt())
+    for x, y in batches[:3]:
+        part.train_on_batch(x, y)
+    p = tmp_path / "m.safetensors"
+    part.save(p)
+    del part
+    resumed = fr.load_model(p)
+    assert type(resumed.optimizer) is type(full.optimizer)
+    losses_resumed = [resumed.train_on_batch(x, y) for x, y in batches[3:]]
+    assert losses_resumed == losses_full[3:]          # exactly the same
+    assert _state(resumed) == _state(full)
+
+
+def test_include_optimizer_false(tmp_path):
+    m = _small_model(optimizer=fr.optimizers.Adam())
+    x, y = _data()
+    m.train_on_batch(x, y)
+    p = tmp_path / "m.safetensors"
+    fio.save_model(m, p, include_optimizer=False)
+    info, meta = fio.read_header(p)
+    assert not any(k.startswith("optimizer.") for k in info)
+    assert "optimizer" not in meta
+    m2 = fr.load_model(p)
+    assert m2.optimizer is None
+    np.testing.assert_array_equal(m2.predict(x), m.predict(x))
+
+
+def test_load_compile_false(tmp_path):
+    m = _small_model(optimizer=fr.optimizers.Adam())
+    p = tmp_path / "m.safetensors"
+    m.save(p)
+    m2 = fr.load_model(p, compile=False)
+    assert m2.loss is None
+
+
+def test_truncation_at_every_byte(small_file, tmp_path):
+    content, _ = small_file
+    p = tmp_path / "t.safetensors"
+    for cut in range(len(content)):
+        p.write_bytes(content[:cut])
+        with pytest.raises(ModelFileError):
+            fio.load_model(p)
+
+
+def test_byte_flips_error_or_identical(small_file, tmp_path):
+    content, state = small_file
+    p = tmp_path / "t.safetensors"
+    rng = np.random.default_rng(0)
+    loaded = 0
+    masks = rng.integers(1, 256, size=len(content))
+    for pos in range(len(content)):
+        for mask in (int(masks[pos]),):
+            b = bytearray(content)
+            b[pos] ^= mask
+            p.write_bytes(bytes(b))
+            try:
+                m = fio.load_model(p)
+            except ModelFileError:
+                continue
+            # a flip that still loads may only touch JSON whitespace: nothing differs
+            assert _state(m) == state, pos
+            loaded += 1
+    assert loaded < len(content) // 4
+
+
+def test_appended_bytes_rejected(small_file, tmp_path):
+    content, _ = small_file
+    p = _write(tmp_path, content + b"\0")
+    with pytest.raises(ModelFileError, match="cover"):
+        fio.load_model(p)
+
+
+def _rewrite(tmp_path, content, edit_tensors=None, edit_meta=None):
+    """Re-save a valid model file after editing it (checksum recomputed), to reach the
+    checks behind the format layer."""
+    src = _write(tmp_path, content, "src.safetensors")
+    tensors, meta = fio.read_tensors(src)
+    meta.pop("checksum")
+    if edit_tensors:
+        edit_tensors(tensors)
+    if edit_meta:
+        edit_meta(meta)
+    dst = tmp_path / "edited.safetensors"
+    fio.write_tensors(dst, tensors, meta)
+    return dst
+
+
+def _arch_edit(fn):
+    def edit(meta):
+        arch = json.loads(meta["architecture"])
+        fn(arch)
+        meta["architecture"] = json.dumps(arch)
+    return edit
+
+
+@pytest.mark.parametrize("case,kw,match", [
+    ("unknown layer", dict(edit_meta=_arch_edit(
+        lambda a: a["layers"][0].update(class_name="os.system"))), "unknown layer class"),
+    ("unknown nested", dict(edit_meta=_arch_edit(
+        lambda a: a["layers"][0]["config"].update(x={"class_name": "builtins.eval"}))),
+     "unknown layer class"),
+    ("bad layer config", dict(edit_meta=_arch_edit(
+        lambda a: a["layers"][0]["config"].update(units=-3))), "could not be rebuilt"),
+    ("unknown layer kwarg", dict(edit_meta=_arch_edit(
+        lambda a: a["layers"][0]["config"].update(evil="__import__('os')"))),
+     "could not be rebuilt"),
+    ("architecture not json", dict(edit_meta=lambda m: m.update(architecture="{oops")),
+     "architecture"),
+    ("architecture list", dict(edit_meta=lambda m: m.update(architecture="[]")),
+     "JSON object"),
+    ("no architecture", dict(edit_meta=lambda m: m.pop("architecture")), "architecture"),
+    ("not fastrnn", dict(edit_meta=lambda m: m.pop("format")), "not a fastrnn file"),
+    ("future version", dict(edit_meta=lambda m: m.update(format_version="99")),
+     "unsupported format_version"),
+    ("bad kind", dict(edit_meta=lambda m: m.update(kind="pickle")), "kind"),
+    ("wider units", dict(edit_meta=_arch_edit(
+        lambda a: a["layers"][0]["config"].update(units=4))), "shape"),
+    ("missing weight", dict(edit_tensors=lambda t: t.pop("layers.1.weight")), "missing"),
+    ("extra weight", dict(edit_tensors=lambda t: t.update({"layers.9.w": np.zeros(2)})),
+     "unexpected"),
+    ("weight shape", dict(edit_tensors=lambda t: t.update(
+        {"layers.1.weight": np.zeros((3, 2))})), "shape"),
+    ("weight dtype", dict(edit_tensors=lambda t: t.update(
+        {"layers.1.weight": t["layers.1.weight"].astype(np.float32)})), "F32"),
+    ("unknown optimizer", dict(edit_meta=lambda m: m.update(
+        optimizer='{"class_name": "subprocess.Popen", "config": {}}')), "optimizer"),
+    ("optimizer bad arg", dict(edit_meta=lambda m: m.update(
+        optimizer='{"class_name": "Adam", "config": {"learning_rate": -1}}')), "optimizer"),
+    ("optimizer slot for unknown param", dict(edit_tensors=lambda t: t.update(
+        {"optimizer.exp_avg.layers.7.x": np.zeros(2)})), "unexpected optimizer tensor"),
+    ("optimizer slot shape", dict(edit_tensors=lambda t: t.update(
+        {"optimizer.exp_avg.layers.1.weight": np.zeros((2, 2))})), "optimizer tensor"),
+    ("optimizer missing slot", dict(edit_tensors=lambda t: t.pop(
+        "optimizer.exp_avg_sq.layers.1.weight")), "optimizer state"),
+    ("optimizer nan slot", dict(edit_tensors=lambda t: t.update(
+        {"optimizer.exp_avg.layers.1.weight":
+         np.full_like(t["optimizer.exp_avg.layers.1.weight"], np.nan)})), "NaN"),
+    ("optimizer tensors without config", dict(edit_meta=lambda m: m.pop("optimizer")),
+     "no optimizer config"),
+    ("bad compile", dict(edit_meta=lambda m: m.update(
+        compile='{"loss": {"class_name": "os.system"}}')), "compile"),
+])
+def test_semantic_errors(small_file, tmp_path, case, kw, match):
+    content, _ = small_file
+    p = _rewrite(tmp_path, content, **kw)
+    with pytest.raises(ModelFileError, match=match):
+        fio.load_model(p)
+
+
+def test_pickle_renamed_is_rejected_and_never_run(tmp_path):
+    sentinel = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(sentinel), "w"))
+
+    p = tmp_path / "model.safetensors"
+    p.write_bytes(pickle.dumps({"weights": Evil()}, protocol=2))
+    with pytest.raises(ModelFileError):
+        fio.load_model(p)
+    for proto in range(0, pickle.HIGHEST_PROTOCOL + 1):
+        p.write_bytes(pickle.dumps(Evil(), protocol=proto))
+        with pytest.raises(ModelFileError):
+            fio.load_model(p)
+        with pytest.raises(ModelFileError):
+            fio.read_tensors(p)
+    assert not sentinel.exists()
+    # a .npy file renamed is rejected too
+    q = tmp_path / "x.npy"
+    np.save(q, np.arange(10.0))
+    with pytest.raises(ModelFileError):
+        fio.load_model(q)
+
+
+def test_safetensors_file_without_fastrnn_metadata(tmp_path):
+    p = tmp_path / "foreign.safetensors"
+    fio.write_tensors(p, {"layers.0.weight_ih": np.zeros((12, 2))}, {"format": "pt"})
+    with pytest.raises(ModelFileError, match="not a fastrnn file"):
+        fio.load_model(p)
+
+
+def test_load_weights_mismatch_leaves_model_unchanged(tmp_path):
+    src = _small_model()
+    p = tmp_path / "w.safetensors"
+    fio.save_weights(src, p)
+    other = fr.Sequential([fr.LSTM(4, input_size=2, dtype="float64", seed=9),
+                           fr.Dense(2, dtype="float64", seed=9)])
+    before = _state(other)
+    with pytest.raises(ModelFileError, match="shape"):
+        fio.load_weights(other, p)
+    assert _state(other) == before
+    target = _small_model(seed=5)
+    weights = lambda m: {k: v.tobytes() for k, v in m.params()}
+    assert weights(target) != weights(src)
+    fio.load_weights(target, p)
+    assert weights(target) == weights(src)
+
+
+def test_corrupt_data_detected_by_checksum(small_file, tmp_path):
+    content, _ = small_file
+    b = bytearray(content)
+    b[-3] ^= 0x01            # inside the last tensor's bytes
+    p = _write(tmp_path, bytes(b))
+    with pytest.raises(ModelFileError, match="checksum"):
+        fio.load_model(p)
+
+
+def test_errors_are_value_errors():
+    assert issubclass(ModelFileError, ValueError)
+    assert fr.ModelFileError is ModelFileError
+    assert fio.FormatError is ModelFileError
+
+
+def test_no_unsafe_deserialization_in_source():
+    src = open(fio.__file__, encoding="utf-8").read()
+    for bad in ("import pickle", "allow_pickle=True", "eval(", "exec(", "importlib",
+                "__import__", "np.load("):
+        assert bad not in src, bad
+
+
+def test_missing_file_is_os_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        fio.load_model(tmp_path / "nope.safetensors")
