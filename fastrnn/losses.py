@@ -104,7 +104,8 @@ class Loss:
         orig_shape = np.shape(y_pred)
         y_true, y_pred = self._prepare(y_true, y_pred)
         mask = _prepare_mask(mask, y_pred)
-        per_pos, d = self._elementwise(y_true, y_pred)
+        with np.errstate(over="ignore", invalid="ignore"):
+            per_pos, d = self._elementwise(y_true, y_pred)
         w = _weights(per_pos.shape, mask, y_pred.dtype)
         with np.errstate(invalid="ignore"):
             if mask is not None:

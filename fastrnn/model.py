@@ -139,8 +139,11 @@ class Sequential:
             raise ValueError("add: Embedding must be the first layer (it takes integer ids)")
         self._layers.append(layer)
         self._output_shape = None
-        if self._input_shape is not None:
+        try:
             self._try_build()
+        except Exception:
+            self._layers.pop()
+            raise
 
     def pop(self):
         """Remove and return the last layer."""
@@ -148,7 +151,7 @@ class Sequential:
             raise ValueError("pop: the model has no layers")
         layer = self._layers.pop()
         self._output_shape = None
-        if self._layers and self._input_shape is not None:
+        if self._layers:
             self._try_build()
         return layer
 
