@@ -1,0 +1,224 @@
+"""Callbacks: hook order, History, EarlyStopping, TerminateOnNaN, ModelCheckpoint."""
+
+import math
+
+import numpy as np
+import pytest
+
+import fastrnn as fr
+from fastrnn import callbacks, optimizers
+
+pytestmark = pytest.mark.filterwarnings("ignore:fastrnn's compiled kernels:RuntimeWarning")
+
+
+class FakeModel:
+    """Just what the callbacks touch: weights, stop flag, save."""
+
+    def __init__(self):
+        self.w = 0
+        self.stop_training = False
+        self.saved = []
+
+    def get_weights(self):
+        return [np.array(self.w)]
+
+    def set_weights(self, ws):
+        self.w = int(ws[0])
+
+    def save(self, path):
+        self.saved.append(path)
+
+
+def drive(cb, values, key="val_loss", model=None):
+    """Run epochs with the given monitor values; epoch e sets weights to e. Returns the epochs
+    that ran."""
+    model = model or FakeModel()
+    cb.set_model(model)
+    cb.on_train_begin()
+    ran = []
+    for epoch, v in enumerate(values):
+        model.w = epoch
+        cb.on_epoch_end(epoch, {key: v})
+        ran.append(epoch)
+        if model.stop_training:
+            break
+    cb.on_train_end()
+    return ran, model
+
+
+def data(n=40):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 3)).astype(np.float32)
+    return x, x[:, :2] * 0.5
+
+
+def model():
+    m = fr.Sequential([fr.Dense(4, activation="tanh"), fr.Dense(2)], seed=0)
+    m.compile(optimizers.SGD(0.05), "mse", ["mae"])
+    return m
+
+
+def test_hook_order_and_logs():
+    events = []
+
+    class Rec(callbacks.Callback):
+        def __getattribute__(self, name):
+            if name.startswith("on_"):
+                return lambda *a: events.append((name,) + tuple(
+                    sorted(x) if isinstance(x, dict) else x for x in a))
+            return object.__getattribute__(self, name)
+
+    x, y = data()
+    m = model()
+    m.fit(x, y, batch_size=16, epochs=2, validation_split=0.25, verbose=0, callbacks=[Rec()])
+    names = [e[0] for e in events]
+    assert names[0] == "on_train_begin" and names[-1] == "on_train_end"
+    per_epoch = ["on_epoch_begin"] + ["on_train_batch_begin", "on_train_batch_end"] * 2 + \
+        ["on_epoch_end"]
+    assert names[1:-1] == per_epoch * 2
+    batch_end = [e for e in events if e[0] == "on_train_batch_end"]
+    assert batch_end[0][1:] == (0, ["loss", "mae"])
+    epoch_end = [e for e in events if e[0] == "on_epoch_end"]
+    assert epoch_end[1][1:] == (1, ["loss", "mae", "val_loss", "val_mae"])
+    events.clear()
+    m.evaluate(x, y, batch_size=30, callbacks=[Rec()])
+    assert [e[0] for e in events] == ["on_test_begin", "on_test_batch_begin", "on_test_batch_end",
+                                      "on_test_batch_begin", "on_test_batch_end", "on_test_end"]
+    events.clear()
+    m.predict(x, batch_size=40, callbacks=[Rec()])
+    assert [e[0] for e in events] == ["on_predict_begin", "on_predict_batch_begin",
+                                      "on_predict_batch_end", "on_predict_end"]
+
+
+def test_history_records_epoch_logs():
+    h = callbacks.History()
+    h.on_train_begin()
+    h.on_epoch_end(0, {"loss": 2.0, "acc": 0.5})
+    h.on_epoch_end(1, {"loss": 1.0, "acc": 0.7})
+    assert h.history == {"loss": [2.0, 1.0], "acc": [0.5, 0.7]} and h.epoch == [0, 1]
+
+
+def test_early_stopping_patience():
+    ran, _ = drive(callbacks.EarlyStopping(patience=2), [1.0, 0.9, 0.95, 0.96, 0.97, 0.5])
+    assert ran == [0, 1, 2, 3]
+    ran, _ = drive(callbacks.EarlyStopping(patience=0), [1.0, 0.9, 0.95, 0.5])
+    assert ran == [0, 1, 2]
+    ran, _ = drive(callbacks.EarlyStopping(patience=1), [1.0, 0.9, 0.8, 0.7])
+    assert ran == [0, 1, 2, 3]
+
+
+def test_early_stopping_min_delta_and_modes():
+    # improvements of 0.01 are below min_delta=0.05: not improvements
+    ran, _ = drive(callbacks.EarlyStopping(patience=1, min_delta=0.05), [1.0, 0.99, 0.98, 0.97])
+    assert ran == [0, 1]
+    es = callbacks.EarlyStopping(monitor="val_accuracy", patience=0)
+    assert es.mode == "max"
+    ran, _ = drive(es, [0.5, 0.6, 0.55, 0.9], key="val_accuracy")
+    assert ran == [0, 1, 2]
+    es = callbacks.EarlyStopping(monitor="loss", mode="max", patience=0)
+    ran, _ = drive(es, [1.0, 2.0, 1.5], key="loss")
+    assert ran == [0, 1, 2]
+
+
+def test_early_stopping_restore_best_weights():
+    es = callbacks.EarlyStopping(patience=2, restore_best_weights=True)
+    ran, m = drive(es, [1.0, 0.5, 0.7, 0.8, 0.9])
+    assert ran == [0, 1, 2, 3] and m.w == 1 and es.best_epoch == 1
+    es = callbacks.EarlyStopping(patience=5, restore_best_weights=False)
+    ran, m = drive(es, [1.0, 0.5, 0.7])
+    assert m.w == 2
+
+
+def test_early_stopping_nan_is_not_an_improvement():
+    ran, _ = drive(callbacks.EarlyStopping(patience=2), [1.0, math.nan, math.nan, 0.1])
+    assert ran == [0, 1, 2]
+
+
+def test_early_stopping_missing_monitor_warns():
+    with pytest.warns(RuntimeWarning, match="val_loss"):
+        ran, _ = drive(callbacks.EarlyStopping(), [1.0, 2.0], key="loss")
+    assert ran == [0, 1]
+
+
+def test_early_stopping_in_fit_restores_weights():
+    x, y = data()
+    m = model()
+    m.compile(optimizers.SGD(0.05), "mse")
+    snapshots = []
+    rec = callbacks.LambdaCallback(on_epoch_end=lambda e, logs: snapshots.append(
+        (logs["val_loss"], m.get_weights())))
+    es = callbacks.EarlyStopping(patience=1, restore_best_weights=True)
+    m.fit(x, y, epochs=4, validation_split=0.25, verbose=0, callbacks=[rec, es])
+    best = min(snapshots, key=lambda s: s[0])[1]
+    for a, b in zip(best, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_early_stopping_bad_args():
+    with pytest.raises(ValueError, match="mode"):
+        callbacks.EarlyStopping(mode="up")
+    with pytest.raises(ValueError, match="patience"):
+        callbacks.EarlyStopping(patience=-1)
+    with pytest.raises(TypeError, match="monitor"):
+        callbacks.EarlyStopping(monitor=3)
+
+
+def test_terminate_on_nan(capsys):
+    cb = callbacks.TerminateOnNaN()
+    m = FakeModel()
+    cb.set_model(m)
+    cb.on_train_batch_end(0, {"loss": 1.0})
+    assert not m.stop_training
+    cb.on_train_batch_end(1, {"loss": float("inf")})
+    assert m.stop_training and "Invalid loss" in capsys.readouterr().out
+    cb = callbacks.TerminateOnNaN(raise_error=True)
+    cb.set_model(FakeModel())
+    with pytest.raises(RuntimeError, match="NaN or Inf loss"):
+        cb.on_train_batch_end(3, {"loss": float("nan")})
+
+
+def test_terminate_on_nan_keeps_last_finite_weights():
+    x, y = data(16)
+    m = model()
+    m.compile(optimizers.SGD(0.01), "mse")
+    m.fit(x, y, epochs=1, verbose=0)
+    good = m.get_weights()
+    y_bad = np.full_like(y, 3e38)
+    hist = m.fit(x, y_bad, batch_size=4, epochs=3, verbose=0,
+                 callbacks=[callbacks.TerminateOnNaN()])
+    assert hist.epoch == [0] and not np.isfinite(hist.history["loss"][0])
+    for a, b in zip(good, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_model_checkpoint_every_epoch(tmp_path):
+    x, y = data()
+    m = model()
+    path = str(tmp_path / "ckpt-{epoch:02d}-{loss:.2f}.safetensors")
+    m.fit(x, y, epochs=2, verbose=0, callbacks=[callbacks.ModelCheckpoint(path)])
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 2 and files[0].startswith("ckpt-01-") and files[1].startswith("ckpt-02-")
+    back = fr.io.load_model(str(tmp_path / files[1]))
+    np.testing.assert_array_equal(back.predict(x), m.predict(x))
+
+
+def test_model_checkpoint_save_best_only():
+    cb = callbacks.ModelCheckpoint("best.safetensors", save_best_only=True)
+    _, m = drive(cb, [1.0, 0.5, 0.7, 0.4, float("nan")])
+    assert m.saved == ["best.safetensors"] * 3
+    cb = callbacks.ModelCheckpoint("m-{epoch}.st", monitor="val_acc", save_best_only=True)
+    _, m = drive(cb, [0.1, 0.3, 0.2], key="val_acc")
+    assert m.saved == ["m-1.st", "m-2.st"]
+    with pytest.raises(KeyError, match="val_mae"):
+        drive(callbacks.ModelCheckpoint("{val_mae}.st"), [1.0])
+    with pytest.raises(TypeError, match="filepath"):
+        callbacks.ModelCheckpoint(3)
+
+
+def test_callback_list_and_lambda_validation():
+    with pytest.raises(TypeError, match="Callback"):
+        callbacks.CallbackList([object()])
+    with pytest.raises(ValueError, match="unknown hook"):
+        callbacks.LambdaCallback(on_epoch_finish=print)
+    with pytest.raises(TypeError, match="callable"):
+        callbacks.LambdaCallback(on_epoch_end=3)
