@@ -7,7 +7,7 @@
 
 from .base import Layer
 from .bidirectional import Bidirectional
-from .core import Dense, Input, InputLayer
+from .core import Dense, Input, InputLayer, Masking
 from .dropout import Dropout
 from .embedding import Embedding
 from .recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
@@ -21,6 +21,7 @@ LAYER_REGISTRY = {
     "Dropout": Dropout,
     "Bidirectional": Bidirectional,
     "InputLayer": InputLayer,
+    "Masking": Masking,
 }
 
 
@@ -56,5 +57,5 @@ def deserialize(config):
 
 
 __all__ = ["Layer", "RecurrentLayer", "SimpleRNN", "LSTM", "GRU", "Dense", "Embedding",
-           "Dropout", "Bidirectional", "Input", "InputLayer", "LAYER_REGISTRY", "serialize",
+           "Dropout", "Bidirectional", "Masking", "Input", "InputLayer", "LAYER_REGISTRY", "serialize",
            "deserialize"]

@@ -5,7 +5,7 @@ from scipy.special import expit
 
 from .base import Layer
 
-__all__ = ["Dense", "Input", "InputLayer", "ACTIVATIONS"]
+__all__ = ["Dense", "Masking", "Input", "InputLayer", "ACTIVATIONS"]
 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
 
@@ -147,6 +147,59 @@ class Dense(Layer):
             self.grads["bias"] = dz.sum(axis=0)
         dx = dz @ self.params["weight"]
         return dx.reshape(out_shape[:-1] + (self.input_size,))
+
+
+class Masking(Layer):
+    """Mark time steps whose features all equal ``mask_value`` as padding (Keras semantics).
+
+    Input (B, T, F) floats; the output mask is ``any(x != mask_value, axis=-1)`` (combined with
+    an incoming mask) and masked steps are zeroed in the output. For float sequences padded on
+    the right, put it first: ``Sequential([Masking(), LSTM(32), Dense(1)])``.
+    """
+
+    supports_masking = True
+
+    def __init__(self, mask_value=0.0, *, dtype="float32", name=None):
+        super().__init__(dtype=dtype, name=name)
+        try:
+            self.mask_value = float(mask_value)
+        except (TypeError, ValueError):
+            raise TypeError(f"mask_value must be a number, got {mask_value!r}") from None
+        self._keep = None
+        self.built = True
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["mask_value"] = self.mask_value
+        return cfg
+
+    def _step_mask(self, x):
+        return np.any(x != self.mask_value, axis=-1)
+
+    def forward(self, x, training=False, mask=None):
+        x = _float_input(x, "Masking", self.dtype)
+        if x.ndim != 3:
+            raise ValueError(f"Masking: x must have 3 dimensions (batch, time, features), got "
+                             f"shape {x.shape}")
+        keep = self._step_mask(x)
+        if mask is not None:
+            keep = keep & np.asarray(mask, dtype=bool)
+        self._keep = keep
+        return x * keep[..., None].astype(x.dtype)
+
+    def backward(self, d_out):
+        if self._keep is None:
+            raise RuntimeError("Masking.backward needs a preceding forward(..., training=True)")
+        return np.asarray(d_out) * self._keep[..., None]
+
+    def compute_mask(self, x, mask=None):
+        keep = self._step_mask(np.asarray(x))
+        if mask is not None:
+            keep = keep & np.asarray(mask, dtype=bool)
+        return keep
 
 
 class InputLayer(Layer):
