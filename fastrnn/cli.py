@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench", help="run the benchmark suite's quick mode",
-        description="Run the benchmark suite in quick mode; extra arguments are passed on.",
+        description="Run the benchmark suite in quick mode; extra arguments are passed on "
+                    "(`fastrnn bench --help` shows the suite's options).",
         add_help=False)
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
@@ -365,8 +366,11 @@ def cmd_bench(args):
     extra = list(args.bench_args or [])
     if extra[:1] == ["--"]:
         extra = extra[1:]
-    rc = _bench.main(["--quick", *extra])
-    return 0 if rc is None else int(rc)
+    try:
+        rc = _bench.main(["--quick", *extra])
+    except SystemExit as exc:   # the suite's own argparse (--help, a usage error)
+        rc = exc.code
+    return 0 if rc is None else (rc if isinstance(rc, int) else EXIT_USAGE)
 
 
 # ----------------------------------------------------------------------------
@@ -374,6 +378,10 @@ def cmd_bench(args):
 
 def main(argv=None) -> int:
     """Entry point of `fastrnn` and `python -m fastrnn`; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        # everything after `bench` belongs to the bench suite (its own --help included)
+        argv = ["bench", "--", *argv[1:]] if len(argv) > 1 else argv
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
