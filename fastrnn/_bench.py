@@ -618,7 +618,10 @@ def fastrnn_description():
     text = buf.getvalue()
     if not text.strip() and ret is not None:
         text = ret if isinstance(ret, str) else json.dumps(ret, default=str, indent=1)
-    lines.extend("  " + ln for ln in text.strip().splitlines())
+    shown = text.strip().splitlines()
+    if shown and shown[0].startswith("fastrnn"):
+        return shown           # show_config names the version itself
+    lines.extend("  " + ln for ln in shown)
     return lines
 
 
@@ -1170,8 +1173,8 @@ def _run(args, o, out, restore, argv):
             mem_txt = "-" if not m else f"{m[0] / 2**20:.1f} {m[1][:2]}"
             _log(out, f"{cell:<5} {sname:<9} {mode:<9} {name:<8} "
                       f"{_fmt_time(med, mode == 'streaming'):>12} {gf:>8.2f} "
-                      f"{(100 * gf / peak_ref if peak_ref else float('nan')):>5.1f}% "
-                      f"{(med / base_t if base_t else float('nan')):>9.2f} {len(ts):>5} "
+                      f"{(f'{100 * gf / peak_ref:.1f}%' if peak_ref else '-'):>6} "
+                      f"{(f'{med / base_t:.2f}' if base_t else '-'):>9} {len(ts):>5} "
                       f"{mem_txt:>12}")
         for msg in row_skip:
             _log(out, "  note: " + msg)
