@@ -4,8 +4,8 @@
  * e = exp(-|x|), tanh(x) uses e = exp(-2|x|). Range reduction x = k ln2 + r,
  * |r| <= ln2/2, a Taylor polynomial (degree 7 in float, 13 in double: the
  * truncation error is below the format's rounding error), and 2^k built from
- * the exponent bits. The argument is clamped from below to the smallest value
- * whose exp is still a normal number; comparisons are written so that NaN
+ * the exponent bits. Below the smallest argument whose exp is still a normal
+ * number the result is exactly 0 (the caller runs with FTZ anyway); comparisons are written so that NaN
  * passes through the clamp and poisons the result (NaN propagates), and +-inf
  * saturate to exactly 0/1 (sigmoid) and -1/+1 (tanh).
  * tanh uses an odd Taylor polynomial near 0 to keep relative accuracy there.
@@ -22,7 +22,8 @@ typedef union { double f; int64_t i; } fr_di64;
 /* exp(x) for x <= 0 (or NaN). */
 FR_INLINE float fr_expn_f(float x)
 {
-    x = (x < -87.33654f) ? -87.33654f : x;           /* NaN passes */
+    const int under = x < -87.33654f;                 /* exp underflows: exactly 0 */
+    x = under ? -87.33654f : x;                       /* NaN passes */
     const float magic = 12582912.0f;                  /* 1.5 * 2^23 */
     fr_fi32 u;
     u.f = x * 1.44269504088896341f + magic;
@@ -40,12 +41,13 @@ FR_INLINE float fr_expn_f(float x)
     p = p * r + 1.0f;
     fr_fi32 s;
     s.i = (ki + 127) << 23;
-    return p * s.f;
+    return under ? 0.0f : p * s.f;
 }
 
 FR_INLINE double fr_expn_d(double x)
 {
-    x = (x < -708.3) ? -708.3 : x;                    /* NaN passes */
+    const int under = x < -708.3;                     /* exp underflows: exactly 0 */
+    x = under ? -708.3 : x;                           /* NaN passes */
     const double magic = 6755399441055744.0;          /* 1.5 * 2^52 */
     fr_di64 u;
     u.f = x * 1.4426950408889634074 + magic;
@@ -69,7 +71,7 @@ FR_INLINE double fr_expn_d(double x)
     p = p * r + 1.0;
     fr_di64 s;
     s.i = (ki + 1023) << 52;
-    return p * s.f;
+    return under ? 0.0 : p * s.f;
 }
 
 FR_INLINE float fr_absf(float x) { fr_fi32 u; u.f = x; u.i &= 0x7FFFFFFF; return u.f; }
