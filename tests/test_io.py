@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import fastrnn as fr
 from fastrnn import io as fio
@@ -483,10 +485,51 @@ def test_load_compile_false(tmp_path):
 def test_truncation_at_every_byte(small_file, tmp_path):
     content, _ = small_file
     p = tmp_path / "t.safetensors"
-    for cut in range(len(content)):
-        p.write_bytes(content[:cut])
+    p.write_bytes(content)
+    for cut in range(len(content) - 1, -1, -1):
+        os.truncate(p, cut)
         with pytest.raises(ModelFileError):
             fio.load_model(p)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blob=st.binary(max_size=400), n=st.one_of(st.none(), st.integers(0, 2**64 - 1)))
+def test_random_bytes_only_model_file_error(tmp_path, blob, n):
+    content = blob if n is None else n.to_bytes(8, "little") + blob
+    p = tmp_path / "r.safetensors"
+    p.write_bytes(content)
+    with pytest.raises(ModelFileError):
+        fio.load_model(p)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=st.dictionaries(
+    st.sampled_from(["a", "b", "__metadata__"]),
+    st.one_of(_json_values, st.fixed_dictionaries({
+        "dtype": st.sampled_from(["F32", "F64", "I64", "X", 3]),
+        "shape": st.lists(st.integers(-3, 2**62), max_size=3),
+        "data_offsets": st.lists(st.integers(-8, 2**62), max_size=3)})),
+    max_size=3),
+    data=st.binary(max_size=64))
+def test_random_headers_only_model_file_error(tmp_path, header, data):
+    p = tmp_path / "h.safetensors"
+    p.write_bytes(_raw_file(header, data))
+    try:
+        fio.read_tensors(p)
+    except ModelFileError:
+        pass
+    with pytest.raises(ModelFileError):
+        fio.load_model(p)      # never a fastrnn model: no format metadata
 
 
 def test_byte_flips_error_or_identical(small_file, tmp_path):
@@ -496,9 +539,10 @@ def test_byte_flips_error_or_identical(small_file, tmp_path):
     loaded = 0
     masks = rng.integers(1, 256, size=len(content))
     data_start = 8 + int.from_bytes(content[:8], "little")
-    # every byte of the prefix and header; every 5th byte of the data (all data flips take
-    # the same checksum path)
-    positions = list(range(data_start)) + list(range(data_start, len(content), 5))
+    # the prefix and every other header byte; every 5th byte of the data (all data flips
+    # take the same checksum path)
+    positions = (list(range(8)) + list(range(8 + int(rng.integers(2)), data_start, 2))
+                 + list(range(data_start, len(content), 5)))
     for pos in positions:
         for mask in (int(masks[pos]),):
             b = bytearray(content)
