@@ -6,6 +6,8 @@ returns the gradient of the input, after a ``forward(..., training=True)``. Laye
 parameters on the first input when the input size was not given.
 """
 
+import weakref
+
 import numpy as np
 
 __all__ = ["Layer", "ParamDict", "as_dtype"]
@@ -87,6 +89,9 @@ class Layer:
         self.built = True
         self.params.lock()
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        # a seedless initialisation nobody has replaced yet: Sequential(seed=) may redo it
+        self._unseeded_init = (None if self.seed is not None else
+                               {k: weakref.ref(v) for k, v in self.params.items()})
 
     # -- running --------------------------------------------------------------------------
     def forward(self, x, training=False, **kw):
