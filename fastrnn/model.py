@@ -43,6 +43,15 @@ def _derive_seed(seed, key):
     return int(np.random.SeedSequence([int(seed), int(key)]).generate_state(1)[0])
 
 
+def _fresh_unseeded(layer):
+    """True when the layer was initialised without a seed and its parameter arrays are still
+    the ones that initialisation created (nobody assigned weights to it)."""
+    refs = getattr(layer, "_unseeded_init", None)
+    if layer.seed is not None or not refs or set(refs) != set(layer.params):
+        return False
+    return all(refs[k]() is layer.params[k] for k in refs)
+
+
 def _to_array(a, name):
     if isinstance(a, np.ndarray):
         return a
@@ -137,6 +146,7 @@ class Sequential:
             raise ValueError(f"add: this {type(layer).__name__} instance is already in the model")
         if isinstance(layer, Embedding) and self._layers:
             raise ValueError("add: Embedding must be the first layer (it takes integer ids)")
+        self._reseed_fresh(layer, len(self._layers))
         self._layers.append(layer)
         self._output_shape = None
         try:
@@ -154,6 +164,20 @@ class Sequential:
         if self._layers:
             self._try_build()
         return layer
+
+    def _reseed_fresh(self, layer, index):
+        """With a model seed, a layer that was built at construction (input_size=...) without
+        a seed and never given weights is re-initialised from a seed derived from the model's,
+        so ``Sequential(seed=...)`` is reproducible whichever way the layer was declared."""
+        if self.seed is None or layer.seed is not None:
+            return
+        seed = _derive_seed(self.seed, index)
+        from .layers.bidirectional import Bidirectional
+        if isinstance(layer, Bidirectional):
+            layer.reseed_if_fresh(seed)
+        elif layer.built and _fresh_unseeded(layer) and getattr(layer, "input_size", None):
+            layer.seed = seed
+            layer.build((None, None, layer.input_size))
 
     def _assign_seeds(self):
         if self.seed is None:

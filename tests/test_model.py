@@ -426,3 +426,31 @@ def test_bad_compile_arguments():
         model.compile("sgd", "mse", ["mae", "mae"])
     with pytest.raises(TypeError, match="metrics"):
         model.compile("sgd", "mse", metrics=3)
+
+
+def test_seed_also_covers_layers_built_at_construction():
+    def make():
+        return fr.Sequential([fr.LSTM(4, input_size=3, return_sequences=True),
+                              fr.Bidirectional(fr.GRU(2, input_size=4)),
+                              fr.Dense(2, input_size=4)], seed=5)
+
+    for a, b in zip(make().get_weights(), make().get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(make().get_weights()[0],
+                              fr.Sequential([fr.LSTM(4, input_size=3)], seed=6).get_weights()[0])
+
+
+def test_seed_never_overwrites_assigned_weights():
+    lstm = fr.LSTM(4, input_size=3)
+    w = np.random.default_rng(0).standard_normal((16, 3))
+    lstm.params["weight_ih"] = w
+    bi = fr.Bidirectional(fr.GRU(2, input_size=3))
+    bi.params["backward_weight_hh"] = np.ones((6, 2))
+    own = fr.Dense(2, input_size=3, seed=9)
+    own_w = own.params["weight"].copy()
+    fr.Sequential([lstm], seed=1)
+    fr.Sequential([bi], seed=1)
+    fr.Sequential([own], seed=1)
+    np.testing.assert_allclose(lstm.params["weight_ih"], w, rtol=1e-7)
+    np.testing.assert_array_equal(bi.params["backward_weight_hh"], np.ones((6, 2)))
+    np.testing.assert_array_equal(own.params["weight"], own_w)

@@ -105,13 +105,37 @@ class Bidirectional(Layer):
         self.backward_layer = cls.from_config(bcfg)
         # the engine backend is not part of the config; keep the wrapped layer's choice
         self.forward_layer.backend = self.backward_layer.backend = getattr(layer, "backend", None)
-        if layer.built:
+        if layer.built and not self._fresh(layer):
             for k, v in layer.params.items():
                 self.forward_layer.params[k] = v
         self.params = _PrefixedParams(self)
         self._cache = None
         self.d_initial_state = None
         self._sync_built()
+
+    @staticmethod
+    def _fresh(layer):
+        refs = getattr(layer, "_unseeded_init", None)
+        if layer.seed is not None or not refs or set(refs) != set(layer.params):
+            return False
+        return all(refs[k]() is layer.params[k] for k in refs)
+
+    def reseed_if_fresh(self, seed):
+        """Give an unseeded wrapper the seed ``seed`` (used by ``Sequential(seed=)``): unbuilt
+        directions take it at build time; built ones whose seedless initial weights were never
+        replaced are re-initialised from it."""
+        if self.seed is not None:
+            return
+        f, b = self.forward_layer, self.backward_layer
+        if f.built != b.built or (f.built and not (self._fresh(f) and self._fresh(b))):
+            return
+        self.seed = seed
+        if f.built:
+            shape = (None, None, f.input_size)
+            f.seed, b.seed = seed, _derived_seed(seed)
+            f.build(shape)
+            b.build(shape)
+            self._sync_built()
 
     def _sync_built(self):
         self.built = self.forward_layer.built and self.backward_layer.built
