@@ -128,6 +128,23 @@ class Sequential:
         return bool(self._layers) and all(l.built for l in self._layers) and \
             self._output_shape is not None
 
+    def get_layer(self, name=None, index=None):
+        """A layer by index or by name (the first with that name)."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer: give exactly one of name= or index=")
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"get_layer: index must be an int, got {index!r}")
+            if not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"get_layer: index {index} out of range for "
+                                 f"{len(self._layers)} layers")
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer: no layer named {name!r}; layers: "
+                         f"{[l.name for l in self._layers]}")
+
     def add(self, layer):
         """Append a layer. ``Input(shape)`` as the first entry fixes the input shape instead."""
         if not isinstance(layer, Layer):
@@ -223,12 +240,18 @@ class Sequential:
                              f"{input_shape!r}")
         shape = tuple(None if s is None else int(s) for s in input_shape)
         self._assign_seeds()
-        for layer in self._layers:
+        for i, layer in enumerate(self._layers):
             if not layer.built:
                 if not isinstance(layer, Embedding) and shape[-1] is None:
                     raise ValueError(f"build: the feature size reaching {type(layer).__name__} "
                                      f"is unknown (input_shape {input_shape})")
                 layer.build(shape)
+            elif not isinstance(layer, Embedding):
+                size = getattr(layer, "input_size", None)
+                if size is not None and shape[-1] is not None and shape[-1] != size:
+                    raise ValueError(f"layer {i} ({type(layer).__name__}) takes {size} input "
+                                     f"features, but the previous layer gives {shape[-1]} "
+                                     f"(shape {shape})")
             shape = layer.compute_output_shape(shape)
             shape = tuple(shape)
         self._input_shape = tuple(None if i == 0 else s for i, s in

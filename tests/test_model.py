@@ -361,7 +361,7 @@ def test_float64_model_and_int_inputs():
 
 def test_add_pop_and_structure_errors():
     model = fr.Sequential()
-    model.add(fr.Dense(3))
+    model.add(fr.Dense(3, input_size=4))
     d = fr.Dense(2)
     model.add(d)
     assert model.pop() is d and len(model.layers) == 1
@@ -373,6 +373,13 @@ def test_add_pop_and_structure_errors():
         model.add(fr.Embedding(4, 2))
     with pytest.raises(ValueError, match="Input"):
         model.add(fr.Input((3,)))
+    with pytest.raises(ValueError, match=r"layer 1 \(Dense\) takes 5 input features.*gives 3"):
+        model.add(fr.Dense(2, input_size=5))
+    assert len(model.layers) == 1             # the failed add changed nothing
+    assert model.get_layer(index=0) is model.layers[0]
+    assert model.get_layer("dense") is model.layers[0]
+    with pytest.raises(ValueError, match="no layer named"):
+        model.get_layer("lstm")
     with pytest.raises(ValueError, match="pop"):
         fr.Sequential().pop()
     with pytest.raises(ValueError, match="seed"):
