@@ -484,7 +484,55 @@ def _check_allowlisted(cfg, source):
             stack.extend(node)
 
 
-def _rebuild(meta, source):
+_UNBUILT_DIM_LIMIT = 1024
+
+
+def _ints(node, skip=("seed",)):
+    """All integers (not bools) anywhere in a config, except under keys in ``skip``."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            stack.extend(v for k, v in n.items() if k not in skip)
+        elif isinstance(n, list):
+            stack.extend(n)
+        elif _is_int(n):
+            yield n
+
+
+def _check_dimensions(arch, hdr, source):
+    """Bound the sizes an architecture asks for by the tensors the file actually holds,
+    so that a tiny file cannot make the rebuild allocate huge arrays.  Every integer in
+    layer i's config (units, input sizes, vocabulary, ...; seeds excepted) must be at most
+    the largest dimension of the file's ``layers.{i}.*`` tensors; a layer without tensors
+    may only use integers up to _UNBUILT_DIM_LIMIT (it is not built, or holds no weights)."""
+    layers = arch.get("layers")
+    if not isinstance(layers, list):
+        return   # from_config reports the malformed structure
+    max_dim = {}
+    for name, (_, shape, _, _) in hdr.entries.items():
+        parts = name.split(".")
+        if len(parts) >= 3 and parts[0] == "layers" and parts[1].isdigit():
+            i = int(parts[1])
+            max_dim[i] = max(max_dim.get(i, 0), max(shape, default=1))
+    for i, layer_cfg in enumerate(layers):
+        limit = max_dim.get(i, _UNBUILT_DIM_LIMIT)
+        for v in _ints(layer_cfg):
+            if v > limit:
+                raise ModelFileError(f"{source}: layer {i} of the architecture uses the size {v}, "
+                                     f"larger than any of its weights in the file (at most "
+                                     f"{limit}); the architecture does not match the weights")
+    shape = arch.get("build_input_shape")
+    first = layers[0] if layers and isinstance(layers[0], dict) else {}
+    if isinstance(shape, list) and shape and first.get("class_name") != "Embedding":
+        f = shape[-1]
+        limit = max(max_dim.values(), default=_UNBUILT_DIM_LIMIT)
+        if _is_int(f) and f > limit:
+            raise ModelFileError(f"{source}: build_input_shape feature size {f} is larger than "
+                                 f"any weight dimension in the file ({limit})")
+
+
+def _rebuild(meta, source, hdr):
     from .model import Sequential
     if "architecture" not in meta:
         raise ModelFileError(f"{source}: metadata has no 'architecture'")
@@ -493,9 +541,11 @@ def _rebuild(meta, source):
         raise ModelFileError(f"{source}: architecture must be a JSON object, got "
                              f"{type(arch).__name__}")
     _check_allowlisted(arch, source)
+    _check_dimensions(arch, hdr, source)
     try:
         model = Sequential.from_config(arch)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as e:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError,
+            MemoryError, OverflowError) as e:
         raise ModelFileError(f"{source}: the architecture could not be rebuilt: "
                              f"{type(e).__name__}: {str(e)[:300]}") from None
     return model
@@ -559,7 +609,7 @@ def load_model(path, compile=True):
         hdr = _open_header(f, source)
         meta = hdr.metadata
         _check_format(meta, source, ("model", "weights"))
-        model = _rebuild(meta, source)
+        model = _rebuild(meta, source, hdr)
         expected = _model_tensors(model)
         _match_weights(hdr, expected, source, allow_extra_prefix="optimizer.")
         opt = None

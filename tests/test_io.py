@@ -339,6 +339,21 @@ def test_save_preserves_existing_permissions(tmp_path):
     assert (os.stat(p).st_mode & 0o777) == 0o640
 
 
+def test_unwritable_folder_simulated(tmp_path, monkeypatch):
+    # root ignores permissions, so simulate the folder refusing new files
+    p = tmp_path / "m.safetensors"
+    fio.write_tensors(p, {"a": np.zeros(1)})
+    old = p.read_bytes()
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(fio.tempfile, "mkstemp", refuse)
+    with pytest.raises(PermissionError):
+        fio.write_tensors(p, {"a": np.ones(1)})
+    assert p.read_bytes() == old
+    assert os.listdir(tmp_path) == ["m.safetensors"]
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
                     reason="root ignores directory permissions")
 def test_read_only_directory(tmp_path):
@@ -608,6 +623,12 @@ def _arch_edit(fn):
     ("future version", dict(edit_meta=lambda m: m.update(format_version="99")),
      "unsupported format_version"),
     ("bad kind", dict(edit_meta=lambda m: m.update(kind="pickle")), "kind"),
+    ("huge units", dict(edit_meta=_arch_edit(
+        lambda a: a["layers"][0]["config"].update(units=10**9))), "larger than any"),
+    ("huge input size", dict(edit_meta=_arch_edit(
+        lambda a: a["layers"][1]["config"].update(input_size=2**40))), "larger than any"),
+    ("huge build shape", dict(edit_meta=_arch_edit(
+        lambda a: a.update(build_input_shape=[None, 5, 10**8]))), "build_input_shape"),
     ("wider units", dict(edit_meta=_arch_edit(
         lambda a: a["layers"][0]["config"].update(units=4))), "shape"),
     ("missing weight", dict(edit_tensors=lambda t: t.pop("layers.1.weight")), "missing"),
@@ -640,6 +661,20 @@ def test_semantic_errors(small_file, tmp_path, case, kw, match):
     p = _rewrite(tmp_path, content, **kw)
     with pytest.raises(ModelFileError, match=match):
         fio.load_model(p)
+
+
+def test_absurd_architecture_rejected_before_allocating(small_file, tmp_path):
+    content, _ = small_file
+    p = _rewrite(tmp_path, content, edit_meta=_arch_edit(lambda a: a["layers"].append(
+        {"class_name": "Embedding", "config": {"input_dim": 10**6, "output_dim": 10**6}})))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match="larger than any"):
+            fio.load_model(p)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 22
 
 
 def test_pickle_renamed_is_rejected_and_never_run(tmp_path):
