@@ -18,7 +18,7 @@ import numpy as np
 
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "TerminateOnNaN",
-    "ModelCheckpoint", "LambdaCallback",
+    "ModelCheckpoint", "ReduceLROnPlateau", "CSVLogger", "LambdaCallback",
 ]
 
 
@@ -378,6 +378,121 @@ class ModelCheckpoint(Callback):
         elif self.verbose > 0:
             sys.stdout.write(f"Epoch {epoch + 1}: saving model to {path}\n")
         self.model.save(path)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the optimizer's ``learning_rate`` by ``factor`` when ``monitor`` has not
+    improved (by more than ``min_delta``) for ``patience`` epochs; then wait ``cooldown``
+    epochs before counting again; never go below ``min_lr`` (Keras semantics). The current
+    rate is added to the epoch logs as ``learning_rate``."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+        super().__init__()
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a str, got {type(monitor).__name__}")
+        try:
+            factor = float(factor)
+        except (TypeError, ValueError):
+            raise TypeError(f"factor must be a number, got {factor!r}") from None
+        if not (0 < factor < 1):
+            raise ValueError(f"factor must be in (0, 1), got {factor}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        for name, v in (("patience", patience), ("cooldown", cooldown)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {v!r}")
+        self.monitor = monitor
+        self.factor = factor
+        self.patience = int(patience)
+        self.verbose = verbose
+        self.min_delta = abs(float(min_delta))
+        self.cooldown = int(cooldown)
+        self.min_lr = float(min_lr)
+        if mode == "auto":
+            mode = "max" if "acc" in monitor or monitor.endswith("auc") else "min"
+        self.mode = mode
+
+    def on_train_begin(self, logs=None):
+        self.best = None
+        self.wait = 0
+        self.cooldown_counter = 0
+
+    def _better(self, value):
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        opt = getattr(self.model, "optimizer", None)
+        if opt is None or not hasattr(opt, "learning_rate"):
+            raise RuntimeError("ReduceLROnPlateau needs a compiled model whose optimizer has a "
+                               "learning_rate")
+        logs["learning_rate"] = float(opt.learning_rate)
+        value = logs.get(self.monitor)
+        if value is None:
+            warnings.warn(f"ReduceLROnPlateau: monitor {self.monitor!r} is not in the logs; "
+                          f"available: {sorted(logs)}", RuntimeWarning, stacklevel=2)
+            return
+        value = float(value)
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if math.isfinite(value) and self._better(value):
+            self.best = value
+            self.wait = 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = float(opt.learning_rate)
+                if old > self.min_lr:
+                    new = max(old * self.factor, self.min_lr)
+                    opt.learning_rate = new
+                    if self.verbose > 0:
+                        sys.stdout.write(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing "
+                                         f"learning rate to {new}.\n")
+                    self.cooldown_counter = self.cooldown
+                    self.wait = 0
+
+
+class CSVLogger(Callback):
+    """Write one CSV row per epoch: ``epoch`` then the log keys (the header is taken from the
+    first epoch). ``append=True`` adds to an existing file without repeating the header."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        if not isinstance(filename, (str, os.PathLike)):
+            raise TypeError(f"filename must be a str or path, got {type(filename).__name__}")
+        self.filename = os.fspath(filename)
+        self.sep = str(separator)
+        self.append = bool(append)
+        self._file = None
+        self._keys = None
+
+    def on_train_begin(self, logs=None):
+        has_content = self.append and os.path.exists(self.filename) and \
+            os.path.getsize(self.filename) > 0
+        self._file = open(self.filename, "a" if self.append else "w", encoding="utf-8")
+        self._keys = None
+        self._header_done = has_content
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._keys is None:
+            self._keys = list(logs)
+            if not self._header_done:
+                self._file.write(self.sep.join(["epoch"] + self._keys) + "\n")
+        row = [str(epoch)] + [repr(float(logs[k])) if k in logs else "" for k in self._keys]
+        self._file.write(self.sep.join(row) + "\n")
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class LambdaCallback(Callback):

@@ -422,10 +422,12 @@ class Sequential:
     # ---- running ------------------------------------------------------------------------
     def _prepare_x(self, x, name="x"):
         x = _to_array(x, name)
-        if x.ndim == 0:
-            raise ValueError(f"{name} must have a batch axis, got a scalar")
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}")
+        if x.ndim == 0:
+            raise ValueError(f"{name} must have a batch axis, got a scalar")
+        if x.shape[0] == 0:
+            raise ValueError(f"{name} has no samples (shape {x.shape})")
         first = self._layers[0] if self._layers else None
         if not isinstance(first, Embedding):
             if x.dtype.kind != "f" or x.dtype != first.dtype:
@@ -485,7 +487,12 @@ class Sequential:
         """One step on prepared arrays. Returns (loss, output, mask, applied)."""
         out, mask = self._forward(x, training=True)
         loss, d = self._loss_on(y, out, mask, with_grad=True)
+        raise_mode = getattr(self.optimizer, "on_nonfinite", "skip") == "raise"
         if not math.isfinite(loss):
+            if raise_mode:
+                from .optimizers import NonFiniteGradientError
+                raise NonFiniteGradientError(f"the loss is not finite ({loss}); no step was "
+                                             f"applied")
             self.skipped_steps += 1
             return loss, out, mask, False
         fused = self._fused_loss() is not None
@@ -502,10 +509,11 @@ class Sequential:
         for i, layer in enumerate(self._layers):
             for k, p in layer.params.items():
                 items.append((f"layers.{i}.{k}", p, layer.grads[k]))
-        for name, _, g in items:
-            if not np.isfinite(g).all():
-                self.skipped_steps += 1
-                return loss, out, mask, False
+        if not raise_mode:      # in raise mode the optimizer reports non-finite gradients
+            for name, _, g in items:
+                if not np.isfinite(g).all():
+                    self.skipped_steps += 1
+                    return loss, out, mask, False
         applied = self.optimizer.apply(items)
         if applied is False:
             self.skipped_steps += 1

@@ -222,3 +222,63 @@ def test_callback_list_and_lambda_validation():
         callbacks.LambdaCallback(on_epoch_finish=print)
     with pytest.raises(TypeError, match="callable"):
         callbacks.LambdaCallback(on_epoch_end=3)
+
+
+class LrModel(FakeModel):
+    def __init__(self, lr):
+        super().__init__()
+        self.optimizer = optimizers.SGD(lr)
+
+
+def test_reduce_lr_on_plateau():
+    m = LrModel(1.0)
+    cb = callbacks.ReduceLROnPlateau(factor=0.5, patience=2, min_lr=0.2)
+    lrs = []
+    cb.set_model(m)
+    cb.on_train_begin()
+    for e, v in enumerate([1.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0, 1.0]):
+        logs = {"val_loss": v}
+        cb.on_epoch_end(e, logs)
+        lrs.append(m.optimizer.learning_rate)
+        assert logs["learning_rate"] == (lrs[-2] if e else 1.0)
+    assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2]
+    # cooldown: after a reduction, wait `cooldown` epochs before counting again
+    m = LrModel(1.0)
+    cb = callbacks.ReduceLROnPlateau(factor=0.5, patience=1, cooldown=2)
+    cb.set_model(m)
+    cb.on_train_begin()
+    lrs = []
+    for e, v in enumerate([1.0, 2.0, 2.0, 2.0, 2.0, 2.0]):
+        cb.on_epoch_end(e, {"val_loss": v})
+        lrs.append(m.optimizer.learning_rate)
+    assert lrs == [1.0, 0.5, 0.5, 0.25, 0.25, 0.125]    # Keras counts the cooldown down first
+    with pytest.raises(ValueError, match="factor"):
+        callbacks.ReduceLROnPlateau(factor=1.0)
+
+
+def test_reduce_lr_in_fit_and_csv_logger(tmp_path):
+    x, y = data()
+    m = model()
+    path = tmp_path / "log.csv"
+    hist = m.fit(x, y, epochs=3, validation_split=0.25, verbose=0, callbacks=[
+        callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=10.0),
+        callbacks.CSVLogger(str(path))])
+    assert hist.history["learning_rate"] == [0.05, 0.05, 0.025]   # the rate used in the epoch
+    lines = path.read_text().splitlines()
+    assert lines[0] == "epoch,loss,mae,val_loss,val_mae,learning_rate"
+    assert len(lines) == 4 and lines[1].startswith("0,")
+    assert float(lines[3].split(",")[1]) == hist.history["loss"][2]
+    m.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.CSVLogger(str(path), append=True)])
+    lines = path.read_text().splitlines()
+    assert len(lines) == 5 and lines[4].startswith("0,")
+
+
+def test_optimizer_raise_mode_raises_on_non_finite_loss():
+    x, y = data(8)
+    m = fr.Sequential([fr.Dense(2)], seed=0)
+    m.compile(optimizers.SGD(0.1, on_nonfinite="raise"), "mse")
+    before = m.get_weights() if m.built else None
+    with pytest.raises(optimizers.NonFiniteGradientError):
+        m.train_on_batch(x, np.full_like(y, 3e38))
+    for a, b in zip(before or m.get_weights(), m.get_weights()):
+        np.testing.assert_array_equal(a, b)
