@@ -751,3 +751,23 @@ def test_no_unsafe_deserialization_in_source():
 def test_missing_file_is_os_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         fio.load_model(tmp_path / "nope.safetensors")
+
+
+def test_interop_with_safetensors_package(tmp_path):
+    """Optional: the reference safetensors reader/writer agrees with ours."""
+    st_numpy = pytest.importorskip("safetensors.numpy")
+    m = _small_model(optimizer=fr.optimizers.Adam())
+    x, y = _data()
+    m.train_on_batch(x, y)
+    p = tmp_path / "m.safetensors"
+    m.save(p)
+    theirs = st_numpy.load_file(str(p))
+    for k, v in m.params():
+        np.testing.assert_array_equal(theirs[k], v)
+    q = tmp_path / "theirs.safetensors"
+    st_numpy.save_file({"a": np.arange(6, dtype=np.float32).reshape(2, 3),
+                        "b": np.array([1, 2], dtype=np.int64)}, str(q), metadata={"k": "v"})
+    got, meta = fio.read_tensors(q)
+    np.testing.assert_array_equal(got["a"], np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.testing.assert_array_equal(got["b"], [1, 2])
+    assert meta == {"k": "v"}
