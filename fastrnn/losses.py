@@ -95,8 +95,11 @@ class Loss:
             if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1 and y_true.shape == y_pred.shape[:-1]:
                 y_true = y_true[..., None]
             else:
+                hint = (" (integer class ids need sparse_categorical_crossentropy)"
+                        if isinstance(self, CategoricalCrossentropy)
+                        and y_true.shape == y_pred.shape[:-1] else "")
                 raise ValueError(
-                    f"y_true shape {y_true.shape} does not match y_pred shape {y_pred.shape}")
+                    f"y_true shape {y_true.shape} does not match y_pred shape {y_pred.shape}{hint}")
         return y_true, y_pred
 
     def loss_and_gradient(self, y_true, y_pred, mask=None):
@@ -221,9 +224,11 @@ class SparseCategoricalCrossentropy(Loss):
         if labels.shape == y_pred.shape[:-1] + (1,) and labels.shape != y_pred.shape[:-1]:
             labels = labels[..., 0]
         if labels.shape != y_pred.shape[:-1]:
+            hint = (" (one-hot targets need categorical_crossentropy)"
+                    if labels.shape == y_pred.shape else "")
             raise ValueError(
                 f"y_true for sparse_categorical_crossentropy must have shape {y_pred.shape[:-1]} "
-                f"(y_pred.shape[:-1]), got {labels.shape}")
+                f"(y_pred.shape[:-1]), got {labels.shape}{hint}")
         if labels.dtype.kind == "f":
             if labels.size and not np.all(np.isfinite(labels) & (labels == np.round(labels))):
                 raise ValueError("y_true for sparse_categorical_crossentropy must hold integer class ids")
