@@ -15,8 +15,6 @@ it (initialisation and Dropout masks) and batch shuffling uses a generator deriv
 
 import math
 import numbers
-import sys
-import time
 
 import numpy as np
 

@@ -2,7 +2,6 @@
 against finite differences, states, masks, parameters and config."""
 
 import json
-import warnings
 
 import numpy as np
 import pytest
