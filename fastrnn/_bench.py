@@ -1167,7 +1167,7 @@ def _run(args, o, out, restore, argv):
                 "gflops": gf, "frac_peak": (gf / peak_ref) if peak_ref else None,
                 "fastrnn_speedup": (med / base_t) if base_t else None,
                 "peak_mem_bytes": m[0] if m else None, "mem_method": m[1] if m else None,
-                "threads": threads, "dtype": "float32",
+                "threads": threads, "dtype": "float32", "samples_s": ts,
             }
             records.append(rec)
             mem_txt = "-" if not m else f"{m[0] / 2**20:.1f} {m[1][:2]}"
