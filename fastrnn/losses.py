@@ -22,7 +22,7 @@ the loss is the matching cross-entropy on probabilities.
 """
 
 import numpy as np
-from scipy.special import expit, log_expit, log_softmax, softmax
+from scipy.special import expit, log_expit, log_softmax
 
 __all__ = [
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
@@ -191,7 +191,7 @@ class CategoricalCrossentropy(Loss):
         if self.from_logits:
             logp = log_softmax(y_pred, axis=-1)
             per = -np.sum(y_true * logp, axis=-1)
-            d = softmax(y_pred, axis=-1) * np.sum(y_true, axis=-1, keepdims=True) - y_true
+            d = np.exp(logp) * np.sum(y_true, axis=-1, keepdims=True) - y_true
             return per, d.astype(y_pred.dtype, copy=False)
         p = np.clip(y_pred, EPSILON, 1 - EPSILON)
         per = -np.sum(y_true * np.log(p), axis=-1)
@@ -249,7 +249,7 @@ class SparseCategoricalCrossentropy(Loss):
         if self.from_logits:
             logp = log_softmax(flat_pred, axis=-1)
             per = -logp[rows, idx]
-            d = softmax(flat_pred, axis=-1)
+            d = np.exp(logp)                 # softmax, from the same stable pass
             d[rows, idx] -= 1
         else:
             p = flat_pred[rows, idx]
