@@ -1148,6 +1148,7 @@ def _run(args, o, out, restore, argv):
             row_skip.append(f"timing failed on {cell}/{sname}/{mode}: {type(exc).__name__}: "
                             f"{exc}")
             res = {}
+        row_load = _loadavg()
         base_t = None
         if base_name in res:
             base_t = statistics.median(res[base_name]["times"])
@@ -1168,6 +1169,7 @@ def _run(args, o, out, restore, argv):
                 "fastrnn_speedup": (med / base_t) if base_t else None,
                 "peak_mem_bytes": m[0] if m else None, "mem_method": m[1] if m else None,
                 "threads": threads, "dtype": "float32", "samples_s": ts,
+                "load_1min": row_load,
             }
             records.append(rec)
             mem_txt = "-" if not m else f"{m[0] / 2**20:.1f} {m[1][:2]}"
