@@ -54,7 +54,7 @@ def rmse(a, b):
 
 def main(argv=None):
     args = parse_args(argv)
-    epochs = args.epochs or (15 if args.quick else 150)
+    epochs = args.epochs or (15 if args.quick else 300)
     verbose = args.verbose if args.verbose is not None else 0
     years, counts = load_sunspots()
     w = args.window
@@ -80,8 +80,14 @@ def main(argv=None):
     ], seed=args.seed)
     model.compile(optimizer=fr.optimizers.Adam(learning_rate=args.lr, clipnorm=1.0),
                   loss="mse")
+    # the validation windows are the last 15% of the training years (fit holds out the
+    # tail, before shuffling); stop when they stop improving and keep the best weights
+    stop = fr.callbacks.EarlyStopping(patience=25, restore_best_weights=True)
     hist = model.fit(X_train, y_train, batch_size=args.batch_size, epochs=epochs,
-                     validation_split=0.15, verbose=verbose)
+                     validation_split=0.15, verbose=verbose, callbacks=[stop])
+    if stop.stopped_epoch:
+        print(f"early stopping at epoch {stop.stopped_epoch + 1}, best epoch "
+              f"{stop.best_epoch + 1}")
     pred = model.predict(X_test)[:, 0] * sd + mu
     t_gru = time.perf_counter() - t0
     truth = counts[split:]
