@@ -47,7 +47,7 @@ def lstm_classifier(hidden, seed):
 def main(argv=None):
     args = parse_args(argv)
     n_train, n_test = (1000, 200) if args.quick else (4000, 1000)
-    epochs = args.epochs or (3 if args.quick else 12)
+    epochs = args.epochs or (3 if args.quick else 15)
     hidden = 32 if args.quick else args.hidden
     verbose = args.verbose if args.verbose is not None else (0 if args.quick else 2)
 
