@@ -461,3 +461,25 @@ def test_seed_never_overwrites_assigned_weights():
     np.testing.assert_allclose(lstm.params["weight_ih"], w, rtol=1e-7)
     np.testing.assert_array_equal(bi.params["backward_weight_hh"], np.ones((6, 2)))
     np.testing.assert_array_equal(own.params["weight"], own_w)
+
+
+def test_design_doc_workflow_char_model(tmp_path):
+    # Embedding -> LSTM(return_sequences) -> Dense(vocab): learn a periodic token stream
+    vocab, T = 5, 8
+    stream = np.tile(np.arange(1, vocab), 40)
+    starts = np.arange(0, len(stream) - T - 1, 2)
+    x = np.stack([stream[s:s + T] for s in starts])
+    y = np.stack([stream[s + 1:s + T + 1] for s in starts])
+    model = fr.Sequential([fr.Embedding(vocab, 8), fr.LSTM(16, return_sequences=True),
+                           fr.Dense(vocab)], seed=0)
+    model.compile(optimizer=optimizers.Adam(0.03),
+                  loss=fr.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    hist = model.fit(x, y, batch_size=16, epochs=6, validation_split=0.1, verbose=0)
+    assert hist.history["val_accuracy"][-1] > 0.9
+    assert hist.history["loss"][-1] < 0.3 * hist.history["loss"][0]
+    path = str(tmp_path / "charlm.safetensors")
+    model.save(path)
+    back = fr.load_model(path)
+    np.testing.assert_array_equal(back.predict(x), model.predict(x))
+    np.testing.assert_allclose(back.evaluate(x, y), model.evaluate(x, y), rtol=1e-6)
