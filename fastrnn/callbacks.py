@@ -148,6 +148,8 @@ class Progbar:
     """One progress line: verbose=1 redraws it with '\\r', verbose=2 prints it once at the end."""
 
     width = 20
+    #: seconds between two redraws with verbose=1 (the first and last step always draw)
+    interval = 0.05
 
     def __init__(self, target, verbose=1, unit="step", samples=None, batch_size=None):
         self.target = target
@@ -157,6 +159,7 @@ class Progbar:
         self.batch_size = batch_size
         self.start = time.perf_counter()
         self._last_len = 0
+        self._last_draw = None
 
     def _line(self, current, logs, final):
         elapsed = time.perf_counter() - self.start
@@ -179,6 +182,11 @@ class Progbar:
     def update(self, current, logs=None, final=False):
         out = sys.stdout
         if self.verbose == 1:
+            now = time.perf_counter()
+            if not final and self._last_draw is not None and now - self._last_draw < self.interval \
+                    and current != self.target:
+                return
+            self._last_draw = now
             line = self._line(current, logs, final)
             pad = " " * max(0, self._last_len - len(line))
             self._last_len = len(line)

@@ -115,7 +115,8 @@ def test_verbose_2_one_line_per_epoch(capsys):
     assert "\r" not in out
 
 
-def test_verbose_1_progress_bar(capsys):
+def test_verbose_1_progress_bar(capsys, monkeypatch):
+    monkeypatch.setattr(callbacks.Progbar, "interval", 0.0)     # draw every step
     x, y = regression_data(n=40)
     model = mlp()
     model.compile("sgd", "mse")
@@ -483,3 +484,13 @@ def test_design_doc_workflow_char_model(tmp_path):
     back = fr.load_model(path)
     np.testing.assert_array_equal(back.predict(x), model.predict(x))
     np.testing.assert_allclose(back.evaluate(x, y), model.evaluate(x, y), rtol=1e-6)
+
+
+def test_verbose_1_redraws_are_throttled(capsys, monkeypatch):
+    monkeypatch.setattr(callbacks.Progbar, "interval", 3600.0)
+    x, y = regression_data(n=64)
+    model = mlp()
+    model.compile("sgd", "mse")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=1)
+    frames = capsys.readouterr().out.split("\r")[1:]
+    assert [f.split("/")[0].strip() for f in frames] == ["1", "16", "16"]   # first, last, final
