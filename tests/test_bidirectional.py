@@ -241,3 +241,29 @@ def test_bad_arguments():
         layer.backward(np.zeros((2, 3)))
     with pytest.raises(NotImplementedError):
         layer.step(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_masked_matches_torch_packed_sequence(cell):
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    B, T, I, H = 4, 6, 3, 5
+    lengths = [6, 5, 2, 1]
+    layer = make(cell, H, I, seed=8, return_sequences=True, return_state=True)
+    mod = torch_twin(torch, layer, cell)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((B, T, I))
+    mask = np.arange(T)[None, :] < np.array(lengths)[:, None]
+    outs = layer.forward(x, mask=mask)
+    packed = pack_padded_sequence(torch.from_numpy(x), torch.tensor(lengths), batch_first=True)
+    ty, state = mod(packed)
+    ty, _ = pad_packed_sequence(ty, batch_first=True, total_length=T)
+    ty = ty.detach().numpy()
+    np.testing.assert_allclose(outs[0][mask], ty[mask], **TOL)
+    hn = (state[0] if cell == "lstm" else state).detach().numpy()
+    np.testing.assert_allclose(outs[1], hn[0], **TOL)
+    np.testing.assert_allclose(outs[3 if cell == "lstm" else 2], hn[1], **TOL)
+    if cell == "lstm":
+        cn = state[1].detach().numpy()
+        np.testing.assert_allclose(outs[2], cn[0], **TOL)
+        np.testing.assert_allclose(outs[4], cn[1], **TOL)
