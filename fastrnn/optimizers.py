@@ -113,24 +113,38 @@ def _check_clip(clipnorm, clipvalue, global_clipnorm):
 
 
 def _l2_norm(g):
-    """L2 norm of an array in float64, robust against overflow of the squares."""
+    """L2 norm of an array, accumulated in float64 (pairwise summation, no BLAS), robust
+    against overflow or underflow of the squares."""
     if g.size == 0:
         return 0.0
-    a = np.abs(g, dtype=np.float64)
+    a = g.astype(np.float64).ravel()
+    with np.errstate(over="ignore", under="ignore"):
+        np.square(a, out=a)
+        ss = float(a.sum())
+    if math.isfinite(ss) and ss > 1e-290:
+        return math.sqrt(ss)
+    # squares overflowed or underflowed: rescale by the largest magnitude first
+    a = np.abs(g.astype(np.float64).ravel())
     m = float(a.max())
     if m == 0.0 or not math.isfinite(m):
         return m
     a /= m
-    return m * math.sqrt(float(np.dot(a.ravel(), a.ravel())))
+    with np.errstate(under="ignore"):
+        np.square(a, out=a)
+    return m * math.sqrt(float(a.sum()))
 
 
 def _lerp(start, end, weight):
     """PyTorch's ``lerp``: ``start + weight*(end-start)`` (|weight| < 0.5) else
     ``end - (end-start)*(1-weight)``, with ``weight`` in the array dtype."""
     w = start.dtype.type(weight)
+    diff = end - start
     if abs(float(w)) < 0.5:
-        return start + w * (end - start)
-    return end - (end - start) * (start.dtype.type(1) - w)
+        diff *= w
+        diff += start
+        return diff
+    diff *= start.dtype.type(1) - w
+    return np.subtract(end, diff, out=diff)
 
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -545,7 +559,9 @@ class Adam(Optimizer):
             else:
                 g = g + self.weight_decay * p
         m = _lerp(state["exp_avg"], g, 1 - self.beta_1)
-        v = state["exp_avg_sq"] * self.beta_2 + ((1 - self.beta_2) * g) * g
+        v = (1 - self.beta_2) * g
+        v *= g
+        v += state["exp_avg_sq"] * self.beta_2
         bias_correction1 = 1 - self.beta_1 ** step
         bias_correction2 = 1 - self.beta_2 ** step
         step_size = lr / bias_correction1
@@ -554,10 +570,15 @@ class Adam(Optimizer):
         if self.amsgrad:
             vmax = np.maximum(state["max_exp_avg_sq"], v)
             slots["max_exp_avg_sq"] = vmax
-            denom = np.sqrt(vmax) / bias_correction2_sqrt + self.epsilon
+            denom = np.sqrt(vmax)
         else:
-            denom = np.sqrt(v) / bias_correction2_sqrt + self.epsilon
-        return p + ((-step_size) * m) / denom, slots
+            denom = np.sqrt(v)
+        denom /= bias_correction2_sqrt
+        denom += self.epsilon
+        upd = (-step_size) * m
+        upd /= denom
+        upd += p
+        return upd, slots
 
 
 class AdamW(Adam):

@@ -4,6 +4,7 @@ import copy
 import inspect
 import itertools
 import math
+import warnings
 import zlib
 
 import numpy as np
@@ -614,3 +615,22 @@ def test_empty_and_zero_size_params():
     assert opt.apply([]) is True
     p = np.zeros((0, 3))
     assert opt.apply([("p", p, np.zeros((0, 3)))]) is True
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e30, 1.0])
+def test_clipnorm_extreme_magnitudes_float64(scale):
+    g = np.array([3.0, -4.0]) * scale
+    p = np.zeros(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")        # no overflow/underflow warnings leak
+        assert O.SGD(1.0, clipnorm=1e-3).apply([("p", p, g)])
+    if 5.0 * scale > 1e-3:
+        np.testing.assert_allclose(p, [-0.6e-3, 0.8e-3], rtol=1e-12)
+    else:
+        np.testing.assert_array_equal(p, -g)
+    q = np.zeros(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert O.SGD(1.0, global_clipnorm=1e-3).apply([("q", q, g), ("r", np.zeros(1),
+                                                                       np.zeros(1))])
+    np.testing.assert_allclose(q, p, rtol=1e-12)
