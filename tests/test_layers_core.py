@@ -194,6 +194,7 @@ def test_registry_is_explicit_and_deserialize_rejects_unknown():
     fr.Dense(3, activation="relu", seed=1),
     fr.Embedding(10, 4, mask_zero=True, seed=2),
     fr.Dropout(0.3, seed=4),
+    fr.Masking(mask_value=-1.0),
     fr.LSTM(5, return_sequences=True, seed=3),
     fr.Bidirectional(fr.GRU(4, seed=7), merge_mode="sum"),
 ])
@@ -203,3 +204,24 @@ def test_serialize_roundtrip_every_layer(layer):
     clone = deserialize(d2)
     assert type(clone) is type(layer)
     assert clone.get_config() == layer.get_config()
+
+
+def test_masking_forward_backward_and_mask():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 3))
+    x[0, 2:] = -1.0
+    x[1, 1, 0] = -1.0                      # one feature equal to mask_value: not masked
+    layer = fr.Masking(mask_value=-1.0, dtype="float64")
+    y = layer.forward(x, training=True)
+    keep = np.array([[1, 1, 0, 0], [1, 1, 1, 1]], bool)
+    np.testing.assert_array_equal(layer.compute_mask(x), keep)
+    np.testing.assert_array_equal(y[keep], x[keep])
+    assert (y[~keep] == 0).all()
+    r = rng.standard_normal(x.shape)
+    dx = layer.backward(r)
+    np.testing.assert_allclose(dx, numeric_grad(lambda: float(np.sum(layer.forward(x) * r)), x),
+                               atol=1e-8)
+    incoming = np.array([[1, 0, 1, 1], [1, 1, 1, 0]], bool)
+    np.testing.assert_array_equal(layer.compute_mask(x, incoming), keep & incoming)
+    with pytest.raises(TypeError, match="mask_value"):
+        fr.Masking(mask_value="pad")
