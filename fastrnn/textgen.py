@@ -250,6 +250,7 @@ class _Progress:
         self.start = time.perf_counter()
         self._last = -1.0
         self._last_frac_printed = -1.0
+        self._last_step = None
         self._len = 0
         enc = getattr(self.stream, "encoding", None) or "ascii"
         try:
@@ -274,8 +275,11 @@ class _Progress:
         if self.tty:
             if not final and now - self._last < 0.1:
                 return
+        elif final and step == self._last_step:
+            return
         elif not final and frac - self._last_frac_printed < 0.1 and now - self._last < 15:
             return
+        self._last_step = step
         self._last = now
         self._last_frac_printed = frac
         n = int(round(self.width * frac))
