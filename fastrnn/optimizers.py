@@ -235,7 +235,8 @@ class Optimizer:
         for name, st in self._state.items():
             slots[f"step.{name}"] = np.array(st["step"], dtype=np.int64)
             for s in self._slots():
-                slots[f"{s}.{name}"] = st[s].copy()
+                if s in st:
+                    slots[f"{s}.{name}"] = st[s].copy()
         return serialize(self), slots
 
     def set_state(self, config, slots=None, params=None):
@@ -371,8 +372,8 @@ class Optimizer:
             st = self._state.get(name)
             if st is not None:
                 for s in self._slots():
-                    a = st[s]
-                    if a.shape != p.shape or a.dtype != p.dtype:
+                    a = st.get(s)
+                    if a is not None and (a.shape != p.shape or a.dtype != p.dtype):
                         raise ValueError(
                             f"optimizer state for {name!r} has shape {a.shape} {a.dtype}, but "
                             f"the parameter is {p.shape} {p.dtype}; call reset() or use a new "
@@ -425,6 +426,10 @@ class Optimizer:
             st = self._state.get(name)
             if st is None:
                 st = {"step": 0, **self._new_state(p)}
+            elif any(s not in st for s in self._slots()):
+                # a hyperparameter was changed (e.g. amsgrad switched on): new slots start
+                # as they would on a first step
+                st = {**self._new_state(p), **st}
             step = st["step"] + 1
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 new_p, new_slots = self._update(p, g, st, step)

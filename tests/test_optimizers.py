@@ -634,3 +634,27 @@ def test_clipnorm_extreme_magnitudes_float64(scale):
         assert O.SGD(1.0, global_clipnorm=1e-3).apply([("q", q, g), ("r", np.zeros(1),
                                                                        np.zeros(1))])
     np.testing.assert_allclose(q, p, rtol=1e-12)
+
+
+def test_hyperparameter_switched_on_after_steps():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(14)
+    p = rng.standard_normal(4)
+    tp = torch.tensor(p.copy(), requires_grad=True)
+    ours = O.SGD(0.1)
+    theirs = torch.optim.SGD([tp], lr=0.1)
+    for k in range(4):
+        if k == 2:   # momentum switched on mid-run, as a user or callback might do
+            ours.momentum = 0.9
+            theirs.param_groups[0]["momentum"] = 0.9
+        g = rng.standard_normal(4)
+        tp.grad = torch.tensor(g.copy())
+        theirs.step()
+        assert ours.apply([("p", p, g)])
+    np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-14)
+    a = O.Adam()
+    q = rng.standard_normal(3)
+    a.apply([("q", q, rng.standard_normal(3))])
+    a.amsgrad = True
+    assert a.apply([("q", q, rng.standard_normal(3))])
+    assert "max_exp_avg_sq.q" in a.get_state()[1]
