@@ -219,8 +219,9 @@ def test_masking_forward_backward_and_mask():
     assert (y[~keep] == 0).all()
     r = rng.standard_normal(x.shape)
     dx = layer.backward(r)
-    np.testing.assert_allclose(dx, numeric_grad(lambda: float(np.sum(layer.forward(x) * r)), x),
-                               atol=1e-8)
+    # the mask is piecewise constant (any perturbation of a padded step unmasks it), so the
+    # gradient treats it as fixed: identity on kept steps, zero on padded ones
+    np.testing.assert_array_equal(dx, r * keep[..., None])
     incoming = np.array([[1, 0, 1, 1], [1, 1, 1, 0]], bool)
     np.testing.assert_array_equal(layer.compute_mask(x, incoming), keep & incoming)
     with pytest.raises(TypeError, match="mask_value"):
