@@ -645,7 +645,7 @@ def load_model(path, compile=True):
         except (ValueError, TypeError, KeyError) as e:
             raise ModelFileError(f"{source}: could not compile the loaded model: "
                                  f"{str(e)[:300]}") from None
-    elif opt is not None:
+    elif compile and opt is not None:
         model.optimizer = opt
     return model
 
