@@ -494,7 +494,9 @@ def test_load_compile_false(tmp_path):
     p = tmp_path / "m.safetensors"
     m.save(p)
     m2 = fr.load_model(p, compile=False)
-    assert m2.loss is None
+    assert m2.loss is None and m2.optimizer is None
+    m3 = fr.load_model(p)
+    assert type(m3.optimizer) is fr.optimizers.Adam and m3.loss is not None
 
 
 def test_truncation_at_every_byte(small_file, tmp_path):
