@@ -487,7 +487,7 @@ def _check_allowlisted(cfg, source):
 _UNBUILT_DIM_LIMIT = 1024
 
 
-def _ints(node, skip=("seed",)):
+def _ints(node, skip=("seed", "mask_value")):
     """All integers (not bools) anywhere in a config, except under keys in ``skip``."""
     stack = [node]
     while stack:
@@ -503,9 +503,10 @@ def _ints(node, skip=("seed",)):
 def _check_dimensions(arch, hdr, source):
     """Bound the sizes an architecture asks for by the tensors the file actually holds,
     so that a tiny file cannot make the rebuild allocate huge arrays.  Every integer in
-    layer i's config (units, input sizes, vocabulary, ...; seeds excepted) must be at most
-    the largest dimension of the file's ``layers.{i}.*`` tensors; a layer without tensors
-    may only use integers up to _UNBUILT_DIM_LIMIT (it is not built, or holds no weights)."""
+    layer i's config (units, input sizes, vocabulary, ...; seeds and mask values excepted)
+    must be at most the largest dimension of the file's ``layers.{i}.*`` tensors; a layer
+    without tensors may only use integers up to _UNBUILT_DIM_LIMIT (it is not built, or
+    holds no weights)."""
     layers = arch.get("layers")
     if not isinstance(layers, list):
         return   # from_config reports the malformed structure

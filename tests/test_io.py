@@ -381,6 +381,8 @@ def _models():
         "rnn-f32": lambda: fr.Sequential([
             fr.SimpleRNN(5, input_size=3, activation="relu", seed=4), fr.Dropout(0.2),
             fr.Dense(1, activation="sigmoid", seed=5)]),
+        "masking": lambda: fr.Sequential([
+            fr.Masking(7.0), fr.LSTM(4, input_size=3, seed=11), fr.Dense(2, seed=12)]),
         "bidirectional": lambda: fr.Sequential([
             fr.Bidirectional(fr.LSTM(3, input_size=3, seed=6)), fr.Dense(2, seed=7)]),
         "embedding": lambda: fr.Sequential([
