@@ -494,3 +494,18 @@ def test_verbose_1_redraws_are_throttled(capsys, monkeypatch):
     model.fit(x, y, batch_size=4, epochs=1, verbose=1)
     frames = capsys.readouterr().out.split("\r")[1:]
     assert [f.split("/")[0].strip() for f in frames] == ["1", "16", "16"]   # first, last, final
+
+
+def test_any_input_layout_gives_the_same_predictions():
+    x, y = sequence_data(n=10)
+    model = fr.Sequential([fr.Bidirectional(fr.GRU(4)), fr.Dropout(0.2), fr.Dense(2)], seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    ref = model.predict(x)
+    ro = x.copy()
+    ro.flags.writeable = False
+    for v in (ro, np.asfortranarray(x), np.repeat(x, 2, axis=-1)[..., ::2], x.astype(">f4"),
+              x.astype(np.float64), x.tolist()):
+        np.testing.assert_array_equal(model.predict(v), ref)
+    yr = y.copy()
+    yr.flags.writeable = False
+    model.fit(ro, yr, epochs=1, verbose=0)
