@@ -509,3 +509,35 @@ def test_any_input_layout_gives_the_same_predictions():
     yr = y.copy()
     yr.flags.writeable = False
     model.fit(ro, yr, epochs=1, verbose=0)
+
+
+def test_fuzz_fit_and_predict_give_clear_errors():
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings, strategies as st
+    from hypothesis.extra import numpy as hnp
+
+    model = fr.Sequential([fr.LSTM(3), fr.Dense(2, activation="softmax")], seed=0)
+    model.compile(optimizers.SGD(0.01), "sparse_categorical_crossentropy", ["accuracy"])
+    model.build((None, None, 2))
+    dtypes = st.sampled_from([np.float32, np.float64, np.int64, np.bool_, np.float16,
+                              np.complex64, np.uint8])
+    arrays = dtypes.flatmap(lambda dt: hnp.arrays(
+        dt, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=3)))
+
+    @settings(max_examples=80, deadline=None, derandomize=True)
+    @given(x=arrays, y=arrays)
+    def check(x, y):
+        before = model.get_weights()
+        try:
+            model.fit(x, y, epochs=1, verbose=0)
+        except (ValueError, TypeError):
+            for a, b in zip(before, model.get_weights()):
+                np.testing.assert_array_equal(a, b)
+        try:
+            out = model.predict(x)
+        except (ValueError, TypeError):
+            return
+        assert out.shape == (x.shape[0], 2)
+
+    check()
+    assert hypothesis is not None
