@@ -393,7 +393,10 @@ def _model_tensors(model):
 
 
 def _compile_config(model):
-    """{"loss": serialized loss, "metrics": [names]} of a compiled model, else None."""
+    """{"loss": serialized loss, "metrics": [...]} of a compiled model, else None."""
+    getter = getattr(model, "get_compile_config", None)
+    if callable(getter):
+        return getter()
     from . import losses as _losses
     from . import metrics as _metrics
     loss = getattr(model, "loss", None)

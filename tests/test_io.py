@@ -477,6 +477,24 @@ def test_resumed_training_matches_uninterrupted(tmp_path, make_opt, dtype):
     assert _state(resumed) == _state(full)
 
 
+def test_compile_settings_restored(tmp_path):
+    m = fr.Sequential([fr.GRU(4, input_size=3, seed=1),
+                       fr.Dense(5, activation="softmax", seed=2)])
+    m.compile(optimizer=fr.optimizers.RMSprop(0.01),
+              loss=fr.losses.SparseCategoricalCrossentropy(),
+              metrics=["accuracy", fr.metrics.SparseCategoricalAccuracy(name="acc2")])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 4, 3)).astype(np.float32)
+    y = rng.integers(0, 5, size=6)
+    m.train_on_batch(x, y)
+    p = tmp_path / "m.safetensors"
+    m.save(p)
+    m2 = fr.load_model(p)
+    assert type(m2.loss) is fr.losses.SparseCategoricalCrossentropy
+    assert [mm.name for mm in m2.compiled_metrics] == [mm.name for mm in m.compiled_metrics]
+    assert m2.train_on_batch(x, y, return_dict=True) == m.train_on_batch(x, y, return_dict=True)
+
+
 def test_include_optimizer_false(tmp_path):
     m = _small_model(optimizer=fr.optimizers.Adam())
     x, y = _data()
