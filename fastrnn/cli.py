@@ -212,11 +212,26 @@ def _save_model(lm, path, extra):
         raise CLIError(f"cannot write model to {path!r}: {exc.strerror or exc}") from None
 
 
+def _check_out_path(path):
+    """Fail before training, not after, when the model cannot be written."""
+    if os.path.isdir(path):
+        raise CLIError(f"--out must be a file path, got a directory: {path!r}")
+    d = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(d, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"cannot create the folder for the model {d!r}: "
+                       f"{exc.strerror or exc}") from None
+    if not os.access(d, os.W_OK):
+        raise CLIError(f"cannot write the model to {path!r}: folder is not writable")
+
+
 def _run_training(args, text, source_desc, out_path, *, epochs_default=None):
-    """Build, train (Ctrl-C aware), save. Returns (lm, result)."""
+    """Build, train (Ctrl-C aware), save. Returns (lm, result, files)."""
     from . import textgen
     from .datasets import CharVocab
     _check_common(args)
+    _check_out_path(out_path)
     vocab = CharVocab.from_text(text)
     if len(vocab) < 2:
         raise CLIError(f"{source_desc} has only {len(vocab)} distinct character; a language "

@@ -270,3 +270,16 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("FASTRNN_HOME")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert cli.default_demo_model() == str(tmp_path / "x" / "fastrnn" / "demo-charlm.safetensors")
+
+
+def test_single_character_text_and_bad_out_path(tmp_path, corpus, call):
+    p = tmp_path / "a.txt"
+    p.write_text("a" * 500, encoding="utf-8")
+    assert_clean_error(call("train-text", p, *TINY, "--max-steps", "1"), "distinct")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = call("train-text", corpus, *TINY, "--max-steps", "1", "--out", blocker / "m.safetensors")
+    assert_clean_error(r, "cannot create")
+    assert "step" not in r.stdout          # checked before training starts
+    assert_clean_error(call("train-text", corpus, *TINY, "--max-steps", "1", "--out", tmp_path),
+                       "directory")
