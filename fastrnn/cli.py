@@ -268,10 +268,8 @@ def _run_training(args, text, source_desc, out_path, *, epochs_default=None):
     if res.interrupted:
         _out(f"\ninterrupted after {res.steps} steps ({res.train_seconds:.1f} s); "
              "saving the model learned so far")
-    try:
-        files = _save_model(lm, out_path, extra)
-    except KeyboardInterrupt:  # a second Ctrl-C while saving: io writes atomically
-        raise
+    # (a Ctrl-C while saving leaves any previous file intact: io writes atomically)
+    files = _save_model(lm, out_path, extra)
     return lm, res, files
 
 
