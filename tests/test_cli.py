@@ -283,3 +283,13 @@ def test_single_character_text_and_bad_out_path(tmp_path, corpus, call):
     assert "step" not in r.stdout          # checked before training starts
     assert_clean_error(call("train-text", corpus, *TINY, "--max-steps", "1", "--out", tmp_path),
                        "directory")
+
+
+def test_console_script_entry_point():
+    from importlib.metadata import entry_points
+    from fastrnn.__main__ import main
+    assert main is cli.main
+    eps = [e for e in entry_points(group="console_scripts") if e.name == "fastrnn"]
+    if not eps:
+        pytest.skip("fastrnn is not installed as a distribution here")
+    assert eps[0].value == "fastrnn.__main__:main"
