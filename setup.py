@@ -135,14 +135,15 @@ class BuildExt(build_ext):
 def make_ext(name, with_c=True):
     sources = [os.path.join("fastrnn", name + ".pyx")]
     if with_c:
-        sources.append(os.path.join(SRC, "fr_cells.c"))
+        sources += [os.path.join(SRC, "fr_cells.c"), os.path.join(SRC, "fr_gemm.c")]
     return Extension(
         "fastrnn." + name,
         sources=sources,
         include_dirs=[SRC],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         depends=[os.path.join(SRC, f) for f in
-                 ("fr_common.h", "fr_act.h", "fr_cells_impl.h", "fr_blas_int.h")],
+                 ("fr_common.h", "fr_act.h", "fr_cells_impl.h", "fr_gemm_impl.h",
+                  "fr_blas_int.h")],
     )
 
 

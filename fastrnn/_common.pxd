@@ -1,7 +1,8 @@
 # cython: language_level=3
 """Declarations of the C helpers in fastrnn/_src (fused pointwise passes,
 FTZ/DAZ control, runtime info) and fused-type dispatchers over them."""
-from fastrnn._blas cimport real
+from libc.stdlib cimport malloc, free
+from fastrnn._blas cimport real, gemm_rm
 
 cdef extern from "fr_common.h" nogil:
     unsigned int fr_ftz_enter()
@@ -123,3 +124,100 @@ cdef inline void gru_bwd_pw(Py_ssize_t nb, Py_ssize_t H, const real* gates,
     else:
         fr_gru_bwd_d(<int>nb, <int>H, gates, hn, h_prev, dy, dh_next, dGi, dGh,
                      dh_prev, mask)
+
+
+cdef extern from "fr_common.h" nogil:
+    size_t fr_pack_size_f(int N, int K)
+    size_t fr_pack_size_d(int N, int K)
+    void fr_pack_f(int N, int K, const float* src, int ld, int trans, float* Wp)
+    void fr_pack_d(int N, int K, const double* src, int ld, int trans, double* Wp)
+    void fr_gemm_packed_f(int M, int N, int K, const float* A, int lda, const float* Wp,
+                          float* C, int ldc, int accumulate)
+    void fr_gemm_packed_d(int M, int N, int K, const double* A, int lda, const double* Wp,
+                          double* C, int ldc, int accumulate)
+    void fr_gemv_dot_f(int N, int K, const float* W, int ldw, const float* x, float* y,
+                       int accumulate)
+    void fr_gemv_dot_d(int N, int K, const double* W, int ldw, const double* x, double* y,
+                       int accumulate)
+    void fr_gemv_axpy_f(int N, int K, const float* W, int ldw, const float* x, float* y)
+    void fr_gemv_axpy_d(int N, int K, const double* W, int ldw, const double* x, double* y)
+
+
+cdef inline real* pack_new(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize_t ld,
+                           int trans) noexcept nogil:
+    """malloc + pack W (N, K) (trans: W = src^T) for gemm_packed; NULL on failure."""
+    cdef size_t n
+    cdef real* wp
+    if real is float:
+        n = fr_pack_size_f(<int>N, <int>K)
+    else:
+        n = fr_pack_size_d(<int>N, <int>K)
+    wp = <real*>malloc(n * sizeof(real) + 64)
+    if wp == NULL:
+        return NULL
+    if real is float:
+        fr_pack_f(<int>N, <int>K, src, <int>ld, trans, wp)
+    else:
+        fr_pack_d(<int>N, <int>K, src, <int>ld, trans, wp)
+    return wp
+
+
+cdef inline void gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const real* A,
+                             Py_ssize_t lda, const real* wp, real* C, Py_ssize_t ldc,
+                             int accumulate) noexcept nogil:
+    if real is float:
+        fr_gemm_packed_f(<int>M, <int>N, <int>K, A, <int>lda, wp, C, <int>ldc, accumulate)
+    else:
+        fr_gemm_packed_d(<int>M, <int>N, <int>K, A, <int>lda, wp, C, <int>ldc, accumulate)
+
+
+cdef inline void gemv_dot(Py_ssize_t N, Py_ssize_t K, const real* W, Py_ssize_t ldw,
+                          const real* x, real* y, int accumulate) noexcept nogil:
+    if real is float:
+        fr_gemv_dot_f(<int>N, <int>K, W, <int>ldw, x, y, accumulate)
+    else:
+        fr_gemv_dot_d(<int>N, <int>K, W, <int>ldw, x, y, accumulate)
+
+
+cdef inline void gemv_axpy(Py_ssize_t N, Py_ssize_t K, const real* W, Py_ssize_t ldw,
+                           const real* x, real* y) noexcept nogil:
+    if real is float:
+        fr_gemv_axpy_f(<int>N, <int>K, W, <int>ldw, x, y)
+    else:
+        fr_gemv_axpy_d(<int>N, <int>K, W, <int>ldw, x, y)
+
+
+cdef inline void recur_fwd(Py_ssize_t nb, Py_ssize_t N, Py_ssize_t K, const real* hp,
+                           const real* w, const real* wp, real* C, int accumulate) noexcept nogil:
+    """Forward recurrent product of one step: C(nb, N) (+)= hp(nb, K) @ W^T, W (N, K)."""
+    if nb == 1 or wp == NULL:
+        if nb == 1:
+            gemv_dot(N, K, w, K, hp, C, accumulate)
+        else:
+            gemm_rm(c'N', c'T', nb, N, K, <real>1, hp, K, w, K,
+                    <real>(1 if accumulate else 0), C, N)
+    else:
+        gemm_packed(nb, N, K, hp, K, wp, C, N, accumulate)
+
+
+cdef inline void recur_bwd(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, const real* dg,
+                           const real* w, const real* wpt, real* dh) noexcept nogil:
+    """Backward recurrent product of one step: dh(nb, H) += dg(nb, GH) @ W (GH, H)."""
+    if nb == 1:
+        gemv_axpy(H, GH, w, H, dg, dh)
+    elif wpt == NULL:
+        gemm_rm(c'N', c'N', nb, H, GH, <real>1, dg, GH, w, H, <real>1, dh, H)
+    else:
+        gemm_packed(nb, H, GH, dg, GH, wpt, dh, H, 1)
+
+
+cdef inline int pick_threads(Py_ssize_t B, Py_ssize_t G, Py_ssize_t H,
+                             int nt) noexcept nogil:
+    """Threads for the batch-split recurrence: every thread gets >= 2 rows and
+    enough recurrent work per step (>= ~32k multiply-adds) to pay for itself."""
+    cdef Py_ssize_t n = nt
+    if n > B // 2:
+        n = B // 2
+    while n > 1 and (B // n) * G * H * H < 32768:
+        n -= 1
+    return <int>(n if n >= 1 else 1)

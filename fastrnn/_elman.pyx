@@ -21,14 +21,16 @@ dh_{t-1} = dG[t] @ W_hh. After the loop dX, dW_ih, dW_hh as one GEMM each
 over T*B rows, db = column sums of dG. Masked (t, b): state carried, zero
 dG, dh passes through.
 """
-from fastrnn._blas cimport real, gemm_rm, gemv_rm
+from libc.stdlib cimport free
+from cython.parallel cimport parallel, threadid
+from fastrnn._blas cimport real, gemm_rm
 from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, elman_fwd_pw,
-                              elman_bwd_pw)
+                              elman_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads)
 
 
 cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                          Py_ssize_t H, int act, real* A, const real* whh,
-                         const real* bias, const real* h0, real* hseq,
+                         const real* wp, const real* bias, const real* h0, real* hseq,
                          const unsigned char* mask) noexcept nogil:
     cdef Py_ssize_t t
     cdef real* a
@@ -39,22 +41,22 @@ cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
         hp = h0 + b0 * H if t == 0 else hseq + ((t - 1) * B + b0) * H
         if mask != NULL:
             m = mask + t * B + b0
-        if nb == 1:
-            gemv_rm(c'N', H, H, <real>1, whh, H, hp, <real>1, a)
-        else:
-            gemm_rm(c'N', c'T', nb, H, H, <real>1, hp, H, whh, H, <real>1, a, H)
+        recur_fwd(nb, H, H, hp, whh, wp, a, 1)
         elman_fwd_pw(nb, H, act, a, bias, hp, hseq + (t * B + b0) * H, m)
 
 
 def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 const real[:, ::1] w_ih, const real[:, ::1] w_hh,
                 const real[::1] bias, real[:, :, ::1] A, real[:, :, ::1] hseq,
-                const unsigned char[:, ::1] mask, int act):
+                const unsigned char[:, ::1] mask, int act, int nthreads=1):
     """Fill hseq (T, B, H). A (T, B, H) is workspace. bias = b_ih + b_hh."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = h0.shape[1]
     cdef const unsigned char* mp = NULL
-    cdef unsigned int csr
+    cdef unsigned int csr, csr_t = 0
+    cdef real* wp = NULL
+    cdef int nthr, tid = 0
+    cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
     if mask is not None:
@@ -63,14 +65,30 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         csr = fr_ftz_enter()
         gemm_rm(c'N', c'T', T * B, H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
                 <real>0, &A[0, 0, 0], H)
-        elman_fwd_rows(T, B, 0, B, H, act, &A[0, 0, 0], &w_hh[0, 0], &bias[0],
-                       &h0[0, 0], &hseq[0, 0, 0], mp)
+        nthr = pick_threads(B, 1, H, nthreads)
+        if B > 1 and (T > 1 or nthr > 1):
+            wp = pack_new(H, H, &w_hh[0, 0], H, 0)
+            if wp == NULL:
+                nthr = 1
+        if nthr > 1:
+            with parallel(num_threads=nthr):
+                tid = threadid()
+                b0 = (tid * B) // nthr
+                b1 = ((tid + 1) * B) // nthr
+                csr_t = fr_ftz_enter()
+                elman_fwd_rows(T, B, b0, b1 - b0, H, act, &A[0, 0, 0], &w_hh[0, 0], wp,
+                               &bias[0], &h0[0, 0], &hseq[0, 0, 0], mp)
+                fr_ftz_exit(csr_t)
+        else:
+            elman_fwd_rows(T, B, 0, B, H, act, &A[0, 0, 0], &w_hh[0, 0], wp, &bias[0],
+                           &h0[0, 0], &hseq[0, 0, 0], mp)
+        free(wp)
         fr_ftz_exit(csr)
 
 
 cdef void elman_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                          Py_ssize_t H, int act, const real* hs, const real* dy,
-                         const real* whh, real* dG, real* dhbuf, real* dh0,
+                         const real* whh, const real* wpt, real* dG, real* dhbuf, real* dh0,
                          const unsigned char* mask) noexcept nogil:
     """hs (T+1, B, H) with hs[0] = h0; dhbuf (2, B, H), buffer 0 = dh_n."""
     cdef Py_ssize_t t
@@ -86,10 +104,7 @@ cdef void elman_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
             m = mask + t * B + b0
         elman_bwd_pw(nb, H, act, hs + ((t + 1) * B + b0) * H,
                      dy + (t * B + b0) * H if dy != NULL else NULL, cur, dg, nxt, m)
-        if nb == 1:
-            gemv_rm(c'T', H, H, <real>1, whh, H, dg, <real>1, nxt)
-        else:
-            gemm_rm(c'N', c'N', nb, H, H, <real>1, dg, H, whh, H, <real>1, nxt, H)
+        recur_bwd(nb, H, H, dg, whh, wpt, nxt)
         other = cur
         cur = nxt
 
@@ -99,13 +114,16 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                  const real[:, :, ::1] dy, real[:, :, ::1] dG, real[:, :, ::1] dhbuf,
                  real[:, ::1] dh0, real[:, :, ::1] dx, real[:, ::1] dw_ih,
                  real[:, ::1] dw_hh, real[::1] db, const unsigned char[:, ::1] mask,
-                 int act):
+                 int act, int nthreads=1):
     """dhbuf[0] = dh_n (zeros when absent) on entry; db zeroed on entry."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = w_hh.shape[1]
     cdef const unsigned char* mp = NULL
     cdef const real* dyp = NULL
-    cdef unsigned int csr
+    cdef unsigned int csr, csr_t = 0
+    cdef real* wpt = NULL
+    cdef int nthr, tid = 0
+    cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
     if mask is not None:
@@ -114,8 +132,24 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
         dyp = &dy[0, 0, 0]
     with nogil:
         csr = fr_ftz_enter()
-        elman_bwd_rows(T, B, 0, B, H, act, &hs[0, 0, 0], dyp, &w_hh[0, 0],
-                       &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp)
+        nthr = pick_threads(B, 1, H, nthreads)
+        if B > 1 and (T > 1 or nthr > 1):
+            wpt = pack_new(H, H, &w_hh[0, 0], H, 1)
+            if wpt == NULL:
+                nthr = 1
+        if nthr > 1:
+            with parallel(num_threads=nthr):
+                tid = threadid()
+                b0 = (tid * B) // nthr
+                b1 = ((tid + 1) * B) // nthr
+                csr_t = fr_ftz_enter()
+                elman_bwd_rows(T, B, b0, b1 - b0, H, act, &hs[0, 0, 0], dyp, &w_hh[0, 0],
+                               wpt, &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp)
+                fr_ftz_exit(csr_t)
+        else:
+            elman_bwd_rows(T, B, 0, B, H, act, &hs[0, 0, 0], dyp, &w_hh[0, 0], wpt,
+                           &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp)
+        free(wpt)
         gemm_rm(c'N', c'N', T * B, I, H, <real>1, &dG[0, 0, 0], H, &w_ih[0, 0], I,
                 <real>0, &dx[0, 0, 0], I)
         gemm_rm(c'T', c'N', H, I, T * B, <real>1, &dG[0, 0, 0], H, &x[0, 0, 0], I,

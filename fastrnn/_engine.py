@@ -9,6 +9,7 @@ top of ``_elman.pyx``, ``_lstm.pyx`` and ``_gru.pyx``).
 import numpy as np
 
 from . import _elman, _gru, _lstm
+from ._config import get_num_threads
 
 __all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
            "gru_forward", "gru_backward"]
@@ -47,12 +48,12 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, activation="tanh"
     A = _empty((T, B, H), dt)
     if not training:
         y = _empty((T, B, H), dt)
-        _elman.rnn_forward(x, h0, w_ih, w_hh, bias, A, y, m, act)
+        _elman.rnn_forward(x, h0, w_ih, w_hh, bias, A, y, m, act, get_num_threads())
         h_n = y[T - 1].copy() if T else h0.copy()
         return y, h_n, None
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
-    _elman.rnn_forward(x, hs[0], w_ih, w_hh, bias, A, hs[1:], m, act)
+    _elman.rnn_forward(x, hs[0], w_ih, w_hh, bias, A, hs[1:], m, act, get_num_threads())
     cache = dict(x=x, hs=hs, w_ih=w_ih, w_hh=w_hh, mask=m, act=act)
     return hs[1:].copy(), hs[T].copy(), cache
 
@@ -81,7 +82,7 @@ def rnn_backward(cache, dy, dh_n):
     dw_hh = _empty(w_hh.shape, dt)
     db = _zeros(H, dt)
     _elman.rnn_backward(x, hs, w_ih, w_hh, dy, dG, dhbuf, dh0, dx, dw_ih, dw_hh, db,
-                        cache["mask"], cache["act"])
+                        cache["mask"], cache["act"], get_num_threads())
     return dict(x=dx, h0=dh0, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db, bias_hh=db.copy())
 
 
@@ -107,13 +108,14 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, t
         y = _empty((T, B, H), dt)
         c_n = _empty((B, H), dt)
         cbuf = _empty((2, B, H), dt) if T > 1 else None
-        _lstm.lstm_forward(x, h0, c0, w_ih, w_hh, bias, G, y, None, cbuf, c_n, m, False)
+        _lstm.lstm_forward(x, h0, c0, w_ih, w_hh, bias, G, y, None, cbuf, c_n, m, False,
+                           get_num_threads())
         return y, y[T - 1].copy(), c_n, None
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
     cs = _empty((T, B, H), dt)
     _lstm.lstm_forward(x, hs[0], c0, w_ih, w_hh, bias, G, hs[1:], cs, None, cs[T - 1], m,
-                       True)
+                       True, get_num_threads())
     cache = dict(x=x, hs=hs, gates=G, cs=cs, c0=c0, w_ih=w_ih, w_hh=w_hh, mask=m)
     return hs[1:].copy(), hs[T].copy(), cs[T - 1].copy(), cache
 
@@ -144,7 +146,7 @@ def lstm_backward(cache, dy, dh_n, dc_n):
     dw_hh = _empty(w_hh.shape, dt)
     db = _zeros(4 * H, dt)
     _lstm.lstm_backward(x, hs, cache["gates"], cache["cs"], cache["c0"], w_ih, w_hh, dy, dG,
-                        dhbuf, dc, dh0, dx, dw_ih, dw_hh, db, cache["mask"])
+                        dhbuf, dc, dh0, dx, dw_ih, dw_hh, db, cache["mask"], get_num_threads())
     return dict(x=dx, h0=dh0, c0=dc, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db,
                 bias_hh=db.copy())
 
@@ -164,12 +166,14 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, traini
     gh = _empty((B, 3 * H), dt)
     if not training:
         y = _empty((T, B, H), dt)
-        _gru.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bias_rz, Gi, gh, y, None, m, False)
+        _gru.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bias_rz, Gi, gh, y, None, m, False,
+                         get_num_threads())
         return y, (y[T - 1].copy() if T else h0.copy()), None
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
     hn = _empty((T, B, H), dt)
-    _gru.gru_forward(x, hs[0], w_ih, w_hh, b_ih, b_hh, bias_rz, Gi, gh, hs[1:], hn, m, True)
+    _gru.gru_forward(x, hs[0], w_ih, w_hh, b_ih, b_hh, bias_rz, Gi, gh, hs[1:], hn, m, True,
+                     get_num_threads())
     cache = dict(x=x, hs=hs, gates=Gi, hn=hn, w_ih=w_ih, w_hh=w_hh, mask=m)
     return hs[1:].copy(), hs[T].copy(), cache
 
@@ -199,5 +203,5 @@ def gru_backward(cache, dy, dh_n):
     dw_ih = _empty(w_ih.shape, dt)
     dw_hh = _empty(w_hh.shape, dt)
     _gru.gru_backward(x, hs, cache["gates"], cache["hn"], w_ih, w_hh, dy, dGi, dGh, dhbuf, dh0,
-                      dx, dw_ih, dw_hh, db_ih, db_hh, cache["mask"])
+                      dx, dw_ih, dw_hh, db_ih, db_hh, cache["mask"], get_num_threads())
     return dict(x=dx, h0=dh0, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db_ih, bias_hh=db_hh)

@@ -25,14 +25,16 @@ dh_{t-1} = dh*z + dGh[t] @ W_hh. After the loop: dX = dGi @ W_ih,
 dW_ih = dGi^T @ X, dW_hh = dGh^T @ hs[:T], db_ih / db_hh = column sums.
 Masked (t, b): state carried, zero dgates, dh passes through.
 """
-from fastrnn._blas cimport real, gemm_rm, gemv_rm
+from libc.stdlib cimport free
+from cython.parallel cimport parallel, threadid
+from fastrnn._blas cimport real, gemm_rm
 from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, gru_fwd_pw,
-                              gru_bwd_pw)
+                              gru_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads)
 
 
 cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                        Py_ssize_t H, real* Gi, real* gh, const real* whh,
-                       const real* bias_rz, const real* b_in, const real* b_hn,
+                       const real* wp, const real* bias_rz, const real* b_in, const real* b_hn,
                        const real* h0, real* hseq, real* hn,
                        const unsigned char* mask, bint store) noexcept nogil:
     """gh: (B, 3H) workspace; hn: (T, B, H) or NULL (inference)."""
@@ -46,10 +48,7 @@ cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
         hp = h0 + b0 * H if t == 0 else hseq + ((t - 1) * B + b0) * H
         if mask != NULL:
             m = mask + t * B + b0
-        if nb == 1:
-            gemv_rm(c'N', GH, H, <real>1, whh, H, hp, <real>0, ghr)
-        else:
-            gemm_rm(c'N', c'T', nb, GH, H, <real>1, hp, H, whh, H, <real>0, ghr, GH)
+        recur_fwd(nb, GH, H, hp, whh, wp, ghr, 0)
         gru_fwd_pw(nb, H, gi, ghr, bias_rz, b_in, b_hn, hp, hseq + (t * B + b0) * H,
                    gi if store else NULL,
                    hn + (t * B + b0) * H if store else NULL, m)
@@ -59,7 +58,8 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 const real[:, ::1] w_ih, const real[:, ::1] w_hh,
                 const real[::1] b_ih, const real[::1] b_hh, const real[::1] bias_rz,
                 real[:, :, ::1] Gi, real[:, ::1] gh, real[:, :, ::1] hseq,
-                real[:, :, ::1] hn, const unsigned char[:, ::1] mask, bint training):
+                real[:, :, ::1] hn, const unsigned char[:, ::1] mask, bint training,
+                int nthreads=1):
     """Fill hseq (T, B, H); training: Gi <- gates (r, z, n), hn <- W_hn h + b_hn.
 
     bias_rz = (b_ih + b_hh)[:2H]; gh (B, 3H) workspace."""
@@ -67,7 +67,10 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     cdef Py_ssize_t H = h0.shape[1]
     cdef const unsigned char* mp = NULL
     cdef real* hnp = NULL
-    cdef unsigned int csr
+    cdef unsigned int csr, csr_t = 0
+    cdef real* wp = NULL
+    cdef int nthr, tid = 0
+    cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
     if mask is not None:
@@ -78,15 +81,32 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         csr = fr_ftz_enter()
         gemm_rm(c'N', c'T', T * B, 3 * H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
                 <real>0, &Gi[0, 0, 0], 3 * H)
-        gru_fwd_rows(T, B, 0, B, H, &Gi[0, 0, 0], &gh[0, 0], &w_hh[0, 0], &bias_rz[0],
-                     &b_ih[2 * H], &b_hh[2 * H], &h0[0, 0], &hseq[0, 0, 0], hnp, mp,
-                     training)
+        nthr = pick_threads(B, 3, H, nthreads)
+        if B > 1 and (T > 1 or nthr > 1):
+            wp = pack_new(3 * H, H, &w_hh[0, 0], H, 0)
+            if wp == NULL:
+                nthr = 1
+        if nthr > 1:
+            with parallel(num_threads=nthr):
+                tid = threadid()
+                b0 = (tid * B) // nthr
+                b1 = ((tid + 1) * B) // nthr
+                csr_t = fr_ftz_enter()
+                gru_fwd_rows(T, B, b0, b1 - b0, H, &Gi[0, 0, 0], &gh[0, 0], &w_hh[0, 0], wp,
+                             &bias_rz[0], &b_ih[2 * H], &b_hh[2 * H], &h0[0, 0],
+                             &hseq[0, 0, 0], hnp, mp, training)
+                fr_ftz_exit(csr_t)
+        else:
+            gru_fwd_rows(T, B, 0, B, H, &Gi[0, 0, 0], &gh[0, 0], &w_hh[0, 0], wp,
+                         &bias_rz[0], &b_ih[2 * H], &b_hh[2 * H], &h0[0, 0],
+                         &hseq[0, 0, 0], hnp, mp, training)
+        free(wp)
         fr_ftz_exit(csr)
 
 
 cdef void gru_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                        Py_ssize_t H, const real* gates, const real* hn, const real* hs,
-                       const real* dy, const real* whh, real* dGi, real* dGh,
+                       const real* dy, const real* whh, const real* wpt, real* dGi, real* dGh,
                        real* dhbuf, real* dh0, const unsigned char* mask) noexcept nogil:
     cdef Py_ssize_t GH = 3 * H, t
     cdef real* cur = dhbuf + b0 * H
@@ -103,10 +123,7 @@ cdef void gru_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                    hs + (t * B + b0) * H,
                    dy + (t * B + b0) * H if dy != NULL else NULL, cur,
                    dGi + (t * B + b0) * GH, dgh, nxt, m)
-        if nb == 1:
-            gemv_rm(c'T', GH, H, <real>1, whh, H, dgh, <real>1, nxt)
-        else:
-            gemm_rm(c'N', c'N', nb, H, GH, <real>1, dgh, GH, whh, H, <real>1, nxt, H)
+        recur_bwd(nb, H, GH, dgh, whh, wpt, nxt)
         other = cur
         cur = nxt
 
@@ -117,13 +134,16 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                  const real[:, :, ::1] dy, real[:, :, ::1] dGi, real[:, :, ::1] dGh,
                  real[:, :, ::1] dhbuf, real[:, ::1] dh0, real[:, :, ::1] dx,
                  real[:, ::1] dw_ih, real[:, ::1] dw_hh, real[::1] db_ih,
-                 real[::1] db_hh, const unsigned char[:, ::1] mask):
+                 real[::1] db_hh, const unsigned char[:, ::1] mask, int nthreads=1):
     """dhbuf[0] = dh_n (zeros when absent) on entry; db_ih, db_hh zeroed."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = w_hh.shape[1], GH = 3 * w_hh.shape[1]
     cdef const unsigned char* mp = NULL
     cdef const real* dyp = NULL
-    cdef unsigned int csr
+    cdef unsigned int csr, csr_t = 0
+    cdef real* wpt = NULL
+    cdef int nthr, tid = 0
+    cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
     if mask is not None:
@@ -132,9 +152,26 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
         dyp = &dy[0, 0, 0]
     with nogil:
         csr = fr_ftz_enter()
-        gru_bwd_rows(T, B, 0, B, H, &gates[0, 0, 0], &hn[0, 0, 0], &hs[0, 0, 0], dyp,
-                     &w_hh[0, 0], &dGi[0, 0, 0], &dGh[0, 0, 0], &dhbuf[0, 0, 0],
-                     &dh0[0, 0], mp)
+        nthr = pick_threads(B, 3, H, nthreads)
+        if B > 1 and (T > 1 or nthr > 1):
+            wpt = pack_new(H, GH, &w_hh[0, 0], H, 1)
+            if wpt == NULL:
+                nthr = 1
+        if nthr > 1:
+            with parallel(num_threads=nthr):
+                tid = threadid()
+                b0 = (tid * B) // nthr
+                b1 = ((tid + 1) * B) // nthr
+                csr_t = fr_ftz_enter()
+                gru_bwd_rows(T, B, b0, b1 - b0, H, &gates[0, 0, 0], &hn[0, 0, 0],
+                             &hs[0, 0, 0], dyp, &w_hh[0, 0], wpt, &dGi[0, 0, 0],
+                             &dGh[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp)
+                fr_ftz_exit(csr_t)
+        else:
+            gru_bwd_rows(T, B, 0, B, H, &gates[0, 0, 0], &hn[0, 0, 0], &hs[0, 0, 0], dyp,
+                         &w_hh[0, 0], wpt, &dGi[0, 0, 0], &dGh[0, 0, 0], &dhbuf[0, 0, 0],
+                         &dh0[0, 0], mp)
+        free(wpt)
         gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dGi[0, 0, 0], GH, &w_ih[0, 0], I,
                 <real>0, &dx[0, 0, 0], I)
         gemm_rm(c'T', c'N', GH, I, T * B, <real>1, &dGi[0, 0, 0], GH, &x[0, 0, 0], I,

@@ -27,14 +27,17 @@ T*B rows) and db = column sums of dG (db_ih == db_hh).
 Masked (t, b): state carried, the step gets zero dgates, dh and dc pass
 through to t-1.
 """
-from fastrnn._blas cimport real, gemm_rm, gemv_rm
+from libc.stdlib cimport free
+from cython.parallel cimport parallel, threadid
+from fastrnn._blas cimport real, gemm_rm
 from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, lstm_fwd_pw,
-                              lstm_bwd_pw)
+                              lstm_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads)
 
 
 cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
-                        Py_ssize_t H, real* G, const real* whh, const real* bias,
-                        const real* h0, const real* c0, real* hseq, real* cseq,
+                        Py_ssize_t H, real* G, const real* whh, const real* wp,
+                        const real* bias, const real* h0, const real* c0, real* hseq,
+                        real* cseq,
                         real* cbuf, real* cn, const unsigned char* mask,
                         bint store) noexcept nogil:
     """Recurrence for batch rows [b0, b0+nb) over the whole sequence.
@@ -68,10 +71,7 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
             co = cbuf + ((t & 1) * B + b0) * H
         if mask != NULL:
             m = mask + t * B + b0
-        if nb == 1:
-            gemv_rm(c'N', GH, H, <real>1, whh, H, hp, <real>1, g)
-        else:
-            gemm_rm(c'N', c'T', nb, GH, H, <real>1, hp, H, whh, H, <real>1, g, GH)
+        recur_fwd(nb, GH, H, hp, whh, wp, g, 1)
         lstm_fwd_pw(nb, H, g, bias, hp, cp, hseq + (t * B + b0) * H, co,
                     g if store else NULL, m)
 
@@ -81,7 +81,7 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                  const real[:, ::1] w_hh, const real[::1] bias,
                  real[:, :, ::1] G, real[:, :, ::1] hseq, real[:, :, ::1] cseq,
                  real[:, :, ::1] cbuf, real[:, ::1] cn,
-                 const unsigned char[:, ::1] mask, bint training):
+                 const unsigned char[:, ::1] mask, bint training, int nthreads=1):
     """Fill hseq (T,B,H) and cn (B,H); training: G <- gates, cseq <- c_t.
 
     bias = b_ih + b_hh (4H,). Shapes are trusted (validated in Python)."""
@@ -90,7 +90,10 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     cdef const unsigned char* mp = NULL
     cdef real* cs = NULL
     cdef real* cb = NULL
-    cdef unsigned int csr
+    cdef unsigned int csr, csr_t = 0
+    cdef real* wp = NULL
+    cdef int nthr, tid = 0
+    cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
     if mask is not None:
@@ -103,16 +106,33 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         csr = fr_ftz_enter()
         gemm_rm(c'N', c'T', T * B, 4 * H, I, <real>1, &x[0, 0, 0], I,
                 &w_ih[0, 0], I, <real>0, &G[0, 0, 0], 4 * H)
-        lstm_fwd_rows(T, B, 0, B, H, &G[0, 0, 0], &w_hh[0, 0], &bias[0],
-                      &h0[0, 0], &c0[0, 0], &hseq[0, 0, 0], cs, cb, &cn[0, 0],
-                      mp, training)
+        nthr = pick_threads(B, 4, H, nthreads)
+        if B > 1 and (T > 1 or nthr > 1):
+            wp = pack_new(4 * H, H, &w_hh[0, 0], H, 0)
+            if wp == NULL:
+                nthr = 1
+        if nthr > 1:
+            with parallel(num_threads=nthr):
+                tid = threadid()
+                b0 = (tid * B) // nthr
+                b1 = ((tid + 1) * B) // nthr
+                csr_t = fr_ftz_enter()
+                lstm_fwd_rows(T, B, b0, b1 - b0, H, &G[0, 0, 0], &w_hh[0, 0], wp,
+                              &bias[0], &h0[0, 0], &c0[0, 0], &hseq[0, 0, 0], cs, cb,
+                              &cn[0, 0], mp, training)
+                fr_ftz_exit(csr_t)
+        else:
+            lstm_fwd_rows(T, B, 0, B, H, &G[0, 0, 0], &w_hh[0, 0], wp, &bias[0],
+                          &h0[0, 0], &c0[0, 0], &hseq[0, 0, 0], cs, cb, &cn[0, 0],
+                          mp, training)
+        free(wp)
         fr_ftz_exit(csr)
 
 
 cdef void lstm_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                         Py_ssize_t H, const real* gates, const real* cseq,
                         const real* c0, const real* dy, const real* whh,
-                        real* dG, real* dhbuf, real* dc, real* dh0,
+                        const real* wpt, real* dG, real* dhbuf, real* dc, real* dh0,
                         const unsigned char* mask) noexcept nogil:
     """BPTT for rows [b0, b0+nb). dhbuf (2, B, H): buffer 0 holds dh_n on entry;
     dc (B, H) holds dc_n on entry and dc0 on exit; dh0 (B, H) receives dh0."""
@@ -132,10 +152,7 @@ cdef void lstm_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
         lstm_bwd_pw(nb, H, gates + (t * B + b0) * GH, cseq + (t * B + b0) * H, cp,
                     dy + (t * B + b0) * H if dy != NULL else NULL, cur,
                     dc + b0 * H, dg, nxt, m)
-        if nb == 1:
-            gemv_rm(c'T', GH, H, <real>1, whh, H, dg, <real>1, nxt)
-        else:
-            gemm_rm(c'N', c'N', nb, H, GH, <real>1, dg, GH, whh, H, <real>1, nxt, H)
+        recur_bwd(nb, H, GH, dg, whh, wpt, nxt)
         other = cur
         cur = nxt
 
@@ -147,13 +164,16 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                   real[:, :, ::1] dG, real[:, :, ::1] dhbuf, real[:, ::1] dc,
                   real[:, ::1] dh0, real[:, :, ::1] dx, real[:, ::1] dw_ih,
                   real[:, ::1] dw_hh, real[::1] db,
-                  const unsigned char[:, ::1] mask):
+                  const unsigned char[:, ::1] mask, int nthreads=1):
     """dhbuf[0] = dh_n and dc = dc_n on entry (zeros when absent); db zeroed."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = c0.shape[1], GH = 4 * c0.shape[1]
     cdef const unsigned char* mp = NULL
     cdef const real* dyp = NULL
-    cdef unsigned int csr
+    cdef unsigned int csr, csr_t = 0
+    cdef real* wpt = NULL
+    cdef int nthr, tid = 0
+    cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
     if mask is not None:
@@ -162,9 +182,26 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
         dyp = &dy[0, 0, 0]
     with nogil:
         csr = fr_ftz_enter()
-        lstm_bwd_rows(T, B, 0, B, H, &gates[0, 0, 0], &cseq[0, 0, 0], &c0[0, 0],
-                      dyp, &w_hh[0, 0], &dG[0, 0, 0], &dhbuf[0, 0, 0], &dc[0, 0],
-                      &dh0[0, 0], mp)
+        nthr = pick_threads(B, 4, H, nthreads)
+        if B > 1 and (T > 1 or nthr > 1):
+            wpt = pack_new(H, GH, &w_hh[0, 0], H, 1)
+            if wpt == NULL:
+                nthr = 1
+        if nthr > 1:
+            with parallel(num_threads=nthr):
+                tid = threadid()
+                b0 = (tid * B) // nthr
+                b1 = ((tid + 1) * B) // nthr
+                csr_t = fr_ftz_enter()
+                lstm_bwd_rows(T, B, b0, b1 - b0, H, &gates[0, 0, 0], &cseq[0, 0, 0],
+                              &c0[0, 0], dyp, &w_hh[0, 0], wpt, &dG[0, 0, 0],
+                              &dhbuf[0, 0, 0], &dc[0, 0], &dh0[0, 0], mp)
+                fr_ftz_exit(csr_t)
+        else:
+            lstm_bwd_rows(T, B, 0, B, H, &gates[0, 0, 0], &cseq[0, 0, 0], &c0[0, 0],
+                          dyp, &w_hh[0, 0], wpt, &dG[0, 0, 0], &dhbuf[0, 0, 0],
+                          &dc[0, 0], &dh0[0, 0], mp)
+        free(wpt)
         # weight / input gradients: one GEMM each over all T*B rows
         gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dG[0, 0, 0], GH, &w_ih[0, 0], I,
                 <real>0, &dx[0, 0, 0], I)

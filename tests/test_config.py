@@ -64,7 +64,7 @@ def test_threads_do_not_change_results():
     np = pytest.importorskip("numpy")
     eng = pytest.importorskip("fastrnn._engine")
     rng = np.random.default_rng(0)
-    T, B, I, H = 5, 24, 8, 16
+    T, B, I, H = 5, 24, 8, 64   # large enough for the batch-split threads
     args = [rng.standard_normal((T, B, I)), rng.standard_normal((B, H)), rng.standard_normal((B, H)),
             rng.standard_normal((4 * H, I)) * 0.3, rng.standard_normal((4 * H, H)) * 0.3,
             rng.standard_normal(4 * H) * 0.1, rng.standard_normal(4 * H) * 0.1]

@@ -8,8 +8,8 @@ import pytest
 
 from fastrnn import reference as R
 
-E = pytest.importorskip("fastrnn._engine", reason="compiled kernels not built")
-from fastrnn import _blas, _runtime  # noqa: E402
+from fastrnn import _blas, _runtime
+from fastrnn import _engine as E
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 SHAPES = [  # T, B, I, H
@@ -275,3 +275,17 @@ def test_empty_sequence():
         out = fwd(E, cell, a, None, True)
         assert out[0].shape == (0, 2, 4)
         np.testing.assert_array_equal(out[1], a["h0"])
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_threaded_batch_split_matches_reference(cell, dt):
+    # big enough that the kernels split the batch over 2 threads (odd B: uneven slices)
+    import fastrnn
+    saved = fastrnn.get_num_threads()
+    fastrnn.set_num_threads(2)
+    try:
+        check_cell(cell, (5, 9, 10, 97), dt, "random", seed=21)
+        check_cell(cell, (4, 3, 6, 130), dt, None, seed=22)
+    finally:
+        fastrnn.set_num_threads(saved)

@@ -109,4 +109,24 @@ void fr_gru_bwd_d(int nb, int H, const double *gates, const double *hn,
                   const double *h_prev, const double *dy, const double *dh_next,
                   double *dGi, double *dGh, double *dh_prev, const unsigned char *mask);
 
+/* ---- per-step recurrent matrix kernels (fr_gemm.c) ------------------- */
+/* Packed W for C(M, N) (+)= A(M, K) @ W^T: fr_pack_size(N, K) elements.
+ * trans == 0: W[n][k] = src[n*ld + k]; trans == 1: W[n][k] = src[k*ld + n]. */
+size_t fr_pack_size_f(int N, int K);
+size_t fr_pack_size_d(int N, int K);
+void fr_pack_f(int N, int K, const float *src, int ld, int trans, float *Wp);
+void fr_pack_d(int N, int K, const double *src, int ld, int trans, double *Wp);
+void fr_gemm_packed_f(int M, int N, int K, const float *A, int lda, const float *Wp,
+                      float *C, int ldc, int accumulate);
+void fr_gemm_packed_d(int M, int N, int K, const double *A, int lda, const double *Wp,
+                      double *C, int ldc, int accumulate);
+/* y (+)= W x, W (N, K) row-major. */
+void fr_gemv_dot_f(int N, int K, const float *W, int ldw, const float *x, float *y,
+                   int accumulate);
+void fr_gemv_dot_d(int N, int K, const double *W, int ldw, const double *x, double *y,
+                   int accumulate);
+/* y += W^T x, W (K, N) row-major. */
+void fr_gemv_axpy_f(int N, int K, const float *W, int ldw, const float *x, float *y);
+void fr_gemv_axpy_d(int N, int K, const double *W, int ldw, const double *x, double *y);
+
 #endif

@@ -1,0 +1,178 @@
+/* Recurrent-step matrix kernels, written once for REAL = float / double.
+ * Included twice by fr_gemm.c with REAL, VEC (GCC vector of VL REALs), VL,
+ * FR_FN(name) (adds _f / _d).
+ *
+ * The recurrent product of one step is C(M, N) (+)= A(M, K) @ W^T with W
+ * (N, K) row-major (forward: W = W_hh, K = H, N = G*H; backward: W = W_hh^T,
+ * K = G*H, N = H). W does not change during a sequence, so for M > 1 it is
+ * packed ONCE per call into panels of NR = 2*VL columns,
+ *     Wp[p][k][r] = W[p*NR + r][k]   (zero padded to a multiple of NR),
+ * which the register-blocked micro-kernel streams with unit stride: MR = 6 rows
+ * x NR columns of accumulators (12 vector registers), one broadcast of A per
+ * row and k. A plain ?gemm call would re-pack W on every step.
+ * For M == 1 the products are matrix-vector and bandwidth bound: they read the
+ * unpacked W directly (dot-product form for W, axpy form for W^T), so T == 1
+ * calls (streaming) pay no packing at all.
+ */
+
+#define NR (2 * VL)
+#define MR 6
+
+FR_INLINE VEC FR_FN(vload)(const REAL *p) { VEC v; __builtin_memcpy(&v, p, sizeof(VEC)); return v; }
+FR_INLINE void FR_FN(vstore)(REAL *p, VEC v) { __builtin_memcpy(p, &v, sizeof(VEC)); }
+
+size_t FR_FN(fr_pack_size)(int N, int K)
+{
+    return (size_t)((N + NR - 1) / NR) * NR * (size_t)K;
+}
+
+/* trans == 0: W[n][k] = src[n*ld + k];  trans == 1: W[n][k] = src[k*ld + n]. */
+void FR_FN(fr_pack)(int N, int K, const REAL *src, int ld, int trans, REAL *Wp)
+{
+    int np = (N + NR - 1) / NR;
+    for (int p = 0; p < np; p++) {
+        REAL *dst = Wp + (size_t)p * NR * K;
+        int n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
+        if (trans) {
+            for (int k = 0; k < K; k++) {
+                const REAL *s = src + (size_t)k * ld + n0;
+                REAL *d = dst + (size_t)k * NR;
+                int r = 0;
+                for (; r < nr; r++) d[r] = s[r];
+                for (; r < NR; r++) d[r] = 0;
+            }
+        } else {
+            for (int r = 0; r < NR; r++) {
+                if (r < nr) {
+                    const REAL *s = src + (size_t)(n0 + r) * ld;
+                    for (int k = 0; k < K; k++) dst[(size_t)k * NR + r] = s[k];
+                } else {
+                    for (int k = 0; k < K; k++) dst[(size_t)k * NR + r] = 0;
+                }
+            }
+        }
+    }
+}
+
+/* mr x NR tile: C[0:mr, 0:nr] (+)= A[0:mr, :] @ panel. mr is a compile-time
+ * constant at every call site (always_inline), so acc[][] lives in registers. */
+FR_INLINE void FR_FN(tile)(const int mr, int nr, int K, const REAL *FR_RESTRICT A, int lda,
+                           const REAL *FR_RESTRICT Bp, REAL *FR_RESTRICT C, int ldc,
+                           int accumulate)
+{
+    VEC acc[MR][2];
+    for (int i = 0; i < mr; i++) { acc[i][0] = (VEC){0}; acc[i][1] = (VEC){0}; }
+    for (int k = 0; k < K; k++) {
+        VEC b0 = FR_FN(vload)(Bp + (size_t)k * NR);
+        VEC b1 = FR_FN(vload)(Bp + (size_t)k * NR + VL);
+        for (int i = 0; i < mr; i++) {
+            REAL a = A[(size_t)i * lda + k];
+            acc[i][0] += a * b0;
+            acc[i][1] += a * b1;
+        }
+    }
+    if (nr == NR) {
+        for (int i = 0; i < mr; i++) {
+            REAL *c = C + (size_t)i * ldc;
+            if (accumulate) {
+                FR_FN(vstore)(c, FR_FN(vload)(c) + acc[i][0]);
+                FR_FN(vstore)(c + VL, FR_FN(vload)(c + VL) + acc[i][1]);
+            } else {
+                FR_FN(vstore)(c, acc[i][0]);
+                FR_FN(vstore)(c + VL, acc[i][1]);
+            }
+        }
+    } else {
+        REAL tmp[NR];
+        for (int i = 0; i < mr; i++) {
+            REAL *c = C + (size_t)i * ldc;
+            FR_FN(vstore)(tmp, acc[i][0]);
+            FR_FN(vstore)(tmp + VL, acc[i][1]);
+            if (accumulate) for (int r = 0; r < nr; r++) c[r] += tmp[r];
+            else for (int r = 0; r < nr; r++) c[r] = tmp[r];
+        }
+    }
+}
+
+/* C(M, N) (+)= A(M, K) @ W^T with W packed by fr_pack. */
+FR_CLONES
+void FR_FN(fr_gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, int lda,
+                           const REAL *FR_RESTRICT Wp, REAL *FR_RESTRICT C, int ldc,
+                           int accumulate)
+{
+    int np = (N + NR - 1) / NR;
+    for (int p = 0; p < np; p++) {
+        const REAL *Bp = Wp + (size_t)p * NR * K;
+        int n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
+        int i = 0;
+        for (; i + MR <= M; i += MR)
+            FR_FN(tile)(MR, nr, K, A + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc,
+                        accumulate);
+        switch (M - i) {
+        case 5: FR_FN(tile)(5, nr, K, A + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, accumulate); break;
+        case 4: FR_FN(tile)(4, nr, K, A + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, accumulate); break;
+        case 3: FR_FN(tile)(3, nr, K, A + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, accumulate); break;
+        case 2: FR_FN(tile)(2, nr, K, A + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, accumulate); break;
+        case 1: FR_FN(tile)(1, nr, K, A + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, accumulate); break;
+        default: break;
+        }
+    }
+}
+
+/* y[n] (+)= sum_k W[n][k] x[k], W (N, K) row-major with leading dimension ldw.
+ * Four rows at a time, each a vector accumulator over k. */
+FR_CLONES
+void FR_FN(fr_gemv_dot)(int N, int K, const REAL *FR_RESTRICT W, int ldw,
+                        const REAL *FR_RESTRICT x, REAL *FR_RESTRICT y, int accumulate)
+{
+    int n = 0;
+    int K8 = K - K % VL;
+    for (; n + 4 <= N; n += 4) {
+        const REAL *w0 = W + (size_t)n * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        VEC a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        int k = 0;
+        for (; k < K8; k += VL) {
+            VEC xv = FR_FN(vload)(x + k);
+            a0 += FR_FN(vload)(w0 + k) * xv;
+            a1 += FR_FN(vload)(w1 + k) * xv;
+            a2 += FR_FN(vload)(w2 + k) * xv;
+            a3 += FR_FN(vload)(w3 + k) * xv;
+        }
+        REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int v = 0; v < VL; v++) { s0 += a0[v]; s1 += a1[v]; s2 += a2[v]; s3 += a3[v]; }
+        for (; k < K; k++) { s0 += w0[k] * x[k]; s1 += w1[k] * x[k]; s2 += w2[k] * x[k]; s3 += w3[k] * x[k]; }
+        if (accumulate) { y[n] += s0; y[n + 1] += s1; y[n + 2] += s2; y[n + 3] += s3; }
+        else { y[n] = s0; y[n + 1] = s1; y[n + 2] = s2; y[n + 3] = s3; }
+    }
+    for (; n < N; n++) {
+        const REAL *w0 = W + (size_t)n * ldw;
+        REAL s = 0;
+        for (int k = 0; k < K; k++) s += w0[k] * x[k];
+        if (accumulate) y[n] += s; else y[n] = s;
+    }
+}
+
+/* y[n] += sum_k W[k][n] x[k], W (K, N) row-major (i.e. y += W^T x), streaming
+ * rows of W. */
+FR_CLONES
+void FR_FN(fr_gemv_axpy)(int N, int K, const REAL *FR_RESTRICT W, int ldw,
+                         const REAL *FR_RESTRICT x, REAL *FR_RESTRICT y)
+{
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const REAL *w0 = W + (size_t)k * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        REAL x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3];
+        FR_SIMD
+        for (int n = 0; n < N; n++)
+            y[n] += (w0[n] * x0 + w1[n] * x1) + (w2[n] * x2 + w3[n] * x3);
+    }
+    for (; k < K; k++) {
+        const REAL *w0 = W + (size_t)k * ldw;
+        REAL x0 = x[k];
+        FR_SIMD
+        for (int n = 0; n < N; n++) y[n] += w0[n] * x0;
+    }
+}
+
+#undef NR
+#undef MR
