@@ -118,6 +118,12 @@ def _add_training_args(p, *, hidden, seq_len, batch_size, lr, minutes, epochs):
     g.add_argument("--seed", type=_nonneg_int, default=0,
                    help="random seed for weights and sampling (default: %(default)s)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_threads_arg(g)
+
+
+def _add_threads_arg(p):
+    p.add_argument("--threads", type=_pos_int, default=None,
+                   help="threads for the recurrent kernels (default: all CPUs available)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="independent samples (default: %(default)s)")
     p.add_argument("--seed", type=_nonneg_int, default=None,
                    help="random seed (default: random)")
+    _add_threads_arg(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser(
@@ -406,6 +413,9 @@ def main(argv=None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        if getattr(args, "threads", None):
+            from . import _config
+            _config.set_num_threads(args.threads)
         return int(args.func(args) or 0)
     except CLIError as exc:
         sys.stdout.flush()

@@ -16,6 +16,12 @@ PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(fastrnn.__file__)))
 TINY = ["--hidden", "16", "--seq-len", "16", "--batch-size", "4", "-q"]
 
 
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    yield
+    fastrnn.set_num_threads(None)      # --threads in an in-process call must not leak
+
+
 def _env(tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = PKG_PARENT + os.pathsep + env.get("PYTHONPATH", "")
@@ -136,12 +142,13 @@ def test_gru_and_rnn_cells_two_layers(corpus, tmp_path, call):
     for cell in ("gru", "rnn"):
         m = tmp_path / f"{cell}.safetensors"
         p = call("train-text", corpus, *TINY, "--cell", cell, "--layers", "2",
-                 "--max-steps", "3", "--out", m, "--length", "0")
+                 "--max-steps", "3", "--out", m, "--length", "0", "--threads", "1")
         assert p.returncode == 0, p.stderr
         assert cell.upper() in p.stdout
-        g = call("generate", m, "--length", "10", "--seed", "1")
+        g = call("generate", m, "--length", "10", "--seed", "1", "--threads", "1")
         assert g.returncode == 0, g.stderr
         assert len(one_line(g.stdout)) == 10
+
 
 
 def test_default_out_path_is_in_cwd(corpus, tmp_path, call):
