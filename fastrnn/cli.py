@@ -294,10 +294,10 @@ def _report(res, vocab_size, *, n_val):
 
 def _print_samples(lm, temperatures, length, seed, prime, n=2):
     from . import textgen
-    for t in temperatures:
+    for k, t in enumerate(temperatures):
         _out(f"\n--- samples at temperature {t:g} (prime {prime!r}) ---")
         samples = textgen.generate(lm, prime=prime, length=length, temperature=t,
-                                   num_samples=n, seed=seed)
+                                   num_samples=n, seed=None if seed is None else seed + k)
         for s in samples:
             _out(prime + s)
             _out("---")
