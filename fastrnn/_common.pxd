@@ -221,3 +221,16 @@ cdef inline int pick_threads(Py_ssize_t B, Py_ssize_t G, Py_ssize_t H,
     while n > 1 and (B // n) * G * H * H < 32768:
         n -= 1
     return <int>(n if n >= 1 else 1)
+
+
+cdef inline void input_proj(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
+                            const real* W, real* C) noexcept nogil:
+    """Hoisted input projection C(R, N) = X(R, K) @ W^T, W (N, K). A handful of
+    rows (streaming calls) go through the GEMV kernel: BLAS ?gemm would pack W
+    on every call, which costs more than the product itself."""
+    cdef Py_ssize_t r
+    if R <= 4:
+        for r in range(R):
+            gemv_dot(N, K, W, K, X + r * K, C + r * N, 0)
+    else:
+        gemm_rm(c'N', c'T', R, N, K, <real>1, X, K, W, K, <real>0, C, N)

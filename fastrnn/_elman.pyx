@@ -25,7 +25,8 @@ from libc.stdlib cimport free
 from cython.parallel cimport parallel, threadid
 from fastrnn._blas cimport real, gemm_rm
 from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, elman_fwd_pw,
-                              elman_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads)
+                              elman_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
+                              input_proj)
 
 
 cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -63,8 +64,7 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         mp = &mask[0, 0]
     with nogil:
         csr = fr_ftz_enter()
-        gemm_rm(c'N', c'T', T * B, H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
-                <real>0, &A[0, 0, 0], H)
+        input_proj(T * B, H, I, &x[0, 0, 0], &w_ih[0, 0], &A[0, 0, 0])
         nthr = pick_threads(B, 1, H, nthreads)
         if B > 1 and (T > 1 or nthr > 1):
             wp = pack_new(H, H, &w_hh[0, 0], H, 0)

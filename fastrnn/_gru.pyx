@@ -29,7 +29,8 @@ from libc.stdlib cimport free
 from cython.parallel cimport parallel, threadid
 from fastrnn._blas cimport real, gemm_rm
 from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, gru_fwd_pw,
-                              gru_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads)
+                              gru_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
+                              input_proj)
 
 
 cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -79,8 +80,7 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         hnp = &hn[0, 0, 0]
     with nogil:
         csr = fr_ftz_enter()
-        gemm_rm(c'N', c'T', T * B, 3 * H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
-                <real>0, &Gi[0, 0, 0], 3 * H)
+        input_proj(T * B, 3 * H, I, &x[0, 0, 0], &w_ih[0, 0], &Gi[0, 0, 0])
         nthr = pick_threads(B, 3, H, nthreads)
         if B > 1 and (T > 1 or nthr > 1):
             wp = pack_new(3 * H, H, &w_hh[0, 0], H, 0)

@@ -94,7 +94,12 @@ FR_INLINE void FR_FN(tile)(const int mr, int nr, int K, const REAL *FR_RESTRICT 
     }
 }
 
-/* C(M, N) (+)= A(M, K) @ W^T with W packed by fr_pack. */
+/* C(M, N) (+)= A(M, K) @ W^T with W packed by fr_pack. K is split into
+ * blocks of KC so that the slice of a panel being reused by every row tile
+ * (KC x NR) stays in L1 next to the A rows. */
+#ifndef FR_KC
+#define FR_KC 256
+#endif
 FR_CLONES
 void FR_FN(fr_gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, int lda,
                            const REAL *FR_RESTRICT Wp, REAL *FR_RESTRICT C, int ldc,
@@ -102,44 +107,63 @@ void FR_FN(fr_gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
 {
     int np = (N + NR - 1) / NR;
     for (int p = 0; p < np; p++) {
-        const REAL *Bp = Wp + (size_t)p * NR * K;
         int n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
-        int i = 0;
-        for (; i + MR <= M; i += MR)
-            FR_FN(tile)(MR, nr, K, A + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc,
-                        accumulate);
-        switch (M - i) {
-        case 5: FR_FN(tile)(5, nr, K, A + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, accumulate); break;
-        case 4: FR_FN(tile)(4, nr, K, A + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, accumulate); break;
-        case 3: FR_FN(tile)(3, nr, K, A + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, accumulate); break;
-        case 2: FR_FN(tile)(2, nr, K, A + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, accumulate); break;
-        case 1: FR_FN(tile)(1, nr, K, A + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, accumulate); break;
-        default: break;
+        for (int k0 = 0; k0 < K; k0 += FR_KC) {
+            int kc = K - k0 < FR_KC ? K - k0 : FR_KC;
+            int acc = accumulate || k0 > 0;
+            const REAL *Bp = Wp + (size_t)p * NR * K + (size_t)k0 * NR;
+            const REAL *Ak = A + k0;
+            int i = 0;
+            for (; i + MR <= M; i += MR)
+                FR_FN(tile)(MR, nr, kc, Ak + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0,
+                            ldc, acc);
+            switch (M - i) {
+            case 5: FR_FN(tile)(5, nr, kc, Ak + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, acc); break;
+            case 4: FR_FN(tile)(4, nr, kc, Ak + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, acc); break;
+            case 3: FR_FN(tile)(3, nr, kc, Ak + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, acc); break;
+            case 2: FR_FN(tile)(2, nr, kc, Ak + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, acc); break;
+            case 1: FR_FN(tile)(1, nr, kc, Ak + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, acc); break;
+            default: break;
+            }
         }
     }
 }
 
+/* Sum of the lanes of a vector. */
+FR_INLINE REAL FR_FN(hsum)(VEC v)
+{
+    REAL s = 0;
+    for (int i = 0; i < VL; i++) s += v[i];
+    return s;
+}
+
 /* y[n] (+)= sum_k W[n][k] x[k], W (N, K) row-major with leading dimension ldw.
- * Four rows at a time, each a vector accumulator over k. */
+ * Four rows at a time, two vector accumulators each (8 independent FMA chains
+ * hide the FMA latency). */
 FR_CLONES
 void FR_FN(fr_gemv_dot)(int N, int K, const REAL *FR_RESTRICT W, int ldw,
                         const REAL *FR_RESTRICT x, REAL *FR_RESTRICT y, int accumulate)
 {
     int n = 0;
-    int K8 = K - K % VL;
+    int K2 = K - K % (2 * VL);
     for (; n + 4 <= N; n += 4) {
         const REAL *w0 = W + (size_t)n * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
         VEC a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        VEC b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
         int k = 0;
-        for (; k < K8; k += VL) {
-            VEC xv = FR_FN(vload)(x + k);
+        for (; k < K2; k += 2 * VL) {
+            VEC xv = FR_FN(vload)(x + k), xw = FR_FN(vload)(x + k + VL);
             a0 += FR_FN(vload)(w0 + k) * xv;
             a1 += FR_FN(vload)(w1 + k) * xv;
             a2 += FR_FN(vload)(w2 + k) * xv;
             a3 += FR_FN(vload)(w3 + k) * xv;
+            b0 += FR_FN(vload)(w0 + k + VL) * xw;
+            b1 += FR_FN(vload)(w1 + k + VL) * xw;
+            b2 += FR_FN(vload)(w2 + k + VL) * xw;
+            b3 += FR_FN(vload)(w3 + k + VL) * xw;
         }
-        REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (int v = 0; v < VL; v++) { s0 += a0[v]; s1 += a1[v]; s2 += a2[v]; s3 += a3[v]; }
+        REAL s0 = FR_FN(hsum)(a0 + b0), s1 = FR_FN(hsum)(a1 + b1);
+        REAL s2 = FR_FN(hsum)(a2 + b2), s3 = FR_FN(hsum)(a3 + b3);
         for (; k < K; k++) { s0 += w0[k] * x[k]; s1 += w1[k] * x[k]; s2 += w2[k] * x[k]; s3 += w3[k] * x[k]; }
         if (accumulate) { y[n] += s0; y[n + 1] += s1; y[n + 2] += s2; y[n + 3] += s3; }
         else { y[n] = s0; y[n + 1] = s1; y[n + 2] = s2; y[n + 3] = s3; }
