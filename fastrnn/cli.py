@@ -401,6 +401,13 @@ def cmd_bench(args):
 def main(argv=None) -> int:
     """Entry point of `fastrnn` and `python -m fastrnn`; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # generated text may hold characters the terminal's encoding cannot show: replace them
+    # instead of failing with UnicodeEncodeError
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError, OSError):
+            pass
     if argv[:1] == ["bench"]:
         # everything after `bench` belongs to the bench suite (its own --help included)
         argv = ["bench", "--", *argv[1:]] if len(argv) > 1 else argv

@@ -32,10 +32,11 @@ def _env(tmp_path):
     return env
 
 
-def run(tmp_path, *args, timeout=120):
+def run(tmp_path, *args, timeout=120, env=None):
     return subprocess.run([sys.executable, "-m", "fastrnn", *map(str, args)],
-                          capture_output=True, text=True, cwd=tmp_path, env=_env(tmp_path),
-                          timeout=timeout)
+                          capture_output=True, text=True, cwd=tmp_path,
+                          env={**_env(tmp_path), **(env or {})}, timeout=timeout,
+                          errors="replace")
 
 
 class Result:
@@ -129,6 +130,14 @@ def test_train_text_then_generate(trained, corpus, call):
     assert set(text) <= vocab
     g3 = call("generate", model, "--length", "25", "--temperature", "0", "-n", "2")
     assert g3.returncode == 0, g3.stderr
+
+
+def test_generate_to_an_ascii_terminal(trained):
+    d, model, _ = trained
+    g = run(d, "generate", model, "--prime", "ünï ", "--length", "200", "--seed", "0",
+            "--temperature", "2", env={"PYTHONIOENCODING": "ascii"})
+    assert g.returncode == 0, g.stderr
+    assert "Traceback" not in g.stderr and "?" in g.stdout
 
 
 def test_prime_with_unknown_chars_warns(trained, call):
