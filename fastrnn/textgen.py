@@ -47,26 +47,14 @@ class ModelFileError(ValueError):
 
 
 def _api():
-    """The public classes this module builds on (top-level names, or their modules while the
-    package's re-exports are incomplete)."""
-    import importlib
+    """The public names this module builds on (imported late: fastrnn imports this module's
+    package first)."""
+    import types
     import fastrnn as fr
-    where = {"Embedding": "fastrnn.layers.embedding", "Dense": "fastrnn.layers.core",
-             "LSTM": "fastrnn.layers.recurrent", "GRU": "fastrnn.layers.recurrent",
-             "SimpleRNN": "fastrnn.layers.recurrent", "Sequential": "fastrnn.model",
-             "Adam": "fastrnn.optimizers", "save_model": "fastrnn.io", "load_model": "fastrnn.io"}
-    class NS:
-        pass
-    ns = NS()
-    for name, mod in where.items():
-        obj = getattr(fr, name, None)
-        if obj is None:
-            try:
-                obj = getattr(importlib.import_module(mod), name)
-            except (ImportError, AttributeError):
-                obj = None
-        setattr(ns, name, obj)
-    return ns
+    return types.SimpleNamespace(
+        Embedding=fr.Embedding, Dense=fr.Dense, LSTM=fr.LSTM, GRU=fr.GRU,
+        SimpleRNN=fr.SimpleRNN, Sequential=fr.Sequential, Adam=fr.optimizers.Adam,
+        save_model=fr.save_model, load_model=fr.load_model)
 
 
 def _positive_int(value, name):
