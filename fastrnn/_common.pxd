@@ -2,6 +2,7 @@
 """Declarations of the C helpers in fastrnn/_src (fused pointwise passes,
 FTZ/DAZ control, runtime info) and fused-type dispatchers over them."""
 from libc.stdlib cimport malloc, free
+from cython.parallel cimport parallel, threadid
 from fastrnn._blas cimport real, gemm_rm
 
 cdef extern from "fr_common.h" nogil:
@@ -234,3 +235,46 @@ cdef inline void input_proj(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real
             gemv_dot(N, K, W, K, X + r * K, C + r * N, 0)
     else:
         gemm_rm(c'N', c'T', R, N, K, <real>1, X, K, W, K, <real>0, C, N)
+
+
+cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
+                        const real* W, Py_ssize_t ldw, int trans, real* C,
+                        int nt) noexcept nogil:
+    """C(R, N) = X(R, K) @ op^T with op = W (N, K) (trans=0) or W^T for W (K, N)
+    (trans=1). Own kernels only (no BLAS thread pool): GEMV for <= 4 rows,
+    otherwise W packed once and the rows split over up to `nt` OpenMP threads
+    (>= ~4 MFLOP each). Returns -1 if the packing buffer could not be allocated
+    (C untouched), else 0."""
+    cdef Py_ssize_t r, r0 = 0, r1 = 0, per
+    cdef int nthr, tid = 0
+    cdef unsigned int csr_t = 0
+    cdef real* wp
+    if R <= 4 and trans == 0:
+        for r in range(R):
+            gemv_dot(N, K, W, ldw, X + r * K, C + r * N, 0)
+        return 0
+    wp = pack_new(N, K, W, ldw, trans)
+    if wp == NULL:
+        return -1
+    nthr = nt
+    while nthr > 1 and 2 * R * N * K < nthr * 4000000:
+        nthr -= 1
+    if nthr > R // 6:
+        nthr = <int>(R // 6) if R >= 12 else 1
+    if nthr > 1:
+        per = (R + nthr - 1) // nthr
+        per = ((per + 5) // 6) * 6
+        with parallel(num_threads=nthr):
+            tid = threadid()
+            r0 = tid * per
+            r1 = r0 + per
+            if r1 > R:
+                r1 = R
+            if r0 < r1:
+                csr_t = fr_ftz_enter()
+                gemm_packed(r1 - r0, N, K, X + r0 * K, K, wp, C + r0 * N, N, 0)
+                fr_ftz_exit(csr_t)
+    else:
+        gemm_packed(R, N, K, X, K, wp, C, N, 0)
+    free(wp)
+    return 0

@@ -90,3 +90,59 @@ def show_config(file=None):
                   f"  SIMD dispatched   {rt.simd_level()}"
                   f"{' (runtime dispatch)' if rt.target_clones() else ' (compile-time)'}"]
     print("\n".join(lines), file=out)
+
+
+# ---------------------------------------------------------------- BLAS threads
+# The kernels call SciPy's BLAS only for the two weight-gradient GEMMs of a backward
+# pass. OpenBLAS would otherwise use its own thread pool on its own terms (and wake it
+# for small products, which is slow and oversubscribes the cores our OpenMP threads
+# run on), so the engine sets OpenBLAS's *thread-local* thread count around those calls
+# when the library offers it (OpenBLAS >= 0.3.27). Nothing else is changed.
+_blas_local = None
+
+
+def _blas_local_setters():
+    global _blas_local
+    if _blas_local is None:
+        _blas_local = ()
+        try:
+            import ctypes
+            import scipy.linalg.cython_blas  # noqa: F401  (makes sure the library is loaded)
+            with open("/proc/self/maps") as fh:
+                paths = sorted({ln.split()[-1] for ln in fh
+                                if "openblas" in ln.lower() and "/" in ln})
+            setters = []
+            for p in paths:
+                if "64_" in os.path.basename(p):      # numpy's ILP64 copy, not SciPy's
+                    continue
+                f = getattr(ctypes.CDLL(p), "openblas_set_num_threads_local", None)
+                if f is not None:
+                    f.restype = ctypes.c_int
+                    f.argtypes = [ctypes.c_int]
+                    setters.append(f)
+            _blas_local = tuple(setters)
+        except Exception:   # pragma: no cover - platform without /proc or OpenBLAS
+            _blas_local = ()
+    return _blas_local
+
+
+class blas_threads:
+    """Context manager: OpenBLAS threads for calls made from this thread (no-op when the
+    BLAS has no thread-local control)."""
+    __slots__ = ("n", "prev")
+
+    def __init__(self, n):
+        self.n = max(1, int(n))
+        self.prev = None
+
+    def __enter__(self):
+        setters = _blas_local_setters()
+        if setters:
+            self.prev = [f(self.n) for f in setters]
+        return self
+
+    def __exit__(self, *exc):
+        if self.prev is not None:
+            for f, p in zip(_blas_local_setters(), self.prev):
+                f(p)
+        return False

@@ -26,7 +26,7 @@ from cython.parallel cimport parallel, threadid
 from fastrnn._blas cimport real, gemm_rm
 from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, elman_fwd_pw,
                               elman_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
-                              input_proj)
+                              project)
 
 
 cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -64,9 +64,12 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         mp = &mask[0, 0]
     with nogil:
         csr = fr_ftz_enter()
-        input_proj(T * B, H, I, &x[0, 0, 0], &w_ih[0, 0], &A[0, 0, 0])
+        if project(T * B, H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &A[0, 0, 0],
+                   nthreads) < 0:
+            gemm_rm(c'N', c'T', T * B, H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
+                    <real>0, &A[0, 0, 0], H)
         nthr = pick_threads(B, 1, H, nthreads)
-        if B > 1 and (T > 1 or nthr > 1):
+        if B > 1:
             wp = pack_new(H, H, &w_hh[0, 0], H, 0)
             if wp == NULL:
                 nthr = 1
@@ -133,7 +136,7 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     with nogil:
         csr = fr_ftz_enter()
         nthr = pick_threads(B, 1, H, nthreads)
-        if B > 1 and (T > 1 or nthr > 1):
+        if B > 1:
             wpt = pack_new(H, H, &w_hh[0, 0], H, 1)
             if wpt == NULL:
                 nthr = 1
@@ -150,8 +153,10 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
             elman_bwd_rows(T, B, 0, B, H, act, &hs[0, 0, 0], dyp, &w_hh[0, 0], wpt,
                            &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp)
         free(wpt)
-        gemm_rm(c'N', c'N', T * B, I, H, <real>1, &dG[0, 0, 0], H, &w_ih[0, 0], I,
-                <real>0, &dx[0, 0, 0], I)
+        if project(T * B, I, H, &dG[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0],
+                   nthreads) < 0:
+            gemm_rm(c'N', c'N', T * B, I, H, <real>1, &dG[0, 0, 0], H, &w_ih[0, 0], I,
+                    <real>0, &dx[0, 0, 0], I)
         gemm_rm(c'T', c'N', H, I, T * B, <real>1, &dG[0, 0, 0], H, &x[0, 0, 0], I,
                 <real>0, &dw_ih[0, 0], I)
         gemm_rm(c'T', c'N', H, H, T * B, <real>1, &dG[0, 0, 0], H, &hs[0, 0, 0], H,

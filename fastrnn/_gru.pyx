@@ -30,7 +30,7 @@ from cython.parallel cimport parallel, threadid
 from fastrnn._blas cimport real, gemm_rm
 from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, gru_fwd_pw,
                               gru_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
-                              input_proj)
+                              project)
 
 
 cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -80,9 +80,12 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         hnp = &hn[0, 0, 0]
     with nogil:
         csr = fr_ftz_enter()
-        input_proj(T * B, 3 * H, I, &x[0, 0, 0], &w_ih[0, 0], &Gi[0, 0, 0])
+        if project(T * B, 3 * H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &Gi[0, 0, 0],
+                   nthreads) < 0:
+            gemm_rm(c'N', c'T', T * B, 3 * H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
+                    <real>0, &Gi[0, 0, 0], 3 * H)
         nthr = pick_threads(B, 3, H, nthreads)
-        if B > 1 and (T > 1 or nthr > 1):
+        if B > 1:
             wp = pack_new(3 * H, H, &w_hh[0, 0], H, 0)
             if wp == NULL:
                 nthr = 1
@@ -153,7 +156,7 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     with nogil:
         csr = fr_ftz_enter()
         nthr = pick_threads(B, 3, H, nthreads)
-        if B > 1 and (T > 1 or nthr > 1):
+        if B > 1:
             wpt = pack_new(H, GH, &w_hh[0, 0], H, 1)
             if wpt == NULL:
                 nthr = 1
@@ -172,8 +175,10 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                          &w_hh[0, 0], wpt, &dGi[0, 0, 0], &dGh[0, 0, 0], &dhbuf[0, 0, 0],
                          &dh0[0, 0], mp)
         free(wpt)
-        gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dGi[0, 0, 0], GH, &w_ih[0, 0], I,
-                <real>0, &dx[0, 0, 0], I)
+        if project(T * B, I, GH, &dGi[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0],
+                   nthreads) < 0:
+            gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dGi[0, 0, 0], GH, &w_ih[0, 0], I,
+                    <real>0, &dx[0, 0, 0], I)
         gemm_rm(c'T', c'N', GH, I, T * B, <real>1, &dGi[0, 0, 0], GH, &x[0, 0, 0], I,
                 <real>0, &dw_ih[0, 0], I)
         gemm_rm(c'T', c'N', GH, H, T * B, <real>1, &dGh[0, 0, 0], GH, &hs[0, 0, 0], H,

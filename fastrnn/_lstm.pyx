@@ -32,7 +32,7 @@ from cython.parallel cimport parallel, threadid
 from fastrnn._blas cimport real, gemm_rm
 from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, lstm_fwd_pw,
                               lstm_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
-                              input_proj)
+                              project)
 
 
 cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -105,9 +105,12 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         cb = &cbuf[0, 0, 0]
     with nogil:
         csr = fr_ftz_enter()
-        input_proj(T * B, 4 * H, I, &x[0, 0, 0], &w_ih[0, 0], &G[0, 0, 0])
+        if project(T * B, 4 * H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &G[0, 0, 0],
+                   nthreads) < 0:
+            gemm_rm(c'N', c'T', T * B, 4 * H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
+                    <real>0, &G[0, 0, 0], 4 * H)
         nthr = pick_threads(B, 4, H, nthreads)
-        if B > 1 and (T > 1 or nthr > 1):
+        if B > 1:
             wp = pack_new(4 * H, H, &w_hh[0, 0], H, 0)
             if wp == NULL:
                 nthr = 1
@@ -183,7 +186,7 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     with nogil:
         csr = fr_ftz_enter()
         nthr = pick_threads(B, 4, H, nthreads)
-        if B > 1 and (T > 1 or nthr > 1):
+        if B > 1:
             wpt = pack_new(H, GH, &w_hh[0, 0], H, 1)
             if wpt == NULL:
                 nthr = 1
@@ -203,8 +206,10 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                           &dc[0, 0], &dh0[0, 0], mp)
         free(wpt)
         # weight / input gradients: one GEMM each over all T*B rows
-        gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dG[0, 0, 0], GH, &w_ih[0, 0], I,
-                <real>0, &dx[0, 0, 0], I)
+        if project(T * B, I, GH, &dG[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0],
+                   nthreads) < 0:
+            gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dG[0, 0, 0], GH, &w_ih[0, 0], I,
+                    <real>0, &dx[0, 0, 0], I)
         gemm_rm(c'T', c'N', GH, I, T * B, <real>1, &dG[0, 0, 0], GH, &x[0, 0, 0], I,
                 <real>0, &dw_ih[0, 0], I)
         gemm_rm(c'T', c'N', GH, H, T * B, <real>1, &dG[0, 0, 0], GH, &hs[0, 0, 0], H,

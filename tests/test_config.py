@@ -78,3 +78,17 @@ def test_threads_do_not_change_results():
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
     for k in g1:
         np.testing.assert_allclose(g1[k], g2[k], rtol=1e-10, atol=1e-12)
+
+
+def test_blas_threads_context_restores_thread_local_setting():
+    setters = _config._blas_local_setters()
+    if not setters:
+        pytest.skip("BLAS without thread-local thread control")
+    f = setters[0]
+    prev = f(3)
+    try:
+        with _config.blas_threads(1):
+            assert f(1) == 1          # inside: 1 thread for this thread's calls
+        assert f(3) == 3              # restored on exit
+    finally:
+        f(prev)

@@ -287,5 +287,7 @@ def test_threaded_batch_split_matches_reference(cell, dt):
     try:
         check_cell(cell, (5, 9, 10, 97), dt, "random", seed=21)
         check_cell(cell, (4, 3, 6, 130), dt, None, seed=22)
+        # large enough for the row-split input projection / dX products too
+        check_cell(cell, (20, 30, 64, 128), dt, "lengths", seed=23)
     finally:
         fastrnn.set_num_threads(saved)

@@ -105,6 +105,18 @@ void FR_FN(fr_gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
                            const REAL *FR_RESTRICT Wp, REAL *FR_RESTRICT C, int ldc,
                            int accumulate)
 {
+    /* rows in blocks of MC so that the A block (MC x K) stays in L2 while every
+     * panel of W streams past it once */
+    int MCb = (int)(65536 / (K > 0 ? K : 1));
+    MCb = MCb < MR ? MR : MCb - MCb % MR;
+    if (M > MCb) {
+        for (int m0 = 0; m0 < M; m0 += MCb) {
+            int mc = M - m0 < MCb ? M - m0 : MCb;
+            FR_FN(fr_gemm_packed)(mc, N, K, A + (size_t)m0 * lda, lda, Wp,
+                                  C + (size_t)m0 * ldc, ldc, accumulate);
+        }
+        return;
+    }
     int np = (N + NR - 1) / NR;
     for (int p = 0; p < np; p++) {
         int n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
