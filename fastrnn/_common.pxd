@@ -278,3 +278,47 @@ cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
         gemm_packed(R, N, K, X, K, wp, C, N, 0)
     free(wp)
     return 0
+
+
+ctypedef int (*blas_local_fn)(int) noexcept nogil
+
+
+cdef inline void weight_grads(Py_ssize_t R, Py_ssize_t GH, Py_ssize_t I, Py_ssize_t H,
+                              const real* dGi, const real* dGh, const real* X,
+                              const real* Hs, real* dw_ih, real* dw_hh, int nt,
+                              size_t blas_local) noexcept nogil:
+    """dW_ih = dGi^T @ X (GH, I) and dW_hh = dGh^T @ Hs (GH, H), each one GEMM over
+    R = T*B rows. BLAS runs single-threaded in every calling thread (OpenBLAS's
+    thread-local setting, when `blas_local` points at it); large products split the
+    GH output rows over up to `nt` OpenMP threads, so one thread pool serves the
+    whole engine."""
+    cdef blas_local_fn setter = <blas_local_fn>blas_local
+    cdef int nthr = nt, tid = 0, prev = 0
+    cdef Py_ssize_t m0 = 0, m1 = 0, per
+    while nthr > 1 and 2 * GH * (I + H) * R < nthr * 4000000:
+        nthr -= 1
+    if setter == NULL or GH < 16:
+        nthr = 1
+    if nthr > 1:
+        per = (GH + nthr - 1) // nthr
+        per = ((per + 15) // 16) * 16
+        with parallel(num_threads=nthr):
+            tid = threadid()
+            prev = setter(1)
+            m0 = tid * per
+            m1 = m0 + per
+            if m1 > GH:
+                m1 = GH
+            if m0 < m1:
+                gemm_rm(c'T', c'N', m1 - m0, I, R, <real>1, dGi + m0, GH, X, I, <real>0,
+                        dw_ih + m0 * I, I)
+                gemm_rm(c'T', c'N', m1 - m0, H, R, <real>1, dGh + m0, GH, Hs, H, <real>0,
+                        dw_hh + m0 * H, H)
+            setter(prev)
+    else:
+        if setter != NULL:
+            prev = setter(1)
+        gemm_rm(c'T', c'N', GH, I, R, <real>1, dGi, GH, X, I, <real>0, dw_ih, I)
+        gemm_rm(c'T', c'N', GH, H, R, <real>1, dGh, GH, Hs, H, <real>0, dw_hh, H)
+        if setter != NULL:
+            setter(prev)

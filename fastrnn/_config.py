@@ -146,3 +146,17 @@ class blas_threads:
             for f, p in zip(_blas_local_setters(), self.prev):
                 f(p)
         return False
+
+
+def _blas_local_address():
+    """Address of OpenBLAS's openblas_set_num_threads_local (0 when unavailable); the
+    kernels call it in each of their threads around the BLAS calls they make."""
+    global _blas_addr
+    if _blas_addr is None:
+        import ctypes
+        setters = _blas_local_setters()
+        _blas_addr = ctypes.cast(setters[0], ctypes.c_void_p).value or 0 if setters else 0
+    return _blas_addr
+
+
+_blas_addr = None

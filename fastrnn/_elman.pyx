@@ -26,7 +26,7 @@ from cython.parallel cimport parallel, threadid
 from fastrnn._blas cimport real, gemm_rm
 from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, elman_fwd_pw,
                               elman_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
-                              project)
+                              project, weight_grads)
 
 
 cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -117,7 +117,8 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                  const real[:, :, ::1] dy, real[:, :, ::1] dG, real[:, :, ::1] dhbuf,
                  real[:, ::1] dh0, real[:, :, ::1] dx, real[:, ::1] dw_ih,
                  real[:, ::1] dw_hh, real[::1] db, const unsigned char[:, ::1] mask,
-                 int act, int nthreads=1):
+                 int act, int nthreads=1,
+                  size_t blas_local=0):
     """dhbuf[0] = dh_n (zeros when absent) on entry; db zeroed on entry."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = w_hh.shape[1]
@@ -157,9 +158,7 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                    nthreads) < 0:
             gemm_rm(c'N', c'N', T * B, I, H, <real>1, &dG[0, 0, 0], H, &w_ih[0, 0], I,
                     <real>0, &dx[0, 0, 0], I)
-        gemm_rm(c'T', c'N', H, I, T * B, <real>1, &dG[0, 0, 0], H, &x[0, 0, 0], I,
-                <real>0, &dw_ih[0, 0], I)
-        gemm_rm(c'T', c'N', H, H, T * B, <real>1, &dG[0, 0, 0], H, &hs[0, 0, 0], H,
-                <real>0, &dw_hh[0, 0], H)
+        weight_grads(T * B, H, I, H, &dG[0, 0, 0], &dG[0, 0, 0], &x[0, 0, 0],
+                     &hs[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], nthreads, blas_local)
         colsum_add(T * B, H, &dG[0, 0, 0], &db[0])
         fr_ftz_exit(csr)

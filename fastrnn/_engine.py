@@ -9,7 +9,7 @@ top of ``_elman.pyx``, ``_lstm.pyx`` and ``_gru.pyx``).
 import numpy as np
 
 from . import _elman, _gru, _lstm
-from ._config import blas_threads, get_num_threads
+from ._config import _blas_local_address, get_num_threads
 
 __all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
            "gru_forward", "gru_backward"]
@@ -27,12 +27,6 @@ def _mask_u8(mask):
     if m.dtype != np.bool_:
         m = m != 0
     return _contig(m).view(np.uint8)
-
-
-def _bwd_blas_threads(T, B, I, H, G, nt):
-    """OpenBLAS threads for the weight-gradient GEMMs (2 of them, 2*G*H*(I+H)*T*B flops):
-    all `nt` only when each thread gets a large product."""
-    return nt if 2 * G * H * (I + H) * T * B >= nt * 8e6 else 1
 
 
 def _grad_in(a, dt):
@@ -87,10 +81,8 @@ def rnn_backward(cache, dy, dh_n):
     dw_ih = _empty(w_ih.shape, dt)
     dw_hh = _empty(w_hh.shape, dt)
     db = _zeros(H, dt)
-    nt = get_num_threads()
-    with blas_threads(_bwd_blas_threads(T, B, x.shape[2], H, 1, nt)):
-        _elman.rnn_backward(x, hs, w_ih, w_hh, dy, dG, dhbuf, dh0, dx, dw_ih, dw_hh, db,
-                            cache["mask"], cache["act"], nt)
+    _elman.rnn_backward(x, hs, w_ih, w_hh, dy, dG, dhbuf, dh0, dx, dw_ih, dw_hh, db,
+                        cache["mask"], cache["act"], get_num_threads(), _blas_local_address())
     return dict(x=dx, h0=dh0, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db, bias_hh=db.copy())
 
 
@@ -153,10 +145,9 @@ def lstm_backward(cache, dy, dh_n, dc_n):
     dw_ih = _empty(w_ih.shape, dt)
     dw_hh = _empty(w_hh.shape, dt)
     db = _zeros(4 * H, dt)
-    nt = get_num_threads()
-    with blas_threads(_bwd_blas_threads(T, B, x.shape[2], H, 4, nt)):
-        _lstm.lstm_backward(x, hs, cache["gates"], cache["cs"], cache["c0"], w_ih, w_hh, dy,
-                            dG, dhbuf, dc, dh0, dx, dw_ih, dw_hh, db, cache["mask"], nt)
+    _lstm.lstm_backward(x, hs, cache["gates"], cache["cs"], cache["c0"], w_ih, w_hh, dy, dG,
+                        dhbuf, dc, dh0, dx, dw_ih, dw_hh, db, cache["mask"], get_num_threads(),
+                        _blas_local_address())
     return dict(x=dx, h0=dh0, c0=dc, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db,
                 bias_hh=db.copy())
 
@@ -212,8 +203,7 @@ def gru_backward(cache, dy, dh_n):
     dx = _empty(x.shape, dt)
     dw_ih = _empty(w_ih.shape, dt)
     dw_hh = _empty(w_hh.shape, dt)
-    nt = get_num_threads()
-    with blas_threads(_bwd_blas_threads(T, B, x.shape[2], H, 3, nt)):
-        _gru.gru_backward(x, hs, cache["gates"], cache["hn"], w_ih, w_hh, dy, dGi, dGh, dhbuf,
-                          dh0, dx, dw_ih, dw_hh, db_ih, db_hh, cache["mask"], nt)
+    _gru.gru_backward(x, hs, cache["gates"], cache["hn"], w_ih, w_hh, dy, dGi, dGh, dhbuf, dh0,
+                      dx, dw_ih, dw_hh, db_ih, db_hh, cache["mask"], get_num_threads(),
+                      _blas_local_address())
     return dict(x=dx, h0=dh0, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db_ih, bias_hh=db_hh)

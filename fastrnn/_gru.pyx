@@ -30,7 +30,7 @@ from cython.parallel cimport parallel, threadid
 from fastrnn._blas cimport real, gemm_rm
 from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, gru_fwd_pw,
                               gru_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
-                              project)
+                              project, weight_grads)
 
 
 cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -137,7 +137,8 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                  const real[:, :, ::1] dy, real[:, :, ::1] dGi, real[:, :, ::1] dGh,
                  real[:, :, ::1] dhbuf, real[:, ::1] dh0, real[:, :, ::1] dx,
                  real[:, ::1] dw_ih, real[:, ::1] dw_hh, real[::1] db_ih,
-                 real[::1] db_hh, const unsigned char[:, ::1] mask, int nthreads=1):
+                 real[::1] db_hh, const unsigned char[:, ::1] mask, int nthreads=1,
+                  size_t blas_local=0):
     """dhbuf[0] = dh_n (zeros when absent) on entry; db_ih, db_hh zeroed."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = w_hh.shape[1], GH = 3 * w_hh.shape[1]
@@ -179,10 +180,8 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                    nthreads) < 0:
             gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dGi[0, 0, 0], GH, &w_ih[0, 0], I,
                     <real>0, &dx[0, 0, 0], I)
-        gemm_rm(c'T', c'N', GH, I, T * B, <real>1, &dGi[0, 0, 0], GH, &x[0, 0, 0], I,
-                <real>0, &dw_ih[0, 0], I)
-        gemm_rm(c'T', c'N', GH, H, T * B, <real>1, &dGh[0, 0, 0], GH, &hs[0, 0, 0], H,
-                <real>0, &dw_hh[0, 0], H)
+        weight_grads(T * B, GH, I, H, &dGi[0, 0, 0], &dGh[0, 0, 0], &x[0, 0, 0],
+                     &hs[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], nthreads, blas_local)
         colsum_add(T * B, GH, &dGi[0, 0, 0], &db_ih[0])
         colsum_add(T * B, GH, &dGh[0, 0, 0], &db_hh[0])
         fr_ftz_exit(csr)

@@ -125,11 +125,22 @@ void FR_FN(fr_gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
             int acc = accumulate || k0 > 0;
             const REAL *Bp = Wp + (size_t)p * NR * K + (size_t)k0 * NR;
             const REAL *Ak = A + k0;
+            /* full 6-row tiles, but never leave a 1-3 row tail behind a full tile:
+             * 6+1 -> 4+3, 6+2 -> 4+4, 6+3 -> 5+4 (tiles of >= 4 rows keep >= 8
+             * independent FMA chains) */
+            int full = M / MR, rem = M % MR;
+            if (full > 0 && rem > 0 && rem < 4) full--;
             int i = 0;
-            for (; i + MR <= M; i += MR)
+            for (int t = 0; t < full; t++, i += MR)
                 FR_FN(tile)(MR, nr, kc, Ak + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0,
                             ldc, acc);
+            if (M - i > MR) {          /* 7..9 rows left: split 4 + rest */
+                FR_FN(tile)(4, nr, kc, Ak + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0,
+                            ldc, acc);
+                i += 4;
+            }
             switch (M - i) {
+            case 6: FR_FN(tile)(6, nr, kc, Ak + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, acc); break;
             case 5: FR_FN(tile)(5, nr, kc, Ak + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, acc); break;
             case 4: FR_FN(tile)(4, nr, kc, Ak + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, acc); break;
             case 3: FR_FN(tile)(3, nr, kc, Ak + (size_t)i * lda, lda, Bp, C + (size_t)i * ldc + n0, ldc, acc); break;
