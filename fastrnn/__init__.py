@@ -5,6 +5,33 @@ The public API lives here; see the README for a tour.
 
 __version__ = "0.1.0"
 
+
+def _load_kernels():
+    """Load the compiled kernels with OpenMP's idle threads sleeping instead of spinning.
+
+    libgomp reads OMP_WAIT_POLICY once, when it is loaded. Its default lets idle threads spin
+    for a while after every parallel region; on a machine whose other cores are busy (OpenBLAS's
+    own pool in the large GEMMs, another process) a spinning thread steals the very core the
+    next step needs: measured here 10x slower training steps on 2 cores. The setting applies to
+    fastrnn's OpenMP runtime only: the environment is restored right after loading, so other
+    libraries loaded later (PyTorch ships its own libgomp) keep their defaults. A user's own
+    OMP_WAIT_POLICY or GOMP_SPINCOUNT is respected.
+    """
+    import os
+    own = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
+    if not own:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        from . import _engine  # noqa: F401  (loads every kernel module and libgomp)
+    except ImportError:
+        pass                   # functional falls back to the NumPy reference, with a warning
+    finally:
+        if not own:
+            del os.environ["OMP_WAIT_POLICY"]
+
+
+_load_kernels()
+
 from . import functional, reference
 from ._config import show_config, set_num_threads, get_num_threads
 from .layers import GRU, LSTM, SimpleRNN, Layer
