@@ -2,9 +2,6 @@
  * blocked GEMM, GEMV in dot and axpy form). See fr_gemm_impl.h. */
 #include "fr_common.h"
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi"   /* vector helpers are always inlined */
-#endif
 
 typedef float fr_v8f __attribute__((vector_size(32)));
 typedef double fr_v4d __attribute__((vector_size(32)));

@@ -18,8 +18,12 @@
 #define NR (2 * VL)
 #define MR 6
 
-FR_INLINE VEC FR_FN(vload)(const REAL *p) { VEC v; __builtin_memcpy(&v, p, sizeof(VEC)); return v; }
-FR_INLINE void FR_FN(vstore)(REAL *p, VEC v) { __builtin_memcpy(p, &v, sizeof(VEC)); }
+/* unaligned vector load / store (statement expressions: no vector-typed
+ * function arguments, whose ABI differs between the ISA clones) */
+#undef FR_VLOAD
+#undef FR_VSTORE
+#define FR_VLOAD(p) __extension__({ VEC v_; __builtin_memcpy(&v_, (p), sizeof(VEC)); v_; })
+#define FR_VSTORE(p, v) do { VEC w_ = (v); __builtin_memcpy((p), &w_, sizeof(VEC)); } while (0)
 
 size_t FR_FN(fr_pack_size)(int N, int K)
 {
@@ -63,8 +67,8 @@ FR_INLINE void FR_FN(tile)(const int mr, int nr, int K, const REAL *FR_RESTRICT 
     VEC acc[MR][2];
     for (int i = 0; i < mr; i++) { acc[i][0] = (VEC){0}; acc[i][1] = (VEC){0}; }
     for (int k = 0; k < K; k++) {
-        VEC b0 = FR_FN(vload)(Bp + (size_t)k * NR);
-        VEC b1 = FR_FN(vload)(Bp + (size_t)k * NR + VL);
+        VEC b0 = FR_VLOAD(Bp + (size_t)k * NR);
+        VEC b1 = FR_VLOAD(Bp + (size_t)k * NR + VL);
         for (int i = 0; i < mr; i++) {
             REAL a = A[(size_t)i * lda + k];
             acc[i][0] += a * b0;
@@ -75,19 +79,19 @@ FR_INLINE void FR_FN(tile)(const int mr, int nr, int K, const REAL *FR_RESTRICT 
         for (int i = 0; i < mr; i++) {
             REAL *c = C + (size_t)i * ldc;
             if (accumulate) {
-                FR_FN(vstore)(c, FR_FN(vload)(c) + acc[i][0]);
-                FR_FN(vstore)(c + VL, FR_FN(vload)(c + VL) + acc[i][1]);
+                FR_VSTORE(c, FR_VLOAD(c) + acc[i][0]);
+                FR_VSTORE(c + VL, FR_VLOAD(c + VL) + acc[i][1]);
             } else {
-                FR_FN(vstore)(c, acc[i][0]);
-                FR_FN(vstore)(c + VL, acc[i][1]);
+                FR_VSTORE(c, acc[i][0]);
+                FR_VSTORE(c + VL, acc[i][1]);
             }
         }
     } else {
         REAL tmp[NR];
         for (int i = 0; i < mr; i++) {
             REAL *c = C + (size_t)i * ldc;
-            FR_FN(vstore)(tmp, acc[i][0]);
-            FR_FN(vstore)(tmp + VL, acc[i][1]);
+            FR_VSTORE(tmp, acc[i][0]);
+            FR_VSTORE(tmp + VL, acc[i][1]);
             if (accumulate) for (int r = 0; r < nr; r++) c[r] += tmp[r];
             else for (int r = 0; r < nr; r++) c[r] = tmp[r];
         }
@@ -153,12 +157,10 @@ void FR_FN(fr_gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
 }
 
 /* Sum of the lanes of a vector. */
-FR_INLINE REAL FR_FN(hsum)(VEC v)
-{
-    REAL s = 0;
-    for (int i = 0; i < VL; i++) s += v[i];
-    return s;
-}
+#undef FR_HSUM
+#define FR_HSUM(v) __extension__({ VEC h_ = (v); REAL s_ = 0; \
+    for (int i_ = 0; i_ < VL; i_++) { s_ += h_[i_]; } \
+    s_; })
 
 /* y[n] (+)= sum_k W[n][k] x[k], W (N, K) row-major with leading dimension ldw.
  * Four rows at a time, two vector accumulators each (8 independent FMA chains
@@ -175,18 +177,18 @@ void FR_FN(fr_gemv_dot)(int N, int K, const REAL *FR_RESTRICT W, int ldw,
         VEC b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
         int k = 0;
         for (; k < K2; k += 2 * VL) {
-            VEC xv = FR_FN(vload)(x + k), xw = FR_FN(vload)(x + k + VL);
-            a0 += FR_FN(vload)(w0 + k) * xv;
-            a1 += FR_FN(vload)(w1 + k) * xv;
-            a2 += FR_FN(vload)(w2 + k) * xv;
-            a3 += FR_FN(vload)(w3 + k) * xv;
-            b0 += FR_FN(vload)(w0 + k + VL) * xw;
-            b1 += FR_FN(vload)(w1 + k + VL) * xw;
-            b2 += FR_FN(vload)(w2 + k + VL) * xw;
-            b3 += FR_FN(vload)(w3 + k + VL) * xw;
+            VEC xv = FR_VLOAD(x + k), xw = FR_VLOAD(x + k + VL);
+            a0 += FR_VLOAD(w0 + k) * xv;
+            a1 += FR_VLOAD(w1 + k) * xv;
+            a2 += FR_VLOAD(w2 + k) * xv;
+            a3 += FR_VLOAD(w3 + k) * xv;
+            b0 += FR_VLOAD(w0 + k + VL) * xw;
+            b1 += FR_VLOAD(w1 + k + VL) * xw;
+            b2 += FR_VLOAD(w2 + k + VL) * xw;
+            b3 += FR_VLOAD(w3 + k + VL) * xw;
         }
-        REAL s0 = FR_FN(hsum)(a0 + b0), s1 = FR_FN(hsum)(a1 + b1);
-        REAL s2 = FR_FN(hsum)(a2 + b2), s3 = FR_FN(hsum)(a3 + b3);
+        REAL s0 = FR_HSUM(a0 + b0), s1 = FR_HSUM(a1 + b1);
+        REAL s2 = FR_HSUM(a2 + b2), s3 = FR_HSUM(a3 + b3);
         for (; k < K; k++) { s0 += w0[k] * x[k]; s1 += w1[k] * x[k]; s2 += w2[k] * x[k]; s3 += w3[k] * x[k]; }
         if (accumulate) { y[n] += s0; y[n + 1] += s1; y[n + 2] += s2; y[n + 3] += s3; }
         else { y[n] = s0; y[n + 1] = s1; y[n + 2] = s2; y[n + 3] = s3; }
