@@ -6,6 +6,8 @@ per-call workspaces, and makes one kernel call per forward / backward. The cache
 dict private to this module (what the backward kernels need, see the design notes at the
 top of ``_elman.pyx``, ``_lstm.pyx`` and ``_gru.pyx``).
 """
+import threading
+
 import numpy as np
 
 from . import _elman, _gru, _lstm
@@ -18,6 +20,30 @@ _empty = np.empty
 _zeros = np.zeros
 _contig = np.ascontiguousarray
 _ACT = {"tanh": 0, "relu": 1}
+
+
+_tls = threading.local()
+
+
+def _scratch(slot, shape, dt):
+    """Per-thread reusable scratch array (never returned, never cached by a forward):
+    large temporaries such as the inference gate buffer and the backward dgates would
+    otherwise be fresh mmaps whose page faults cost as much as a GEMM. One buffer per
+    (slot, dtype), grown on demand; threading.local so concurrent calls from several
+    Python threads (the kernels release the GIL) never share one."""
+    n = 1
+    for d in shape:
+        n *= d
+    pool = getattr(_tls, "pool", None)
+    if pool is None:
+        pool = _tls.pool = {}
+    key = (slot, dt.char)
+    buf = pool.get(key)
+    if buf is None or buf.size < n:
+        if n < 4096:                    # small: not worth keeping
+            return _empty(shape, dt)
+        buf = pool[key] = _empty(n, dt)
+    return buf[:n].reshape(shape)
 
 
 def _mask_u8(mask):
@@ -45,12 +71,13 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, activation="tanh"
     w_ih, w_hh = _contig(weight_ih, dtype=dt), _contig(weight_hh, dtype=dt)
     bias = _contig(bias_ih + bias_hh, dtype=dt)
     m = _mask_u8(mask)
-    A = _empty((T, B, H), dt)
     if not training:
+        A = _scratch("g", (T, B, H), dt)
         y = _empty((T, B, H), dt)
         _elman.rnn_forward(x, h0, w_ih, w_hh, bias, A, y, m, act, get_num_threads())
         h_n = y[T - 1].copy() if T else h0.copy()
         return y, h_n, None
+    A = _empty((T, B, H), dt)
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
     _elman.rnn_forward(x, hs[0], w_ih, w_hh, bias, A, hs[1:], m, act, get_num_threads())
@@ -75,7 +102,7 @@ def rnn_backward(cache, dy, dh_n):
         db = _zeros(H, dt)
         return dict(x=_zeros(x.shape, dt), h0=dhbuf[0].copy(), weight_ih=_zeros(w_ih.shape, dt),
                     weight_hh=_zeros(w_hh.shape, dt), bias_ih=db, bias_hh=db.copy())
-    dG = _empty((T, B, H), dt)
+    dG = _scratch("dg", (T, B, H), dt)
     dh0 = _empty((B, H), dt)
     dx = _empty(x.shape, dt)
     dw_ih = _empty(w_ih.shape, dt)
@@ -103,14 +130,15 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, t
             cache = dict(x=x, hs=h0[None].copy(), gates=_empty((0, B, 4 * H), dt),
                          cs=_empty((0, B, H), dt), c0=c0, w_ih=w_ih, w_hh=w_hh, mask=m)
         return y, h0.copy(), c0.copy(), cache
-    G = _empty((T, B, 4 * H), dt)
     if not training:
+        G = _scratch("g", (T, B, 4 * H), dt)
         y = _empty((T, B, H), dt)
         c_n = _empty((B, H), dt)
         cbuf = _empty((2, B, H), dt) if T > 1 else None
         _lstm.lstm_forward(x, h0, c0, w_ih, w_hh, bias, G, y, None, cbuf, c_n, m, False,
                            get_num_threads())
         return y, y[T - 1].copy(), c_n, None
+    G = _empty((T, B, 4 * H), dt)
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
     cs = _empty((T, B, H), dt)
@@ -139,7 +167,7 @@ def lstm_backward(cache, dy, dh_n, dc_n):
         return dict(x=_zeros(x.shape, dt), h0=dhbuf[0].copy(), c0=dc,
                     weight_ih=_zeros(w_ih.shape, dt), weight_hh=_zeros(w_hh.shape, dt),
                     bias_ih=db, bias_hh=db.copy())
-    dG = _empty((T, B, 4 * H), dt)
+    dG = _scratch("dg", (T, B, 4 * H), dt)
     dh0 = _empty((B, H), dt)
     dx = _empty(x.shape, dt)
     dw_ih = _empty(w_ih.shape, dt)
@@ -163,13 +191,14 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, traini
     b_ih, b_hh = _contig(bias_ih, dtype=dt), _contig(bias_hh, dtype=dt)
     bias_rz = b_ih[:2 * H] + b_hh[:2 * H]
     m = _mask_u8(mask)
-    Gi = _empty((T, B, 3 * H), dt)
-    gh = _empty((B, 3 * H), dt)
+    gh = _scratch("gh", (B, 3 * H), dt)
     if not training:
+        Gi = _scratch("g", (T, B, 3 * H), dt)
         y = _empty((T, B, H), dt)
         _gru.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bias_rz, Gi, gh, y, None, m, False,
                          get_num_threads())
         return y, (y[T - 1].copy() if T else h0.copy()), None
+    Gi = _empty((T, B, 3 * H), dt)
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
     hn = _empty((T, B, H), dt)
@@ -197,8 +226,8 @@ def gru_backward(cache, dy, dh_n):
     if T == 0:
         return dict(x=_zeros(x.shape, dt), h0=dhbuf[0].copy(), weight_ih=_zeros(w_ih.shape, dt),
                     weight_hh=_zeros(w_hh.shape, dt), bias_ih=db_ih, bias_hh=db_hh)
-    dGi = _empty((T, B, 3 * H), dt)
-    dGh = _empty((T, B, 3 * H), dt)
+    dGi = _scratch("dg", (T, B, 3 * H), dt)
+    dGh = _scratch("dgh", (T, B, 3 * H), dt)
     dh0 = _empty((B, H), dt)
     dx = _empty(x.shape, dt)
     dw_ih = _empty(w_ih.shape, dt)
