@@ -5,6 +5,16 @@ from libc.stdlib cimport malloc, free
 from cython.parallel cimport parallel, threadid
 from fastrnn._blas cimport real, gemm_rm
 
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define FR_HAVE_OMP 1
+    #else
+    #define FR_HAVE_OMP 0   /* parallel blocks would run once, as thread 0 only */
+    #endif
+    """
+    const int FR_HAVE_OMP
+
 cdef extern from "fr_common.h" nogil:
     unsigned int fr_ftz_enter()
     void fr_ftz_exit(unsigned int saved)
@@ -217,6 +227,8 @@ cdef inline int pick_threads(Py_ssize_t B, Py_ssize_t G, Py_ssize_t H,
     """Threads for the batch-split recurrence: every thread gets >= 2 rows and
     enough recurrent work per step (>= ~32k multiply-adds) to pay for itself."""
     cdef Py_ssize_t n = nt
+    if not FR_HAVE_OMP:
+        return 1
     if n > B // 2:
         n = B // 2
     while n > 1 and (B // n) * G * H * H < 32768:
@@ -256,7 +268,7 @@ cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
     wp = pack_new(N, K, W, ldw, trans)
     if wp == NULL:
         return -1
-    nthr = nt
+    nthr = nt if FR_HAVE_OMP else 1
     while nthr > 1 and 2 * R * N * K < nthr * 4000000:
         nthr -= 1
     if nthr > R // 6:
@@ -293,7 +305,8 @@ cdef inline void weight_grads(Py_ssize_t R, Py_ssize_t GH, Py_ssize_t I, Py_ssiz
     GH output rows over up to `nt` OpenMP threads, so one thread pool serves the
     whole engine."""
     cdef blas_local_fn setter = <blas_local_fn>blas_local
-    cdef int nthr = nt, tid = 0, prev = 0
+    cdef int nthr = nt if FR_HAVE_OMP else 1
+    cdef int tid = 0, prev = 0
     cdef Py_ssize_t m0 = 0, m1 = 0, per
     while nthr > 1 and 2 * GH * (I + H) * R < nthr * 4000000:
         nthr -= 1
