@@ -16,7 +16,19 @@ def _runtime():
         return None
 
 
+_default_cache = None
+
+
 def _default_threads():
+    # computed once: the engine asks on every call, and the affinity query alone costs
+    # ~20 us, as much as a whole streaming step's kernel work at small sizes
+    global _default_cache
+    if _default_cache is None:
+        _default_cache = _compute_default_threads()
+    return _default_cache
+
+
+def _compute_default_threads():
     rt = _runtime()
     if rt is None or not rt.openmp_enabled():
         return 1
