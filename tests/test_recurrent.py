@@ -215,3 +215,25 @@ def test_padded_batch_equals_each_sequence_alone(cell, backend):
             total[k] = total[k] + layer.grads[k]
     for k in grads:
         np.testing.assert_allclose(grads[k], total[k], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_step_fast_and_validated_paths_agree(cell, backend):
+    layer = make_layer(cell, 5, 3, dtype="float32", backend=backend, seed=9, use_bias=False)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    h = rng.standard_normal((2, 5)).astype(np.float32)
+    state = (h, h.copy()) if cell == "lstm" else h
+    fast, _ = layer.step(x, state)                                # everything engine-ready
+    slow_state = tuple(s.astype(np.float64) for s in state) if cell == "lstm" else h.astype(
+        np.float64)
+    slow, _ = layer.step(np.asfortranarray(x.astype(np.float64)), slow_state)
+    np.testing.assert_array_equal(fast, slow)
+    assert not np.shares_memory(fast, h)
+    bad = h.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="h0 must be finite"):
+        layer.step(x, (bad, h) if cell == "lstm" else bad)
+    with pytest.raises(ValueError, match=r"h0 must have shape \(2, 5\)"):
+        layer.step(x, (h[:, :4].copy(), h) if cell == "lstm" else h[:, :4].copy())

@@ -216,9 +216,48 @@ class RecurrentLayer(Layer):
         if not self.built:
             self.build(x_t.shape)
         states = self._split_state(state, x_t.shape[0])
-        y, finals, _ = self._engine_forward(x_t[None], states, None, False)
+        finals = self._fast_step(x_t, states)
+        if finals is None:      # anything unusual: the fully validated path (and its errors)
+            _, finals, _ = self._engine_forward(x_t[None], states, None, False)
         h = finals[0]
         return h, (tuple(finals) if self.n_states > 1 else h)
+
+    def _fast_step(self, x_t, states):
+        """One engine call without the general validation, for the common streaming case.
+
+        Taken only when every argument is already what the engine needs: C-contiguous arrays
+        of the layer's dtype with the right shapes and finite values (the parameters keep
+        their shapes and dtype by construction, see ParamDict). Otherwise returns None and
+        the caller takes the validated path, which raises the proper error. This halves the
+        per-step cost of streaming, where validation cost as much as the kernel.
+        """
+        dt, B, H = self.dtype, x_t.shape[0], self.units
+        if (x_t.dtype != dt or not x_t.flags.c_contiguous or B == 0
+                or x_t.shape[1] != self.input_size or not np.isfinite(x_t).all()):
+            return None
+        full = []
+        for s in states:
+            if s is None:
+                s = np.zeros((B, H), dtype=dt)
+            elif not (isinstance(s, np.ndarray) and s.dtype == dt and s.shape == (B, H)
+                      and s.flags.c_contiguous and np.isfinite(s).all()):
+                return None
+            full.append(s)
+        p = self.params
+        if self.use_bias:
+            b_ih, b_hh = p["bias_ih"], p["bias_hh"]
+        else:
+            b_ih = b_hh = self._zero_bias()
+        eng = F._backend_module(self.backend)
+        out = self._fast_engine_call(eng, x_t[None], full, p["weight_ih"], p["weight_hh"],
+                                     b_ih, b_hh)
+        return list(out)
+
+    def _zero_bias(self):
+        zb = getattr(self, "_zeros_b", None)
+        if zb is None or zb.dtype != self.dtype:
+            zb = self._zeros_b = np.zeros(self.gates * self.units, dtype=self.dtype)
+        return zb
 
     def reset_grads(self):
         for k, v in self.grads.items():
@@ -253,6 +292,11 @@ class SimpleRNN(RecurrentLayer):
     def _engine_backward(self, cache, dy, dstates):
         return F.rnn_backward(cache, dy, dstates[0])
 
+    def _fast_engine_call(self, eng, x, states, w_ih, w_hh, b_ih, b_hh):
+        _, h, _ = eng.rnn_forward(x, states[0], w_ih, w_hh, b_ih, b_hh,
+                                  activation=self.activation, mask=None, training=False)
+        return (h,)
+
 
 class LSTM(RecurrentLayer):
     """LSTM with PyTorch's gates i, f, g, o: ``c_t = f*c + i*g``, ``h_t = o*tanh(c_t)``."""
@@ -272,6 +316,11 @@ class LSTM(RecurrentLayer):
     def _engine_backward(self, cache, dy, dstates):
         return F.lstm_backward(cache, dy, dstates[0], dstates[1])
 
+    def _fast_engine_call(self, eng, x, states, w_ih, w_hh, b_ih, b_hh):
+        _, h, c, _ = eng.lstm_forward(x, states[0], states[1], w_ih, w_hh, b_ih, b_hh,
+                                      mask=None, training=False)
+        return (h, c)
+
 
 class GRU(RecurrentLayer):
     """GRU in PyTorch's form (reset applied after the recurrent product; Keras reset_after)."""
@@ -289,3 +338,8 @@ class GRU(RecurrentLayer):
 
     def _engine_backward(self, cache, dy, dstates):
         return F.gru_backward(cache, dy, dstates[0])
+
+    def _fast_engine_call(self, eng, x, states, w_ih, w_hh, b_ih, b_hh):
+        _, h, _ = eng.gru_forward(x, states[0], w_ih, w_hh, b_ih, b_hh, mask=None,
+                                  training=False)
+        return (h,)
