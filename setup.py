@@ -11,7 +11,7 @@ extensions and the compile-time probes:
 * Runtime ISA dispatch: GCC/Clang `target_clones` (AVX-512 / AVX2 / baseline)
   when the compiler and platform support it.
 * FASTRNN_DEBUG=1: bounds checking and wraparound on, -O0 -g, asserts.
-Never -ffast-math (the activations rely on NaN semantics).
+Never GCC's fast-math mode (the activations rely on NaN semantics).
 """
 import os
 import re
@@ -107,7 +107,7 @@ class BuildExt(build_ext):
             openmp = not NO_OPENMP
         else:
             cflags += ["-O0", "-g"] if DEBUG else ["-O3"]
-            # no -ffast-math; these two keep IEEE NaN/inf semantics but let the
+            # no fast-math mode; these two keep IEEE NaN/inf semantics but let the
             # compiler if-convert the activations' selects into vector blends
             cflags += ["-fno-trapping-math", "-fno-math-errno", "-std=gnu99"]
             openmp = False
