@@ -12,8 +12,23 @@ cdef extern from *:
     #else
     #define FR_HAVE_OMP 0   /* parallel blocks would run once, as thread 0 only */
     #endif
+    #ifdef _OPENMP
+    #include <omp.h>
+    /* the size of the team that is running this parallel region: OpenMP may
+       give fewer threads than num_threads asked for (OMP_THREAD_LIMIT,
+       OMP_DYNAMIC, nested regions), so work is always split by this value */
+    #define fr_team_size() omp_get_num_threads()
+    #else
+    #define fr_team_size() 1
+    #endif
     """
     const int FR_HAVE_OMP
+    int fr_team_size() nogil
+
+
+cdef inline int team_size() noexcept nogil:
+    """Threads in the current parallel region (1 outside one / without OpenMP)."""
+    return fr_team_size()
 
 cdef extern from "fr_common.h" nogil:
     unsigned int fr_ftz_enter()
@@ -258,7 +273,7 @@ cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
     (>= ~4 MFLOP each). Returns -1 if the packing buffer could not be allocated
     (C untouched), else 0."""
     cdef Py_ssize_t r, r0 = 0, r1 = 0, per
-    cdef int nthr, tid = 0
+    cdef int nthr, tid = 0, nteam = 1
     cdef unsigned int csr_t = 0
     cdef real* wp
     if R <= 4 and trans == 0:
@@ -278,6 +293,10 @@ cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
         per = ((per + 5) // 6) * 6
         with parallel(num_threads=nthr):
             tid = threadid()
+            # the team may be smaller than asked: size the slices by the real team
+            nteam = fr_team_size()
+            per = (R + nteam - 1) // nteam
+            per = ((per + 5) // 6) * 6
             r0 = tid * per
             r1 = r0 + per
             if r1 > R:
@@ -306,7 +325,7 @@ cdef inline void weight_grads(Py_ssize_t R, Py_ssize_t GH, Py_ssize_t I, Py_ssiz
     whole engine."""
     cdef blas_local_fn setter = <blas_local_fn>blas_local
     cdef int nthr = nt if FR_HAVE_OMP else 1
-    cdef int tid = 0, prev = 0
+    cdef int tid = 0, prev = 0, nteam = 1
     cdef Py_ssize_t m0 = 0, m1 = 0, per
     while nthr > 1 and 2 * GH * (I + H) * R < nthr * 4000000:
         nthr -= 1
@@ -318,6 +337,9 @@ cdef inline void weight_grads(Py_ssize_t R, Py_ssize_t GH, Py_ssize_t I, Py_ssiz
         with parallel(num_threads=nthr):
             tid = threadid()
             prev = setter(1)
+            nteam = fr_team_size()
+            per = (GH + nteam - 1) // nteam
+            per = ((per + 15) // 16) * 16
             m0 = tid * per
             m1 = m0 + per
             if m1 > GH:

@@ -35,7 +35,7 @@ active. No -ffast-math anywhere.
 from libc.stdlib cimport free
 from cython.parallel cimport parallel, threadid
 from fastrnn._blas cimport real, gemm_rm
-from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, elman_fwd_pw,
+from fastrnn._common cimport (team_size, fr_ftz_enter, fr_ftz_exit, colsum_add, elman_fwd_pw,
                               elman_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
                               project, weight_grads)
 
@@ -67,7 +67,7 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     cdef const unsigned char* mp = NULL
     cdef unsigned int csr, csr_t = 0
     cdef real* wp = NULL
-    cdef int nthr, tid = 0
+    cdef int nthr, tid = 0, nteam = 1
     cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
@@ -87,8 +87,11 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         if nthr > 1:
             with parallel(num_threads=nthr):
                 tid = threadid()
-                b0 = (tid * B) // nthr
-                b1 = ((tid + 1) * B) // nthr
+                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
+                # OMP_DYNAMIC may give fewer threads than asked)
+                nteam = team_size()
+                b0 = (tid * B) // nteam
+                b1 = ((tid + 1) * B) // nteam
                 csr_t = fr_ftz_enter()
                 elman_fwd_rows(T, B, b0, b1 - b0, H, act, &A[0, 0, 0], &w_hh[0, 0], wp,
                                &bias[0], &h0[0, 0], &hseq[0, 0, 0], mp)
@@ -137,7 +140,7 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     cdef const real* dyp = NULL
     cdef unsigned int csr, csr_t = 0
     cdef real* wpt = NULL
-    cdef int nthr, tid = 0
+    cdef int nthr, tid = 0, nteam = 1
     cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
@@ -155,8 +158,11 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
         if nthr > 1:
             with parallel(num_threads=nthr):
                 tid = threadid()
-                b0 = (tid * B) // nthr
-                b1 = ((tid + 1) * B) // nthr
+                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
+                # OMP_DYNAMIC may give fewer threads than asked)
+                nteam = team_size()
+                b0 = (tid * B) // nteam
+                b1 = ((tid + 1) * B) // nteam
                 csr_t = fr_ftz_enter()
                 elman_bwd_rows(T, B, b0, b1 - b0, H, act, &hs[0, 0, 0], dyp, &w_hh[0, 0],
                                wpt, &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp)

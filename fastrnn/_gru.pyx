@@ -39,7 +39,7 @@ active. No -ffast-math anywhere.
 from libc.stdlib cimport free
 from cython.parallel cimport parallel, threadid
 from fastrnn._blas cimport real, gemm_rm
-from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, gru_fwd_pw,
+from fastrnn._common cimport (team_size, fr_ftz_enter, fr_ftz_exit, colsum_add, gru_fwd_pw,
                               gru_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
                               project, weight_grads)
 
@@ -81,7 +81,7 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     cdef real* hnp = NULL
     cdef unsigned int csr, csr_t = 0
     cdef real* wp = NULL
-    cdef int nthr, tid = 0
+    cdef int nthr, tid = 0, nteam = 1
     cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
@@ -103,8 +103,11 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         if nthr > 1:
             with parallel(num_threads=nthr):
                 tid = threadid()
-                b0 = (tid * B) // nthr
-                b1 = ((tid + 1) * B) // nthr
+                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
+                # OMP_DYNAMIC may give fewer threads than asked)
+                nteam = team_size()
+                b0 = (tid * B) // nteam
+                b1 = ((tid + 1) * B) // nteam
                 csr_t = fr_ftz_enter()
                 gru_fwd_rows(T, B, b0, b1 - b0, H, &Gi[0, 0, 0], &gh[0, 0], &w_hh[0, 0], wp,
                              &bias_rz[0], &b_ih[2 * H], &b_hh[2 * H], &h0[0, 0],
@@ -157,7 +160,7 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     cdef const real* dyp = NULL
     cdef unsigned int csr, csr_t = 0
     cdef real* wpt = NULL
-    cdef int nthr, tid = 0
+    cdef int nthr, tid = 0, nteam = 1
     cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
@@ -175,8 +178,11 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
         if nthr > 1:
             with parallel(num_threads=nthr):
                 tid = threadid()
-                b0 = (tid * B) // nthr
-                b1 = ((tid + 1) * B) // nthr
+                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
+                # OMP_DYNAMIC may give fewer threads than asked)
+                nteam = team_size()
+                b0 = (tid * B) // nteam
+                b1 = ((tid + 1) * B) // nteam
                 csr_t = fr_ftz_enter()
                 gru_bwd_rows(T, B, b0, b1 - b0, H, &gates[0, 0, 0], &hn[0, 0, 0],
                              &hs[0, 0, 0], dyp, &w_hh[0, 0], wpt, &dGi[0, 0, 0],

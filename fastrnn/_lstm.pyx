@@ -41,7 +41,7 @@ active. No -ffast-math anywhere.
 from libc.stdlib cimport free
 from cython.parallel cimport parallel, threadid
 from fastrnn._blas cimport real, gemm_rm
-from fastrnn._common cimport (fr_ftz_enter, fr_ftz_exit, colsum_add, lstm_fwd_pw,
+from fastrnn._common cimport (team_size, fr_ftz_enter, fr_ftz_exit, colsum_add, lstm_fwd_pw,
                               lstm_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
                               project, weight_grads)
 
@@ -104,7 +104,7 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     cdef real* cb = NULL
     cdef unsigned int csr, csr_t = 0
     cdef real* wp = NULL
-    cdef int nthr, tid = 0
+    cdef int nthr, tid = 0, nteam = 1
     cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
@@ -128,8 +128,11 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         if nthr > 1:
             with parallel(num_threads=nthr):
                 tid = threadid()
-                b0 = (tid * B) // nthr
-                b1 = ((tid + 1) * B) // nthr
+                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
+                # OMP_DYNAMIC may give fewer threads than asked)
+                nteam = team_size()
+                b0 = (tid * B) // nteam
+                b1 = ((tid + 1) * B) // nteam
                 csr_t = fr_ftz_enter()
                 lstm_fwd_rows(T, B, b0, b1 - b0, H, &G[0, 0, 0], &w_hh[0, 0], wp,
                               &bias[0], &h0[0, 0], &c0[0, 0], &hseq[0, 0, 0], cs, cb,
@@ -187,7 +190,7 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     cdef const real* dyp = NULL
     cdef unsigned int csr, csr_t = 0
     cdef real* wpt = NULL
-    cdef int nthr, tid = 0
+    cdef int nthr, tid = 0, nteam = 1
     cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
@@ -205,8 +208,11 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
         if nthr > 1:
             with parallel(num_threads=nthr):
                 tid = threadid()
-                b0 = (tid * B) // nthr
-                b1 = ((tid + 1) * B) // nthr
+                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
+                # OMP_DYNAMIC may give fewer threads than asked)
+                nteam = team_size()
+                b0 = (tid * B) // nteam
+                b1 = ((tid + 1) * B) // nteam
                 csr_t = fr_ftz_enter()
                 lstm_bwd_rows(T, B, b0, b1 - b0, H, &gates[0, 0, 0], &cseq[0, 0, 0],
                               &c0[0, 0], dyp, &w_hh[0, 0], wpt, &dG[0, 0, 0],
