@@ -25,7 +25,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.path.join("fastrnn", "_src")
+ENGINE = os.path.join("fastrnn", "_engine")
+SRC = os.path.join(ENGINE, "src")
 DEBUG = os.environ.get("FASTRNN_DEBUG", "") not in ("", "0")
 NO_OPENMP = os.environ.get("FASTRNN_NO_OPENMP", "") not in ("", "0")
 
@@ -133,11 +134,11 @@ class BuildExt(build_ext):
 
 
 def make_ext(name, with_c=True):
-    sources = [os.path.join("fastrnn", name + ".pyx")]
+    sources = [os.path.join(ENGINE, name + ".pyx")]
     if with_c:
         sources += [os.path.join(SRC, "fr_cells.c"), os.path.join(SRC, "fr_gemm.c")]
     return Extension(
-        "fastrnn." + name,
+        "fastrnn._engine." + name,
         sources=sources,
         include_dirs=[SRC],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
@@ -156,11 +157,11 @@ directives = {
     "embedsignature": True,
 }
 
-extensions = [make_ext("_blas", with_c=False), make_ext("_runtime"), make_ext("_elman"),
-              make_ext("_lstm"), make_ext("_gru")]
+extensions = [make_ext("blas", with_c=False), make_ext("runtime"), make_ext("elman"),
+              make_ext("lstm"), make_ext("gru")]
 
 setup(
     ext_modules=cythonize(extensions, compiler_directives=directives,
-                          include_path=["fastrnn"], quiet=True),
+                          include_path=["."], quiet=True),
     cmdclass={"build_ext": BuildExt},
 )

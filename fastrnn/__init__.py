@@ -22,7 +22,7 @@ def _load_kernels():
     if not own:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     try:
-        from . import _engine  # noqa: F401  (loads every kernel module and libgomp)
+        from ._engine import kernels  # noqa: F401  (loads every kernel module and libgomp)
     except ImportError:
         pass                   # functional falls back to the NumPy reference, with a warning
     finally:
@@ -33,11 +33,11 @@ def _load_kernels():
 _load_kernels()
 
 from . import functional, reference
-from ._config import show_config, set_num_threads, get_num_threads
+from ._engine.config import show_config, set_num_threads, get_num_threads
 from .layers import GRU, LSTM, SimpleRNN, Layer
 from . import interop
 from .layers import Bidirectional, Dense, Dropout, Embedding, Input, Masking
-from .model import Sequential
+from .models import Sequential
 from . import callbacks, losses, metrics
 from . import io, optimizers
 from .io import load_model, load_weights, save_model, save_weights, ModelFileError

@@ -602,7 +602,7 @@ def fastrnn_description():
     show = getattr(fastrnn, "show_config", None)
     if show is None:
         try:
-            show = importlib.import_module("fastrnn._config").show_config
+            show = importlib.import_module("fastrnn._engine.config").show_config
         except Exception:
             show = None
     if show is None:
@@ -631,7 +631,7 @@ def _fastrnn_thread_fns():
     put = getattr(fastrnn, "set_num_threads", None)
     if put is None:
         try:
-            cfg = importlib.import_module("fastrnn._config")
+            cfg = importlib.import_module("fastrnn._engine.config")
             get, put = getattr(cfg, "get_num_threads", None), cfg.set_num_threads
         except Exception:
             put = None

@@ -423,7 +423,7 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     try:
         if getattr(args, "threads", None):
-            from . import _config
+            from ._engine import config as _config
             _config.set_num_threads(args.threads)
         return int(args.func(args) or 0)
     except CLIError as exc:

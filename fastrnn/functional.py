@@ -43,7 +43,7 @@ def _backend_module(backend):
     if backend == "cython":
         if _engine is None:
             try:
-                from . import _engine as eng
+                from ._engine import kernels as eng
             except ImportError as exc:       # pragma: no cover - only on a broken install
                 raise ImportError(
                     "fastrnn's compiled kernels are not built (reinstall with `pip install .`), "

@@ -537,7 +537,7 @@ def _check_dimensions(arch, hdr, source):
 
 
 def _rebuild(meta, source, hdr):
-    from .model import Sequential
+    from .models import Sequential
     if "architecture" not in meta:
         raise ModelFileError(f"{source}: metadata has no 'architecture'")
     arch = _parse_json(meta["architecture"], f"{source}: architecture")

@@ -4,7 +4,7 @@ import io
 import pytest
 
 import fastrnn
-from fastrnn import _config
+from fastrnn._engine import config as _config
 
 
 @pytest.fixture(autouse=True)
@@ -56,13 +56,13 @@ def test_set_num_threads_rejects_non_int(bad):
 
 
 def test_simd_level_is_named():
-    rt = pytest.importorskip("fastrnn._runtime")
+    rt = pytest.importorskip("fastrnn._engine.runtime")
     assert rt.simd_level() in ("avx512f", "avx2+fma", "baseline (sse2)", "baseline (non-x86)")
 
 
 def test_threads_do_not_change_results():
     np = pytest.importorskip("numpy")
-    eng = pytest.importorskip("fastrnn._engine")
+    eng = pytest.importorskip("fastrnn._engine.kernels")
     rng = np.random.default_rng(0)
     T, B, I, H = 5, 24, 8, 64   # large enough for the batch-split threads
     args = [rng.standard_normal((T, B, I)), rng.standard_normal((B, H)), rng.standard_normal((B, H)),

@@ -8,8 +8,8 @@ import pytest
 
 from fastrnn import reference as R
 
-from fastrnn import _blas, _runtime
-from fastrnn import _engine as E
+from fastrnn._engine import blas as _blas, runtime as _runtime
+from fastrnn._engine import kernels as E
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 SHAPES = [  # T, B, I, H

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 import fastrnn
-from fastrnn import _runtime
+from fastrnn._engine import runtime as _runtime
 
 # the directory holding the fastrnn package under test (installed or built in place)
 PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(fastrnn.__file__)))
@@ -25,7 +25,7 @@ import sys
 import numpy as np
 import fastrnn
 from fastrnn import reference as R
-from fastrnn import _engine as E
+from fastrnn._engine import kernels as E
 
 fastrnn.set_num_threads(2)
 rng = np.random.default_rng(1234)

@@ -8,7 +8,7 @@ import pytest
 from fastrnn import functional as F
 from fastrnn import reference as ref
 
-HAVE_ENGINE = importlib.util.find_spec("fastrnn._engine") is not None
+HAVE_ENGINE = importlib.util.find_spec("fastrnn._engine.kernels") is not None
 BACKENDS = ["numpy", pytest.param("cython", marks=pytest.mark.skipif(
     not HAVE_ENGINE, reason="compiled kernels not built"))]
 

@@ -7,7 +7,7 @@ import pytest
 
 import fastrnn as fr
 
-HAVE_ENGINE = importlib.util.find_spec("fastrnn._engine") is not None
+HAVE_ENGINE = importlib.util.find_spec("fastrnn._engine.kernels") is not None
 BACKENDS = ["numpy", pytest.param("cython", marks=pytest.mark.skipif(
     not HAVE_ENGINE, reason="compiled kernels not built"))]
 CLASSES = {"rnn": fr.SimpleRNN, "lstm": fr.LSTM, "gru": fr.GRU}

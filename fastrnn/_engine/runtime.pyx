@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Build / runtime facts for show_config(), and small test hooks for the
 vectorized activations of the C helpers."""
-from fastrnn._common cimport (fr_simd_level, fr_have_target_clones, fr_act_f, fr_act_d,
+from fastrnn._engine.common cimport (fr_simd_level, fr_have_target_clones, fr_act_f, fr_act_d,
                               fr_ftz_enter, fr_ftz_exit)
 
 cdef extern from *:

@@ -25,7 +25,7 @@ dh_{t-1} = dh*z + dGh[t] @ W_hh. After the loop: dX = dGi @ W_ih,
 dW_ih = dGi^T @ X, dW_hh = dGh^T @ hs[:T], db_ih / db_hh = column sums.
 Masked (t, b): state carried, zero dgates, dh passes through.
 Recurrent product and threads (shared by the three cells, see _common.pxd and
-_src/fr_gemm_impl.h): W_hh is packed once per call into 16-column panels and a
+src/fr_gemm_impl.h): W_hh is packed once per call into 16-column panels and a
 register-blocked 6x16 micro-kernel (K-blocked) runs per step; one-row slices use
 a GEMV kernel on the unpacked weights (no packing, so T=1 streaming calls stay
 cheap). The batch is split over OpenMP threads for the WHOLE sequence (no per-step
@@ -38,8 +38,8 @@ active. No -ffast-math anywhere.
 """
 from libc.stdlib cimport free
 from cython.parallel cimport parallel, threadid
-from fastrnn._blas cimport real, gemm_rm
-from fastrnn._common cimport (team_size, fr_ftz_enter, fr_ftz_exit, colsum_add, gru_fwd_pw,
+from fastrnn._engine.blas cimport real, gemm_rm
+from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, colsum_add, gru_fwd_pw,
                               gru_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
                               project, weight_grads)
 

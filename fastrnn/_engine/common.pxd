@@ -1,9 +1,9 @@
 # cython: language_level=3
-"""Declarations of the C helpers in fastrnn/_src (fused pointwise passes,
+"""Declarations of the C helpers in fastrnn/_engine/src (fused pointwise passes,
 FTZ/DAZ control, runtime info) and fused-type dispatchers over them."""
 from libc.stdlib cimport malloc, free
 from cython.parallel cimport parallel, threadid
-from fastrnn._blas cimport real, gemm_rm
+from fastrnn._engine.blas cimport real, gemm_rm
 
 cdef extern from *:
     """

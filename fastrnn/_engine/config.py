@@ -10,7 +10,7 @@ _num_threads = None   # None: default (see get_num_threads)
 
 def _runtime():
     try:
-        from . import _runtime
+        from . import runtime as _runtime
         return _runtime
     except ImportError:   # kernels not compiled
         return None
@@ -86,7 +86,7 @@ def _blas_info():
 def show_config(file=None):
     """Print how the kernels were built and what they use at run time."""
     import numpy as np
-    from . import __version__
+    from .. import __version__
     rt = _runtime()
     out = file if file is not None else sys.stdout
     lines = [f"fastrnn {__version__}",

@@ -10,8 +10,8 @@ import threading
 
 import numpy as np
 
-from . import _elman, _gru, _lstm
-from ._config import _blas_local_address, get_num_threads
+from . import elman as _elman, gru as _gru, lstm as _lstm
+from .config import _blas_local_address, get_num_threads
 
 __all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
            "gru_forward", "gru_backward"]

@@ -18,13 +18,13 @@ import numbers
 
 import numpy as np
 
-from . import callbacks as callbacks_module
-from . import losses as losses_module
-from . import metrics as metrics_module
-from .layers import Layer, serialize, deserialize
-from .layers.core import Dense, InputLayer
-from .layers.dropout import Dropout
-from .layers.embedding import Embedding
+from .. import callbacks as callbacks_module
+from .. import losses as losses_module
+from .. import metrics as metrics_module
+from ..layers import Layer, serialize, deserialize
+from ..layers.core import Dense, InputLayer
+from ..layers.dropout import Dropout
+from ..layers.embedding import Embedding
 
 __all__ = ["Sequential"]
 
@@ -187,7 +187,7 @@ class Sequential:
         if self.seed is None or layer.seed is not None:
             return
         seed = _derive_seed(self.seed, index)
-        from .layers.bidirectional import Bidirectional
+        from ..layers.bidirectional import Bidirectional
         if isinstance(layer, Bidirectional):
             layer.reseed_if_fresh(seed)
         elif layer.built and _fresh_unseeded(layer) and getattr(layer, "input_size", None):
@@ -216,8 +216,8 @@ class Sequential:
             return (None, None)
         size = getattr(first, "input_size", None)
         if size is not None:
-            from .layers.recurrent import RecurrentLayer
-            from .layers.bidirectional import Bidirectional
+            from ..layers.recurrent import RecurrentLayer
+            from ..layers.bidirectional import Bidirectional
             if isinstance(first, (RecurrentLayer, Bidirectional)):
                 return (None, None, size)
             return (None, size)
@@ -356,14 +356,14 @@ class Sequential:
 
     def save(self, path, **kw):
         """Save architecture and weights (see fastrnn.io.save_model)."""
-        from . import io
+        from .. import io
         return io.save_model(self, path, **kw)
 
     # ---- compile --------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
         """Set the optimizer (name or fastrnn.optimizers object), the loss (name or
         fastrnn.losses object) and the metrics (list of names or fastrnn.metrics objects)."""
-        from . import optimizers as optimizers_module
+        from .. import optimizers as optimizers_module
         if loss is None:
             raise ValueError("compile: loss is required (e.g. loss='mse')")
         if isinstance(optimizer, str) or optimizer is None or isinstance(optimizer, dict):
@@ -488,7 +488,7 @@ class Sequential:
         raise_mode = getattr(self.optimizer, "on_nonfinite", "skip") == "raise"
         if not math.isfinite(loss):
             if raise_mode:
-                from .optimizers import NonFiniteGradientError
+                from ..optimizers import NonFiniteGradientError
                 raise NonFiniteGradientError(f"the loss is not finite ({loss}); no step was "
                                              f"applied")
             self.skipped_steps += 1

@@ -27,7 +27,7 @@ T*B rows) and db = column sums of dG (db_ih == db_hh).
 Masked (t, b): state carried, the step gets zero dgates, dh and dc pass
 through to t-1.
 Recurrent product and threads (shared by the three cells, see _common.pxd and
-_src/fr_gemm_impl.h): W_hh is packed once per call into 16-column panels and a
+src/fr_gemm_impl.h): W_hh is packed once per call into 16-column panels and a
 register-blocked 6x16 micro-kernel (K-blocked) runs per step; one-row slices use
 a GEMV kernel on the unpacked weights (no packing, so T=1 streaming calls stay
 cheap). The batch is split over OpenMP threads for the WHOLE sequence (no per-step
@@ -40,8 +40,8 @@ active. No -ffast-math anywhere.
 """
 from libc.stdlib cimport free
 from cython.parallel cimport parallel, threadid
-from fastrnn._blas cimport real, gemm_rm
-from fastrnn._common cimport (team_size, fr_ftz_enter, fr_ftz_exit, colsum_add, lstm_fwd_pw,
+from fastrnn._engine.blas cimport real, gemm_rm
+from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, colsum_add, lstm_fwd_pw,
                               lstm_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
                               project, weight_grads)
 

@@ -1,0 +1,4 @@
+"""Models: containers of layers with compile / fit / evaluate / predict / save."""
+from .model import Sequential
+
+__all__ = ["Sequential"]
