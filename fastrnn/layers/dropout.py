@@ -16,8 +16,10 @@ class Dropout(Layer):
 
     supports_masking = True
 
-    def __init__(self, rate, seed=None, *, dtype="float32", name=None):
-        super().__init__(dtype=dtype, seed=seed, name=name)
+    def __init__(self, rate, seed=None, *, dtype="float32", name=None, trainable=True,
+                 input_shape=None):
+        super().__init__(dtype=dtype, seed=seed, name=name, trainable=trainable,
+                         input_shape=input_shape)
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (0 <= rate < 1):
             raise ValueError(f"rate must be a number in [0, 1), got {rate!r}")
         self.rate = float(rate)
