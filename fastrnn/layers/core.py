@@ -73,8 +73,8 @@ class Dense(Layer):
 
     supports_masking = True
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", *, input_size=None, init=None, dtype="float32",
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer=None,
+                 bias_initializer=None, *, input_size=None, init=None, dtype="float32",
                  seed=None, name=None, trainable=True, input_shape=None):
         super().__init__(dtype=dtype, seed=seed, name=name, trainable=trainable,
                          input_shape=input_shape)
@@ -106,8 +106,9 @@ class Dense(Layer):
         torch = initializers.TorchUniform(n_in)
         inits = {}
         for k, v in self._init_args.items():
-            if self.init == "torch" and v == self._KERAS_DEFAULTS[k]:
-                inits[k] = torch
+            if v is None:      # the scheme's default
+                inits[k] = torch if self.init == "torch" else initializers.get(
+                    self._KERAS_DEFAULTS[k])
             else:
                 inits[k] = initializers.get(v, torch_default=torch)
         w = initializers.draw(inits["kernel"], (n_in, self.units), self.dtype, rng,
@@ -124,7 +125,7 @@ class Dense(Layer):
                    input_size=self.input_size)
         for k, v in self._init_args.items():
             ser = initializers.serialize(v)
-            if ser is not None and ser != self._KERAS_DEFAULTS[k]:
+            if ser is not None:
                 cfg[f"{k}_initializer"] = ser
         if self.init is not None:
             cfg["init"] = self.init

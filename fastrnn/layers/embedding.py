@@ -30,7 +30,7 @@ class Embedding(Layer):
 
     supports_masking = True
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False,
+    def __init__(self, input_dim, output_dim, embeddings_initializer=None, mask_zero=False,
                  *, init=None, input_length=None, dtype="float32", seed=None, name=None,
                  trainable=True, input_shape=None):
         super().__init__(dtype=dtype, seed=seed, name=name, trainable=trainable,
@@ -43,8 +43,9 @@ class Embedding(Layer):
             raise ValueError(f"init must be None, 'keras' or 'torch', got {init!r}")
         self.init = init
         self.embeddings_initializer = embeddings_initializer
-        if init == "torch" and embeddings_initializer == "uniform":
-            self._initializer = initializers._TorchNormal()
+        if embeddings_initializer is None:       # the scheme's default
+            self._initializer = (initializers._TorchNormal() if init == "torch"
+                                 else initializers.RandomUniform(-0.05, 0.05))
         else:
             self._initializer = initializers.get(embeddings_initializer,
                                                  torch_default=initializers._TorchNormal())
@@ -64,7 +65,7 @@ class Embedding(Layer):
         cfg = super().get_config()
         cfg.update(input_dim=self.input_dim, output_dim=self.output_dim, mask_zero=self.mask_zero)
         ser = initializers.serialize(self.embeddings_initializer)
-        if ser is not None and ser != "uniform":
+        if ser is not None:
             cfg["embeddings_initializer"] = ser
         if self.init is not None:
             cfg["init"] = self.init

@@ -52,8 +52,8 @@ class RecurrentLayer(Layer):
 
     def __init__(self, units, *, input_size=None, return_sequences=False, return_state=False,
                  go_backwards=False, use_bias=True, dtype="float32", seed=None, name=None,
-                 backend=None, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", init=None,
+                 backend=None, kernel_initializer=None, recurrent_initializer=None,
+                 bias_initializer=None, init=None,
                  dropout=0.0, recurrent_dropout=0.0, stateful=False, trainable=True,
                  input_shape=None):
         super().__init__(dtype=dtype, seed=seed, name=name, trainable=trainable,
@@ -99,11 +99,12 @@ class RecurrentLayer(Layer):
     _KERAS_DEFAULTS = {"kernel": "glorot_uniform", "recurrent": "orthogonal", "bias": "zeros"}
 
     def _resolve_init(self, value, which):
-        """An initializer for ``which`` in {kernel, recurrent, bias}. ``init="torch"`` turns
-        the Keras defaults into PyTorch's U(-1/sqrt(H), 1/sqrt(H)); an explicit argument wins."""
+        """An initializer for ``which`` in {kernel, recurrent, bias}. None is the scheme's
+        default: Keras's (glorot_uniform / orthogonal / zeros), or PyTorch's U(-1/sqrt(H),
+        1/sqrt(H)) with ``init="torch"``; an explicit argument always wins."""
         torch = initializers.TorchUniform(self.units)
-        if self.init == "torch" and value == self._KERAS_DEFAULTS[which]:
-            return torch
+        if value is None:
+            value = torch if self.init == "torch" else self._KERAS_DEFAULTS[which]
         try:
             return initializers.get(value, torch_default=torch)
         except (ValueError, TypeError) as exc:
@@ -153,7 +154,7 @@ class RecurrentLayer(Layer):
                    use_bias="single" if self.single_bias else self.use_bias)
         for k, v in self._init_args.items():
             ser = initializers.serialize(v)
-            if ser != self._KERAS_DEFAULTS[k] and ser is not None:
+            if ser is not None:
                 cfg[f"{k}_initializer"] = ser
         if self.init is not None:
             cfg["init"] = self.init
