@@ -10,6 +10,16 @@ from fastrnn import initializers as I
 RNG = lambda: np.random.default_rng(1234)   # noqa: E731
 
 
+def _import_keras():
+    """keras, on the torch backend when no backend was chosen (Keras's default, TensorFlow,
+    is rarely installed next to fastrnn); skips the test when Keras is missing."""
+    import importlib.util
+    import os
+    if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("torch") is not None:
+        os.environ["KERAS_BACKEND"] = "torch"
+    return pytest.importorskip("keras")
+
+
 def _draw(init, shape):
     return init(shape, dtype="float64", rng=RNG())
 
@@ -207,7 +217,7 @@ def test_seeded_init_reproducible_and_config_round_trip():
 
 
 def test_matches_keras_statistics_when_installed():
-    keras = pytest.importorskip("keras")
+    keras = _import_keras()
     k = keras.initializers.GlorotUniform(seed=0)((64, 128))
     k = np.asarray(k)
     ours = I.GlorotUniform()((64, 128), "float64", RNG())

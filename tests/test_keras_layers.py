@@ -10,6 +10,16 @@ import fastrnn as fr
 from fastrnn.layers.activation import ACTIVATION_FUNCTIONS
 
 
+def _import_keras():
+    """keras, on the torch backend when no backend was chosen (Keras's default, TensorFlow,
+    is rarely installed next to fastrnn); skips the test when Keras is missing."""
+    import importlib.util
+    import os
+    if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("torch") is not None:
+        os.environ["KERAS_BACKEND"] = "torch"
+    return pytest.importorskip("keras")
+
+
 def _fd_check(layer, x, mask=None, eps=1e-6, rtol=1e-6, atol=1e-8, seed=0):
     """Compare backward (input and parameter gradients) with central differences of
     L = sum(R * forward(x))."""
@@ -291,7 +301,7 @@ def test_all_new_layers_save_and_load(tmp_path):
 # ---- against Keras (optional) ---------------------------------------------------------------
 
 def _keras():
-    keras = pytest.importorskip("keras")
+    keras = _import_keras()
     return keras
 
 
