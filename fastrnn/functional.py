@@ -45,9 +45,9 @@ def _backend_module(backend):
             try:
                 from ._engine import kernels as eng
             except ImportError as exc:       # pragma: no cover - only on a broken install
-                raise ImportError(
-                    "fastrnn's compiled kernels are not built (reinstall with `pip install .`), "
-                    "or pass backend='numpy' to run the NumPy reference: " + str(exc)) from exc
+                from ._install_check import build_hint
+                raise ImportError(build_hint() + ", or pass backend='numpy' to run the NumPy "
+                                  "reference: " + str(exc)) from exc
             _engine = eng
         return _engine
     raise ValueError(f"backend must be 'cython' or 'numpy', got {backend!r}")
