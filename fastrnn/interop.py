@@ -163,8 +163,11 @@ def load_keras_weights(layer, weights):
     layer.params["weight_ih"] = w_ih
     layer.params["weight_hh"] = w_hh
     if bias is not None:
-        layer.params["bias_ih"] = b_ih
-        layer.params["bias_hh"] = b_hh
+        if "bias_hh" in layer.params:
+            layer.params["bias_ih"] = b_ih
+            layer.params["bias_hh"] = b_hh
+        else:                       # use_bias="single": Keras's one bias, as it is
+            layer.params["bias_ih"] = b_ih + b_hh
     return layer
 
 
@@ -181,5 +184,5 @@ def to_keras_weights(layer):
         return out
     out = [w_ih.T.copy(), w_hh.T.copy()]
     if layer.use_bias:
-        out.append(p["bias_ih"] + p["bias_hh"])
+        out.append(p["bias_ih"] + p["bias_hh"] if "bias_hh" in p else p["bias_ih"].copy())
     return out
