@@ -44,7 +44,7 @@ from .layers.dropout import Dropout
 from .layers.embedding import Embedding
 from .layers.recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
 
-__all__ = ["export", "load_model", "to_onnx", "from_onnx", "DEFAULT_OPSET"]
+__all__ = ["export", "load_model", "to_onnx", "from_onnx", "ONNXImportError", "DEFAULT_OPSET"]
 
 #: opset written by default (Softmax over one axis needs >= 13, Slice with steps >= 10)
 DEFAULT_OPSET = 14
@@ -363,3 +363,650 @@ def export(model, f, *, opset=DEFAULT_OPSET):
     else:
         raise TypeError(f"f must be a path or a binary file object, got {type(f).__name__}")
     return proto
+
+
+# ================================================================================================
+# import
+# ================================================================================================
+
+class ONNXImportError(ValueError):
+    """The graph holds something fastrnn cannot compute exactly (or cannot recognise)."""
+
+
+def _read_proto(f):
+    onnx = _require_onnx()
+    if isinstance(f, onnx.ModelProto):
+        return f
+    if hasattr(f, "read"):
+        data = f.read()
+    elif isinstance(f, (bytes, bytearray)):
+        data = bytes(f)
+    elif isinstance(f, (str, os.PathLike)):
+        with open(f, "rb") as fh:
+            data = fh.read()
+    else:
+        raise TypeError(f"f must be a path, a binary file object, bytes or an onnx.ModelProto, "
+                        f"got {type(f).__name__}")
+    try:
+        return onnx.load_model_from_string(data)
+    except Exception as exc:
+        raise ONNXImportError(f"not a readable ONNX model: {exc}") from None
+
+
+class _RecurrentSpec:
+    """One RNN/LSTM/GRU node, its converted weights and (once known) how its output is used."""
+
+    def __init__(self, node, cell, units, direction, layout, weights, use_bias, activation):
+        self.node, self.cell, self.units = node, cell, units
+        self.direction, self.layout = direction, layout
+        self.weights, self.use_bias, self.activation = weights, use_bias, activation
+        self.usage = None                  # (return_sequences, merge_mode, flipped)
+        self.has_lens = self.has_init = False
+
+    @property
+    def n_dirs(self):
+        return 2 if self.direction == "bidirectional" else 1
+
+    def use(self, usage, what):
+        if self.usage is not None and self.usage != usage:
+            raise ONNXImportError(f"node {self.node.name!r}: its outputs are used in two "
+                                  f"different ways ({what}); a fastrnn layer has one output")
+        self.usage = usage
+
+    def layer(self, dtype, return_state=False):
+        ret_seq, merge, flipped = self.usage or (True, "concat", False)
+        cls = _LAYER_OF_CELL[self.cell]
+        kw = dict(return_sequences=ret_seq, return_state=return_state, use_bias=self.use_bias,
+                  dtype=dtype)
+        if self.cell == "rnn":
+            kw["activation"] = self.activation
+        if self.direction == "bidirectional":
+            layer = Bidirectional(cls(self.units, **kw), merge_mode=merge or "concat")
+            layer.build((None, None, self.weights[0]["weight_ih"].shape[1]))
+            for prefix, w in zip(("forward_", "backward_"), self.weights):
+                for k, v in w.items():
+                    layer.params[prefix + k] = v
+            return layer
+        backwards = self.direction == "reverse"
+        if ret_seq and flipped != backwards:
+            raise ONNXImportError(
+                f"node {self.node.name!r}: a {self.direction!r} node whose sequence output Y is "
+                f"used {'time-flipped' if flipped else 'as is'} has no fastrnn layer (a "
+                "go_backwards layer returns its sequence in processing order, i.e. the time "
+                "flip of ONNX's 'reverse' Y)")
+        layer = cls(self.units, go_backwards=backwards,
+                    input_size=self.weights[0]["weight_ih"].shape[1], **kw)
+        for k, v in self.weights[0].items():
+            layer.params[k] = v
+        return layer
+
+
+_DEFAULT_ACTS = {"lstm": ["sigmoid", "tanh", "tanh"], "gru": ["sigmoid", "tanh"]}
+
+
+def _attrs(node):
+    from onnx import helper
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _recurrent_spec(node, arrays):
+    """Check an RNN/LSTM/GRU node and convert its weights to fastrnn's layout."""
+    cell = _CELL_OF_OP[node.op_type]
+    at = _attrs(node)
+    where = f"{node.op_type} node {node.name!r}"
+    for bad in ("clip", "activation_alpha", "activation_beta"):
+        if bad in at:
+            raise ONNXImportError(f"{where}: attribute {bad!r} is not supported (fastrnn has "
+                                  "no clipped or parameterised activations); got "
+                                  f"{bad}={at[bad]!r}")
+    if cell == "lstm" and at.get("input_forget", 0):
+        raise ONNXImportError(f"{where}: input_forget={at['input_forget']} (coupled input and "
+                              "forget gates) is not supported; expected 0")
+    if cell == "gru" and at.get("linear_before_reset", 0) != 1:
+        raise ONNXImportError(
+            f"{where}: linear_before_reset={at.get('linear_before_reset', 0)} (reset applied "
+            "before the recurrent product, Keras reset_after=False) computes a different GRU; "
+            "fastrnn supports only linear_before_reset=1 (PyTorch's and Keras reset_after=True)")
+    direction = at.get("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else direction
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise ONNXImportError(f"{where}: unknown direction {direction!r}")
+    D = 2 if direction == "bidirectional" else 1
+    layout = at.get("layout", 0)
+    if layout not in (0, 1):
+        raise ONNXImportError(f"{where}: layout must be 0 or 1, got {layout}")
+    acts = [a.decode().lower() if isinstance(a, bytes) else str(a).lower()
+            for a in at.get("activations", [])]
+    activation = "tanh"
+    if cell == "rnn":
+        if acts:
+            if len(acts) != D or len(set(acts)) != 1 or acts[0] not in ("tanh", "relu"):
+                raise ONNXImportError(f"{where}: activations={acts} are not supported; fastrnn's "
+                                      "SimpleRNN needs the same 'Tanh' or 'Relu' in every "
+                                      "direction")
+            activation = acts[0]
+    elif acts and acts != _DEFAULT_ACTS[cell] * D:
+        raise ONNXImportError(f"{where}: activations={acts} are not supported; fastrnn computes "
+                              f"only the defaults {_DEFAULT_ACTS[cell] * D}")
+    ins = list(node.input) + [""] * 8
+
+    def const(k, what):
+        name = ins[k]
+        if not name:
+            return None
+        if name not in arrays:
+            raise ONNXImportError(f"{where}: input {what} ({name!r}) must be a constant "
+                                  "(initializer), not computed in the graph")
+        return arrays[name]
+
+    W, R, B = const(1, "W"), const(2, "R"), const(3, "B")
+    if W is None or R is None:
+        raise ONNXImportError(f"{where}: inputs W and R are required")
+    if cell == "lstm":
+        P = const(7, "P") if ins[7] else None
+        if P is not None and np.any(P != 0):
+            raise ONNXImportError(f"{where}: peephole weights P are not supported (fastrnn's "
+                                  "LSTM, like PyTorch's and Keras's, has no peepholes)")
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    H = at.get("hidden_size", R.shape[-1])
+    if W.ndim != 3 or W.shape[:2] != (D, G * H) or R.shape != (D, G * H, H):
+        raise ONNXImportError(f"{where}: W {W.shape} / R {R.shape} do not match hidden_size={H}, "
+                              f"{D} direction(s)")
+    if B is not None and B.shape != (D, 2 * G * H):
+        raise ONNXImportError(f"{where}: B must have shape {(D, 2 * G * H)}, got {B.shape}")
+    order = _FROM_ONNX[cell]
+    weights = []
+    for d in range(D):
+        w = {"weight_ih": _blocks(W[d], order), "weight_hh": _blocks(R[d], order)}
+        if B is not None:
+            w["bias_ih"] = _blocks(B[d, :G * H], order)
+            w["bias_hh"] = _blocks(B[d, G * H:], order)
+        weights.append(w)
+    spec = _RecurrentSpec(node, cell, int(H), direction, layout, weights, B is not None,
+                          activation)
+    spec.has_lens = bool(ins[4])
+    spec.has_init = bool(ins[5]) or bool(ins[6])
+    return spec
+
+
+class _V:
+    """What a tensor of the graph means: an activation (axes labels 'B','T','F' or '?0','?1'
+    before the first recurrent node tells which is which), a raw recurrent output (axes with
+    'D', 'H'), a constant, or auxiliary mask arithmetic."""
+
+    def __init__(self, kind, axes=(), spec=None, dirs=(), flipped=False, merge=None,
+                 dense=None, value=None, kind_seq=False):
+        self.kind, self.axes, self.spec, self.dirs = kind, tuple(axes), spec, tuple(dirs)
+        self.kind_seq = kind_seq         # from Y (a sequence) rather than Y_h
+        self.flipped, self.merge, self.dense, self.value = flipped, merge, dense, value
+
+    def copy(self, **kw):
+        d = dict(kind=self.kind, axes=self.axes, spec=self.spec, dirs=self.dirs,
+                 flipped=self.flipped, merge=self.merge, dense=self.dense, value=self.value,
+                 kind_seq=self.kind_seq)
+        d.update(kw)
+        return _V(**d)
+
+
+class _Importer:
+    def __init__(self, proto):
+        from onnx import numpy_helper
+        self.proto = proto
+        g = proto.graph
+        self.arrays = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self.values = {}
+        self.layers = []            # ("spec", _RecurrentSpec) | ("dense", dict) | ("emb", array)
+        self.bind = {}
+        self.masking = False
+        for node in g.node:         # Constant nodes are constants too
+            if node.op_type == "Constant":
+                at = _attrs(node)
+                if "value" in at:
+                    self.arrays[node.output[0]] = numpy_helper.to_array(at["value"])
+        for name, arr in self.arrays.items():
+            self.values[name] = _V("const", value=arr)
+        init = set(self.arrays)
+        self.inputs = [i for i in g.input if i.name not in init]
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def fail(self, node, why):
+        raise ONNXImportError(f"{node.op_type} node {node.name!r}: {why}")
+
+    def const_of(self, name):
+        v = self.values.get(name)
+        return None if v is None or v.kind != "const" else v.value
+
+    def finish_act(self, v, node, what):
+        """The activation a compute node reads: settles how the producing layer is used."""
+        if v.kind in ("Y", "Yh", "Yc"):
+            self.fail(node, f"reads a raw recurrent output with axes {v.axes}; expected a "
+                            "Squeeze/Transpose+Reshape/Gather of it first")
+        if v.kind == "state":
+            self.fail(node, "the LSTM cell state Y_c feeds the rest of the graph; fastrnn "
+                            "layers pass on h only")
+        if v.kind != "act":
+            self.fail(node, f"unsupported input ({v.kind}) for {what}")
+        if v.dense is not None and self.layers[-1][1] is not v.dense:
+            self.fail(node, "the graph is not a chain of layers")
+        if v.spec is not None:
+            if len(v.dirs) != v.spec.n_dirs:
+                self.fail(node, "reads a single direction of a bidirectional node; fastrnn's "
+                                "Bidirectional merges both")
+            v.spec.use((v.kind_seq, v.merge, v.flipped), what)
+            if self.layers and self.layers[-1][1] is not v.spec:
+                self.fail(node, "the graph is not a chain of layers")
+        return v
+
+    def resolve(self, axes):
+        return tuple(self.bind.get(a, a) for a in axes)
+
+    # -- the walk ------------------------------------------------------------------------------
+    def run(self, states_ok=False):
+        """Walk the nodes; ``states_ok``: outputs after the first may be final states (a
+        single layer with return_state written by export)."""
+        g = self.proto.graph
+        if len(self.inputs) != 1:
+            raise ONNXImportError(f"the graph must have one input (the sequence), got "
+                                  f"{[i.name for i in self.inputs]}")
+        inp = self.inputs[0]
+        rank = len(inp.type.tensor_type.shape.dim)
+        elem = inp.type.tensor_type.elem_type
+        axes = ("?0", "?1", "F")[:rank] if rank == 3 else (("?0", "?1") if rank == 2 else None)
+        if axes is None:
+            raise ONNXImportError(f"graph input {inp.name!r} must have rank 2 or 3, got {rank}")
+        self.input_is_ids = elem in (6, 7)     # INT32, INT64
+        self.values[inp.name] = _V("ids" if self.input_is_ids else "act", axes)
+        for node in g.node:
+            if node.op_type == "Constant":
+                continue
+            handler = getattr(self, "op_" + node.op_type, None)
+            if handler is None:
+                self.fail(node, "operator not supported by the fastrnn importer")
+            ins = [self.values.get(n) if n else None for n in node.input]
+            for n, v in zip(node.input, ins):
+                if n and v is None:
+                    self.fail(node, f"input {n!r} is not produced by a supported node")
+            outs = handler(node, ins)
+            if not isinstance(outs, (list, tuple)):
+                outs = [outs]
+            for name, v in zip(node.output, outs):
+                if name:
+                    self.values[name] = v
+        if len(g.output) != 1 and not states_ok:
+            raise ONNXImportError(f"a multi-node graph must have one output to become a "
+                                  f"Sequential, got {[o.name for o in g.output]}")
+        out = self.values[g.output[0].name]
+        self.finish_act(out, g.node[-1], "the graph output")
+        self.output_axes = self.resolve(out.axes)
+        return self.layers
+
+    # layout and no-op nodes
+    def op_Identity(self, node, ins):
+        return ins[0]
+
+    op_Dropout = op_Identity
+
+    def op_Transpose(self, node, ins):
+        v = ins[0]
+        perm = _attrs(node).get("perm", list(range(len(v.axes)))[::-1])
+        return v.copy(axes=[v.axes[p] for p in perm])
+
+    def _axes_arg(self, node, ins, k=1):
+        at = _attrs(node)
+        if "axes" in at:
+            return list(at["axes"])
+        if len(ins) > k and ins[k] is not None:
+            if ins[k].kind != "const":
+                self.fail(node, "axes must be constant")
+            return [int(a) for a in np.ravel(ins[k].value)]
+        return None
+
+    def op_Squeeze(self, node, ins):
+        v = ins[0]
+        axes = self._axes_arg(node, ins)
+        if v.kind in ("Y", "Yh", "Yc") and axes is not None:
+            axes = [a % len(v.axes) for a in axes]
+            if [v.axes[a] for a in axes] == ["D"] and v.spec.n_dirs == 1:
+                new = [a for i, a in enumerate(v.axes) if i not in axes]
+                return self._directions(v, new, (0,))
+        if v.kind == "aux":
+            return v
+        self.fail(node, f"unsupported Squeeze of axes {axes} of a tensor with axes {v.axes}")
+
+    def _directions(self, v, axes, dirs, merge=None):
+        """A raw recurrent output reduced to features: H becomes F."""
+        kind_seq = v.kind == "Y"
+        if v.kind == "Yc":
+            return _V("state", spec=v.spec)
+        return _V("act", ["F" if a == "H" else a for a in axes], spec=v.spec, dirs=dirs,
+                  merge=merge, kind_seq=kind_seq)
+
+    def op_Reshape(self, node, ins):
+        v = ins[0]
+        shape = self.const_of(node.input[1])
+        if shape is None:
+            self.fail(node, "the target shape must be constant")
+        if v.kind in ("Y", "Yh") and len(shape) == len(v.axes) - 1:
+            i = v.axes.index("D")
+            if i + 1 < len(v.axes) and v.axes[i + 1] == "H":
+                new = v.axes[:i] + ("F",) + v.axes[i + 2:]
+                merge = "concat" if v.spec.n_dirs == 2 else None
+                out = self._directions(v, list(new), tuple(range(v.spec.n_dirs)), merge)
+                return out
+        if v.kind == "act" and len(shape) == len(v.axes):
+            return v
+        if v.kind == "aux":
+            return v
+        self.fail(node, f"unsupported Reshape of a tensor with axes {v.axes} to {list(shape)}")
+
+    def op_Gather(self, node, ins):
+        data, idx = ins
+        axis = _attrs(node).get("axis", 0)
+        if data.kind == "const" and idx.kind in ("ids", "act"):
+            w = data.value
+            if w.ndim != 2 or axis != 0:
+                self.fail(node, "an embedding Gather needs a 2-D table and axis=0")
+            if self.layers:
+                self.fail(node, "an embedding lookup must come first")
+            self.layers.append(("emb", w))
+            return _V("act", tuple(idx.axes) + ("F",))
+        if data.kind in ("Y", "Yh", "Yc") and idx.kind == "const":
+            axis %= len(data.axes)
+            k = np.asarray(idx.value)
+            if data.axes[axis] == "D" and k.ndim == 0:
+                new = [a for i, a in enumerate(data.axes) if i != axis]
+                return self._directions(data, new, (int(k) % data.spec.n_dirs,))
+        if data.kind == "aux" or idx.kind == "aux":
+            return _V("aux")
+        self.fail(node, "unsupported Gather (neither an embedding lookup nor the choice of a "
+                        "direction)")
+
+    def _pair(self, node, a, b):
+        """Two single directions of one bidirectional node, forward first."""
+        if (a.kind == b.kind == "act" and a.spec is not None and a.spec is b.spec
+                and a.dirs == (0,) and b.dirs == (1,) and a.kind_seq == b.kind_seq
+                and not a.flipped and not b.flipped):
+            return True
+        return False
+
+    def _merged(self, a, merge):
+        return a.copy(dirs=(0, 1), merge=merge)
+
+    def op_Concat(self, node, ins):
+        axis = _attrs(node).get("axis")
+        if len(ins) == 2 and self._pair(node, *ins) and ins[0].axes[axis] == "F":
+            return self._merged(ins[0], "concat")
+        self.fail(node, "unsupported Concat (only the two directions of a bidirectional node "
+                        "along the features)")
+
+    def op_Add(self, node, ins):
+        a, b = ins
+        if len(ins) == 2 and self._pair(node, a, b):
+            return self._merged(a, "sum")
+        if a.kind == "act" and a.dense is not None and b.kind == "const" and \
+                a.dense.get("bias") is None and not a.dense.get("act_set"):
+            a.dense["bias"] = np.asarray(b.value).reshape(-1)
+            return a
+        if a.kind == "aux" or b.kind == "aux":
+            return _V("aux")
+        self.fail(node, "unsupported Add (only a dense bias or the sum of two directions)")
+
+    def op_Mul(self, node, ins):
+        a, b = ins
+        if self._pair(node, a, b):
+            return self._merged(a, "mul")
+        if a.kind == "act" and a.merge == "sum" and b.kind == "const" and \
+                np.allclose(b.value, 0.5):
+            return a.copy(merge="ave")
+        if a.kind == "act" and b.kind == "aux" and a.spec is None and a.dense is None:
+            self.masking = True         # our Masking pattern: x * keep
+            return a
+        if a.kind == "aux" or b.kind == "aux":
+            return _V("aux")
+        self.fail(node, "unsupported Mul")
+
+    def op_Where(self, node, ins):
+        cond, a, b = ins
+        if cond.kind == "aux" and a.kind == "act" and a.spec is not None and b.kind == "aux":
+            return a       # fastrnn's carry over right padding, restored by export
+        self.fail(node, "unsupported Where")
+
+    def op_Slice(self, node, ins):
+        v = ins[0]
+        vals = [self.const_of(n) if n else None for n in node.input[1:]]
+        if v.kind == "act" and v.spec is not None and len(vals) >= 4 and all(
+                x is not None for x in vals[:4]):
+            starts, ends, axes, steps = (np.ravel(x).tolist() for x in vals[:4])
+            if steps == [-1] and starts == [-1] and ends[0] <= -(2 ** 31) and \
+                    v.axes[axes[0] % len(v.axes)] == "T":
+                return v.copy(flipped=not v.flipped)
+        self.fail(node, "unsupported Slice (only a time flip of a recurrent output)")
+
+    # mask arithmetic: recognised only to be skipped when the graph carries fastrnn's config
+    def _aux(self, node, ins):
+        return _V("aux")
+
+    op_Equal = op_Not = op_Cast = op_ReduceSum = op_Greater = op_And = op_Unsqueeze = _aux
+
+    # compute nodes
+    def op_RNN(self, node, ins):
+        spec = _recurrent_spec(node, self.arrays)
+        x = ins[0]
+        want = ("T", "B", "F") if spec.layout == 0 else ("B", "T", "F")
+        if x.kind != "act" or len(x.axes) != 3:
+            self.fail(node, f"input X must be a (time, batch, features) sequence, got "
+                            f"{x.kind} with axes {x.axes}")
+        self.finish_act(x, node, "a recurrent input")
+        for have, need in zip(self.resolve(x.axes), want):
+            if have.startswith("?"):
+                self.bind[have] = need
+                self.bind["?1" if have == "?0" else "?0"] = "B" if need == "T" else "T"
+            elif have != need:
+                self.fail(node, f"input X has axes {self.resolve(x.axes)}, expected {want} "
+                                f"for layout={spec.layout}")
+        self.layers.append(("spec", spec))
+        D = ("T", "D", "B", "H") if spec.layout == 0 else ("B", "T", "D", "H")
+        S = ("D", "B", "H") if spec.layout == 0 else ("B", "D", "H")
+        outs = [_V("Y", D, spec=spec), _V("Yh", S, spec=spec)]
+        if spec.cell == "lstm":
+            outs.append(_V("Yc", S, spec=spec))
+        return outs
+
+    op_LSTM = op_GRU = op_RNN
+
+    def _dense(self, node, x, weight, bias):
+        self.finish_act(x, node, "a dense input")
+        d = {"weight": weight, "bias": bias, "activation": "linear"}
+        self.layers.append(("dense", d))
+        return _V("act", x.axes, dense=d)
+
+    def op_Gemm(self, node, ins):
+        at = _attrs(node)
+        x, b = ins[0], ins[1]
+        c = ins[2] if len(ins) > 2 else None
+        if b.kind != "const" or (c is not None and c.kind != "const") or at.get("transA", 0) \
+                or at.get("alpha", 1.0) != 1.0 or at.get("beta", 1.0) != 1.0:
+            self.fail(node, "only Gemm(x, constant B, constant C) with alpha=beta=1 and "
+                            "transA=0 is a Dense layer")
+        w = b.value if at.get("transB", 0) else b.value.T
+        bias = None if c is None else np.broadcast_to(c.value, (w.shape[0],)).copy()
+        return self._dense(node, x, w, bias)
+
+    def op_MatMul(self, node, ins):
+        x, b = ins
+        if b.kind != "const" or b.value.ndim != 2:
+            self.fail(node, "only MatMul(x, constant 2-D matrix) is a Dense layer")
+        return self._dense(node, x, b.value.T, None)
+
+    def _activation(self, node, ins, name):
+        v = ins[0]
+        if v.kind == "act" and v.dense is not None and v.dense["activation"] == "linear":
+            if name == "softmax":
+                axis = _attrs(node).get("axis", -1)
+                if axis not in (-1, len(v.axes) - 1):
+                    self.fail(node, f"Softmax over axis {axis}; fastrnn's Dense softmax is over "
+                                    "the last axis")
+            v.dense["activation"] = name
+            v.dense["act_set"] = True
+            return v
+        self.fail(node, "an activation node must follow a Gemm/MatMul (a Dense layer)")
+
+    def op_Relu(self, node, ins):
+        return self._activation(node, ins, "relu")
+
+    def op_Tanh(self, node, ins):
+        return self._activation(node, ins, "tanh")
+
+    def op_Sigmoid(self, node, ins):
+        return self._activation(node, ins, "sigmoid")
+
+    def op_Softmax(self, node, ins):
+        return self._activation(node, ins, "softmax")
+
+
+def _elem_dtype(proto):
+    for t in proto.graph.initializer:
+        if t.data_type == 11:       # DOUBLE
+            return "float64"
+    return "float32"
+
+
+def _single_node(proto, arrays, dtype):
+    """A graph with one recurrent node reading the graph input directly -> one layer."""
+    nodes = [n for n in proto.graph.node if n.op_type != "Constant"]
+    if len(nodes) != 1 or nodes[0].op_type not in _CELL_OF_OP:
+        return None
+    spec = _recurrent_spec(nodes[0], arrays)
+    spec.usage = (True, "concat", spec.direction == "reverse")
+    return spec.layer(dtype, return_state=True)
+
+
+def _from_config(proto, cfg, specs, dtype):
+    """Rebuild a graph written by export() from its stored config, with the numbers read from
+    the graph's nodes (so the weights are exactly the graph's)."""
+    from .models import Sequential
+    if "layer" in cfg:
+        layers = [deserialize(cfg["layer"])]
+    else:
+        layers = [deserialize(c) for c in cfg["sequential"]]
+    queue = list(specs)
+    for layer in layers:
+        if isinstance(layer, (Dropout, Masking)):
+            continue
+        if not queue:
+            raise ONNXImportError("the graph holds fewer weighted nodes than its stored fastrnn "
+                                  "config lists layers")
+        kind, spec = queue.pop(0)
+        if isinstance(layer, Embedding) and kind == "emb":
+            layer.build()
+            layer.params["weight"] = spec
+        elif isinstance(layer, Dense) and kind == "dense":
+            layer.build((None, spec["weight"].shape[1]))
+            layer.params["weight"] = spec["weight"]
+            if layer.use_bias:
+                layer.params["bias"] = spec["bias"]
+        elif isinstance(layer, (RecurrentLayer, Bidirectional)) and kind == "spec":
+            cells = ([layer.forward_layer, layer.backward_layer]
+                     if isinstance(layer, Bidirectional) else [layer])
+            if cells[0].cell != spec.cell or len(cells) != spec.n_dirs:
+                raise ONNXImportError(f"node {spec.node.name!r} does not match the stored "
+                                      f"config's {type(layer).__name__}")
+            layer.build((None, None, spec.weights[0]["weight_ih"].shape[1]))
+            for c, w in zip(cells, spec.weights):
+                for k, v in w.items():
+                    c.params[k] = v
+        else:
+            raise ONNXImportError(f"the graph's nodes do not match the stored fastrnn config "
+                                  f"(a {kind} node for a {type(layer).__name__})")
+    if "layer" in cfg:
+        return layers[0]
+    return Sequential(layers)
+
+
+def load_model(f):
+    """Read an ONNX graph into fastrnn.
+
+    Parameters
+    ----------
+    f : str, os.PathLike, binary file object, bytes or onnx.ModelProto
+
+    Returns
+    -------
+    fastrnn layer or fastrnn.Sequential
+        A single RNN/LSTM/GRU node reading the graph input gives one layer with
+        ``return_sequences=True, return_state=True`` (a ``Bidirectional`` with
+        ``merge_mode="concat"`` for ``direction="bidirectional"``, ``go_backwards=True`` for
+        ``"reverse"``); give it ``mask=`` for ``sequence_lens`` and ``initial_state=`` for
+        ``initial_h``/``initial_c``. Its sequence output is ``(B, T, D*H)``, ONNX's
+        ``Y.transpose(2, 0, 1, 3).reshape(B, T, -1)`` (flipped in time for ``"reverse"``).
+        Anything else must be a chain of layers and gives a ``Sequential``. fastrnn models
+        are batch-first: a time-major graph (X fed straight to the recurrent node) becomes a
+        model taking ``(batch, time, features)``.
+
+    Raises
+    ------
+    ONNXImportError (a ValueError)
+        For anything fastrnn cannot compute exactly or does not recognise, naming the node.
+    """
+    proto = _read_proto(f)
+    dtype = _elem_dtype(proto)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    imp = _Importer(proto)
+    single = _single_node(proto, imp.arrays, dtype)
+    if single is not None:
+        return single
+    cfg = None
+    if _META_KEY in meta:
+        try:
+            cfg = json.loads(meta[_META_KEY])
+        except ValueError:
+            raise ONNXImportError(f"metadata {_META_KEY!r} is not valid JSON") from None
+        if not isinstance(cfg, dict) or not ({"layer", "sequential"} & set(cfg)):
+            raise ONNXImportError(f"metadata {_META_KEY!r} is not a fastrnn model config")
+    layers = imp.run(states_ok=cfg is not None and "layer" in cfg)
+    specs = []
+    for kind, item in layers:
+        if kind == "spec":
+            if item.has_init:
+                raise ONNXImportError(f"node {item.node.name!r}: initial_h/initial_c inside a "
+                                      "multi-layer graph are not supported (import one-node "
+                                      "graphs to pass initial_state=)")
+            specs.append((kind, item))
+        elif kind == "dense":
+            specs.append((kind, item))
+        else:
+            specs.append((kind, item))
+    if cfg is not None:
+        return _from_config(proto, cfg, specs, dtype)
+    from .models import Sequential
+    if imp.masking:
+        raise ONNXImportError("the graph multiplies its input by a computed mask; only graphs "
+                              "written by fastrnn.onnx.export can be read back with masks")
+    out = []
+    for kind, item in specs:
+        if kind == "emb":
+            emb = Embedding(item.shape[0], item.shape[1], dtype=dtype)
+            emb.build()
+            emb.params["weight"] = item
+            out.append(emb)
+        elif kind == "dense":
+            w, b = item["weight"], item.get("bias")
+            d = Dense(w.shape[0], activation=item["activation"], use_bias=b is not None,
+                      input_size=w.shape[1], dtype=dtype)
+            d.params["weight"] = w
+            if b is not None:
+                d.params["bias"] = b
+            out.append(d)
+        else:
+            if item.has_lens:
+                raise ONNXImportError(
+                    f"node {item.node.name!r}: sequence_lens computed in a graph that was not "
+                    "written by fastrnn cannot be mapped to a mask; use Embedding(mask_zero=True)"
+                    " or Masking in fastrnn instead")
+            out.append(item.layer(dtype))
+    return Sequential(out)
+
+
+def from_onnx(f):
+    """Alias of :func:`load_model`."""
+    return load_model(f)
