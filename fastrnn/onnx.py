@@ -258,7 +258,7 @@ def _model_layers(model):
                     f"Bidirectional, Dense or Embedding layer, got {type(model).__name__}")
 
 
-def to_onnx(model, *, opset=DEFAULT_OPSET, producer="fastrnn"):
+def to_onnx(model, *, opset=DEFAULT_OPSET, dtype=None, producer="fastrnn"):
     """The ``onnx.ModelProto`` that :func:`export` writes (see there)."""
     onnx = _require_onnx()
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 14:
@@ -274,7 +274,11 @@ def to_onnx(model, *, opset=DEFAULT_OPSET, producer="fastrnn"):
                              "translation")
     dtypes = {l.dtype for l in layers if isinstance(l, (RecurrentLayer, Bidirectional, Dense,
                                                         Embedding))}
-    dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float32)
+    if dtype is None:
+        dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float32)
+    else:
+        from .layers.base import as_dtype
+        dtype = as_dtype(dtype)
     g = _Graph(onnx, dtype)
     ex = _Exporter(g)
     h = onnx.helper
@@ -330,7 +334,7 @@ def to_onnx(model, *, opset=DEFAULT_OPSET, producer="fastrnn"):
     return proto
 
 
-def export(model, f, *, opset=DEFAULT_OPSET):
+def export(model, f, *, opset=DEFAULT_OPSET, dtype=None):
     """Write ``model`` as an ONNX file.
 
     Parameters
@@ -341,6 +345,10 @@ def export(model, f, *, opset=DEFAULT_OPSET):
         Where to write. The graph is built and checked before anything is written.
     opset : int, default 14
         ONNX opset (>= 14).
+    dtype : None, "float32" or "float64"
+        Element type of the graph; None keeps the model's. ONNX Runtime's CPU RNN, LSTM and
+        GRU kernels run float32 only, so export float64 models with ``dtype="float32"`` to
+        run them there.
 
     Returns
     -------
@@ -353,7 +361,7 @@ def export(model, f, *, opset=DEFAULT_OPSET):
     >>> import onnxruntime as ort                                      # doctest: +SKIP
     >>> ort.InferenceSession("model.onnx").run(None, {"input": x})[0]  # == model.predict(x)
     """
-    proto = to_onnx(model, opset=opset)
+    proto = to_onnx(model, opset=opset, dtype=dtype)
     data = proto.SerializeToString()
     if hasattr(f, "write"):
         f.write(data)
@@ -829,7 +837,14 @@ class _Importer:
             self.fail(node, "only Gemm(x, constant B, constant C) with alpha=beta=1 and "
                             "transA=0 is a Dense layer")
         w = b.value if at.get("transB", 0) else b.value.T
-        bias = None if c is None else np.broadcast_to(c.value, (w.shape[0],)).copy()
+        bias = None
+        if c is not None:
+            cv = np.asarray(c.value)
+            if cv.ndim == 2 and cv.shape[0] == 1:
+                cv = cv[0]
+            if cv.ndim > 1 or cv.size not in (1, w.shape[0]):
+                self.fail(node, f"Gemm's C has shape {cv.shape}; a Dense bias is (units,)")
+            bias = np.broadcast_to(cv, (w.shape[0],)).copy()
         return self._dense(node, x, w, bias)
 
     def op_MatMul(self, node, ins):
@@ -964,18 +979,12 @@ def load_model(f):
         if not isinstance(cfg, dict) or not ({"layer", "sequential"} & set(cfg)):
             raise ONNXImportError(f"metadata {_META_KEY!r} is not a fastrnn model config")
     layers = imp.run(states_ok=cfg is not None and "layer" in cfg)
-    specs = []
     for kind, item in layers:
-        if kind == "spec":
-            if item.has_init:
-                raise ONNXImportError(f"node {item.node.name!r}: initial_h/initial_c inside a "
-                                      "multi-layer graph are not supported (import one-node "
-                                      "graphs to pass initial_state=)")
-            specs.append((kind, item))
-        elif kind == "dense":
-            specs.append((kind, item))
-        else:
-            specs.append((kind, item))
+        if kind == "spec" and item.has_init:
+            raise ONNXImportError(f"node {item.node.name!r}: initial_h/initial_c inside a "
+                                  "multi-layer graph are not supported (import one-node graphs "
+                                  "to pass initial_state=)")
+    specs = layers
     if cfg is not None:
         return _from_config(proto, cfg, specs, dtype)
     from .models import Sequential
