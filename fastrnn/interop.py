@@ -15,7 +15,8 @@ import numpy as np
 
 from .layers.recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
 
-__all__ = ["load_torch_weights", "from_torch", "load_keras_weights", "to_keras_weights"]
+__all__ = ["load_torch_weights", "from_torch", "load_keras_weights", "to_keras_weights",
+           "from_keras", "to_keras", "KerasConversionError"]
 
 _GRU_KERAS_ORDER = [1, 0, 2]      # torch r,z,n <-> keras z,r,h (its own inverse)
 
@@ -118,20 +119,32 @@ def from_torch(module, *, dtype=None, return_sequences=False, return_state=False
     return layers
 
 
-def load_keras_weights(layer, weights):
-    """Load a Keras ``SimpleRNN``/``LSTM``/``GRU``'s ``get_weights()`` list into ``layer``.
 
-    ``weights`` is ``[kernel (I, G*H), recurrent_kernel (H, G*H)(, bias)]``. Keras has one
-    bias; it goes into ``bias_ih`` and ``bias_hh`` becomes zero, which computes the same function.
-    A GRU needs ``reset_after=True`` weights (bias shape ``(2, 3H)``).
-    """
-    _check_layer(layer)
-    if not isinstance(weights, (list, tuple)) or len(weights) not in (2, 3):
+# ================================================================================================
+# Keras: weight lists
+# ================================================================================================
+
+def _is_keras_layer(obj):
+    return callable(getattr(obj, "get_weights", None)) and callable(getattr(obj, "get_config",
+                                                                          None))
+
+
+def _keras_weights_list(weights, what):
+    if not isinstance(weights, (list, tuple)):
+        raise ValueError(f"{what} must be a list of arrays (Keras get_weights()), got "
+                         f"{type(weights).__name__}")
+    return [np.asarray(w) for w in weights]
+
+
+def _load_recurrent_keras(layer, weights, check_only=False):
+    """Convert one Keras recurrent weight list for ``layer``; returns {param: array} (nothing
+    is written here)."""
+    n = len(weights)
+    if n not in (2, 3):
         raise ValueError("weights must be [kernel, recurrent_kernel] or [kernel, "
-                         f"recurrent_kernel, bias], got {type(weights).__name__} of length "
-                         f"{len(weights) if hasattr(weights, '__len__') else '?'}")
-    kernel, recurrent = (np.asarray(w) for w in weights[:2])
-    bias = np.asarray(weights[2]) if len(weights) == 3 else None
+                         f"recurrent_kernel, bias], got a list of length {n}")
+    kernel, recurrent = weights[0], weights[1]
+    bias = weights[2] if n == 3 else None
     if (bias is not None) != layer.use_bias:
         raise ValueError(f"the layer has use_bias={layer.use_bias} but the weights "
                          f"{'have' if bias is not None else 'have no'} bias")
@@ -141,38 +154,95 @@ def load_keras_weights(layer, weights):
     if recurrent.shape != (layer.units, GH):
         raise ValueError(f"recurrent_kernel must have shape {(layer.units, GH)}, got "
                          f"{recurrent.shape}")
-    w_ih, w_hh = kernel.T, recurrent.T
+    if layer.built and kernel.shape[0] != layer.input_size:
+        raise ValueError(f"kernel has {kernel.shape[0]} input rows, the layer expects "
+                         f"{layer.input_size}")
+    out = {"weight_ih": kernel.T, "weight_hh": recurrent.T}
     if isinstance(layer, GRU):
-        w_ih, w_hh = _blocks(w_ih, _GRU_KERAS_ORDER), _blocks(w_hh, _GRU_KERAS_ORDER)
+        out = {k: _blocks(v, _GRU_KERAS_ORDER) for k, v in out.items()}
         if bias is not None:
             if bias.shape != (2, GH):
                 raise ValueError(f"a GRU bias must have shape (2, {GH}) (Keras reset_after="
                                  f"True); got {bias.shape}. A reset_after=False GRU computes a "
                                  "different function and cannot be loaded")
-            b_ih = _blocks(bias[0], _GRU_KERAS_ORDER)
-            b_hh = _blocks(bias[1], _GRU_KERAS_ORDER)
+            out["bias_ih"] = _blocks(bias[0], _GRU_KERAS_ORDER)
+            out["bias_hh"] = _blocks(bias[1], _GRU_KERAS_ORDER)
     elif bias is not None:
         if bias.shape != (GH,):
             raise ValueError(f"bias must have shape ({GH},), got {bias.shape}")
-        b_ih, b_hh = bias, np.zeros_like(bias)
+        out["bias_ih"] = bias
+        out["bias_hh"] = np.zeros_like(bias)
+    return out
+
+
+def _write_recurrent(layer, values, input_size):
     if not layer.built:
-        layer.build((None, None, kernel.shape[0]))
-    elif kernel.shape[0] != layer.input_size:
-        raise ValueError(f"kernel has {kernel.shape[0]} input rows, the layer expects "
-                         f"{layer.input_size}")
-    layer.params["weight_ih"] = w_ih
-    layer.params["weight_hh"] = w_hh
-    if bias is not None:
-        layer.params["bias_ih"] = b_ih
-        layer.params["bias_hh"] = b_hh
+        layer.build((None, None, input_size))
+    if "bias_ih" in values and "bias_hh" not in layer.params:   # one Keras-style bias
+        values = dict(values, bias_ih=values["bias_ih"] + values.pop("bias_hh"))
+    for k, v in values.items():
+        layer.params[k] = v
+
+
+def load_keras_weights(layer, weights):
+    """Load a Keras layer's weights into a fastrnn ``SimpleRNN``/``LSTM``/``GRU`` or
+    ``Bidirectional``.
+
+    Parameters
+    ----------
+    layer : fastrnn SimpleRNN, LSTM, GRU or Bidirectional
+        Built to the kernel's input size if it is not built yet.
+    weights : list of arrays, or a Keras layer
+        The Keras ``get_weights()`` list: ``[kernel (I, G*H), recurrent_kernel (H, G*H)
+        (, bias)]``; for a Bidirectional the forward layer's list followed by the backward
+        layer's. Given the Keras layer itself, its configuration is checked too (activations,
+        ``reset_after``, ``use_bias``, ``go_backwards``, ``merge_mode``), which a bare list
+        cannot tell: a ``reset_after=False`` GRU without biases has the same shapes as a
+        ``reset_after=True`` one and would silently compute something else.
+
+    Returns
+    -------
+    layer
+
+    Notes
+    -----
+    Keras has one bias per layer (GRU: an input row and a recurrent row ``(2, 3H)``); it goes
+    into ``bias_ih`` and ``bias_hh`` becomes zero, which computes the same function. Everything
+    is checked before anything is written.
+    """
+    from .layers import Bidirectional
+    if not isinstance(layer, (RecurrentLayer, Bidirectional)):
+        raise TypeError(f"layer must be a fastrnn SimpleRNN, LSTM, GRU or Bidirectional, got "
+                        f"{type(layer).__name__}")
+    if _is_keras_layer(weights):
+        _check_keras_matches(weights, layer)
+        weights = weights.get_weights()
+    weights = _keras_weights_list(weights, "weights")
+    if isinstance(layer, Bidirectional):
+        f, b = layer.forward_layer, layer.backward_layer
+        if len(weights) % 2:
+            raise ValueError(f"a Bidirectional needs the forward then the backward layer's "
+                             f"weights (an even number of arrays), got {len(weights)}")
+        half = len(weights) // 2
+        vf = _load_recurrent_keras(f, weights[:half])
+        vb = _load_recurrent_keras(b, weights[half:])
+        size = weights[0].shape[0]
+        if weights[half].shape[0] != size:
+            raise ValueError(f"the forward kernel has {size} input rows but the backward "
+                             f"kernel {weights[half].shape[0]}")
+        _write_recurrent(f, vf, size)
+        _write_recurrent(b, vb, size)
+        layer._sync_built()
+        return layer
+    values = _load_recurrent_keras(layer, weights)
+    _write_recurrent(layer, values, weights[0].shape[0])
     return layer
 
 
-def to_keras_weights(layer):
-    """The ``set_weights()`` list a Keras layer of the same kind (GRU: reset_after=True) takes."""
-    _check_layer(layer)
+def _to_keras_recurrent(layer):
     p = layer.params
     w_ih, w_hh = p["weight_ih"], p["weight_hh"]
+    b_hh = p["bias_hh"] if "bias_hh" in p else None
     if isinstance(layer, GRU):
         out = [_blocks(w_ih, _GRU_KERAS_ORDER).T.copy(), _blocks(w_hh, _GRU_KERAS_ORDER).T.copy()]
         if layer.use_bias:
@@ -181,5 +251,378 @@ def to_keras_weights(layer):
         return out
     out = [w_ih.T.copy(), w_hh.T.copy()]
     if layer.use_bias:
-        out.append(p["bias_ih"] + p["bias_hh"])
+        out.append(p["bias_ih"] + b_hh if b_hh is not None else p["bias_ih"].copy())
     return out
+
+
+def to_keras_weights(layer):
+    """The ``set_weights()`` list of the Keras layer of the same kind.
+
+    Parameters
+    ----------
+    layer : fastrnn SimpleRNN, LSTM, GRU (Keras ``reset_after=True``) or Bidirectional
+
+    Returns
+    -------
+    list of ndarray
+        ``[kernel, recurrent_kernel(, bias)]``; for a Bidirectional the forward list then the
+        backward list, as Keras's ``Bidirectional.get_weights()``.
+    """
+    from .layers import Bidirectional
+    if isinstance(layer, Bidirectional):
+        return _to_keras_recurrent(layer.forward_layer) + _to_keras_recurrent(
+            layer.backward_layer)
+    _check_layer(layer)
+    return _to_keras_recurrent(layer)
+
+
+# ================================================================================================
+# Keras: whole models
+# ================================================================================================
+
+_KERAS_CELLS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
+_DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
+
+
+class KerasConversionError(ValueError):
+    """A Keras model or layer holds something fastrnn cannot compute exactly."""
+
+
+def _act_name(a):
+    if a is None:
+        return "linear"
+    if isinstance(a, str):
+        return a
+    if isinstance(a, dict):
+        return a.get("config", a.get("class_name"))
+    return getattr(a, "__name__", repr(a))
+
+
+def _keras_dtype(klayer, where):
+    dt = getattr(klayer, "dtype", None) or "float32"
+    dt = getattr(dt, "name", dt)
+    if dt not in ("float32", "float64"):
+        raise KerasConversionError(f"{where}: dtype {dt!r} is not supported; fastrnn computes "
+                                   "in float32 or float64")
+    cdt = getattr(klayer, "compute_dtype", dt)
+    if cdt not in (None, dt):
+        raise KerasConversionError(f"{where}: mixed precision (compute dtype {cdt!r}, variables "
+                                   f"{dt!r}) is not supported")
+    return dt
+
+
+def _recurrent_kwargs(klayer, where, cfg=None):
+    """fastrnn constructor arguments for a Keras SimpleRNN/LSTM/GRU, refusing what fastrnn
+    would compute differently."""
+    cls_name = type(klayer).__name__
+    cfg = klayer.get_config() if cfg is None else cfg
+    act = _act_name(cfg.get("activation", "tanh"))
+    allowed = ("tanh", "relu") if cls_name == "SimpleRNN" else ("tanh",)
+    if act not in allowed:
+        raise KerasConversionError(f"{where}: {cls_name}(activation={act!r}) is not supported; "
+                                   f"fastrnn's {cls_name} computes activation in {allowed}")
+    if cls_name != "SimpleRNN":
+        ract = _act_name(cfg.get("recurrent_activation", "sigmoid"))
+        if ract != "sigmoid":
+            raise KerasConversionError(f"{where}: {cls_name}(recurrent_activation={ract!r}) is "
+                                       "not supported; fastrnn's gates use 'sigmoid'")
+    if cls_name == "GRU" and not cfg.get("reset_after", True):
+        raise KerasConversionError(f"{where}: GRU(reset_after=False) applies the reset gate "
+                                   "before the recurrent product, a different function; fastrnn "
+                                   "computes reset_after=True (PyTorch's form) only")
+    if cfg.get("stateful"):
+        raise KerasConversionError(f"{where}: stateful=True is not supported here; carry the "
+                                   "state yourself with initial_state= / return_state=True")
+    kw = dict(return_sequences=bool(cfg.get("return_sequences", False)),
+              return_state=bool(cfg.get("return_state", False)),
+              go_backwards=bool(cfg.get("go_backwards", False)),
+              use_bias=bool(cfg.get("use_bias", True)),
+              dtype=_keras_dtype(klayer, where))
+    if cls_name == "SimpleRNN":
+        kw["activation"] = act
+    for rate in ("dropout", "recurrent_dropout"):
+        if cfg.get(rate):
+            kw[rate] = float(cfg[rate])
+    return kw
+
+
+def _make_recurrent(cls, units, kw, where):
+    try:
+        return cls(units, **kw)
+    except TypeError:
+        # this fastrnn has no recurrent-layer dropout: the layer computes the same function at
+        # inference, but training would differ, so say so rather than drop it
+        drops = {k: kw[k] for k in ("dropout", "recurrent_dropout") if k in kw}
+        if not drops:
+            raise
+        raise KerasConversionError(f"{where}: {drops} is not supported by fastrnn's "
+                                   f"{cls.__name__}; set it to 0 (it only acts in training) or "
+                                   "use a Dropout layer") from None
+
+
+def _check_keras_matches(klayer, layer):
+    """load_keras_weights(layer, keras_layer): the configurations must agree."""
+    from .layers import Bidirectional
+    where = f"Keras layer {getattr(klayer, 'name', '?')!r}"
+    kname = type(klayer).__name__
+    if isinstance(layer, Bidirectional):
+        if kname != "Bidirectional":
+            raise KerasConversionError(f"{where}: a fastrnn Bidirectional needs a Keras "
+                                       f"Bidirectional, got {kname}")
+        mode = klayer.merge_mode
+        if mode != layer.merge_mode:
+            raise KerasConversionError(f"{where}: merge_mode {mode!r} differs from the fastrnn "
+                                       f"layer's {layer.merge_mode!r}")
+        _check_bidirectional_pair(klayer, where)
+        _check_keras_matches(klayer.forward_layer, layer.forward_layer)
+        return
+    expected = {SimpleRNN: "SimpleRNN", LSTM: "LSTM", GRU: "GRU"}[type(layer)]
+    if kname != expected:
+        raise KerasConversionError(f"{where}: a fastrnn {expected} needs a Keras {expected}, got "
+                                   f"{kname}")
+    kw = _recurrent_kwargs(klayer, where)
+    if klayer.units != layer.units:
+        raise KerasConversionError(f"{where}: units={klayer.units} but the fastrnn layer has "
+                                   f"{layer.units}")
+    for k in ("use_bias", "activation"):
+        if k in kw and kw[k] != getattr(layer, k):
+            raise KerasConversionError(f"{where}: {k}={kw[k]!r} but the fastrnn layer has "
+                                       f"{getattr(layer, k)!r}")
+
+
+def _check_bidirectional_pair(klayer, where):
+    if klayer.merge_mode not in ("concat", "sum", "mul", "ave"):
+        raise KerasConversionError(f"{where}: Bidirectional(merge_mode={klayer.merge_mode!r}) "
+                                   "is not supported; use 'concat', 'sum', 'mul' or 'ave'")
+    f, b = klayer.forward_layer, klayer.backward_layer
+    cf, cb = dict(f.get_config()), dict(b.get_config())
+    if cf.get("go_backwards") or not cb.get("go_backwards"):
+        raise KerasConversionError(f"{where}: the wrapped layer has go_backwards=True; fastrnn's "
+                                   "Bidirectional runs its forward copy forwards")
+    ignore = {"name", "go_backwards", "zero_output_for_mask", "seed", "kernel_initializer",
+              "recurrent_initializer", "bias_initializer"}
+    diff = sorted(k for k in set(cf) | set(cb) if k not in ignore and cf.get(k) != cb.get(k))
+    if type(f) is not type(b) or diff:
+        raise KerasConversionError(f"{where}: the backward layer differs from the forward one "
+                                   f"({diff or type(b).__name__}); fastrnn's Bidirectional runs "
+                                   "two copies of one layer")
+
+
+def _from_keras_layer(klayer, where):
+    """One Keras layer -> one fastrnn layer (weights copied), or None for an InputLayer."""
+    from .layers import Bidirectional, Dense, Dropout, Embedding, Masking
+    name = type(klayer).__name__
+    cfg = klayer.get_config()
+    if name == "InputLayer":
+        return None
+    if name in _KERAS_CELLS:
+        kw = _recurrent_kwargs(klayer, where, cfg)
+        layer = _make_recurrent(_KERAS_CELLS[name], int(cfg["units"]), kw, where)
+        return load_keras_weights(layer, klayer.get_weights())
+    if name == "Bidirectional":
+        _check_bidirectional_pair(klayer, where)
+        inner = klayer.forward_layer
+        iname = type(inner).__name__
+        if iname not in _KERAS_CELLS:
+            raise KerasConversionError(f"{where}: Bidirectional({iname}) is not supported")
+        kw = _recurrent_kwargs(inner, where)
+        layer = Bidirectional(_make_recurrent(_KERAS_CELLS[iname], int(inner.units), kw, where),
+                              merge_mode=klayer.merge_mode)
+        return load_keras_weights(layer, klayer.get_weights())
+    if name == "Dense":
+        act = _act_name(cfg.get("activation"))
+        if act not in _DENSE_ACTIVATIONS:
+            raise KerasConversionError(f"{where}: Dense(activation={act!r}) is not supported; "
+                                       f"fastrnn's Dense has {_DENSE_ACTIVATIONS}")
+        w = klayer.get_weights()
+        use_bias = bool(cfg.get("use_bias", True))
+        layer = Dense(int(cfg["units"]), activation=act, use_bias=use_bias,
+                      input_size=w[0].shape[0], dtype=_keras_dtype(klayer, where))
+        layer.params["weight"] = w[0].T
+        if use_bias:
+            layer.params["bias"] = w[1]
+        return layer
+    if name == "Embedding":
+        w = klayer.get_weights()
+        layer = Embedding(int(cfg["input_dim"]), int(cfg["output_dim"]),
+                          mask_zero=bool(cfg.get("mask_zero", False)),
+                          dtype=_keras_dtype(klayer, where))
+        layer.build()
+        layer.params["weight"] = w[0]
+        return layer
+    if name == "Dropout":
+        if cfg.get("noise_shape") is not None:
+            raise KerasConversionError(f"{where}: Dropout(noise_shape={cfg['noise_shape']}) is "
+                                       "not supported; fastrnn drops elements independently")
+        return Dropout(float(cfg["rate"]), seed=cfg.get("seed"))
+    if name == "Masking":
+        return Masking(float(cfg.get("mask_value", 0.0)))
+    raise KerasConversionError(f"{where}: Keras {name} has no fastrnn counterpart (supported: "
+                               "Embedding, Dense, SimpleRNN, LSTM, GRU, Bidirectional, Dropout, "
+                               "Masking, InputLayer)")
+
+
+def _keras_chain(model):
+    """The layers of a Keras Sequential, or of a functional model that is a plain chain."""
+    layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
+    if type(model).__name__ == "Sequential":
+        return layers
+    inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
+    if not inputs or len(inputs) != 1 or len(outputs) != 1:
+        raise KerasConversionError("from_keras: a functional Keras model with several inputs or "
+                                   "outputs is not a chain of layers; fastrnn.Sequential cannot "
+                                   "hold it")
+    prev = inputs[0]
+    for l in layers:
+        try:
+            ok = l.input is prev
+        except Exception:          # a layer used at several places has no single input
+            ok = False
+        if not ok:
+            raise KerasConversionError(f"from_keras: layer {l.name!r} does not read the previous "
+                                       "layer's output; only chains of layers convert to a "
+                                       "fastrnn.Sequential")
+        prev = l.output
+    if prev is not outputs[0]:
+        raise KerasConversionError("from_keras: the model's output is not its last layer's")
+    return layers
+
+
+def from_keras(model):
+    """Convert a Keras 3 model (or one layer) to fastrnn, weights included.
+
+    Parameters
+    ----------
+    model : keras.Sequential, a functional keras.Model that is a chain of layers, or a layer
+        Made of Embedding, Dense, SimpleRNN, LSTM, GRU, Bidirectional, Dropout and Masking.
+
+    Returns
+    -------
+    fastrnn.Sequential (or a fastrnn layer for a Keras layer)
+        ``model.predict(x)`` equals ``keras_model(x)`` to float32 rounding. At padded steps of
+        a masked sequence output, a Keras ``Bidirectional`` writes zeros where fastrnn repeats
+        the last state (as a Keras LSTM on its own does): valid steps agree.
+
+    Raises
+    ------
+    KerasConversionError (a ValueError)
+        For a configuration fastrnn would compute differently: non-default activations
+        (LSTM/GRU ``activation`` other than tanh, ``recurrent_activation`` other than
+        sigmoid; SimpleRNN tanh or relu), ``GRU(reset_after=False)``, ``stateful=True``,
+        ``Bidirectional(merge_mode=None)`` or with a different backward layer, Dense
+        activations fastrnn lacks, ``Dropout(noise_shape=...)``, any other layer type,
+        mixed precision. Regularizers and constraints (training-time only) are not carried.
+
+    Example
+    -------
+    >>> fr_model = fastrnn.interop.from_keras(keras_model)          # doctest: +SKIP
+    """
+    from .models import Sequential
+    if not hasattr(model, "layers"):
+        if _is_keras_layer(model):
+            return _from_keras_layer(model, f"Keras layer {model.name!r}")
+        raise TypeError(f"from_keras: expected a Keras model or layer, got "
+                        f"{type(model).__name__}")
+    klayers = _keras_chain(model)
+    layers = []
+    for i, kl in enumerate(klayers):
+        layer = _from_keras_layer(kl, f"layer {i} ({kl.name!r})")
+        if layer is None:
+            continue
+        if getattr(layer, "return_state", False):
+            raise KerasConversionError(f"layer {i} ({kl.name!r}): return_state=True inside a "
+                                       "model; a fastrnn.Sequential passes one array on")
+        layers.append(layer)
+    out = Sequential(layers, name=None)
+    shape = None
+    try:
+        shape = tuple(model.inputs[0].shape)
+    except Exception:
+        pass
+    if shape is not None and len(shape) >= 2:
+        out.build(shape)
+    return out
+
+
+def _keras_layer_for(layer, keras, return_state=None):
+    from .layers import Bidirectional, Dense, Dropout, Embedding, Masking
+    L = keras.layers
+    if isinstance(layer, Bidirectional):
+        inner, _ = _keras_layer_for(layer.forward_layer, keras, layer.return_state)
+        return L.Bidirectional(inner, merge_mode=layer.merge_mode), to_keras_weights(layer)
+    if isinstance(layer, RecurrentLayer):
+        kw = dict(return_sequences=layer.return_sequences,
+                  return_state=layer.return_state if return_state is None else return_state,
+                  go_backwards=layer.go_backwards, use_bias=layer.use_bias,
+                  dtype=layer.dtype.name)
+        for rate in ("dropout", "recurrent_dropout"):
+            if getattr(layer, rate, 0):
+                kw[rate] = getattr(layer, rate)
+        if isinstance(layer, SimpleRNN):
+            k = L.SimpleRNN(layer.units, activation=layer.activation, **kw)
+        elif isinstance(layer, LSTM):
+            k = L.LSTM(layer.units, **kw)
+        else:
+            k = L.GRU(layer.units, reset_after=True, **kw)
+        return k, _to_keras_recurrent(layer)
+    if isinstance(layer, Dense):
+        w = [layer.params["weight"].T.copy()] + ([layer.params["bias"].copy()]
+                                                  if layer.use_bias else [])
+        act = None if layer.activation == "linear" else layer.activation
+        return L.Dense(layer.units, activation=act, use_bias=layer.use_bias,
+                       dtype=layer.dtype.name), w
+    if isinstance(layer, Embedding):
+        return (L.Embedding(layer.input_dim, layer.output_dim, mask_zero=layer.mask_zero,
+                            dtype=layer.dtype.name), [layer.params["weight"].copy()])
+    if isinstance(layer, Dropout):
+        return L.Dropout(layer.rate, seed=layer.seed), []
+    if isinstance(layer, Masking):
+        return L.Masking(mask_value=layer.mask_value), []
+    raise KerasConversionError(f"to_keras: fastrnn {type(layer).__name__} has no Keras "
+                               "counterpart here")
+
+
+def to_keras(model):
+    """Convert a fastrnn ``Sequential`` (or one layer) to a Keras 3 model, weights included.
+
+    Keras is imported here (``pip install keras``; any backend). The model must be built
+    (its input feature size known). Returns a ``keras.Sequential`` starting with
+    ``keras.Input`` of the model's input shape (int32 ids before an Embedding), or a built
+    Keras layer for a fastrnn layer. ``keras_model(x)`` equals ``model.predict(x)`` to
+    float32 rounding (for masked sequence outputs of a Bidirectional: on the valid steps).
+
+    Example
+    -------
+    >>> keras_model = fastrnn.interop.to_keras(model)               # doctest: +SKIP
+    """
+    try:
+        import keras
+    except ImportError:
+        raise ImportError("to_keras needs Keras 3: pip install keras") from None
+    from .models import Sequential
+    if not isinstance(model, Sequential):
+        klayer, weights = _keras_layer_for(model, keras)
+        if not model.built:
+            raise ValueError("to_keras: the layer is not built; give input_size= or run it once")
+        size = getattr(model, "input_size", None)
+        klayer.build((None, None, size) if isinstance(model, (RecurrentLayer,)) or
+                     type(model).__name__ == "Bidirectional" else (None, size))
+        klayer.set_weights(weights)
+        return klayer
+    if not model.built:
+        raise ValueError("to_keras: the model is not built; give the first layer input_size= "
+                         "or an Input(shape), or run it once")
+    shape = model._input_shape
+    from .layers import Embedding
+    first = model.layers[0]
+    dtype = "int32" if isinstance(first, Embedding) else first.dtype.name
+    kmodel = keras.Sequential([keras.Input(shape=tuple(shape[1:]), dtype=dtype)])
+    pending = []
+    for layer in model.layers:
+        klayer, weights = _keras_layer_for(layer, keras)
+        kmodel.add(klayer)
+        pending.append((klayer, weights))
+    for klayer, weights in pending:
+        if weights:
+            klayer.set_weights(weights)
+    return kmodel
