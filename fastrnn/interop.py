@@ -15,7 +15,8 @@ import numpy as np
 
 from .layers.recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
 
-__all__ = ["load_torch_weights", "from_torch", "load_keras_weights", "to_keras_weights",
+__all__ = ["load_torch_weights", "from_torch", "TorchRNN", "load_keras_weights",
+           "to_keras_weights",
            "from_keras", "to_keras", "KerasConversionError"]
 
 _GRU_KERAS_ORDER = [1, 0, 2]      # torch r,z,n <-> keras z,r,h (its own inverse)
@@ -81,19 +82,47 @@ def load_torch_weights(layer, module, layer_index=0, reverse=False):
     return layer
 
 
-def from_torch(module, *, dtype=None, return_sequences=False, return_state=False):
+def from_torch(module, *, dtype=None, return_sequences=False, return_state=False,
+               as_module=False):
     """Build fastrnn layers holding a ``torch.nn.RNN/LSTM/GRU``'s weights.
 
-    Returns a list with one layer per ``num_layers`` (all but the last with
-    ``return_sequences=True``); a bidirectional module gives ``Bidirectional`` layers with
-    ``merge_mode="concat"`` (PyTorch's output layout). ``dtype`` defaults to the module's.
+    Parameters
+    ----------
+    module : torch.nn.RNN, LSTM or GRU
+    dtype : None, "float32" or "float64"
+        Defaults to the module's.
+    return_sequences, return_state : bool
+        For the last layer of the list (the others return sequences).
+    as_module : bool
+        Return a :class:`TorchRNN` instead of a list: a callable with the module's own
+        signature and layout, ``rnn(input, hx=None, lengths=None)``, for time-major
+        (``batch_first=False``) modules, packed sequences and initial states.
+
+    Returns
+    -------
+    list of layers, or TorchRNN
+        One layer per ``num_layers`` (all but the last with ``return_sequences=True``); a
+        bidirectional module gives ``Bidirectional`` layers with ``merge_mode="concat"``
+        (PyTorch's output layout). The layers are batch-first ``(B, T, F)`` like every
+        fastrnn layer; for a ``batch_first=False`` module a ``UserWarning`` says so (use
+        ``as_module=True`` to keep the module's time-major layout).
     """
     kind = type(module).__name__
     cls = {"RNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}.get(kind)
     if cls is None:
         raise TypeError(f"module must be a torch.nn.RNN, LSTM or GRU, got {kind}")
-    if getattr(module, "batch_first", True) is False:
-        pass  # fastrnn layers are always batch-first; weights do not depend on it
+    if as_module:
+        return TorchRNN(module, dtype=dtype)
+    if not getattr(module, "batch_first", False):
+        import warnings
+        warnings.warn(f"the torch.nn.{kind} has batch_first=False (time-major input) but fastrnn "
+                      "layers take (batch, time, features): transpose your inputs, or use "
+                      "from_torch(module, as_module=True), which keeps the module's layout",
+                      UserWarning, stacklevel=2)
+    return _torch_layers(module, cls, dtype, return_sequences, return_state)
+
+
+def _torch_layers(module, cls, dtype, return_sequences, return_state):
     if dtype is None:
         dtype = "float64" if str(module.weight_ih_l0.dtype).endswith("float64") else "float32"
     layers = []
@@ -118,6 +147,134 @@ def from_torch(module, *, dtype=None, return_sequences=False, return_state=False
             layers.append(fwd)
     return layers
 
+
+def _is_packed(x):
+    return all(hasattr(x, a) for a in ("data", "batch_sizes", "sorted_indices",
+                                       "unsorted_indices"))
+
+
+class TorchRNN:
+    """A ``torch.nn.RNN/LSTM/GRU`` run by fastrnn, with the module's call signature.
+
+    ``rnn(input, hx=None, lengths=None) -> (output, h_n)`` (LSTM: ``(output, (h_n, c_n))``),
+    every array in PyTorch's layout: ``input`` is ``(T, B, I)``, or ``(B, T, I)`` when the
+    module has ``batch_first=True``; ``hx`` / ``h_n`` / ``c_n`` are ``(D*num_layers, B, H)``
+    (index ``layer*D + direction``; batch_first does not apply to them, as in PyTorch).
+
+    Variable lengths: pass ``lengths`` (B,) with a padded ``input`` (each row valid on its
+    first ``lengths[b]`` steps), or a ``torch.nn.utils.rnn.PackedSequence`` as ``input``
+    (then ``output`` is a PackedSequence too). As with ``pack_padded_sequence`` +
+    ``pad_packed_sequence``, ``output`` is zero past each row's length, ``h_n`` is each row's
+    state at its last valid step and the reverse direction starts at each row's own end.
+    Arrays are NumPy (torch tensors are accepted as inputs).
+
+    Attributes
+    ----------
+    layers : list of fastrnn layers (one per ``num_layers``; ``Bidirectional`` when the
+        module is bidirectional), each returning sequences and states.
+    """
+
+    def __init__(self, module, dtype=None):
+        kind = type(module).__name__
+        cls = {"RNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}.get(kind)
+        if cls is None:
+            raise TypeError(f"module must be a torch.nn.RNN, LSTM or GRU, got {kind}")
+        self.batch_first = bool(module.batch_first)
+        self.num_layers = int(module.num_layers)
+        self.bidirectional = bool(module.bidirectional)
+        self.hidden_size = int(module.hidden_size)
+        self.input_size = int(module.input_size)
+        self.n_states = 2 if cls is LSTM else 1
+        self.layers = _torch_layers(module, cls, dtype, True, True)
+        for layer in self.layers:          # every layer's final states make up h_n
+            layer.return_state = True
+        self.dtype = self.layers[0].dtype
+
+    @property
+    def D(self):
+        return 2 if self.bidirectional else 1
+
+    def _array(self, a, name):
+        a = _numpy(a)
+        if a.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
+        return a.astype(self.dtype, copy=False)
+
+    def _initial(self, hx, B):
+        """hx -> per layer the list of initial states fastrnn takes (or None)."""
+        if hx is None:
+            return [None] * self.num_layers
+        parts = list(hx) if self.n_states == 2 else [hx]
+        if self.n_states == 2 and len(parts) != 2:
+            raise ValueError("hx must be (h_0, c_0) for an LSTM")
+        shape = (self.D * self.num_layers, B, self.hidden_size)
+        arrs = []
+        for name, p in zip(("h_0", "c_0"), parts):
+            p = self._array(p, name)
+            if p.shape != shape:
+                raise ValueError(f"{name} must have shape (D*num_layers, batch, hidden_size) = "
+                                 f"{shape}, got {p.shape}")
+            arrs.append(p)
+        out = []
+        for k in range(self.num_layers):
+            states = []
+            for d in range(self.D):
+                states += [np.ascontiguousarray(a[k * self.D + d]) for a in arrs]
+            out.append(states if len(states) > 1 else states[0])
+        return out
+
+    def __call__(self, input, hx=None, lengths=None):
+        packed = _is_packed(input)
+        if packed:
+            if lengths is not None:
+                raise ValueError("give lengths= or a PackedSequence, not both")
+            from torch.nn.utils.rnn import pad_packed_sequence
+            padded, lens = pad_packed_sequence(input, batch_first=True)
+            x = self._array(padded, "input")
+            lengths = _numpy(lens)
+        else:
+            x = self._array(input, "input")
+            if x.ndim != 3:
+                axes = "batch, time" if self.batch_first else "time, batch"
+                raise ValueError(f"input must have 3 dimensions ({axes}, features), got shape "
+                                 f"{x.shape}")
+            if not self.batch_first:
+                x = x.transpose(1, 0, 2)
+        B, T, _ = x.shape
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"input must have {self.input_size} features, got {x.shape[2]}")
+        mask = None
+        if lengths is not None:
+            lengths = np.asarray(_numpy(lengths))
+            if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
+                raise ValueError(f"lengths must be {B} integers (one per sequence), got "
+                                 f"{lengths.dtype} array of shape {lengths.shape}")
+            if lengths.min() < 1 or lengths.max() > T:
+                raise ValueError(f"lengths must be in [1, {T}] (the padded length), got "
+                                 f"min {lengths.min()}, max {lengths.max()}")
+            mask = np.arange(T)[None, :] < lengths[:, None]
+        init = self._initial(hx, B)
+        y = np.ascontiguousarray(x)
+        finals = []
+        for layer, h0 in zip(self.layers, init):
+            out = layer(y, initial_state=h0, mask=mask)
+            y, states = out[0], list(out[1:])
+            if mask is not None:     # PyTorch pads with zeros; fastrnn repeats the state there
+                y = y * mask[:, :, None]
+            finals.append(states)
+        n = self.n_states
+        h_n = np.stack([s[d * n] for s in finals for d in range(self.D)])
+        c_n = (np.stack([s[d * n + 1] for s in finals for d in range(self.D)])
+               if n == 2 else None)
+        if packed:
+            import torch
+            from torch.nn.utils.rnn import pack_padded_sequence
+            y = pack_padded_sequence(torch.from_numpy(np.ascontiguousarray(y)),
+                                     torch.as_tensor(lengths, dtype=torch.int64),
+                                     batch_first=True, enforce_sorted=False)
+        elif not self.batch_first:
+            y = np.ascontiguousarray(y.transpose(1, 0, 2))
+        return (y, (h_n, c_n)) if n == 2 else (y, h_n)
 
 
 # ================================================================================================

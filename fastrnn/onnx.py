@@ -109,6 +109,12 @@ class _Graph:
         return outs[0] if n_out == 1 else outs
 
 
+def _bias_hh(layer):
+    """A layer keeping one Keras-style bias has no bias_hh: zeros compute the same."""
+    p = layer.params
+    return p["bias_hh"] if "bias_hh" in p else np.zeros_like(p["bias_ih"])
+
+
 class _Exporter:
     """Walks the layers, keeping the current tensor's name and rank and the mask (B, T)."""
 
@@ -184,7 +190,7 @@ class _Exporter:
                g.const(W, f"{cell}_W"), g.const(R, f"{cell}_R")]
         if first.use_bias:
             B = np.stack([np.concatenate([_blocks(c.params["bias_ih"], order),
-                                          _blocks(c.params["bias_hh"], order)])
+                                          _blocks(_bias_hh(c), order)])
                           for c in cells])
             ins.append(g.const(B, f"{cell}_B"))
         else:
