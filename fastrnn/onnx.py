@@ -934,6 +934,9 @@ def _from_config(proto, cfg, specs, dtype):
                                       f"config's {type(layer).__name__}")
             layer.build((None, None, spec.weights[0]["weight_ih"].shape[1]))
             for c, w in zip(cells, spec.weights):
+                if "bias_ih" in w and "bias_hh" not in c.params:    # one Keras-style bias
+                    w = dict(w, bias_ih=w["bias_ih"] + w["bias_hh"])
+                    del w["bias_hh"]
                 for k, v in w.items():
                     c.params[k] = v
         else:
