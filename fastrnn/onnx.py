@@ -120,6 +120,10 @@ class _Exporter:
 
     def __init__(self, g):
         self.g = g
+        self.weights = {}       # layer id -> {"kind": ..., role: initializer name}
+
+    def _record(self, layer, kind, **names):
+        self.weights.setdefault(id(layer), dict(kind=kind, **names))
 
     # -- masks ---------------------------------------------------------------------------------
     def _and_mask(self, new, mask):
@@ -128,6 +132,7 @@ class _Exporter:
     def embedding(self, layer, x, mask):
         g = self.g
         w = g.const(layer.params["weight"], "embedding_weight")
+        self._record(layer, "embedding", weight=w)
         if layer.mask_zero:
             zero = g.const(np.array(0, dtype=np.int64), "zero", dtype=np.int64)
             mask = self._and_mask(g.op("Not", [g.op("Equal", [x, zero])], "mask"), mask)
@@ -145,15 +150,17 @@ class _Exporter:
     def dense(self, layer, x, rank):
         g = self.g
         w = layer.params["weight"]
+        b = g.const(layer.params["bias"], "dense_bias") if layer.use_bias else None
         if rank == 2:
-            ins = [x, g.const(w, "dense_weight")]
-            if layer.use_bias:
-                ins.append(g.const(layer.params["bias"], "dense_bias"))
-            z = g.op("Gemm", ins, "dense", transB=1)
+            wn = g.const(w, "dense_weight")
+            z = g.op("Gemm", [x, wn] + ([b] if b else []), "dense", transB=1)
+            self._record(layer, "dense", weight=wn, bias=b)
         else:
-            z = g.op("MatMul", [x, g.const(w.T, "dense_kernel")], "dense")
-            if layer.use_bias:
-                z = g.op("Add", [z, g.const(layer.params["bias"], "dense_bias")], "dense")
+            kn = g.const(w.T, "dense_kernel")
+            self._record(layer, "dense", kernel=kn, bias=b)
+            z = g.op("MatMul", [x, kn], "dense")
+            if b:
+                z = g.op("Add", [z, b], "dense")
         act = layer.activation
         if act == "linear":
             return z
@@ -162,8 +169,9 @@ class _Exporter:
         return g.op(_DENSE_ACTS[act], [z], act)
 
     # -- recurrent -----------------------------------------------------------------------------
-    def recurrent(self, layer, x, mask, mask_reversed, want_states=False):
-        """One RNN/LSTM/GRU node for a RecurrentLayer or Bidirectional; returns
+    def recurrent(self, layer, x, mask, mask_reversed, want_states=False, init=None):
+        """One RNN/LSTM/GRU node for a RecurrentLayer or Bidirectional; ``init`` the names of
+        the initial states in fastrnn's order (``[h(, c)]`` per direction). Returns
         (output, [state outputs], output mask, output mask reversed?)."""
         g = self.g
         bi = isinstance(layer, Bidirectional)
@@ -188,17 +196,34 @@ class _Exporter:
         R = np.stack([_blocks(c.params["weight_hh"], order) for c in cells])
         ins = [g.op("Transpose", [x], "time_major", perm=[1, 0, 2]),
                g.const(W, f"{cell}_W"), g.const(R, f"{cell}_R")]
+        names = dict(W=ins[1], R=ins[2])
         if first.use_bias:
             B = np.stack([np.concatenate([_blocks(c.params["bias_ih"], order),
                                           _blocks(_bias_hh(c), order)])
                           for c in cells])
             ins.append(g.const(B, f"{cell}_B"))
+            names["B"] = ins[-1]
         else:
             ins.append("")
+        self._record(layer, cell, **names)
         if mask is not None:
             lens = g.op("ReduceSum", [g.op("Cast", [mask], to=6), g.ints([1])],
                         "sequence_lens", keepdims=0)
             ins.append(lens)
+        else:
+            ins.append("")
+        n_st = first.n_states
+        h0s = None
+        if init:
+            if len(init) != n_st * len(cells):
+                raise ValueError(f"export: {type(layer).__name__} {layer.name!r} takes "
+                                 f"{n_st * len(cells)} initial state tensors, got {len(init)}")
+            h0s = [init[d * n_st] for d in range(len(cells))]
+            for j in range(n_st):          # (B, H) per direction -> (D, B, H)
+                parts = [g.op("Unsqueeze", [init[d * n_st + j], g.ints([0])])
+                         for d in range(len(cells))]
+                ins.append(parts[0] if len(parts) == 1 else
+                           g.op("Concat", parts, "initial_state", axis=0))
         while ins[-1] == "":
             ins.pop()
         attrs = dict(hidden_size=first.units, direction=direction)
@@ -221,9 +246,18 @@ class _Exporter:
             ys = [direction_of(Ybt, k, 2) for k in range(len(cells))]
             if mask is not None:
                 # fastrnn repeats the final forward state over right padding; ONNX writes zeros
+                # ONNX writes zeros at padded steps. fastrnn's forward direction repeats its
+                # final state there, a reverse direction holds its initial state
                 keep = g.op("Unsqueeze", [mask, g.ints([2])])
-                last = g.op("Unsqueeze", [direction_of(Y_h, 0, 0), g.ints([1])])
-                ys[0] = g.op("Where", [keep, ys[0], last], "carried")
+                for k, c in enumerate(cells):
+                    if not c.go_backwards:
+                        fill = direction_of(Y_h, k, 0)
+                    elif h0s is not None:
+                        fill = h0s[k]
+                    else:
+                        continue
+                    ys[k] = g.op("Where", [keep, ys[k], g.op("Unsqueeze", [fill, g.ints([1])])],
+                                 "padded")
             if not bi and layer.go_backwards:     # fastrnn keeps the processing order
                 ys[0] = g.op("Slice", [ys[0], g.ints([-1]), g.ints([_INT64_MIN]), g.ints([1]),
                                        g.ints([-1])], "flipped")

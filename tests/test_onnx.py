@@ -72,6 +72,18 @@ def test_export_masked_embedding_sequences(cell, merge):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_export_masked_go_backwards_sequences(cell):
+    model = fr.Sequential([fr.Input((None, 3)), fr.Masking(0.0),
+                           CELLS[cell](5, go_backwards=True, return_sequences=True, seed=1),
+                           fr.Dense(2, seed=3)])
+    x = np.random.default_rng(8).standard_normal((3, 6, 3)).astype(np.float32)
+    x[0, 2:] = 0
+    x[2, 5:] = 0
+    (y,) = run_ort(exported(model), {"input": x})
+    np.testing.assert_allclose(y, model.predict(x), **TOL)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_export_masking_layer_and_go_backwards(cell):
     model = fr.Sequential([fr.Input((None, 3)), fr.Masking(0.0),
                            CELLS[cell](5, go_backwards=True, seed=1), fr.Dense(2, seed=3)])
