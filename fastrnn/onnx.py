@@ -39,7 +39,7 @@ import numpy as np
 
 from .layers import serialize, deserialize
 from .layers.bidirectional import Bidirectional
-from .layers.core import Dense, Masking
+from .layers.core import Dense, InputLayer, Masking
 from .layers.dropout import Dropout
 from .layers.embedding import Embedding
 from .layers.recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
@@ -284,6 +284,80 @@ class _Exporter:
         return g.op("Mul", [g.op("Add", [a, b]), g.const(np.array(0.5))], "ave")
 
 
+def _emit(ex, layer, x, rank, mask, mask_rev, init, want_states):
+    """One layer's nodes: returns (output, [state outputs], rank, mask, mask reversed?)."""
+    g = ex.g
+    if isinstance(layer, Embedding):
+        x, mask = ex.embedding(layer, x, mask)
+        return x, [], rank + 1, mask, mask_rev
+    if isinstance(layer, Masking):
+        x, mask = ex.masking(layer, x, mask)
+        return x, [], rank, mask, mask_rev
+    if isinstance(layer, Dropout):
+        return g.op("Identity", [x], "dropout"), [], rank, mask, mask_rev
+    if isinstance(layer, Dense):
+        return ex.dense(layer, x, rank), [], rank, mask, mask_rev
+    if isinstance(layer, (RecurrentLayer, Bidirectional)):
+        out, states, mask, mask_rev = ex.recurrent(layer, x, mask, mask_rev,
+                                                   want_states=want_states, init=init)
+        return out, states, 3 if layer.return_sequences else 2, mask, mask_rev
+    raise ValueError(f"export: {type(layer).__name__} {layer.name!r} has no ONNX translation")
+
+
+def _functional_to_onnx(model, onnx, opset, dtype, producer):
+    """A fastrnn.Model (any DAG of supported layers) -> ModelProto."""
+    graph = model._graph
+    if graph is None or not model.built:
+        raise ValueError("export: the model is not built")
+    layers = [l for l in model.layers if not isinstance(l, InputLayer)]
+    dts = {l.dtype for l in layers if isinstance(l, (RecurrentLayer, Bidirectional, Dense,
+                                                      Embedding))}
+    g = _Graph(onnx, dtype if dtype is not None else
+               (dts.pop() if len(dts) == 1 else np.dtype(np.float32)))
+    ex = _Exporter(g)
+    h = onnx.helper
+    env, infos = {}, []
+    for t in graph.inputs:
+        name = t.node.layer.name
+        ints = np.dtype(t.dtype).kind in "iu"
+        dims = ["batch"] + [d if d is not None else f"{name}_{k}"
+                            for k, d in enumerate(t.shape[1:], 1)]
+        infos.append(h.make_tensor_value_info(name, onnx.TensorProto.INT64 if ints else g.elem,
+                                              dims))
+        env[t._id] = (name, len(t.shape), None, False)
+    for node in graph.nodes:
+        layer = node.layer
+        if node.x_is_list:
+            raise ValueError(f"export: {type(layer).__name__} {layer.name!r} takes several "
+                             "inputs; it has no ONNX translation yet")
+        if node.kwargs:
+            raise ValueError(f"export: {layer.name!r} is called with {sorted(node.kwargs)}; "
+                             "only initial_state= is exported")
+        x, rank, mask, mrev = env[node.x_tensors[0]._id]
+        init = [env[t._id][0] for t in node.states] or None
+        out, states, rank, mask, mrev = _emit(ex, layer, x, rank, mask, mrev, init,
+                                              len(node.outputs) > 1)
+        env[node.outputs[0]._id] = (out, rank, mask, mrev)
+        for t, st in zip(node.outputs[1:], states):
+            env[t._id] = (st, 2, None, False)
+    out_infos = []
+    for name, t in zip(model.output_names, graph.outputs):
+        src, rank = env[t._id][:2]
+        g.nodes.append(h.make_node("Identity", [src], [name], name=g.name("n_out")))
+        out_infos.append(h.make_tensor_value_info(
+            name, g.elem, ["batch"] + [f"{name}_{k}" for k in range(1, rank)]))
+    proto = h.make_model(h.make_graph(g.nodes, "fastrnn", infos, out_infos,
+                                      initializer=g.inits),
+                         producer_name=producer, opset_imports=[h.make_opsetid("", opset)])
+    proto.ir_version = min(proto.ir_version, 10)
+    index = {id(l): i for i, l in enumerate(model.layers)}
+    weights = {str(index[k]): v for k, v in ex.weights.items()}
+    h.set_model_props(proto, {_META_KEY: json.dumps({"model": model.get_config(),
+                                                     "weights": weights})})
+    onnx.checker.check_model(proto)
+    return proto
+
+
 def _model_layers(model):
     """(layers, input spec, single-layer?) for a Sequential or a lone layer."""
     from .models import Sequential
@@ -303,6 +377,12 @@ def to_onnx(model, *, opset=DEFAULT_OPSET, dtype=None, producer="fastrnn"):
     onnx = _require_onnx()
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 14:
         raise ValueError(f"opset must be an int >= 14, got {opset!r}")
+    from .models import Model, Sequential
+    if isinstance(model, Model) and not isinstance(model, Sequential):
+        if dtype is not None:
+            from .layers.base import as_dtype
+            dtype = as_dtype(dtype)
+        return _functional_to_onnx(model, onnx, opset, dtype, producer)
     layers, input_shape, single = _model_layers(model)
     for i, layer in enumerate(layers):
         if not layer.built:
@@ -337,19 +417,8 @@ def to_onnx(model, *, opset=DEFAULT_OPSET, dtype=None, producer="fastrnn"):
         rank = 3
     x, mask, mask_rev, states = "input", None, False, []
     for i, layer in enumerate(layers):
-        if isinstance(layer, Embedding):
-            x, mask = ex.embedding(layer, x, mask)
-            rank += 1
-        elif isinstance(layer, Masking):
-            x, mask = ex.masking(layer, x, mask)
-        elif isinstance(layer, Dropout):
-            x = g.op("Identity", [x], "dropout")
-        elif isinstance(layer, Dense):
-            x = ex.dense(layer, x, rank)
-        else:
-            x, states, mask, mask_rev = ex.recurrent(
-                layer, x, mask, mask_rev, want_states=single and layer.return_state)
-            rank = 3 if layer.return_sequences else 2
+        x, states, rank, mask, mask_rev = _emit(ex, layer, x, rank, mask, mask_rev, None,
+                                                single and layer.return_state)
     out_names = ["output"]
     if states:
         bi = isinstance(layers[0], Bidirectional)
@@ -967,18 +1036,88 @@ def _from_config(proto, cfg, specs, dtype):
                 raise ONNXImportError(f"node {spec.node.name!r} does not match the stored "
                                       f"config's {type(layer).__name__}")
             layer.build((None, None, spec.weights[0]["weight_ih"].shape[1]))
-            for c, w in zip(cells, spec.weights):
-                if "bias_ih" in w and "bias_hh" not in c.params:    # one Keras-style bias
-                    w = dict(w, bias_ih=w["bias_ih"] + w["bias_hh"])
-                    del w["bias_hh"]
-                for k, v in w.items():
-                    c.params[k] = v
+            _assign_recurrent(cells, spec.weights)
         else:
             raise ONNXImportError(f"the graph's nodes do not match the stored fastrnn config "
                                   f"(a {kind} node for a {type(layer).__name__})")
     if "layer" in cfg:
         return layers[0]
     return Sequential(layers)
+
+
+def _onnx_weights(cell, W, R, B, where):
+    """ONNX W (D, G*H, I), R (D, G*H, H), B (D, 2*G*H) -> per direction fastrnn params."""
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    D, GH = W.shape[0], W.shape[1]
+    if GH % G or R.shape != (D, GH, GH // G) or (B is not None and B.shape != (D, 2 * GH)):
+        raise ONNXImportError(f"{where}: inconsistent W {W.shape}, R {R.shape}, B "
+                              f"{None if B is None else B.shape}")
+    order = _FROM_ONNX[cell]
+    out = []
+    for d in range(D):
+        w = {"weight_ih": _blocks(W[d], order), "weight_hh": _blocks(R[d], order)}
+        if B is not None:
+            w["bias_ih"] = _blocks(B[d, :GH], order)
+            w["bias_hh"] = _blocks(B[d, GH:], order)
+        out.append(w)
+    return out
+
+
+def _assign_recurrent(cells, weights):
+    for c, w in zip(cells, weights):
+        if "bias_ih" in w and "bias_hh" not in c.params:    # one Keras-style bias
+            w = dict(w, bias_ih=w["bias_ih"] + w["bias_hh"])
+            del w["bias_hh"]
+        for k, v in w.items():
+            c.params[k] = v
+
+
+def _functional_from_config(cfg, arrays):
+    """A fastrnn.Model written by export(): architecture from the stored config, every number
+    from the graph's initializers (through the inverse gate permutations)."""
+    from .models import Model
+    try:
+        model = Model.from_config(cfg["model"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ONNXImportError(f"the stored fastrnn model config is invalid: {exc}") from None
+    layers = model.layers
+    table = cfg.get("weights")
+    if not isinstance(table, dict):
+        raise ONNXImportError("the stored fastrnn config has no 'weights' table")
+
+    def arr(name, where):
+        if name not in arrays:
+            raise ONNXImportError(f"{where}: initializer {name!r} is missing from the graph")
+        return arrays[name]
+
+    for key, entry in table.items():
+        try:
+            layer = layers[int(key)]
+            kind = entry["kind"]
+        except (ValueError, IndexError, KeyError, TypeError):
+            raise ONNXImportError(f"bad weights entry {key!r} in the stored config") from None
+        where = f"layer {key} ({type(layer).__name__})"
+        if kind == "embedding" and isinstance(layer, Embedding):
+            layer.params["weight"] = arr(entry["weight"], where)
+        elif kind == "dense" and isinstance(layer, Dense):
+            w = arr(entry["weight"], where) if entry.get("weight") else \
+                arr(entry["kernel"], where).T
+            layer.params["weight"] = w
+            if entry.get("bias"):
+                layer.params["bias"] = arr(entry["bias"], where)
+        elif kind in _CELL_OF_OP.values() and isinstance(layer, (RecurrentLayer, Bidirectional)):
+            cells = ([layer.forward_layer, layer.backward_layer]
+                     if isinstance(layer, Bidirectional) else [layer])
+            B = arr(entry["B"], where) if entry.get("B") else None
+            weights = _onnx_weights(kind, arr(entry["W"], where), arr(entry["R"], where), B,
+                                    where)
+            if cells[0].cell != kind or len(weights) != len(cells):
+                raise ONNXImportError(f"{where}: the graph holds a {kind} with "
+                                      f"{len(weights)} direction(s)")
+            _assign_recurrent(cells, weights)
+        else:
+            raise ONNXImportError(f"{where}: the graph's {kind!r} weights do not fit it")
+    return model
 
 
 def load_model(f):
@@ -1019,8 +1158,10 @@ def load_model(f):
             cfg = json.loads(meta[_META_KEY])
         except ValueError:
             raise ONNXImportError(f"metadata {_META_KEY!r} is not valid JSON") from None
-        if not isinstance(cfg, dict) or not ({"layer", "sequential"} & set(cfg)):
+        if not isinstance(cfg, dict) or not ({"layer", "sequential", "model"} & set(cfg)):
             raise ONNXImportError(f"metadata {_META_KEY!r} is not a fastrnn model config")
+    if cfg is not None and "model" in cfg:
+        return _functional_from_config(cfg, imp.arrays)
     layers = imp.run(states_ok=cfg is not None and "layer" in cfg)
     for kind, item in layers:
         if kind == "spec" and item.has_init:

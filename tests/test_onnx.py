@@ -394,3 +394,63 @@ def test_load_model_rejects_garbage():
         fo.load_model(b"this is not protobuf \xff\xff")
     with pytest.raises(TypeError, match="f must be a path"):
         fo.load_model(3.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# functional models
+# ---------------------------------------------------------------------------------------------
+
+def encoder_decoder(cell="lstm"):
+    """Two inputs, two outputs, states passed between layers, a masked Bidirectional."""
+    cls = CELLS[cell]
+    src = fr.Input((None,), dtype="int64", name="src")
+    tgt = fr.Input((None, 3), name="tgt")
+    e = fr.Embedding(10, 4, mask_zero=True, seed=0)(src)
+    outs = fr.Bidirectional(cls(5, return_sequences=True, return_state=True, seed=1))(e)
+    seq, states = outs[0], outs[1:]
+    enc = fr.GRU(5, seed=2)(seq)
+    n = len(states) // 2
+    dec = cls(5, return_sequences=True, seed=3)(tgt, initial_state=states[:n]
+                                                 if n > 1 else states[0])
+    # a masked bidirectional pass with given initial states, returning sequences
+    again = fr.Bidirectional(cls(5, return_sequences=True, seed=5))(
+        e, initial_state=list(states))
+    y = fr.Dense(2, activation="softmax", seed=4)(dec)
+    z = fr.Dense(1, seed=6)(fr.GRU(3, seed=7)(again))
+    return fr.Model([src, tgt], [y, enc, z])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_functional_model_export_and_import(cell):
+    model = encoder_decoder(cell)
+    rng = np.random.default_rng(14)
+    ids = rng.integers(1, 10, (3, 6))
+    ids[0, 3:] = 0
+    ids[2, 5:] = 0
+    x = rng.standard_normal((3, 4, 3)).astype(np.float32)
+    ref = model.predict([ids, x])
+    proto = fo.to_onnx(model)
+    assert [i.name for i in proto.graph.input] == ["src", "tgt"]
+    outs = run_ort(proto, {"src": ids, "tgt": x})
+    assert len(outs) == len(ref) == 3
+    for a, b in zip(outs, ref):
+        np.testing.assert_allclose(a, b, **TOL)
+    back = fo.load_model(proto)
+    assert isinstance(back, fr.Model) and not isinstance(back, fr.Sequential)
+    for a, b in zip(back.predict([ids, x]), ref):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_functional_export_refuses_multi_input_layers():
+    class Pair(fr.Layer):          # stands for a merge layer: several inputs, no ONNX form
+        def compute_output_shape(self, shapes):
+            return shapes[0]
+
+        def forward(self, xs, training=False):
+            return xs[0] + xs[1]
+
+    a = fr.Input((None, 3))
+    b = fr.Input((None, 3))
+    model = fr.Model([a, b], fr.LSTM(2, seed=0)(Pair()([a, b])))
+    with pytest.raises(ValueError, match="takes several inputs"):
+        fo.to_onnx(model)
