@@ -614,35 +614,94 @@ def _from_keras_layer(klayer, where):
         return Dropout(float(cfg["rate"]), seed=cfg.get("seed"))
     if name == "Masking":
         return Masking(float(cfg.get("mask_value", 0.0)))
+    merge = _merge_layer(name, cfg, where)
+    if merge is not None:
+        return merge
     raise KerasConversionError(f"{where}: Keras {name} has no fastrnn counterpart (supported: "
                                "Embedding, Dense, SimpleRNN, LSTM, GRU, Bidirectional, Dropout, "
                                "Masking, InputLayer)")
 
 
-def _keras_chain(model):
-    """The layers of a Keras Sequential, or of a functional model that is a plain chain."""
-    layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
-    if type(model).__name__ == "Sequential":
-        return layers
-    inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
-    if not inputs or len(inputs) != 1 or len(outputs) != 1:
-        raise KerasConversionError("from_keras: a functional Keras model with several inputs or "
-                                   "outputs is not a chain of layers; fastrnn.Sequential cannot "
-                                   "hold it")
-    prev = inputs[0]
-    for l in layers:
-        try:
-            ok = l.input is prev
-        except Exception:          # a layer used at several places has no single input
-            ok = False
-        if not ok:
-            raise KerasConversionError(f"from_keras: layer {l.name!r} does not read the previous "
-                                       "layer's output; only chains of layers convert to a "
-                                       "fastrnn.Sequential")
-        prev = l.output
-    if prev is not outputs[0]:
-        raise KerasConversionError("from_keras: the model's output is not its last layer's")
-    return layers
+_MERGE_LAYERS = ("Concatenate", "Add", "Subtract", "Multiply", "Average")
+
+
+def _merge_layer(name, cfg, where):
+    """Keras merge layers, when this fastrnn has the layer of the same name."""
+    from . import layers as fr_layers
+    cls = getattr(fr_layers, name, None) if name in _MERGE_LAYERS else None
+    if cls is None:
+        return None
+    kw = {"axis": int(cfg.get("axis", -1))} if name == "Concatenate" else {}
+    try:
+        return cls(**kw)
+    except (TypeError, ValueError) as exc:
+        raise KerasConversionError(f"{where}: Keras {name}{kw or ''} cannot be built in "
+                                   f"fastrnn: {exc}") from None
+
+
+def _from_keras_functional(model):
+    """A functional Keras model -> fastrnn.Model, replaying its layer calls on fastrnn.Input
+    tensors (shared layers stay shared, states passed as initial_state stay connected)."""
+    from .models import Input, Model
+    tensors, made = {}, {}
+
+    def convert(kt):
+        if id(kt) in tensors:
+            return tensors[id(kt)]
+        hist = getattr(kt, "_keras_history", None)
+        if hist is None:
+            raise KerasConversionError(f"from_keras: {kt!r} is not a Keras symbolic tensor")
+        op, node_index, tensor_index = hist
+        oname = type(op).__name__
+        if oname == "InputLayer":
+            kind = np.dtype(str(kt.dtype)).kind
+            dtype = "int64" if kind in "iu" else str(kt.dtype)
+            tensors[id(kt)] = Input(tuple(kt.shape[1:]), dtype=dtype, name=op.name)
+            return tensors[id(kt)]
+        node = op._inbound_nodes[node_index]
+        args, kwargs = node.arguments.args, dict(node.arguments.kwargs)
+        where = f"layer {op.name!r}"
+        if len(args) != 1:
+            raise KerasConversionError(f"{where}: called with {len(args)} positional "
+                                       "arguments; expected the input only")
+        kwargs.pop("training", None)
+        x = args[0]
+        mask = kwargs.pop("mask", None)
+        if mask is not None:       # the mask Keras propagates itself is fine: fastrnn does too
+            xs = x if isinstance(x, (list, tuple)) else [x]
+            ms = mask if isinstance(mask, (list, tuple)) else [mask]
+            if len(ms) != len(xs) or any(m is not None and m is not getattr(v, "_keras_mask",
+                                                                            None)
+                                         for m, v in zip(ms, xs)):
+                raise KerasConversionError(f"{where}: an explicit mask= argument is not "
+                                           "supported; use Masking or Embedding(mask_zero=True)")
+        init = kwargs.pop("initial_state", None)
+        if kwargs:
+            raise KerasConversionError(f"{where}: call arguments {sorted(kwargs)} are not "
+                                       "supported")
+        fx = [convert(v) for v in x] if isinstance(x, (list, tuple)) else convert(x)
+        if id(op) not in made:
+            layer = _from_keras_layer(op, where)
+            if layer is None:
+                raise KerasConversionError(f"{where}: a Keras {oname} inside a model")
+            made[id(op)] = layer
+        call_kw = {}
+        if init is not None:
+            call_kw["initial_state"] = ([convert(v) for v in init]
+                                        if isinstance(init, (list, tuple)) else convert(init))
+        out = made[id(op)](fx, **call_kw)
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        if len(outs) != len(node.outputs):
+            raise KerasConversionError(f"{where}: Keras gives {len(node.outputs)} outputs, "
+                                       f"fastrnn {len(outs)}")
+        for k_out, f_out in zip(node.outputs, outs):
+            tensors[id(k_out)] = f_out
+        return outs[tensor_index]
+
+    ins = [convert(t) for t in model.inputs]
+    outs = [convert(t) for t in model.outputs]
+    return Model(ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0],
+                 name=None)
 
 
 def from_keras(model):
@@ -650,12 +709,15 @@ def from_keras(model):
 
     Parameters
     ----------
-    model : keras.Sequential, a functional keras.Model that is a chain of layers, or a layer
-        Made of Embedding, Dense, SimpleRNN, LSTM, GRU, Bidirectional, Dropout and Masking.
+    model : keras.Sequential, a functional keras.Model, or a layer
+        Made of Embedding, Dense, SimpleRNN, LSTM, GRU, Bidirectional, Dropout and Masking
+        (and the merge layers Concatenate, Add, Subtract, Multiply, Average when fastrnn has
+        them). Functional models may have several inputs and outputs, shared layers and
+        states passed as ``initial_state=``.
 
     Returns
     -------
-    fastrnn.Sequential (or a fastrnn layer for a Keras layer)
+    fastrnn.Sequential, fastrnn.Model (functional Keras models) or a fastrnn layer
         ``model.predict(x)`` equals ``keras_model(x)`` to float32 rounding. At padded steps of
         a masked sequence output, a Keras ``Bidirectional`` writes zeros where fastrnn repeats
         the last state (as a Keras LSTM on its own does): valid steps agree.
@@ -680,7 +742,9 @@ def from_keras(model):
             return _from_keras_layer(model, f"Keras layer {model.name!r}")
         raise TypeError(f"from_keras: expected a Keras model or layer, got "
                         f"{type(model).__name__}")
-    klayers = _keras_chain(model)
+    if type(model).__name__ != "Sequential":
+        return _from_keras_functional(model)
+    klayers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
     layers = []
     for i, kl in enumerate(klayers):
         layer = _from_keras_layer(kl, f"layer {i} ({kl.name!r})")
@@ -756,7 +820,9 @@ def to_keras(model):
         import keras
     except ImportError:
         raise ImportError("to_keras needs Keras 3: pip install keras") from None
-    from .models import Sequential
+    from .models import Model, Sequential
+    if isinstance(model, Model) and not isinstance(model, Sequential):
+        return _to_keras_functional(model, keras)
     if not isinstance(model, Sequential):
         klayer, weights = _keras_layer_for(model, keras)
         if not model.built:
@@ -779,6 +845,41 @@ def to_keras(model):
         klayer, weights = _keras_layer_for(layer, keras)
         kmodel.add(klayer)
         pending.append((klayer, weights))
+    for klayer, weights in pending:
+        if weights:
+            klayer.set_weights(weights)
+    return kmodel
+
+
+def _to_keras_functional(model, keras):
+    graph = model._graph
+    if graph is None or not model.built:
+        raise ValueError("to_keras: the model is not built")
+    env, made, pending = {}, {}, []
+    ins = []
+    for t in graph.inputs:
+        kind = np.dtype(t.dtype).kind
+        kt = keras.Input(shape=tuple(t.shape[1:]), dtype="int32" if kind in "iu" else t.dtype,
+                         name=t.node.layer.name)
+        env[t._id] = kt
+        ins.append(kt)
+    for node in graph.nodes:
+        layer = node.layer
+        if id(layer) not in made:
+            made[id(layer)] = _keras_layer_for(layer, keras)
+            pending.append(made[id(layer)])
+        klayer = made[id(layer)][0]
+        xs = [env[t._id] for t in node.x_tensors]
+        kw = {}
+        if node.has_states:
+            sts = [env[t._id] for t in node.states]
+            kw["initial_state"] = sts if node.states_is_list or len(sts) > 1 else sts[0]
+        out = klayer(xs if node.x_is_list else xs[0], **kw)
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        for t, kt in zip(node.outputs, outs):
+            env[t._id] = kt
+    outs = [env[t._id] for t in graph.outputs]
+    kmodel = keras.Model(ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0])
     for klayer, weights in pending:
         if weights:
             klayer.set_weights(weights)
