@@ -65,7 +65,8 @@ def test_model_bytes_round_trip(no_pickled_models):
 def test_local_scheduler_without_a_client(no_pickled_models):
     m = _gru_model()
     x = np.random.default_rng(1).standard_normal((53, 6, 3)).astype(np.float32)
-    y = fr.distributed.predict(m, da.from_array(x, chunks=(10, 6, 3)), batch_size=4)
+    y = fr.distributed.predict(m, da.from_array(x, chunks=(10, 6, 3)), batch_size=4,
+                               client=False)
     assert isinstance(y, da.Array) and y.shape == (53, 2) and y.dtype == np.float32
     out = y.compute(scheduler="sync")
     ref = m.predict(x, batch_size=4)
@@ -138,9 +139,29 @@ def test_bad_arguments_name_themselves():
     dx = da.zeros((4, 3, 3), chunks=2)
     with pytest.raises(ValueError, match="batch_size"):
         fr.distributed.predict(m, dx, batch_size=0)
+    with pytest.raises(TypeError, match="client must be"):
+        fr.distributed.predict(m, dx, client="tcp://nowhere")
     with pytest.raises(ValueError, match="threads"):
         fr.distributed.predict(m, dx, threads=0)
     with pytest.raises(ValueError, match="maxlen"):
         fr.distributed.pad_token_lists(db.from_sequence([[1]]), 0)
     with pytest.raises(TypeError, match="sequences must be"):
         fr.distributed.pad_token_lists([[1, 2]], 3)
+
+
+def test_example_distributed_predict_quick(capsys):
+    pytest.importorskip("dask.distributed")
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples",
+                        "distributed_predict.py")
+    if not os.path.exists(path):
+        pytest.skip("examples/ not present (tests run outside the source tree)")
+    spec = importlib.util.spec_from_file_location("example_distributed_predict", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--quick", "-n", "3000", "--chunk", "1000"])
+    out = capsys.readouterr().out
+    assert "identical predictions" in out
+    assert set(res) == {"1 process, 2 threads", "LocalCluster 1 x 1 thread",
+                        "LocalCluster 2 x 1 thread"}

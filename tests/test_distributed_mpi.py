@@ -242,3 +242,16 @@ def test_gradient_buffer_is_bucketed(monkeypatch):
         assert ctx.stats["allreduce_bytes"] == 8 * n
     finally:
         ctx.bucket_bytes = old
+
+
+def test_example_distributed_fit_quick(tmp_path):
+    example = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples",
+                           "distributed_fit.py")
+    if not os.path.exists(example):
+        pytest.skip("examples/ not present (tests run outside the source tree)")
+    proc = _run(example, "--quick", "--checkpoint", str(tmp_path / "best.safetensors"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert out.count("steps/s") == 1                     # only rank 0 prints
+    assert "efficiency" in out and (tmp_path / "best.safetensors").exists()
+    fr.load_model(tmp_path / "best.safetensors")

@@ -139,7 +139,12 @@ def _predict_block(block, payload, key, batch_size, threads, out_tail, out_dtype
 
 
 def _client(client):
+    if client is False:
+        return None
     if client is not None:
+        if not callable(getattr(client, "scatter", None)):
+            raise TypeError(f"client must be a dask.distributed.Client, None or False, got "
+                            f"{type(client).__name__}")
         return client
     try:
         from distributed import default_client
@@ -160,9 +165,11 @@ def predict(model, x, batch_size=32, client=None, threads=None):
         other axes are merged into single chunks if they are split.
     batch_size : int
         ``model.predict``'s batch size inside each chunk.
-    client : dask.distributed.Client, optional
-        Default: the current client (``distributed.default_client()``); without any, dask's
-        local scheduler runs the tasks in this process. Compute the result on that client.
+    client : dask.distributed.Client, None or False
+        None (default): the current client (``distributed.default_client()``) if there is
+        one, else dask's local schedulers run the tasks in this process; False: the local
+        schedulers even when a client exists. Compute the result where it was made: the
+        scattered model lives on that client's cluster.
     threads : int, optional
         Engine threads per task. Default: the worker's ``nthreads`` (its cores).
 

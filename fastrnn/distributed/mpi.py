@@ -267,6 +267,8 @@ class MPIContext:
 
     def sync_control(self, model):
         """Broadcast rank 0's ``stop_training`` flag and learning rate to every rank."""
+        if self.size == 1:
+            return model.stop_training
         t0 = time.perf_counter()
         opt = getattr(model, "optimizer", None)
         buf = np.zeros(2, dtype=np.float64)
@@ -284,7 +286,7 @@ class MPIContext:
 
     def _sync_learning_rate(self, model):
         opt = getattr(model, "optimizer", None)
-        if opt is None:
+        if opt is None or self.size == 1:
             return
         t0 = time.perf_counter()
         buf = np.array([float(opt.learning_rate) if self.rank == 0 else 0.0])
