@@ -315,7 +315,40 @@ class MPIContext:
         self.stats["allreduce_seconds"] += time.perf_counter() - t0
         self.stats["allreduce_bytes"] += buf.nbytes
 
-    def reduce(self, model, items, loss, output, mask):
+    def _outputs_with_loss(self, model, output, mask):
+        """[(k, output_k, mask_k)] of the outputs that have a loss."""
+        outs = output if isinstance(output, list) else [output]
+        masks = mask if isinstance(mask, list) else [mask] * len(outs)
+        losses = getattr(model, "_losses", None) or [True] * len(outs)
+        return [(k, o, m) for k, (o, m) in enumerate(zip(outs, masks))
+                if k >= len(losses) or losses[k] is not None]
+
+    def before_backward(self, model, d_outputs, output, mask):
+        """The hook between the loss and backward.
+
+        With one output nothing happens here: :meth:`reduce` weights the gradients after
+        backward. With several outputs each loss has its own count of positions, mixed
+        together in the parameter gradients, so the counts are summed over the ranks first (a
+        small Allreduce) and each output gradient is scaled by ``n_k,rank / N_k``; backward
+        then yields this rank's share of the global gradient and :meth:`reduce` only sums.
+        """
+        active = self._outputs_with_loss(model, output, mask)
+        if not isinstance(d_outputs, list) or len(active) <= 1:
+            self._counts = None
+            return d_outputs
+        local = np.array([loss_weight(o, m) for _, o, m in active], dtype=np.float64)
+        total = local.copy()
+        if self.size > 1:
+            self.comm.Allreduce(self.MPI.IN_PLACE, total, op=self.MPI.SUM)
+        d = list(d_outputs)
+        for (k, _, _), n, tot in zip(active, local, total):
+            if d[k] is not None:
+                scale = d[k].dtype.type(n / tot) if tot > 0 else d[k].dtype.type(0)
+                d[k] = d[k] * scale
+        self._counts = (active, local, total)
+        return d
+
+    def reduce(self, model, items, parts, output, mask):
         """Average one step's gradients over the ranks (the hook between backward and the
         optimizer step).
 
@@ -323,43 +356,69 @@ class MPIContext:
         ----------
         model : the model being trained (its optimizer's learning rate is synchronised)
         items : list of (name, param, grad)
-            This rank's gradients of its local mean loss.
-        loss : float
-            This rank's mean loss on its local batch (may be non-finite).
-        output, mask : the batch's model output and output mask (give the loss weight)
+            This rank's gradients of its local loss.
+        parts : list of float or None
+            This rank's mean loss per output on its local batch (may be non-finite).
+        output, mask : the batch's model output(s) and output mask(s)
 
         Returns
         -------
-        (items, loss)
+        (items, loss, parts)
             The same names and parameters with the gradients of the loss of the concatenated
-            batches (views into one flat buffer, valid until the next step), and that loss.
+            batches (views into one flat buffer, valid until the next step), that total loss
+            and its per-output parts.
         """
         self._sync_learning_rate(model)
-        w = loss_weight(output, mask)
+        active = self._outputs_with_loss(model, output, mask)
+        parts = list(parts)
+        counts = getattr(self, "_counts", None)
+        presummed = counts is not None
+        if presummed:
+            w = 1.0                               # gradients already scaled in before_backward
+            local = counts[1]
+        else:
+            w = loss_weight(active[0][1], active[0][2]) if active else 1.0
+            local = np.array([w])
         dtype = np.result_type(*[g.dtype for _, _, g in items]) if items else np.float64
         n = sum(g.size for _, _, g in items)
-        buf = self._buffer(dtype, n + 2)
+        K = len(local)
+        buf = self._buffer(dtype, n + 2 * K)
         off = 0
         for _, _, g in items:
-            np.multiply(np.ravel(g), w, out=buf[off:off + g.size])
+            if w == 1.0:
+                buf[off:off + g.size] = np.ravel(g)
+            else:
+                np.multiply(np.ravel(g), w, out=buf[off:off + g.size])
             off += g.size
+        part_idx = [k for k, _, _ in active] if presummed else [active[0][0] if active else 0]
         with np.errstate(invalid="ignore", over="ignore"):
-            buf[n] = w * loss
-        buf[n + 1] = w
+            for j, (k, nk) in enumerate(zip(part_idx, local)):
+                value = parts[k] if k < len(parts) and parts[k] is not None else 0.0
+                buf[n + 2 * j] = nk * value
+                buf[n + 2 * j + 1] = nk
         self.allreduce_(buf)
-        total = float(buf[n + 1])
-        if total > 0:
-            np.divide(buf[:n], buf.dtype.type(total), out=buf[:n])
-            global_loss = float(buf[n]) / total
-        else:                       # no valid position anywhere (all masked): loss 0, no push
-            buf[:n] = 0
-            global_loss = float(buf[n]) if not math.isfinite(float(buf[n])) else 0.0
+        sums = buf[n:].astype(np.float64)
+        if not presummed:
+            total = float(sums[1])
+            if total > 0:
+                np.divide(buf[:n], buf.dtype.type(total), out=buf[:n])
+            else:                 # no valid position anywhere (all masked): loss 0, no push
+                buf[:n] = 0
+        new_parts = list(parts)
+        for j, k in enumerate(part_idx):
+            s, c = float(sums[2 * j]), float(sums[2 * j + 1])
+            new_parts[k] = s / c if c > 0 else (s if not math.isfinite(s) else 0.0)
+        if presummed:
+            lw = getattr(model, "_loss_weights", None) or [1.0] * len(new_parts)
+            loss = sum(lw[k] * new_parts[k] for k in part_idx)
+        else:
+            loss = new_parts[0]
         out, off = [], 0
         for name, p, g in items:
             out.append((name, p, buf[off:off + g.size].reshape(np.shape(g))))
             off += g.size
         self.stats["steps"] += 1
-        return out, global_loss
+        return out, float(loss), new_parts
 
     def _reduce_sums(self, values):
         buf = np.asarray(values, dtype=np.float64)
@@ -367,32 +426,30 @@ class MPIContext:
             self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
         return buf
 
-    def _global_metric_logs(self, model, head):
-        """Sum ``head`` (a list of floats) and every compiled metric's running (total, count)
-        over the ranks; set the metrics to the global state; return (head sums, logs)."""
-        metrics = [m for m in getattr(model, "compiled_metrics", [])
-                   if hasattr(m, "_total") and hasattr(m, "_count")]
-        vals = list(head)
-        for m in metrics:
+    def global_logs(self, model, logs, n):
+        """Logs over all ranks from this rank's ``logs`` over its ``n`` samples: loss entries
+        (running means over the samples) become sample-weighted means over the ranks, metrics
+        are recomputed from their summed running states (and left in that global state).
+        Called at the end of each epoch for the training and the validation logs."""
+        slots = getattr(model, "_metric_slots", None)
+        if slots is None:
+            slots = [(0, m, m.name) for m in getattr(model, "compiled_metrics", [])]
+        metrics = {log: m for _, m, log in slots
+                   if hasattr(m, "_total") and hasattr(m, "_count")}
+        loss_keys = [k for k in logs if k not in metrics]
+        vals = [float(n)] + [float(logs[k]) * n for k in loss_keys]
+        for m in metrics.values():
             vals += [float(m._total), float(m._count)]
         s = self._reduce_sums(vals)
-        k = len(head)
-        for i, m in enumerate(metrics):
-            m._total, m._count = float(s[k + 2 * i]), int(round(s[k + 2 * i + 1]))
-        logs = {m.name: m.result() for m in getattr(model, "compiled_metrics", [])}
-        return s[:k], logs
-
-    def epoch_logs(self, model, total, seen):
-        """The epoch's training logs over all ranks: ``total`` is this rank's sum of (step
-        loss x local batch size) and ``seen`` its sample count."""
-        (total, seen), logs = self._global_metric_logs(model, [total, seen])
-        return {"loss": float(total / seen) if seen else 0.0, **logs}
-
-    def validation_logs(self, model, logs, n):
-        """Validation logs over all ranks, from this rank's logs over its ``n`` samples."""
-        (total, seen), mlogs = self._global_metric_logs(
-            model, [float(logs.get("loss", 0.0)) * n, n])
-        return {"loss": float(total / seen) if seen else 0.0, **mlogs}
+        seen = s[0]
+        out = {}
+        for i, k in enumerate(loss_keys):
+            out[k] = float(s[1 + i] / seen) if seen else 0.0
+        base = 1 + len(loss_keys)
+        for i, (log, m) in enumerate(metrics.items()):
+            m._total, m._count = float(s[base + 2 * i]), int(round(s[base + 2 * i + 1]))
+            out[log] = m.result()
+        return {k: out.get(k, v) for k, v in logs.items()}
 
     def end_fit(self, model):
         """Called after the last epoch: every rank ends with rank 0's weights (callbacks such
