@@ -28,6 +28,7 @@ WORKER = textwrap.dedent('''
     import fastrnn as fr
 
     STEPS = 20
+    KINDS = ("gru", "masked", "multi")
     # split -> per-rank (samples, batch_size); every rank runs STEPS steps
     SPLITS = {"even": [(80, 4), (80, 4)],
               "uneven": [(98, 5), (59, 3)]}      # last batches: 3 and 2 samples
@@ -37,6 +38,15 @@ WORKER = textwrap.dedent('''
         if kind == "gru":
             m = fr.Sequential([fr.GRU(6, input_size=3, **f64), fr.Dense(2, **f64)], seed=3)
             m.compile(fr.optimizers.Adam(0.01, global_clipnorm=0.5), "mse", metrics=["mae"])
+        elif kind == "multi":   # two outputs with different position counts (masked + not)
+            inp = fr.Input((None,), dtype="int64")
+            seq = fr.GRU(5, return_sequences=True, **f64)(
+                fr.Embedding(11, 4, mask_zero=True, **f64)(inp))
+            tags = fr.Dense(11, activation="softmax", **f64, name="tags")(seq)
+            score = fr.Dense(1, **f64, name="score")(fr.GRU(3, **f64)(seq))
+            m = fr.Model(inp, [tags, score], seed=5)
+            m.compile(fr.optimizers.RMSprop(0.01), ["sparse_categorical_crossentropy", "mse"],
+                      loss_weights=[1.0, 0.5], metrics=[["accuracy"], []])
         else:   # padded token ids, masked sequence output, fused softmax + cross-entropy
             m = fr.Sequential([fr.Embedding(11, 4, mask_zero=True, **f64),
                                fr.LSTM(5, return_sequences=True, **f64),
@@ -54,18 +64,22 @@ WORKER = textwrap.dedent('''
         lengths = rng.integers(1, T + 1, n)
         x = rng.integers(1, 11, (n, T))
         x[np.arange(T)[None, :] >= lengths[:, None]] = 0          # post-padding
-        return x, rng.integers(0, 11, (n, T))
+        y = rng.integers(0, 11, (n, T))
+        if kind == "multi":
+            return x, [y, rng.standard_normal((n, 1))]
+        return x, y
 
     def batch(kind, split, rank, i):
         x, y = shard(kind, split, rank)
         b = SPLITS[split][rank][1]
-        return x[i * b:(i + 1) * b], y[i * b:(i + 1) * b]
+        take = lambda a: a[i * b:(i + 1) * b]
+        return take(x), [take(a) for a in y] if isinstance(y, list) else take(y)
 
     def main(split, mode, out):
         from mpi4py import MPI
         rank = MPI.COMM_WORLD.Get_rank()
         res = {}
-        for kind in ("gru", "masked"):
+        for kind in KINDS:
             x, y = shard(kind, split, rank)
             b = SPLITS[split][rank][1]
             if mode == "fail-callback":      # rank 0 raises inside a callback at batch 5
@@ -141,7 +155,10 @@ def _reference(mod, kind, split):
     for i in range(mod.STEPS):
         parts = [mod.batch(kind, split, r, i) for r in range(2)]
         x = np.concatenate([p[0] for p in parts])
-        y = np.concatenate([p[1] for p in parts])
+        if isinstance(parts[0][1], list):
+            y = [np.concatenate([p[1][k] for p in parts]) for k in range(len(parts[0][1]))]
+        else:
+            y = np.concatenate([p[1] for p in parts])
         losses.append(m.train_on_batch(x, y))
         sizes.append(len(x))
     return m.get_weights(), np.array(losses), np.array(sizes)
@@ -155,7 +172,7 @@ def test_two_ranks_equal_single_process_on_concatenated_batches(worker, tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0 = np.load(f"{out}.rank0.npz")
     r1 = np.load(f"{out}.rank1.npz")
-    for kind in ("gru", "masked"):
+    for kind in mod.KINDS:
         ref_w, ref_loss, sizes = _reference(mod, kind, split)
         assert not np.allclose(ref_w[0], mod.build(kind).get_weights()[0])   # it trained
         for mode in ("fit", "tob"):
@@ -173,6 +190,10 @@ def test_two_ranks_equal_single_process_on_concatenated_batches(worker, tmp_path
             np.testing.assert_allclose(r0["gru.fit.loss"], [want], rtol=1e-10)
             np.testing.assert_array_equal(r1["gru.fit.loss"], r0["gru.fit.loss"])
             np.testing.assert_array_equal(r1["gru.fit.mae"], r0["gru.fit.mae"])
+        if kind == "multi":    # per-output losses are logged as their global values too
+            want = float(np.sum(ref_loss * sizes) / np.sum(sizes))
+            np.testing.assert_allclose(r0["multi.fit.loss"], [want], rtol=1e-10)
+            assert "multi.fit.tags_loss" in r0 and "multi.fit.tags_accuracy" in r0
 
 
 @pytest.mark.parametrize("mode", ["fail-callback", "fail-rank1"])

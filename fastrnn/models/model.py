@@ -799,7 +799,8 @@ class Model:
         y = self._prepare_y(y, self._n_samples(x))
         if distributed is not None:
             distributed.ensure_synced(self)
-        loss, out, mask, _ = self._train_step(x, y, distributed)
+        loss, out, mask, _ = (self._train_step(x, y) if distributed is None
+                              else self._train_step(x, y, distributed))
         if return_dict:
             logs = self._loss_logs(loss, self._last_parts)
             logs.update(self._metric_values(y, out, mask, update=False))
@@ -998,7 +999,8 @@ class Model:
                 cbs.on_train_batch_begin(step, None)
                 idx = order[a:b] if order is not None else slice(a, b)
                 xb, yb = self._take(x, idx), self._take(y, idx)
-                loss, out, mask, _ = self._train_step(xb, yb, dist)
+                loss, out, mask, _ = (self._train_step(xb, yb) if dist is None
+                                      else self._train_step(xb, yb, dist))
                 parts = getattr(self, "_last_parts", [loss])
                 total += loss * (b - a)
                 part_tot = [None if p is None else
