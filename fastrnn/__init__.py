@@ -51,6 +51,7 @@ from . import initializers
 from .layers import (Activation, Conv1D, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D,
                      LayerNormalization, MaxPooling1D, RepeatVector, SpatialDropout1D,
                      TimeDistributed)
+from . import distributed
 
 __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "Layer", "__version__",
            "Sequential", "Dense", "Embedding", "Dropout", "Bidirectional", "Input", "Masking",
@@ -60,4 +61,4 @@ __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "La
            "Model",
            "initializers", "Activation", "Conv1D", "Flatten", "GlobalAveragePooling1D",
            "GlobalMaxPooling1D", "LayerNormalization", "MaxPooling1D", "RepeatVector",
-           "SpatialDropout1D", "TimeDistributed"]
+           "SpatialDropout1D", "TimeDistributed", "distributed"]
