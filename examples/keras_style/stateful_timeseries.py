@@ -40,7 +40,9 @@ def windows(series, n_test_windows):
 def build_model(units=32):
     model = keras.Sequential([
         keras.Input(batch_shape=(1, WINDOW, 1)),
-        keras.layers.LSTM(units, stateful=True, return_sequences=True),
+        # use_cudnn=False: Keras 3.15's torch backend fails to train a stateful LSTM on its
+        # fused path (keras#23462); fastrnn accepts the argument and ignores it
+        keras.layers.LSTM(units, stateful=True, return_sequences=True, use_cudnn=False),
         keras.layers.Dense(1),
     ])
     model.compile(loss="mse", optimizer=keras.optimizers.Adam(learning_rate=0.01))

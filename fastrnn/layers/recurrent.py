@@ -55,7 +55,12 @@ class RecurrentLayer(Layer):
                  backend=None, kernel_initializer=None, recurrent_initializer=None,
                  bias_initializer=None, init=None,
                  dropout=0.0, recurrent_dropout=0.0, stateful=False, trainable=True,
-                 input_shape=None):
+                 input_shape=None, unroll=False, use_cudnn="auto"):
+        # unroll / use_cudnn are Keras's performance hints; accepted so Keras scripts run
+        # unchanged, and ignored: fastrnn always runs its compiled CPU kernels
+        if unroll not in (True, False) or use_cudnn not in ("auto", True, False):
+            raise ValueError(f"unroll must be a bool and use_cudnn 'auto' or a bool, got "
+                             f"unroll={unroll!r}, use_cudnn={use_cudnn!r}")
         super().__init__(dtype=dtype, seed=seed, name=name, trainable=trainable,
                          input_shape=input_shape)
         self.units = _positive_int(units, "units")
