@@ -6,6 +6,17 @@ Keras-shaped on the outside (batch-first ``(B, T, I)`` input, ``return_sequences
 (G*H,) in PyTorch's gate order (LSTM i, f, g, o; GRU r, z, n), so a ``torch.nn.LSTM``'s
 ``weight_ih_l0`` etc. copy straight in and give PyTorch's numbers.
 
+Keras's options: initial values are Keras's (``kernel_initializer="glorot_uniform"``,
+``recurrent_initializer="orthogonal"``, ``bias_initializer="zeros"``, LSTM ``unit_forget_bias``;
+``init="torch"`` for PyTorch's U(-1/sqrt(H), 1/sqrt(H)); see :mod:`fastrnn.initializers`),
+``dropout`` (one input mask per sequence, applied before the kernels), ``recurrent_dropout``
+(one mask per sequence on ``h_{t-1}`` in the recurrent product: training then runs the NumPy
+reference, see :mod:`fastrnn.functional`), ``stateful`` (the final state of each sample
+starts the next batch; ``reset_states()``), ``use_bias="single"`` (Keras's one trainable bias
+for SimpleRNN/LSTM), ``activation`` / ``recurrent_activation`` / ``reset_after`` for what the
+kernels fuse (anything else is a ValueError naming what is supported), ``trainable``,
+``input_shape``; ``unroll`` and ``use_cudnn`` are accepted and ignored.
+
 The sequence is transposed to time-major once, here, and handed to one validated engine call
 (:mod:`fastrnn.functional`). After ``backward`` the gradient with respect to the initial state
 is in ``layer.d_initial_state`` (``dh0``, or ``(dh0, dc0)`` for LSTM).
