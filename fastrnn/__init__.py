@@ -38,6 +38,8 @@ from .layers import GRU, LSTM, SimpleRNN, Layer
 from . import interop
 from .layers import Bidirectional, Dense, Dropout, Embedding, Masking
 from .models import Sequential, Model, Input
+from .layers import (Concatenate, Add, Subtract, Multiply, Average, Dot, Attention,
+                     AdditiveAttention)
 from . import callbacks, losses, metrics
 from . import io, optimizers
 from .io import load_model, load_weights, save_model, save_weights, ModelFileError
@@ -46,4 +48,5 @@ __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "La
            "Sequential", "Dense", "Embedding", "Dropout", "Bidirectional", "Input", "Masking",
            "losses", "metrics", "callbacks",
            "io", "optimizers", "load_model", "save_model", "load_weights", "save_weights",
-           "ModelFileError", "Model"]
+           "ModelFileError", "Model", "Concatenate", "Add", "Subtract", "Multiply", "Average",
+           "Dot", "Attention", "AdditiveAttention"]

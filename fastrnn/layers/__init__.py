@@ -11,6 +11,8 @@ from .core import Dense, Input, InputLayer, Masking
 from .dropout import Dropout
 from .embedding import Embedding
 from .recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
+from .merge import Add, Average, Concatenate, Dot, Multiply, Subtract
+from .attention import AdditiveAttention, Attention
 
 LAYER_REGISTRY = {
     "SimpleRNN": SimpleRNN,
@@ -22,6 +24,14 @@ LAYER_REGISTRY = {
     "Bidirectional": Bidirectional,
     "InputLayer": InputLayer,
     "Masking": Masking,
+    "Concatenate": Concatenate,
+    "Add": Add,
+    "Subtract": Subtract,
+    "Multiply": Multiply,
+    "Average": Average,
+    "Dot": Dot,
+    "Attention": Attention,
+    "AdditiveAttention": AdditiveAttention,
 }
 
 
@@ -58,4 +68,5 @@ def deserialize(config):
 
 __all__ = ["Layer", "RecurrentLayer", "SimpleRNN", "LSTM", "GRU", "Dense", "Embedding",
            "Dropout", "Bidirectional", "Masking", "Input", "InputLayer", "LAYER_REGISTRY", "serialize",
-           "deserialize"]
+           "deserialize", "Concatenate", "Add", "Subtract", "Multiply", "Average", "Dot",
+           "Attention", "AdditiveAttention"]
