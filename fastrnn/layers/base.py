@@ -87,6 +87,8 @@ class Layer:
             raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
         self.seed = seed
         self.name = name or type(self).__name__.lower()
+        # a default name may be made unique (lstm -> lstm_1) by a functional Model
+        self._auto_name = name is None or name == type(self).__name__.lower()
         self.params = ParamDict(self.dtype)
         self.grads = {}
         self.built = False

@@ -2,7 +2,8 @@
 
 ``Concatenate(axis=-1)``, ``Add``, ``Subtract``, ``Multiply``, ``Average`` and ``Dot(axes,
 normalize=False)`` take a list of arrays in ``forward`` and return one array; ``backward``
-takes the output gradient and returns the list of input gradients. They have no parameters.
+takes the output gradient and returns the list of input gradients. They have no parameters; float32/float64 inputs keep their precision (the layer's ``dtype``
+applies to integer inputs).
 
 Masks: the (B, T) masks of the inputs are combined with a logical AND (an input without a
 mask counts as all True); the result is None when no input has a mask. ``Dot`` drops masks.
@@ -37,8 +38,11 @@ def _as_float_list(xs, layer, dtype, n=None):
         if a.ndim < 2:
             raise ValueError(f"{layer}: input {i} must have a batch axis and at least one "
                              f"more, got shape {a.shape}")
-        out.append(a.astype(dtype, copy=False))
-    return out
+        out.append(a)
+    # no parameters: float inputs keep their (common) precision, integers become ``dtype``
+    if all(a.dtype.kind == "f" and a.dtype.itemsize >= 4 for a in out):
+        dtype = np.result_type(*out)
+    return [a.astype(dtype, copy=False) for a in out]
 
 
 def _and_masks(masks):
@@ -124,7 +128,7 @@ class _Merge(Layer):
         if d.shape != shape:
             raise ValueError(f"{type(self).__name__}: d_out must have shape {shape}, got "
                              f"{d.shape}")
-        return self._split_grad(xs, d.astype(self.dtype, copy=False))
+        return self._split_grad(xs, d.astype(xs[0].dtype, copy=False))
 
 
 class Add(_Merge):
@@ -361,7 +365,7 @@ class Dot(_Merge):
         d = np.asarray(d_out)
         if d.shape != shape:
             raise ValueError(f"Dot: d_out must have shape {shape}, got {d.shape}")
-        d = d.astype(self.dtype, copy=False)
+        d = d.astype(y0.dtype, copy=False)
         m0 = np.moveaxis(y0, a0, -1)
         m1 = np.moveaxis(y1, a1, 1)
         B, k = m0.shape[0], m0.shape[-1]

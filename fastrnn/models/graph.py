@@ -142,6 +142,7 @@ def Input(shape, dtype="float32", name=None):
     >>> model = fr.Model(ids, fr.Dense(2)(h))
     """
     layer = InputLayer(shape, dtype=dtype, name=name or "input")
+    layer._auto_name = name is None
     return _input_tensor(layer)
 
 
