@@ -55,7 +55,7 @@ def test_dot_attention_forward(use_scale, key):
     layer.build([a.shape for a in xs])
     scale = 1.0
     if use_scale:
-        layer.params["scale"] = np.array(0.7)
+        layer.params["scale"] = np.array([0.7])
         scale = 0.7
     out, w = layer(xs, return_attention_scores=True)
     want, ww = loop_attention(q, v, k, score=lambda a, b: scale * (a @ b))
@@ -109,7 +109,7 @@ def test_gradients(cls, key, masked):
     xs = [q, v] + ([k] if key else [])
     layer.build([a.shape for a in xs])
     if cls is fr.Attention:
-        layer.params["scale"] = np.array(1.3)
+        layer.params["scale"] = np.array([1.3])
     kw = {}
     if masked:
         kw = {"mask": [np.array([[1, 1, 0], [1, 1, 1]], bool),
@@ -175,7 +175,8 @@ def test_matches_keras(cls_name, use_scale):
                            return_attention_scores=True)
         if use_scale:
             ours.build([q.shape, v.shape, k.shape])
-            ours.params["scale"] = keras.ops.convert_to_numpy(kl.scale)
+            ours.params["scale"] = np.reshape(keras.ops.convert_to_numpy(kl.scale),
+                                              ours.params["scale"].shape)
         out, w = ours([q, v, k], mask=[qmask, vmask], use_causal_mask=causal,
                       return_attention_scores=True)
         # Keras's torch backend runs matmul in float32 even for float64 inputs: compare at

@@ -21,7 +21,7 @@ the output mask is the query mask. ``use_causal_mask=True`` (a call argument, or
 ``return_attention_scores=True`` makes the layer return ``[out, weights]``.
 
 ``step(query_t, value, ...)`` attends with one query step ``(B, d)``, for decoding one token
-at a time. Parameters: ``scale`` (shape ``()`` for Attention, ``(d,)`` for
+at a time. Parameters: ``scale`` (shape ``(1,)`` for Attention, Keras's scalar; ``(d,)`` for
 AdditiveAttention) when ``use_scale``.
 """
 
@@ -197,7 +197,7 @@ class _BaseAttention(Layer):
         dscores = w * (dw - np.sum(dw * w, axis=-1, keepdims=True))
         # the masked-score offset is a constant: its gradient is dscores unchanged
         if self._scalar_scale():
-            self.grads["scale"] = np.asarray(np.sum(dscores * raw), dtype=self.dtype)
+            self.grads["scale"] = np.full((1,), np.sum(dscores * raw), dtype=self.dtype)
             draw = dscores * self.params["scale"]
         else:
             draw = dscores
@@ -229,7 +229,8 @@ class Attention(_BaseAttention):
     Parameters
     ----------
     use_scale : bool
-        Multiply the scores by a learned scalar ``scale`` (initialised to 1).
+        Multiply the scores by a learned scalar ``scale`` (initialised to 1; stored with
+        shape (1,)).
     causal : bool
         Default for the call argument ``use_causal_mask``.
     dtype, seed, name : as for every layer.
@@ -248,7 +249,9 @@ class Attention(_BaseAttention):
 
     def build(self, input_shape=None):
         if self.use_scale:
-            self.params["scale"] = np.ones((), dtype=self.dtype)
+            # Keras's scalar, kept as shape (1,) so every optimizer and file path sees an
+            # ordinary vector
+            self.params["scale"] = np.ones((1,), dtype=self.dtype)
         self._finish_build()
 
     def _scalar_scale(self):

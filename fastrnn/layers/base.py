@@ -6,12 +6,14 @@ returns the gradient of the input, after a ``forward(..., training=True)``. Laye
 parameters on the first input when the input size was not given.
 """
 
+import itertools
 import weakref
 
 import numpy as np
 
 __all__ = ["Layer", "ParamDict", "as_dtype"]
 
+_CREATED = itertools.count()
 _DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 
@@ -89,6 +91,7 @@ class Layer:
         self.name = name or type(self).__name__.lower()
         # a default name may be made unique (lstm -> lstm_1) by a functional Model
         self._auto_name = name is None or name == type(self).__name__.lower()
+        self._created = next(_CREATED)       # creation order: the suffixes follow it
         self.params = ParamDict(self.dtype)
         self.grads = {}
         self.built = False

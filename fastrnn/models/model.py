@@ -171,15 +171,15 @@ class Model:
                     raise ValueError(f"Model: two different layers are named {layer.name!r}; "
                                      f"layer names must be unique")
                 taken[layer.name] = layer
-        for layer in self._graph.layers:
-            if getattr(layer, "_auto_name", False):
-                base = layer.name
-                if base in taken and taken[base] is not layer:
-                    k = 1
-                    while f"{base}_{k}" in taken:
-                        k += 1
-                    layer.name = f"{base}_{k}"
-                taken[layer.name] = layer
+        auto = [l for l in self._graph.layers if getattr(l, "_auto_name", False)]
+        for layer in sorted(auto, key=lambda l: getattr(l, "_created", 0)):
+            base = layer.name
+            if base in taken and taken[base] is not layer:
+                k = 1
+                while f"{base}_{k}" in taken:
+                    k += 1
+                layer.name = f"{base}_{k}"
+            taken[layer.name] = layer
 
     @property
     def inputs(self):
