@@ -8,9 +8,15 @@
 from .base import Layer
 from .bidirectional import Bidirectional
 from .core import Dense, Input, InputLayer, Masking
-from .dropout import Dropout
+from .dropout import Dropout, SpatialDropout1D
 from .embedding import Embedding
 from .recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
+from .activation import Activation
+from .convolutional import Conv1D
+from .normalization import LayerNormalization
+from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
+from .reshaping import Flatten, RepeatVector
+from .wrappers import TimeDistributed
 from .merge import Add, Average, Concatenate, Dot, Multiply, Subtract
 from .attention import AdditiveAttention, Attention
 
@@ -24,6 +30,16 @@ LAYER_REGISTRY = {
     "Bidirectional": Bidirectional,
     "InputLayer": InputLayer,
     "Masking": Masking,
+    "SpatialDropout1D": SpatialDropout1D,
+    "Activation": Activation,
+    "Conv1D": Conv1D,
+    "LayerNormalization": LayerNormalization,
+    "GlobalAveragePooling1D": GlobalAveragePooling1D,
+    "GlobalMaxPooling1D": GlobalMaxPooling1D,
+    "MaxPooling1D": MaxPooling1D,
+    "Flatten": Flatten,
+    "RepeatVector": RepeatVector,
+    "TimeDistributed": TimeDistributed,
     "Concatenate": Concatenate,
     "Add": Add,
     "Subtract": Subtract,
@@ -68,5 +84,7 @@ def deserialize(config):
 
 __all__ = ["Layer", "RecurrentLayer", "SimpleRNN", "LSTM", "GRU", "Dense", "Embedding",
            "Dropout", "Bidirectional", "Masking", "Input", "InputLayer", "LAYER_REGISTRY", "serialize",
-           "deserialize", "Concatenate", "Add", "Subtract", "Multiply", "Average", "Dot",
+           "deserialize", "SpatialDropout1D", "Activation", "Conv1D", "LayerNormalization",
+           "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPooling1D", "Flatten",
+           "RepeatVector", "TimeDistributed", "Concatenate", "Add", "Subtract", "Multiply", "Average", "Dot",
            "Attention", "AdditiveAttention"]
