@@ -263,9 +263,9 @@ def plot_attention(path, text, predicted, weights):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny run for smoke tests")
-    p.add_argument("--train", type=int, default=None, help="training pairs (default 24000)")
+    p.add_argument("--train", type=int, default=None, help="training pairs (default 16000)")
     p.add_argument("--test", type=int, default=None, help="held-out pairs (default 2000)")
-    p.add_argument("--epochs", type=int, default=None, help="(default 10)")
+    p.add_argument("--epochs", type=int, default=None, help="(default 4)")
     p.add_argument("--units", type=int, default=None, help="encoder units per direction")
     p.add_argument("--emb", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=64)
@@ -285,9 +285,9 @@ def exact(pred, truth):
 def main(argv=None):
     args = parse_args(argv)
     q = args.quick
-    n_train = args.train or (800 if q else 24000)
+    n_train = args.train or (800 if q else 16000)
     n_test = args.test or (200 if q else 2000)
-    epochs = args.epochs or (2 if q else 10)
+    epochs = args.epochs or (2 if q else 4)
     units = args.units or (16 if q else 64)
     emb = args.emb or (8 if q else 32)
     verbose = args.verbose if args.verbose is not None else (0 if q else 2)
