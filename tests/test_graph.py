@@ -53,6 +53,10 @@ def test_disconnected_and_bad_graphs_are_refused():
         d = fr.Dense(2)
         d(fr.Input((3,)))
         d(fr.Input((4,)))
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        fr.Dense(2)(a, foo=1)
+    with pytest.raises(TypeError, match="the model sets it"):
+        fr.Dense(2)(a, training=True)
     with pytest.raises(TypeError, match="InputLayer cannot be called"):
         fr.layers.Input((3,))(a)
     with pytest.raises(ValueError, match="named 'same'"):
