@@ -98,6 +98,7 @@ def test_seq2seq_dates_quick(tmp_path, capsys):
     res = mod.main(["--quick", *_plot_arg(tmp_path, "dates")])
     out = capsys.readouterr().out
     assert "exact match" in out and "greedy" in out and "beam search" in out
+    assert set(res["char_accuracy"]) == {"greedy", "beam", "majority", "nearest"}
     assert "majority per position" in out and "nearest training input" in out
     for k in ("greedy", "beam", "majority", "nearest", "teacher_forced"):
         assert 0.0 <= res[k] <= 1.0

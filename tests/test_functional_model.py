@@ -235,3 +235,21 @@ def test_tampered_functional_file_is_refused(tmp_path):
     write_tensors(tmp_path / "big.safetensors", tensors, meta)
     with pytest.raises(ModelFileError, match="larger than"):
         fr.load_model(tmp_path / "big.safetensors")
+
+
+def test_io_knows_models_only_through_the_registry():
+    import ast
+    import inspect
+    from fastrnn import io
+    tree = ast.parse(inspect.getsource(io))
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not any("models" in m or "callbacks" in m for m in imported), imported
+    assert io.MODEL_REGISTRY["Sequential"] is fr.Sequential
+    assert io.MODEL_REGISTRY["Model"] is fr.Model
+
+
+def test_sequential_accepts_the_symbolic_input():
+    model = fr.Sequential([fr.Input((5, 3)), fr.LSTM(4), fr.Dense(2)], seed=0)
+    assert model.built and model.count_params() == 4 * 4 * (3 + 4 + 2) + 2 * 4 + 2
+    assert model.predict(np.zeros((2, 5, 3))).shape == (2, 2)

@@ -132,7 +132,20 @@ class _Merge(Layer):
 
 
 class Add(_Merge):
-    """Elementwise sum of a list of same-shape inputs."""
+    """Elementwise sum of a list of same-shape inputs.
+
+    Parameters
+    ----------
+    dtype : str
+        The dtype integer inputs are cast to (float inputs keep theirs).
+    name : str, optional
+
+    Example
+    -------
+    >>> import numpy as np, fastrnn as fr
+    >>> fr.Add()([np.ones((2, 3)), np.ones((2, 3))])[0, 0]
+    2.0
+    """
 
     def _combine(self, xs):
         out = xs[0].copy()
@@ -192,7 +205,21 @@ class Average(_Merge):
 
 class Concatenate(_Merge):
     """Concatenate a list of inputs along ``axis`` (default -1, the features); the other axes
-    must agree. ``axis`` counts the batch axis as 0, as in Keras."""
+    must agree. ``axis`` counts the batch axis as 0, as in Keras.
+
+    Parameters
+    ----------
+    axis : int
+        Not 0 (the batch axis). Concatenating sequences along time (``axis=1``) concatenates
+        their masks; along the features the masks are combined with AND.
+    dtype, name : as for :class:`Add`.
+
+    Example
+    -------
+    >>> import numpy as np, fastrnn as fr
+    >>> fr.Concatenate()([np.ones((2, 5, 3)), np.ones((2, 5, 4))]).shape
+    (2, 5, 7)
+    """
 
     def __init__(self, axis=-1, *, dtype="float32", name=None):
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
