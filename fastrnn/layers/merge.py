@@ -143,7 +143,7 @@ class Add(_Merge):
     Example
     -------
     >>> import numpy as np, fastrnn as fr
-    >>> fr.Add()([np.ones((2, 3)), np.ones((2, 3))])[0, 0]
+    >>> float(fr.Add()([np.ones((2, 3)), np.ones((2, 3))])[0, 0])
     2.0
     """
 
