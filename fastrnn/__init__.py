@@ -46,6 +46,7 @@ from .models import Sequential, Model, Input
 from . import callbacks, losses, metrics
 from . import io, optimizers
 from . import datasets
+from . import utils
 from .io import load_model, load_weights, save_model, save_weights, ModelFileError
 
 __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "Layer", "__version__",
@@ -53,4 +54,4 @@ __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "La
            "losses", "metrics", "callbacks",
            "io", "optimizers", "load_model", "save_model", "load_weights", "save_weights",
            "ModelFileError", "datasets", "show_config", "set_num_threads", "get_num_threads",
-           "Model"]
+           "Model", "utils"]
