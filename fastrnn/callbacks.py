@@ -187,6 +187,9 @@ class Progbar:
     def _line(self, current, logs, final, columns=None):
         elapsed = time.perf_counter() - self.start
         per = elapsed / current if current else 0.0
+        if self.target is None:     # a generator of unknown length: no total, no bar
+            return (f"{current} - {elapsed:.0f}s - {_format_time_per(per, self.unit)}"
+                    + _logs_str(logs))
         if self.verbose == 2:
             return (f"{current}/{self.target} - {elapsed:.0f}s - {_format_time_per(per, self.unit)}"
                     + _logs_str(logs))

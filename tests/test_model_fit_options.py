@@ -326,3 +326,12 @@ def test_to_json_roundtrip():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert fr.models.model_from_json is model_from_json
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_progress_for_a_generator_of_unknown_length(verbose, capsys):
+    x, y = class_data()
+    m = classifier()
+    m.fit(((x[i:i + 4], y[i:i + 4]) for i in range(0, 12, 4)), epochs=1, verbose=verbose)
+    out = capsys.readouterr().out
+    assert "None" not in out and "3 - " in out and "loss" in out
