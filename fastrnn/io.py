@@ -517,15 +517,30 @@ def _architecture_json(model):
         raise ValueError(f"model.get_config() is not JSON-serializable: {e}") from None
 
 
-def save_model(model, path, include_optimizer=True):
+_RESERVED_META = ("format", "format_version", "fastrnn_version", "kind", "architecture",
+                  "optimizer", "compile", _CHECKSUM_KEY)
+
+
+def save_model(model, path, include_optimizer=True, metadata=None):
     """Save architecture, weights and (optionally) optimizer state to ``path``, atomically.
 
     The file is a safetensors file: weights ``layers.{i}.{param}``, optimizer slots
     ``optimizer.{slot}.{param_name}``, architecture and configs as JSON strings in the
     metadata.  With ``include_optimizer`` (and a compiled model) the optimizer config and
     state and the loss/metrics are saved too, so :func:`load_model` returns a compiled model
-    that resumes training exactly; without it the loaded model is not compiled."""
+    that resumes training exactly; without it the loaded model is not compiled.
+
+    ``metadata`` (dict str -> str) adds application entries to the file's metadata (for
+    example a character model's vocabulary), written in the same atomic write as the weights;
+    the keys fastrnn uses itself (``format``, ``architecture``, ...) are refused."""
     from . import optimizers as _opt
+    extra = {} if metadata is None else metadata
+    if not isinstance(extra, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+        raise TypeError("metadata must be a dict of str -> str")
+    clash = sorted(set(extra) & set(_RESERVED_META))
+    if clash:
+        raise ValueError(f"metadata keys {clash} are reserved by fastrnn; use other names")
     tensors = dict(_model_tensors(model))
     meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
             "fastrnn_version": _version(), "kind": "model",
@@ -539,6 +554,7 @@ def save_model(model, path, include_optimizer=True):
         meta["optimizer"] = json.dumps(config, allow_nan=False)
         for key, arr in slots.items():
             tensors[f"optimizer.{key}"] = arr
+    meta.update(extra)
     write_tensors(path, tensors, meta)
 
 
