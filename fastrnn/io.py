@@ -639,8 +639,9 @@ def _check_allowlisted(cfg, source):
 _UNBUILT_DIM_LIMIT = 1024
 
 
-def _ints(node, skip=("seed", "mask_value")):
-    """All integers (not bools) anywhere in a config, except under keys in ``skip``."""
+def _ints(node, skip=("seed", "mask_value", "strides", "dilation_rate", "pool_size")):
+    """All integers (not bools) anywhere in a config, except under keys in ``skip`` (seeds,
+    mask values and window steps: they size no array)."""
     stack = [node]
     while stack:
         n = stack.pop()
