@@ -41,9 +41,10 @@ from .models import Sequential, Model, Input
 from . import callbacks, losses, metrics
 from . import io, optimizers
 from .io import load_model, load_weights, save_model, save_weights, ModelFileError
+from . import onnx          # imports the onnx package only when used
 
 __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "Layer", "__version__",
            "Sequential", "Dense", "Embedding", "Dropout", "Bidirectional", "Input", "Masking",
            "losses", "metrics", "callbacks",
            "io", "optimizers", "load_model", "save_model", "load_weights", "save_weights",
-           "ModelFileError", "Model"]
+           "ModelFileError", "Model", "onnx"]

@@ -1,7 +1,7 @@
 """ONNX export and import (needs the optional ``onnx`` package: ``pip install fastrnn[onnx]``).
 
-``export(model, f)`` writes a ``Sequential`` model (or a single recurrent / Bidirectional
-layer) as an ONNX graph that ONNX Runtime runs with the same outputs:
+``export(model, f)`` writes a ``Sequential`` model, a functional ``fastrnn.Model`` or a single
+recurrent / Bidirectional layer as an ONNX graph that ONNX Runtime runs with the same outputs:
 
 * SimpleRNN / LSTM / GRU become one ``RNN`` / ``LSTM`` / ``GRU`` node each (time-major,
   ``layout=0``), with ONNX's gate orders: LSTM i, o, f, c (fastrnn i, f, g, o), GRU z, r, h
@@ -15,17 +15,21 @@ layer) as an ONNX graph that ONNX Runtime runs with the same outputs:
 * ``Embedding`` is a ``Gather``, ``Dense`` a ``Gemm`` (2-D input) or ``MatMul`` + ``Add``
   followed by its activation node, ``Dropout`` an ``Identity`` (inference).
 
-The graph has one input ``"input"``: ``(batch, time, features)`` floats, or int64 ids
-``(batch, time)`` when the model starts with an Embedding; batch and time are dynamic. The
-outputs are ``"output"`` (plus the states when a single layer with ``return_state`` is
-exported: ``"h"``, ``"c"``, or ``"h_forward"``, ``"c_forward"``, ``"h_backward"``, ...).
+A ``Sequential`` graph has one input ``"input"``: ``(batch, time, features)`` floats, or
+int64 ids ``(batch, time)`` when the model starts with an Embedding; batch and time are
+dynamic. Its output is ``"output"`` (plus the states when a single layer with
+``return_state`` is exported: ``"h"``, ``"c"``, or ``"h_forward"``, ``"c_forward"``,
+``"h_backward"``, ...). A functional model's inputs and outputs keep its names
+(``model.input_names``, ``model.output_names``; integer inputs become int64), and states
+passed as ``initial_state=`` become the nodes' ``initial_h``/``initial_c``.
 
 ``load_model(f)`` reads an ONNX graph back into fastrnn: a graph with a single
 ``RNN``/``LSTM``/``GRU`` node gives one layer (``return_sequences=True, return_state=True``;
 pass ``mask=``/``initial_state=`` to it yourself), a chain of recurrent, ``Gather`` (embedding),
 ``Gemm``/``MatMul`` (dense) and activation nodes joined by layout operations (``Transpose``,
 ``Squeeze``, ``Reshape``, direction ``Gather``/``Concat``) gives a ``Sequential``. Graphs written
-by :func:`export` come back exactly, masks included. What fastrnn cannot compute exactly is
+by :func:`export` (functional models too) come back exactly, masks included: the fastrnn
+configuration is stored in the graph's metadata, every number is read from the graph. What fastrnn cannot compute exactly is
 refused with a ``ValueError`` naming the node and attribute: GRU ``linear_before_reset=0``,
 LSTM peepholes or ``input_forget``, ``clip``, activations other than the defaults (SimpleRNN:
 Tanh or Relu), ``activation_alpha/beta``.
