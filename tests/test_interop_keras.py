@@ -253,3 +253,12 @@ def test_load_keras_weights_checks_the_layer_config():
 def test_to_keras_needs_a_built_model():
     with pytest.raises(ValueError, match="not built"):
         interop.to_keras(fr.Sequential([fr.LSTM(3)]))
+
+
+@pytest.mark.parametrize("bi", [False, True])
+def test_to_keras_single_layer(bi):
+    layer = fr.GRU(4, return_sequences=True, input_size=3, seed=8)
+    if bi:
+        layer = fr.Bidirectional(layer, merge_mode="mul")
+    klayer = interop.to_keras(layer)
+    np.testing.assert_allclose(knp(klayer(X)), layer(X), **TOL)
