@@ -253,8 +253,9 @@ def _validate_header(prefix8, read_header_bytes, file_size, source):
                              "8 (header length) + header")
     n = int.from_bytes(prefix8, "little")
     if n > MAX_HEADER_BYTES:
-        raise ModelFileError(f"{source}: header length {n} exceeds the limit of "
-                             f"{MAX_HEADER_BYTES} bytes")
+        # any other kind of file (text, pickle, zip...) lands here: say that first
+        raise ModelFileError(f"{source}: not a fastrnn/safetensors model file (header length "
+                             f"{n} exceeds the limit of {MAX_HEADER_BYTES} bytes)")
     if n > file_size - 8:
         raise ModelFileError(f"{source}: header length {n} is larger than the rest of the "
                              f"file ({file_size - 8} bytes); the file is truncated or corrupt")

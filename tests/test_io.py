@@ -793,3 +793,15 @@ def test_interop_with_safetensors_package(tmp_path):
     np.testing.assert_array_equal(got["a"], np.arange(6, dtype=np.float32).reshape(2, 3))
     np.testing.assert_array_equal(got["b"], [1, 2])
     assert meta == {"k": "v"}
+
+
+def test_wrong_kind_of_file_says_so(tmp_path):
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "model.pt", "w") as z:         # torch.save writes a zip
+        z.writestr("archive/data.pkl", pickle.dumps({"w": [1.0, 2.0]}))
+    (tmp_path / "notes.txt").write_bytes(b"just some text, not a model\n")
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"w": list(range(100))}))
+    for name in ("model.pt", "notes.txt", "model.pkl"):
+        p = tmp_path / name
+        with pytest.raises(fr.ModelFileError, match="not a fastrnn/safetensors model file"):
+            fr.load_model(str(p))
