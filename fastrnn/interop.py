@@ -614,12 +614,95 @@ def _from_keras_layer(klayer, where):
         return Dropout(float(cfg["rate"]), seed=cfg.get("seed"))
     if name == "Masking":
         return Masking(float(cfg.get("mask_value", 0.0)))
+    other = _from_keras_other(klayer, name, cfg, where)
+    if other is not None:
+        return other
     merge = _merge_layer(name, cfg, where)
     if merge is not None:
         return merge
     raise KerasConversionError(f"{where}: Keras {name} has no fastrnn counterpart (supported: "
                                "Embedding, Dense, SimpleRNN, LSTM, GRU, Bidirectional, Dropout, "
-                               "Masking, InputLayer)")
+                               "Masking, Activation, Conv1D, LayerNormalization, pooling, "
+                               "Flatten, RepeatVector, SpatialDropout1D, TimeDistributed)")
+
+
+def _channels_last(cfg, where, name):
+    fmt = cfg.get("data_format", "channels_last")
+    if fmt not in (None, "channels_last"):
+        raise KerasConversionError(f"{where}: {name}(data_format={fmt!r}) is not supported; "
+                                   "fastrnn layers take (batch, time, channels)")
+
+
+def _from_keras_other(klayer, name, cfg, where):
+    """Keras layers beyond the recurrent core, when this fastrnn has them (None otherwise)."""
+    from . import layers as fl
+    cls = getattr(fl, name, None)
+    if cls is None:
+        return None
+    dtype = _keras_dtype(klayer, where)
+    if name == "Activation":
+        act = _act_name(cfg.get("activation"))
+        from .layers.activation import ACTIVATION_FUNCTIONS
+        if act not in ACTIVATION_FUNCTIONS:
+            raise KerasConversionError(f"{where}: Activation({act!r}) is not supported; fastrnn "
+                                       f"has {sorted(ACTIVATION_FUNCTIONS)}")
+        return cls(act, dtype=dtype)
+    if name == "Conv1D":
+        _channels_last(cfg, where, name)
+        if cfg.get("groups", 1) != 1:
+            raise KerasConversionError(f"{where}: Conv1D(groups={cfg['groups']}) is not "
+                                       "supported")
+        act = _act_name(cfg.get("activation"))
+        w = klayer.get_weights()
+        one = lambda v: v[0] if isinstance(v, (list, tuple)) else v     # noqa: E731
+        try:
+            layer = cls(int(cfg["filters"]), one(cfg["kernel_size"]), strides=one(cfg["strides"]),
+                        padding=cfg["padding"], dilation_rate=one(cfg["dilation_rate"]),
+                        activation=act, use_bias=bool(cfg.get("use_bias", True)),
+                        input_size=w[0].shape[1], dtype=dtype)
+        except ValueError as exc:
+            raise KerasConversionError(f"{where}: {exc}") from None
+        layer.params["weight"] = w[0].transpose(2, 1, 0)      # (k, C, F) -> (F, C, k)
+        if layer.use_bias:
+            layer.params["bias"] = w[1]
+        return layer
+    if name == "LayerNormalization":
+        axis = cfg.get("axis", -1)
+        if axis not in (-1, [-1], (-1,)):
+            raise KerasConversionError(f"{where}: LayerNormalization(axis={axis}) is not "
+                                       "supported; fastrnn normalises the last axis")
+        if cfg.get("rms_scaling"):
+            raise KerasConversionError(f"{where}: LayerNormalization(rms_scaling=True) is not "
+                                       "supported")
+        w = klayer.get_weights()
+        layer = cls(epsilon=float(cfg.get("epsilon", 1e-3)), center=bool(cfg.get("center", True)),
+                    scale=bool(cfg.get("scale", True)), dtype=dtype)
+        if w:
+            layer.build((None, w[0].shape[0]))
+            names = (["weight"] if layer.scale else []) + (["bias"] if layer.center else [])
+            for k, v in zip(names, w):             # Keras order: gamma, beta
+                layer.params[k] = v
+        return layer
+    if name == "RepeatVector":
+        return cls(int(cfg["n"]), dtype=dtype)
+    if name == "Flatten":
+        _channels_last(cfg, where, name)
+        return cls(dtype=dtype)
+    if name in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+        _channels_last(cfg, where, name)
+        return cls(keepdims=bool(cfg.get("keepdims", False)), dtype=dtype)
+    if name == "MaxPooling1D":
+        _channels_last(cfg, where, name)
+        one = lambda v: v[0] if isinstance(v, (list, tuple)) else v     # noqa: E731
+        strides = cfg.get("strides")
+        return cls(one(cfg.get("pool_size", 2)), strides=None if strides is None else one(strides),
+                   padding=cfg.get("padding", "valid"), dtype=dtype)
+    if name == "SpatialDropout1D":
+        return cls(float(cfg["rate"]), seed=cfg.get("seed"), dtype=dtype)
+    if name == "TimeDistributed":
+        inner = _from_keras_layer(klayer.layer, where + " (wrapped)")
+        return cls(inner)
+    return None
 
 
 _MERGE_LAYERS = ("Concatenate", "Add", "Subtract", "Multiply", "Average")
@@ -710,9 +793,10 @@ def from_keras(model):
     Parameters
     ----------
     model : keras.Sequential, a functional keras.Model, or a layer
-        Made of Embedding, Dense, SimpleRNN, LSTM, GRU, Bidirectional, Dropout and Masking
-        (and the merge layers Concatenate, Add, Subtract, Multiply, Average when fastrnn has
-        them). Functional models may have several inputs and outputs, shared layers and
+        Made of Embedding, Dense, SimpleRNN, LSTM, GRU, Bidirectional, Dropout, Masking,
+        Activation, Conv1D, LayerNormalization, MaxPooling1D, GlobalAverage/MaxPooling1D,
+        Flatten, RepeatVector, SpatialDropout1D and TimeDistributed (and the merge layers
+        Concatenate, Add, Subtract, Multiply, Average when fastrnn has them). Functional models may have several inputs and outputs, shared layers and
         states passed as ``initial_state=``.
 
     Returns
@@ -795,12 +879,50 @@ def _keras_layer_for(layer, keras, return_state=None):
     if isinstance(layer, Embedding):
         return (L.Embedding(layer.input_dim, layer.output_dim, mask_zero=layer.mask_zero,
                             dtype=layer.dtype.name), [layer.params["weight"].copy()])
-    if isinstance(layer, Dropout):
+    if type(layer) is Dropout:
         return L.Dropout(layer.rate, seed=layer.seed), []
     if isinstance(layer, Masking):
         return L.Masking(mask_value=layer.mask_value), []
+    other = _to_keras_other(layer, L)
+    if other is not None:
+        return other
     raise KerasConversionError(f"to_keras: fastrnn {type(layer).__name__} has no Keras "
                                "counterpart here")
+
+
+def _to_keras_other(layer, L):
+    name = type(layer).__name__
+    dt = layer.dtype.name
+    if name == "Activation":
+        return L.Activation(layer.activation, dtype=dt), []
+    if name == "Conv1D":
+        k = L.Conv1D(layer.filters, layer.kernel_size, strides=layer.strides,
+                     padding=layer.padding, dilation_rate=layer.dilation_rate,
+                     activation=None if layer.activation == "linear" else layer.activation,
+                     use_bias=layer.use_bias, dtype=dt)
+        w = [layer.params["weight"].transpose(2, 1, 0).copy()]
+        return k, w + ([layer.params["bias"].copy()] if layer.use_bias else [])
+    if name == "LayerNormalization":
+        w = ([layer.params["weight"].copy()] if layer.scale else []) + \
+            ([layer.params["bias"].copy()] if layer.center else [])
+        return L.LayerNormalization(epsilon=layer.epsilon, center=layer.center,
+                                    scale=layer.scale, dtype=dt), w
+    if name == "RepeatVector":
+        return L.RepeatVector(layer.n, dtype=dt), []
+    if name == "Flatten":
+        return L.Flatten(dtype=dt), []
+    if name in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+        return getattr(L, name)(keepdims=layer.keepdims, dtype=dt), []
+    if name == "MaxPooling1D":
+        return L.MaxPooling1D(layer.pool_size, strides=layer.strides, padding=layer.padding,
+                              dtype=dt), []
+    if name == "SpatialDropout1D":
+        return L.SpatialDropout1D(layer.rate, seed=layer.seed), []
+    if name == "TimeDistributed":
+        import keras
+        inner, w = _keras_layer_for(layer.layer, keras)
+        return L.TimeDistributed(inner), w
+    return None
 
 
 def to_keras(model):

@@ -96,6 +96,25 @@ def test_dense_round_trip(activation):
     round_trip(k, X)
 
 
+@pytest.mark.parametrize("name, make", [
+    ("Activation", lambda: [L.LSTM(4, return_sequences=True), L.Activation("gelu")]),
+    ("Conv1D", lambda: [L.Conv1D(4, 3, padding="causal", dilation_rate=2, activation="relu"),
+                        L.GRU(3)]),
+    ("Conv1D-valid", lambda: [L.Conv1D(4, 2, strides=2), L.LSTM(3)]),
+    ("LayerNormalization", lambda: [L.LSTM(4, return_sequences=True),
+                                    L.LayerNormalization(epsilon=1e-5), L.GRU(2)]),
+    ("pooling", lambda: [L.GRU(4, return_sequences=True), L.MaxPooling1D(2, padding="same"),
+                         L.GlobalAveragePooling1D()]),
+    ("GlobalMaxPooling1D", lambda: [L.SimpleRNN(4, return_sequences=True),
+                                    L.GlobalMaxPooling1D(keepdims=True), L.Flatten()]),
+    ("RepeatVector", lambda: [L.LSTM(4), L.RepeatVector(3), L.GRU(2, return_sequences=True)]),
+    ("TimeDistributed", lambda: [L.LSTM(4, return_sequences=True), L.SpatialDropout1D(0.3),
+                                 L.TimeDistributed(L.Dense(2, activation="softmax"))]),
+])
+def test_other_layers_round_trip(name, make):
+    round_trip(keras.Sequential([seq()] + make()), X)
+
+
 def test_embedding_mask_zero_and_masking_round_trip():
     ids = np.random.default_rng(2).integers(1, 10, (4, 6))
     ids[0, 3:] = 0
@@ -229,15 +248,16 @@ def test_refuses_stateful_merge_none_and_odd_backward_layer():
 
 
 def test_refuses_unknown_layers_and_options():
-    refused([L.Conv1D(2, 2)], "Keras Conv1D has no fastrnn counterpart")
+    refused([L.Conv1D(2, 2, data_format="channels_first")], "data_format='channels_first'")
+    refused([L.Conv2D(2, 2)], "Keras Conv2D has no fastrnn counterpart", inp=keras.Input((4, 4, 1)))
     refused([L.LSTM(3), L.Dense(2, activation="gelu")], r"Dense\(activation='gelu'\)")
     refused([L.Dropout(0.5, noise_shape=(None, 1, 3)), L.LSTM(2)], "noise_shape")
 
 
 def test_refuses_unknown_layers_inside_functional_models():
     a = keras.Input((5, 3))
-    out = L.LSTM(2)(L.LayerNormalization()(a))
-    with pytest.raises(KerasConversionError, match="LayerNormalization has no fastrnn"):
+    out = L.LSTM(2)(L.BatchNormalization()(a))
+    with pytest.raises(KerasConversionError, match="BatchNormalization has no fastrnn"):
         interop.from_keras(keras.Model(a, out))
 
 
