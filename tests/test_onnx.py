@@ -454,3 +454,19 @@ def test_functional_export_refuses_multi_input_layers():
     model = fr.Model([a, b], fr.LSTM(2, seed=0)(Pair()([a, b])))
     with pytest.raises(ValueError, match="takes several inputs"):
         fo.to_onnx(model)
+
+
+ACTS = ["linear", "relu", "relu6", "leaky_relu", "tanh", "sigmoid", "hard_sigmoid", "softplus",
+        "softsign", "elu", "selu", "swish", "gelu", "exponential", "softmax", "log_softmax"]
+
+
+def test_export_activation_and_time_distributed_layers():
+    from fastrnn.layers import Activation, TimeDistributed
+    x = np.random.default_rng(15).standard_normal((3, 5, 3)).astype(np.float32)
+    for act in ACTS:
+        model = fr.Sequential([fr.Input((None, 3)), fr.GRU(4, return_sequences=True, seed=0),
+                               TimeDistributed(fr.Dense(3, seed=1)), Activation(act)])
+        (y,) = run_ort(exported(model), {"input": x})
+        np.testing.assert_allclose(y, model.predict(x), rtol=2e-5, atol=5e-6, err_msg=act)
+        back = fo.load_model(exported(model))
+        np.testing.assert_array_equal(back.predict(x), model.predict(x))
