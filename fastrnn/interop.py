@@ -796,8 +796,9 @@ def from_keras(model):
         Made of Embedding, Dense, SimpleRNN, LSTM, GRU, Bidirectional, Dropout, Masking,
         Activation, Conv1D, LayerNormalization, MaxPooling1D, GlobalAverage/MaxPooling1D,
         Flatten, RepeatVector, SpatialDropout1D and TimeDistributed (and the merge layers
-        Concatenate, Add, Subtract, Multiply, Average when fastrnn has them). Functional models may have several inputs and outputs, shared layers and
-        states passed as ``initial_state=``.
+        Concatenate, Add, Subtract, Multiply, Average when fastrnn has them). Functional
+        models may have several inputs and outputs, shared layers and states passed as
+        ``initial_state=``.
 
     Returns
     -------

@@ -29,13 +29,12 @@ pass ``mask=``/``initial_state=`` to it yourself), a chain of recurrent, ``Gathe
 ``Gemm``/``MatMul`` (dense) and activation nodes joined by layout operations (``Transpose``,
 ``Squeeze``, ``Reshape``, direction ``Gather``/``Concat``) gives a ``Sequential``. Graphs written
 by :func:`export` (functional models too) come back exactly, masks included: the fastrnn
-configuration is stored in the graph's metadata, every number is read from the graph. What fastrnn cannot compute exactly is
-refused with a ``ValueError`` naming the node and attribute: GRU ``linear_before_reset=0``,
-LSTM peepholes or ``input_forget``, ``clip``, activations other than the defaults (SimpleRNN:
-Tanh or Relu), ``activation_alpha/beta``.
+configuration is stored in the graph's metadata, every number is read from the graph.
+What fastrnn cannot compute exactly is refused with a ``ValueError`` naming the node and
+attribute: GRU ``linear_before_reset=0``, LSTM peepholes or ``input_forget``, ``clip``,
+activations other than the defaults (SimpleRNN: Tanh or Relu), ``activation_alpha/beta``.
 """
 
-import io as _io
 import json
 import os
 
