@@ -487,9 +487,6 @@ def _recurrent_kwargs(klayer, where, cfg=None):
         raise KerasConversionError(f"{where}: GRU(reset_after=False) applies the reset gate "
                                    "before the recurrent product, a different function; fastrnn "
                                    "computes reset_after=True (PyTorch's form) only")
-    if cfg.get("stateful"):
-        raise KerasConversionError(f"{where}: stateful=True is not supported here; carry the "
-                                   "state yourself with initial_state= / return_state=True")
     kw = dict(return_sequences=bool(cfg.get("return_sequences", False)),
               return_state=bool(cfg.get("return_state", False)),
               go_backwards=bool(cfg.get("go_backwards", False)),
@@ -500,21 +497,25 @@ def _recurrent_kwargs(klayer, where, cfg=None):
     for rate in ("dropout", "recurrent_dropout"):
         if cfg.get(rate):
             kw[rate] = float(cfg[rate])
+    if cfg.get("stateful"):
+        kw["stateful"] = True
     return kw
+
+
+_OPTIONAL_RECURRENT = ("dropout", "recurrent_dropout", "stateful")
 
 
 def _make_recurrent(cls, units, kw, where):
     try:
         return cls(units, **kw)
     except TypeError:
-        # this fastrnn has no recurrent-layer dropout: the layer computes the same function at
-        # inference, but training would differ, so say so rather than drop it
-        drops = {k: kw[k] for k in ("dropout", "recurrent_dropout") if k in kw}
-        if not drops:
+        # options this fastrnn's layers do not take: never drop them silently (dropout only
+        # acts in training, but training would differ; stateful changes every later call)
+        extra = {k: kw[k] for k in _OPTIONAL_RECURRENT if k in kw}
+        if not extra:
             raise
-        raise KerasConversionError(f"{where}: {drops} is not supported by fastrnn's "
-                                   f"{cls.__name__}; set it to 0 (it only acts in training) or "
-                                   "use a Dropout layer") from None
+        raise KerasConversionError(f"{where}: {extra} is not supported by fastrnn's "
+                                   f"{cls.__name__}") from None
 
 
 def _check_keras_matches(klayer, layer):
@@ -812,7 +813,7 @@ def from_keras(model):
     KerasConversionError (a ValueError)
         For a configuration fastrnn would compute differently: non-default activations
         (LSTM/GRU ``activation`` other than tanh, ``recurrent_activation`` other than
-        sigmoid; SimpleRNN tanh or relu), ``GRU(reset_after=False)``, ``stateful=True``,
+        sigmoid; SimpleRNN tanh or relu), ``GRU(reset_after=False)``,
         ``Bidirectional(merge_mode=None)`` or with a different backward layer, Dense
         activations fastrnn lacks, ``Dropout(noise_shape=...)``, any other layer type,
         mixed precision. Regularizers and constraints (training-time only) are not carried.
@@ -861,6 +862,8 @@ def _keras_layer_for(layer, keras, return_state=None):
                   return_state=layer.return_state if return_state is None else return_state,
                   go_backwards=layer.go_backwards, use_bias=layer.use_bias,
                   dtype=layer.dtype.name)
+        if getattr(layer, "stateful", False):
+            kw["stateful"] = True
         for rate in ("dropout", "recurrent_dropout"):
             if getattr(layer, rate, 0):
                 kw[rate] = getattr(layer, rate)
@@ -926,13 +929,24 @@ def _to_keras_other(layer, L):
     return None
 
 
-def to_keras(model):
+def _stateful(model_layers):
+    from .layers import Bidirectional
+    for l in model_layers:
+        inner = l.forward_layer if isinstance(l, Bidirectional) else getattr(l, "layer", l)
+        if getattr(inner, "stateful", False):
+            return True
+    return False
+
+
+def to_keras(model, batch_size=None):
     """Convert a fastrnn ``Sequential`` (or one layer) to a Keras 3 model, weights included.
 
     Keras is imported here (``pip install keras``; any backend). The model must be built
     (its input feature size known). Returns a ``keras.Sequential`` starting with
-    ``keras.Input`` of the model's input shape (int32 ids before an Embedding), or a built
-    Keras layer for a fastrnn layer. ``keras_model(x)`` equals ``model.predict(x)`` to
+    ``keras.Input`` of the model's input shape (int32 ids before an Embedding), a functional
+    ``keras.Model`` for a ``fastrnn.Model``, or a built Keras layer for a fastrnn layer.
+    ``batch_size`` fixes the inputs' batch size, which Keras needs for ``stateful=True``
+    layers. ``keras_model(x)`` equals ``model.predict(x)`` to
     float32 rounding (for masked sequence outputs of a Bidirectional: on the valid steps).
 
     Example
@@ -944,8 +958,14 @@ def to_keras(model):
     except ImportError:
         raise ImportError("to_keras needs Keras 3: pip install keras") from None
     from .models import Model, Sequential
+    if batch_size is not None and (isinstance(batch_size, bool) or
+                                   not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    if isinstance(model, Model) and batch_size is None and _stateful(model.layers):
+        raise ValueError("to_keras: the model has stateful=True layers; Keras needs a fixed "
+                         "batch: pass batch_size=")
     if isinstance(model, Model) and not isinstance(model, Sequential):
-        return _to_keras_functional(model, keras)
+        return _to_keras_functional(model, keras, batch_size)
     if not isinstance(model, Sequential):
         klayer, weights = _keras_layer_for(model, keras)
         if not model.built:
@@ -962,7 +982,8 @@ def to_keras(model):
     from .layers import Embedding
     first = model.layers[0]
     dtype = "int32" if isinstance(first, Embedding) else first.dtype.name
-    kmodel = keras.Sequential([keras.Input(shape=tuple(shape[1:]), dtype=dtype)])
+    kmodel = keras.Sequential([keras.Input(shape=tuple(shape[1:]), dtype=dtype,
+                                           batch_size=batch_size)])
     pending = []
     for layer in model.layers:
         klayer, weights = _keras_layer_for(layer, keras)
@@ -974,7 +995,7 @@ def to_keras(model):
     return kmodel
 
 
-def _to_keras_functional(model, keras):
+def _to_keras_functional(model, keras, batch_size=None):
     graph = model._graph
     if graph is None or not model.built:
         raise ValueError("to_keras: the model is not built")
@@ -983,7 +1004,7 @@ def _to_keras_functional(model, keras):
     for t in graph.inputs:
         kind = np.dtype(t.dtype).kind
         kt = keras.Input(shape=tuple(t.shape[1:]), dtype="int32" if kind in "iu" else t.dtype,
-                         name=t.node.layer.name)
+                         name=t.node.layer.name, batch_size=batch_size)
         env[t._id] = kt
         ins.append(kt)
     for node in graph.nodes:

@@ -238,9 +238,23 @@ def test_refuses_reset_before_gru(use_bias):
     assert not layer.built
 
 
-def test_refuses_stateful_merge_none_and_odd_backward_layer():
-    refused([L.LSTM(3, stateful=True)], "stateful=True",
-            inp=keras.Input((5, 3), batch_size=4))
+def test_stateful_layers_carry_state_like_keras():
+    k = keras.Sequential([keras.Input((5, 3), batch_size=4), L.LSTM(3, stateful=True),
+                          L.Dense(2)])
+    randomize(k, 10)
+    model = interop.from_keras(k)
+    assert model.layers[0].stateful
+    with pytest.raises(ValueError, match="pass batch_size="):
+        interop.to_keras(model)
+    back = interop.to_keras(model, batch_size=4)
+    for step in range(2):             # the second call starts from the first call's state
+        x = X + step
+        want = knp(k(x))
+        np.testing.assert_allclose(model.predict(x, batch_size=4), want, **TOL)
+        np.testing.assert_allclose(knp(back(x)), want, **TOL)
+
+
+def test_refuses_merge_none_and_odd_backward_layer():
     refused([L.Bidirectional(L.LSTM(3), merge_mode=None)], "merge_mode=None")
     refused([L.Bidirectional(L.LSTM(3), backward_layer=L.LSTM(3, go_backwards=True,
                                                                use_bias=False))],
