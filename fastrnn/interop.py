@@ -8,7 +8,15 @@ default), keeps an input row and a recurrent row of biases ``(2, 3H)``. A Keras 
 ``reset_after=False`` computes a different function (reset before the recurrent product) and
 cannot be loaded: that is an error, not a silent approximation.
 
-torch is never imported here; modules are read through their attributes.
+* PyTorch: ``load_torch_weights`` (one layer), ``from_torch`` (a whole ``nn.RNN/LSTM/GRU``, as
+  fastrnn layers or, with ``as_module=True``, as a :class:`TorchRNN` with the module's own call
+  signature: time-major input, ``lengths``/PackedSequence, ``hx``).
+* Keras 3: ``load_keras_weights`` / ``to_keras_weights`` (one recurrent or Bidirectional layer),
+  ``from_keras`` / ``to_keras`` (whole Sequential and functional models, configurations
+  checked, ``KerasConversionError`` for what fastrnn would compute differently).
+
+torch is imported only to unpack a PackedSequence it was given, Keras only by ``to_keras``;
+everything else reads their objects through their attributes.
 """
 
 import numpy as np
