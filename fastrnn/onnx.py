@@ -27,7 +27,8 @@ passed as ``initial_state=`` become the nodes' ``initial_h``/``initial_c``.
 ``RNN``/``LSTM``/``GRU`` node gives one layer (``return_sequences=True, return_state=True``;
 pass ``mask=``/``initial_state=`` to it yourself), a chain of recurrent, ``Gather`` (embedding),
 ``Gemm``/``MatMul`` (dense) and activation nodes joined by layout operations (``Transpose``,
-``Squeeze``, ``Reshape``, direction ``Gather``/``Concat``) gives a ``Sequential``. Graphs written
+``Squeeze``, ``Reshape``, direction ``Gather``/``Concat``) gives a ``Sequential`` (PyTorch's
+exporter's stacks included: its zero initial states are recognised). Graphs written
 by :func:`export` (functional models too) come back exactly, masks included: the fastrnn
 configuration is stored in the graph's metadata, every number is read from the graph.
 What fastrnn cannot compute exactly is refused with a ``ValueError`` naming the node and
@@ -897,11 +898,15 @@ class _Importer:
         axis = _attrs(node).get("axis")
         if len(ins) == 2 and self._pair(node, *ins) and ins[0].axes[axis] == "F":
             return self._merged(ins[0], "concat")
+        if all(v.kind in ("const", "aux", "zeros") for v in ins):
+            return _V("aux")
         self.fail(node, "unsupported Concat (only the two directions of a bidirectional node "
                         "along the features)")
 
     def op_Add(self, node, ins):
         a, b = ins
+        if a.kind == "const" and b.kind == "act":        # bias + x, as PyTorch writes it
+            a, b = b, a
         if len(ins) == 2 and self._pair(node, a, b):
             return self._merged(a, "sum")
         if a.kind == "act" and a.dense is not None and b.kind == "const" and \
@@ -934,6 +939,8 @@ class _Importer:
 
     def op_Slice(self, node, ins):
         v = ins[0]
+        if v.kind in ("zeros", "aux"):
+            return _V(v.kind)
         vals = [self.const_of(n) if n else None for n in node.input[1:]]
         if v.kind == "act" and v.spec is not None and len(vals) >= 4 and all(
                 x is not None for x in vals[:4]):
@@ -948,6 +955,15 @@ class _Importer:
         return _V("aux")
 
     op_Equal = op_Not = op_Cast = op_ReduceSum = op_Greater = op_And = op_Unsqueeze = _aux
+    op_Shape = _aux
+
+    def op_ConstantOfShape(self, node, ins):
+        # PyTorch's exporter builds zero initial states this way: they are no initial state
+        value = _attrs(node).get("value")
+        if value is None:
+            return _V("zeros")
+        from onnx import numpy_helper
+        return _V("zeros" if not np.any(numpy_helper.to_array(value)) else "aux")
 
     # compute nodes
     def op_RNN(self, node, ins):
@@ -965,6 +981,9 @@ class _Importer:
             elif have != need:
                 self.fail(node, f"input X has axes {self.resolve(x.axes)}, expected {want} "
                                 f"for layout={spec.layout}")
+        # initial states that are computed zeros are no initial state
+        names = list(node.input) + [""] * 8
+        spec.has_init = any(names[k] and self.values[names[k]].kind != "zeros" for k in (5, 6))
         self.layers.append(("spec", spec))
         D = ("T", "D", "B", "H") if spec.layout == 0 else ("B", "T", "D", "H")
         S = ("D", "B", "H") if spec.layout == 0 else ("B", "D", "H")

@@ -470,3 +470,42 @@ def test_export_activation_and_time_distributed_layers():
         np.testing.assert_allclose(y, model.predict(x), rtol=2e-5, atol=5e-6, err_msg=act)
         back = fo.load_model(exported(model))
         np.testing.assert_array_equal(back.predict(x), model.predict(x))
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("bi", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_imports_pytorch_exported_stacks(kind, bi, batch_first):
+    """Graphs from PyTorch's TorchScript exporter: zero initial states built from Shape /
+    ConstantOfShape / Slice, bidirectional outputs through Transpose + Reshape, bias + MatMul."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = getattr(torch.nn, kind)(3, 4, num_layers=2, bidirectional=bi,
+                                               batch_first=batch_first)
+            self.out = torch.nn.Linear(8 if bi else 4, 2)
+
+        def forward(self, x):
+            return torch.tanh(self.out(self.rnn(x)[0]))
+
+    buf = io.BytesIO()
+    try:
+        torch.onnx.export(Net().eval(), (torch.randn(2, 5, 3),), buf, dynamo=False,
+                          input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "a", 1: "b"}})
+    except Exception as exc:          # the exporter needs packages a minimal torch may lack
+        pytest.skip(f"torch.onnx.export unavailable: {exc}")
+    x = np.random.default_rng(16).standard_normal((3, 6, 3)).astype(np.float32)
+    (want,) = run_ort(buf.getvalue(), {"x": x})
+    model = fo.load_model(buf.getvalue())
+    first = "Bidirectional" if bi else CELLS[kind.lower()].__name__
+    assert [type(l).__name__ for l in model.layers] == [first, first, "Dense"]
+    if batch_first:
+        got = model.predict(x)
+    else:                             # the imported model is batch-first
+        got = model.predict(x.transpose(1, 0, 2)).transpose(1, 0, 2)
+    np.testing.assert_allclose(got, want, **TOL)
