@@ -626,7 +626,7 @@ def _from_keras_layer(klayer, where):
     other = _from_keras_other(klayer, name, cfg, where)
     if other is not None:
         return other
-    merge = _merge_layer(name, cfg, where)
+    merge = _merge_layer(name, cfg, where, klayer)
     if merge is not None:
         return merge
     raise KerasConversionError(f"{where}: Keras {name} has no fastrnn counterpart (supported: "
@@ -714,21 +714,43 @@ def _from_keras_other(klayer, name, cfg, where):
     return None
 
 
-_MERGE_LAYERS = ("Concatenate", "Add", "Subtract", "Multiply", "Average")
+_MERGE_LAYERS = ("Concatenate", "Add", "Subtract", "Multiply", "Average", "Dot", "Attention",
+                 "AdditiveAttention")
 
 
-def _merge_layer(name, cfg, where):
-    """Keras merge layers, when this fastrnn has the layer of the same name."""
+def _merge_layer(name, cfg, where, klayer=None):
+    """Keras merge and attention layers, when this fastrnn has the layer of the same name."""
     from . import layers as fr_layers
     cls = getattr(fr_layers, name, None) if name in _MERGE_LAYERS else None
     if cls is None:
         return None
-    kw = {"axis": int(cfg.get("axis", -1))} if name == "Concatenate" else {}
+    kw = {}
+    if name == "Concatenate":
+        kw = {"axis": int(cfg.get("axis", -1))}
+    elif name == "Dot":
+        axes = cfg.get("axes")
+        kw = {"axes": list(axes) if isinstance(axes, (list, tuple)) else axes,
+              "normalize": bool(cfg.get("normalize", False))}
+    elif name in ("Attention", "AdditiveAttention"):
+        if cfg.get("score_mode", "dot") != "dot":
+            raise KerasConversionError(f"{where}: Attention(score_mode="
+                                       f"{cfg['score_mode']!r}) is not supported; fastrnn's "
+                                       "Attention is the dot-product score")
+        if cfg.get("dropout"):
+            raise KerasConversionError(f"{where}: {name}(dropout={cfg['dropout']}) is not "
+                                       "supported (fastrnn's attention has no dropout)")
+        kw = {"use_scale": bool(cfg.get("use_scale", name == "AdditiveAttention"))}
     try:
-        return cls(**kw)
+        layer = cls(**kw)
     except (TypeError, ValueError) as exc:
         raise KerasConversionError(f"{where}: Keras {name}{kw or ''} cannot be built in "
                                    f"fastrnn: {exc}") from None
+    if klayer is not None and kw.get("use_scale"):
+        (scale,) = klayer.get_weights()
+        scale = np.asarray(scale).reshape(-1)
+        layer.build([(None, None, scale.size)] * 2)
+        layer.params["scale"] = scale
+    return layer
 
 
 def _from_keras_functional(model):
@@ -768,6 +790,8 @@ def _from_keras_functional(model):
                 raise KerasConversionError(f"{where}: an explicit mask= argument is not "
                                            "supported; use Masking or Embedding(mask_zero=True)")
         init = kwargs.pop("initial_state", None)
+        passed = {k: kwargs.pop(k) for k in ("use_causal_mask", "return_attention_scores")
+                  if k in kwargs and oname in ("Attention", "AdditiveAttention")}
         if kwargs:
             raise KerasConversionError(f"{where}: call arguments {sorted(kwargs)} are not "
                                        "supported")
@@ -777,7 +801,7 @@ def _from_keras_functional(model):
             if layer is None:
                 raise KerasConversionError(f"{where}: a Keras {oname} inside a model")
             made[id(op)] = layer
-        call_kw = {}
+        call_kw = {k: bool(v) for k, v in passed.items() if v is not None}
         if init is not None:
             call_kw["initial_state"] = ([convert(v) for v in init]
                                         if isinstance(init, (list, tuple)) else convert(init))
@@ -934,6 +958,16 @@ def _to_keras_other(layer, L):
         import keras
         inner, w = _keras_layer_for(layer.layer, keras)
         return L.TimeDistributed(inner), w
+    if name == "Concatenate":
+        return L.Concatenate(axis=layer.axis, dtype=dt), []
+    if name in ("Add", "Subtract", "Multiply", "Average"):
+        return getattr(L, name)(dtype=dt), []
+    if name == "Dot":
+        return L.Dot(axes=layer.axes, normalize=layer.normalize, dtype=dt), []
+    if name in ("Attention", "AdditiveAttention"):
+        w = [layer.params["scale"].reshape(() if name == "Attention" else -1).copy()] \
+            if layer.use_scale else []
+        return getattr(L, name)(use_scale=layer.use_scale, dtype=dt), w
     return None
 
 
@@ -1022,7 +1056,9 @@ def _to_keras_functional(model, keras, batch_size=None):
             pending.append(made[id(layer)])
         klayer = made[id(layer)][0]
         xs = [env[t._id] for t in node.x_tensors]
-        kw = {}
+        kw = dict(node.kwargs)
+        if getattr(layer, "causal", False) and "use_causal_mask" not in kw:
+            kw["use_causal_mask"] = True        # fastrnn's constructor default, Keras's call
         if node.has_states:
             sts = [env[t._id] for t in node.states]
             kw["initial_state"] = sts if node.states_is_list or len(sts) > 1 else sts[0]

@@ -296,3 +296,63 @@ def test_to_keras_single_layer(bi):
         layer = fr.Bidirectional(layer, merge_mode="mul")
     klayer = interop.to_keras(layer)
     np.testing.assert_allclose(knp(klayer(X)), layer(X), **TOL)
+
+
+def two_outputs_close(kmodel, feeds):
+    want = knp(kmodel(feeds))
+    model = interop.from_keras(kmodel)
+    got = model.predict(feeds)
+    back = knp(interop.to_keras(model)(feeds))
+    want, got, back = ([a] if not isinstance(a, list) else a for a in (want, got, back))
+    for w, g, b in zip(want, got, back):
+        np.testing.assert_allclose(g, w, **TOL)
+        np.testing.assert_allclose(b, g, **TOL)
+    return model
+
+
+@pytest.mark.parametrize("merge", ["Concatenate", "Add", "Subtract", "Multiply", "Average"])
+def test_merge_layers_round_trip(merge):
+    if not hasattr(fr, merge):
+        pytest.skip(f"this fastrnn has no {merge}")
+    a = keras.Input((5, 3))
+    b = keras.Input((5, 3))
+    h1 = L.LSTM(4, return_sequences=True)(a)
+    h2 = L.GRU(4, return_sequences=True)(b)
+    out = L.SimpleRNN(2)(getattr(L, merge)()([h1, h2]))
+    kmodel = keras.Model([a, b], out)
+    randomize(kmodel, 11)
+    x2 = np.random.default_rng(12).standard_normal((4, 5, 3)).astype(np.float32)
+    two_outputs_close(kmodel, [X, x2])
+
+
+@pytest.mark.parametrize("kind", ["Attention", "AdditiveAttention"])
+@pytest.mark.parametrize("use_scale", [False, True])
+def test_attention_encoder_decoder_round_trip(kind, use_scale):
+    if not hasattr(fr, kind):
+        pytest.skip(f"this fastrnn has no {kind}")
+    src = keras.Input((None,), dtype="int32")
+    tgt = keras.Input((None, 3))
+    enc, h, c = L.LSTM(4, return_sequences=True, return_state=True)(
+        L.Embedding(10, 4, mask_zero=True)(src))
+    dec = L.LSTM(4, return_sequences=True)(tgt, initial_state=[h, c])
+    ctx, scores = getattr(L, kind)(use_scale=use_scale)([dec, enc], use_causal_mask=False,
+                                                         return_attention_scores=True)
+    dot = L.Dot(axes=[2, 2], normalize=True)([dec, ctx])
+    out = L.Dense(2)(L.Concatenate()([dec, ctx]))
+    kmodel = keras.Model([src, tgt], [out, scores, dot])
+    randomize(kmodel, 13)
+    rng = np.random.default_rng(13)
+    ids = rng.integers(1, 10, (3, 6))
+    ids[0, 4:] = 0
+    x = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    two_outputs_close(kmodel, [ids, x])
+
+
+def test_refuses_concat_score_attention():
+    if not hasattr(fr, "Attention"):
+        pytest.skip("this fastrnn has no Attention")
+    q = keras.Input((4, 3))
+    v = keras.Input((5, 3))
+    out = L.Attention(score_mode="concat")([q, v])
+    with pytest.raises(KerasConversionError, match="score_mode='concat'"):
+        interop.from_keras(keras.Model([q, v], out))
