@@ -346,6 +346,40 @@ def _emit(ex, layer, x, rank, mask, mask_rev, init, want_states):
     raise ValueError(f"export: {type(layer).__name__} {layer.name!r} has no ONNX translation")
 
 
+_MERGE_OPS = {"Add": "Sum", "Multiply": "Mul", "Average": "Mean", "Subtract": "Sub"}
+
+
+def _merge(g, layer, ins):
+    """Merge layers on several tensors -> (name, rank, mask, mask reversed?)."""
+    kind = type(layer).__name__
+    names = [t[0] for t in ins]
+    ranks = {t[1] for t in ins}
+    masks = [t[2] for t in ins if t[2] is not None]
+    if kind == "Concatenate":
+        rank = ranks.pop()
+        axis = layer.axis if layer.axis >= 0 else rank + layer.axis
+        if masks and axis != rank - 1:
+            raise ValueError(f"export: Concatenate {layer.name!r} joins masked sequences along "
+                             f"axis {layer.axis}; only the features axis is exported")
+        out = g.op("Concat", names, "concat", axis=axis)
+    elif kind in _MERGE_OPS:
+        op = _MERGE_OPS[kind]
+        if op == "Mul" and len(names) > 2:
+            out = names[0]
+            for n in names[1:]:
+                out = g.op("Mul", [out, n], "multiply")
+        else:
+            out = g.op(op, names, kind.lower())
+        rank = ranks.pop()
+    else:
+        raise ValueError(f"export: {kind} {layer.name!r} takes several inputs; it has no ONNX "
+                         "translation yet")
+    mask = None
+    for m in masks:                    # fastrnn's merges keep the steps valid in every input
+        mask = m if mask is None else g.op("And", [mask, m], "mask")
+    return out, rank, mask, any(t[3] for t in ins if t[2] is not None)
+
+
 def _functional_to_onnx(model, onnx, opset, dtype, producer):
     """A fastrnn.Model (any DAG of supported layers) -> ModelProto."""
     graph = model._graph
@@ -370,8 +404,9 @@ def _functional_to_onnx(model, onnx, opset, dtype, producer):
     for node in graph.nodes:
         layer = node.layer
         if node.x_is_list:
-            raise ValueError(f"export: {type(layer).__name__} {layer.name!r} takes several "
-                             "inputs; it has no ONNX translation yet")
+            ins = [env[t._id] for t in node.x_tensors]
+            env[node.outputs[0]._id] = _merge(g, layer, ins)
+            continue
         if node.kwargs:
             raise ValueError(f"export: {layer.name!r} is called with {sorted(node.kwargs)}; "
                              "only initial_state= is exported")

@@ -441,18 +441,31 @@ def test_functional_model_export_and_import(cell):
         np.testing.assert_array_equal(a, b)
 
 
-def test_functional_export_refuses_multi_input_layers():
-    class Pair(fr.Layer):          # stands for a merge layer: several inputs, no ONNX form
-        def compute_output_shape(self, shapes):
-            return shapes[0]
+@pytest.mark.parametrize("merge", ["Concatenate", "Add", "Subtract", "Multiply", "Average"])
+def test_functional_merges_export(merge):
+    if not hasattr(fr, merge):
+        pytest.skip(f"this fastrnn has no {merge}")
+    ids = fr.Input((None,), dtype="int64", name="ids")
+    e = fr.Embedding(10, 4, mask_zero=True, seed=0)(ids)
+    a = fr.LSTM(3, return_sequences=True, seed=1)(e)
+    b = fr.GRU(3, return_sequences=True, go_backwards=False, seed=2)(e)
+    m = getattr(fr, merge)()([a, b])
+    out = fr.Dense(2, seed=4)(fr.SimpleRNN(2, seed=3)(m))
+    model = fr.Model(ids, out)
+    x = np.random.default_rng(17).integers(1, 10, (3, 6))
+    x[1, 3:] = 0
+    (y,) = run_ort(fo.to_onnx(model), {"ids": x})
+    np.testing.assert_allclose(y, model.predict(x), **TOL)
+    np.testing.assert_array_equal(fo.load_model(fo.to_onnx(model)).predict(x), model.predict(x))
 
-        def forward(self, xs, training=False):
-            return xs[0] + xs[1]
 
-    a = fr.Input((None, 3))
-    b = fr.Input((None, 3))
-    model = fr.Model([a, b], fr.LSTM(2, seed=0)(Pair()([a, b])))
-    with pytest.raises(ValueError, match="takes several inputs"):
+def test_functional_export_refuses_attention():
+    if not hasattr(fr, "Attention"):
+        pytest.skip("this fastrnn has no Attention")
+    q = fr.Input((None, 3))
+    v = fr.Input((None, 3))
+    model = fr.Model([q, v], fr.Attention()([q, v]))
+    with pytest.raises(ValueError, match="Attention .* has no ONNX translation yet"):
         fo.to_onnx(model)
 
 
