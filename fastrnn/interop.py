@@ -828,8 +828,9 @@ def from_keras(model):
     model : keras.Sequential, a functional keras.Model, or a layer
         Made of Embedding, Dense, SimpleRNN, LSTM, GRU, Bidirectional, Dropout, Masking,
         Activation, Conv1D, LayerNormalization, MaxPooling1D, GlobalAverage/MaxPooling1D,
-        Flatten, RepeatVector, SpatialDropout1D and TimeDistributed (and the merge layers
-        Concatenate, Add, Subtract, Multiply, Average when fastrnn has them). Functional
+        Flatten, RepeatVector, SpatialDropout1D, TimeDistributed, the merge layers
+        (Concatenate, Add, Subtract, Multiply, Average), Dot, Attention (``score_mode="dot"``)
+        and AdditiveAttention. Functional
         models may have several inputs and outputs, shared layers and states passed as
         ``initial_state=``.
 
