@@ -41,6 +41,11 @@ ENGINE = os.path.join("fastrnn", "_engine")
 SRC = os.path.join(ENGINE, "src")
 DEBUG = os.environ.get("FASTRNN_DEBUG", "") not in ("", "0")
 NO_OPENMP = os.environ.get("FASTRNN_NO_OPENMP", "") not in ("", "0")
+# how to ask the compiler for OpenMP; Apple clang + Homebrew libomp needs e.g.
+# FASTRNN_OPENMP_CFLAGS="-Xpreprocessor -fopenmp -I$(brew --prefix libomp)/include"
+# FASTRNN_OPENMP_LDFLAGS="-L$(brew --prefix libomp)/lib -lomp"   (docs/release.md, macOS)
+OMP_CFLAGS = os.environ.get("FASTRNN_OPENMP_CFLAGS", "-fopenmp").split()
+OMP_LDFLAGS = os.environ.get("FASTRNN_OPENMP_LDFLAGS", "-fopenmp").split()
 
 
 def scipy_blas_int64():
@@ -162,9 +167,9 @@ class BuildExt(build_ext):
             # compiler if-convert the activations' selects into vector blends
             cflags += ["-fno-trapping-math", "-fno-math-errno", "-std=gnu99"]
             openmp = False
-            if not NO_OPENMP and _try_compile(cc, OMP_PROBE, ["-fopenmp"], ["-fopenmp"]):
-                cflags.append("-fopenmp")
-                lflags.append("-fopenmp")
+            if not NO_OPENMP and _try_compile(cc, OMP_PROBE, OMP_CFLAGS, OMP_LDFLAGS):
+                cflags += OMP_CFLAGS
+                lflags += OMP_LDFLAGS
                 openmp = True
             elif _try_compile(cc, SIMD_PROBE, ["-fopenmp-simd", "-Werror"], link=False):
                 cflags.append("-fopenmp-simd")
@@ -222,6 +227,16 @@ class BuildExt(build_ext):
               "(about a minute on 2 cores) ...", file=sys.stderr, flush=True)
         msvc, openmp, cflags, lflags, macros = self._flags()
         print(f"fastrnn build: openmp={openmp} debug={DEBUG} macros={macros}")
+        # Cython and build_ext compare timestamps only: after a switch between release and
+        # FASTRNN_DEBUG builds, rebuild everything instead of mixing the two
+        stamp = os.path.join(self.build_temp, "fastrnn-build-flags.txt")
+        flags = repr((cflags, lflags, macros, directives))
+        try:
+            with open(stamp) as fh:
+                if fh.read() != flags:
+                    self.force = True
+        except OSError:
+            pass
         self._cythonize()
         lib_dir, lib_path = self._build_helpers(msvc, cflags, macros)
         for ext in self.extensions:
@@ -233,6 +248,9 @@ class BuildExt(build_ext):
                 ext.library_dirs = list(ext.library_dirs or []) + [lib_dir]
                 ext.depends = list(ext.depends or []) + [lib_path]   # relink on a new archive
         super().build_extensions()
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as fh:
+            fh.write(flags)
         print(f"fastrnn: engine compiled in {time.time() - t0:.0f} s", file=sys.stderr,
               flush=True)
 
