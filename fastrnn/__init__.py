@@ -41,8 +41,8 @@ from . import functional, reference
 from ._engine.config import show_config, set_num_threads, get_num_threads
 from .layers import GRU, LSTM, SimpleRNN, Layer
 from . import interop
-from .layers import Bidirectional, Dense, Dropout, Embedding, Input, Masking
-from .models import Sequential
+from .layers import Bidirectional, Dense, Dropout, Embedding, Masking
+from .models import Sequential, Model, Input
 from . import callbacks, losses, metrics
 from . import io, optimizers
 from . import datasets
@@ -52,4 +52,5 @@ __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "La
            "Sequential", "Dense", "Embedding", "Dropout", "Bidirectional", "Input", "Masking",
            "losses", "metrics", "callbacks",
            "io", "optimizers", "load_model", "save_model", "load_weights", "save_weights",
-           "ModelFileError", "datasets", "show_config", "set_num_threads", "get_num_threads"]
+           "ModelFileError", "datasets", "show_config", "set_num_threads", "get_num_threads",
+           "Model"]

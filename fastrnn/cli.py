@@ -423,7 +423,7 @@ def cmd_generate(args):
 
 def cmd_bench(args):
     try:
-        from . import _bench
+        from . import bench as _bench
     except ImportError as exc:
         raise CLIError(f"the benchmark suite is not available in this installation ({exc})") \
             from None

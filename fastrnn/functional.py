@@ -72,14 +72,64 @@ def default_backend():
 
 
 class ForwardCache:
-    """What a ``training=True`` forward keeps for its backward; opaque to users."""
+    """What a ``training=True`` forward keeps for its backward; opaque to users.
 
-    __slots__ = ("cell", "backend", "inner", "has_bias", "dtype", "shape", "used")
+    Its attributes are read-only, and the backward never trusts them: before the compiled
+    backward runs, the sizes are re-derived from the arrays the cache holds and every array
+    is checked against them (a cache tampered with raises ``ValueError``, never crashes).
+    """
 
-    def __init__(self, cell, backend, inner, has_bias, dtype, shape):
-        self.cell, self.backend, self.inner = cell, backend, inner
-        self.has_bias, self.dtype, self.shape = has_bias, dtype, shape
-        self.used = False
+    __slots__ = ("_cell", "_backend", "_inner", "_has_bias", "_dtype")
+
+    def __init__(self, cell, backend, inner, has_bias, dtype):
+        object.__setattr__(self, "_cell", cell)
+        object.__setattr__(self, "_backend", backend)
+        object.__setattr__(self, "_inner", inner)
+        object.__setattr__(self, "_has_bias", has_bias)
+        object.__setattr__(self, "_dtype", dtype)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("ForwardCache is read-only")
+
+    cell = property(lambda self: self._cell)
+    backend = property(lambda self: self._backend)
+    inner = property(lambda self: self._inner)
+    has_bias = property(lambda self: self._has_bias)
+    dtype = property(lambda self: self._dtype)
+
+    @property
+    def shape(self):
+        """(T, B, H) of the forward, derived from the cached arrays."""
+        return _cache_sizes(self)
+
+
+# Sizes the compiled engine passes as 32-bit ints (row counts of its GEMMs, leading dimensions
+# and BLAS arguments with an LP64 SciPy): anything at or above this is refused up front.
+MAX_ENGINE_DIM = 2 ** 31 - 1
+
+
+def check_engine_sizes(T, B, I, H, gates):
+    """Raise ``ValueError`` when a problem is too large for the engine's 32-bit sizes.
+
+    The kernels hand ``T*B`` (rows of the hoisted input projection, and the inner dimension
+    of the weight-gradient products), ``gates*H``, ``I`` and ``H`` to BLAS and to their own
+    loops as 32-bit ints. Python ints are exact, so the check itself cannot overflow; it runs
+    before any array is converted or allocated.
+
+    Parameters
+    ----------
+    T, B, I, H : int
+        Time steps, batch size, input features and hidden units.
+    gates : int
+        1 (Elman), 3 (GRU) or 4 (LSTM).
+    """
+    checks = (("time steps x batch (T*B)", int(T) * int(B)), ("gates x hidden units (G*H)",
+              int(gates) * int(H)), ("input features (I)", int(I)))
+    for what, n in checks:
+        if n > MAX_ENGINE_DIM:
+            raise ValueError(f"{what} = {n} is too large: the engine supports at most "
+                             f"{MAX_ENGINE_DIM} (2**31 - 1); split the batch or the sequence "
+                             "into smaller calls")
 
 
 # ------------------------------------------------------------------------------------------
@@ -90,8 +140,9 @@ def _describe(a):
     return f"dtype {a.dtype}" if isinstance(a, np.ndarray) else f"type {type(a).__name__}"
 
 
-def _as_float_array(value, name, dtype):
-    """Return ``value`` as a C-contiguous array of ``dtype``; reject non-floating data."""
+def _as_float_array(value, name, dtype, copy=True):
+    """Return ``value`` as a C-contiguous array of ``dtype``; reject non-floating data.
+    With ``copy=False`` the (checked) array is returned as given, not converted."""
     if isinstance(value, np.ndarray):
         arr = value
     else:
@@ -103,6 +154,8 @@ def _as_float_array(value, name, dtype):
     kind = arr.dtype.kind
     if kind != "f" or arr.dtype.itemsize < 4:
         raise TypeError(f"{name} must be float32 or float64, got {_describe(arr)}")
+    if not copy:
+        return arr
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
@@ -153,8 +206,10 @@ def _weights(cell, weight_ih, weight_hh, bias_ih, bias_hh):
     return dtype, H, I, weight_ih, weight_hh, bias_ih, bias_hh, has_bias
 
 
-def _inputs(x, dtype, I, check_finite):
-    x = _as_float_array(x, "x", dtype)
+def _inputs(x, dtype, I, check_finite, gates, H):
+    # shape and size checks first, on the caller's array: a huge zero-stride view is refused
+    # before np.ascontiguousarray would try to materialise it
+    x = _as_float_array(x, "x", dtype, copy=False)
     if x.ndim != 3:
         raise ValueError(f"x must have 3 dimensions (T, B, I) (time-major), got {x.ndim} "
                          f"dimensions with shape {x.shape}")
@@ -166,6 +221,8 @@ def _inputs(x, dtype, I, check_finite):
         raise ValueError(f"x must have at least one time step, got shape {x.shape}")
     if B == 0:
         raise ValueError(f"x must have a batch of at least one sequence, got shape {x.shape}")
+    check_engine_sizes(T, B, I, H, gates)
+    x = np.ascontiguousarray(x, dtype=dtype)
     if check_finite:
         _check_finite(x, "x")
     return x, T, B
@@ -193,12 +250,81 @@ def _mask(mask, T, B):
     return np.ascontiguousarray(m)
 
 
+def _private(arr, given):
+    """``arr`` itself unless it shares memory with the caller's ``given``; then a copy.
+
+    A ``training=True`` cache keeps x and the initial states for the backward; they must be
+    the values of the forward call even if the caller mutates its arrays in between.
+    ``np.ascontiguousarray`` copies only when the layout or dtype changes, so without this
+    the cache aliased the caller's x exactly when it was already contiguous (a layer's
+    transposed input: only when B == 1 or T == 1)."""
+    if isinstance(given, np.ndarray) and np.may_share_memory(arr, given):
+        return arr.copy()
+    return arr
+
+
 def _check_backward(cache, cell):
     if not isinstance(cache, ForwardCache):
         raise TypeError(f"cache must be the cache returned by {cell}_forward(..., training=True),"
                         f" got {type(cache).__name__}")
     if cache.cell != cell:
         raise ValueError(f"cache comes from a {cache.cell} forward, not {cell}")
+    return _cache_sizes(cache)
+
+
+_CACHE_KEYS = {"rnn": {"x", "hs", "w_ih", "w_hh", "mask", "act"},
+               "lstm": {"x", "hs", "gates", "cs", "c0", "w_ih", "w_hh", "mask"},
+               "gru": {"x", "hs", "gates", "hn", "w_ih", "w_hh", "mask"}}
+
+
+def _cache_sizes(cache):
+    """(T, B, H) re-derived from the arrays a cache holds, after checking each of them.
+
+    The compiled backward indexes these arrays without bounds checks, so nothing about them
+    is taken on trust: a cache whose arrays were replaced, reshaped or retyped after the
+    forward raises ``ValueError`` here instead of reaching the kernel."""
+    inner, cell, dt = cache.inner, cache.cell, cache.dtype
+    if cache.backend != "cython":        # the NumPy reference: plain Python, cannot crash
+        try:
+            x, w_hh = inner["x"], inner["weight_hh"]
+            return x.shape[0], x.shape[1], w_hh.shape[1]
+        except (TypeError, KeyError, AttributeError, IndexError):
+            raise ValueError("cache was modified after the forward call (its arrays are "
+                             "missing)") from None
+
+    def bad(what):
+        return ValueError(f"cache was modified after the forward call: {what}; pass the cache "
+                          f"{cell}_forward(..., training=True) returned, unchanged")
+
+    if not isinstance(inner, dict) or set(inner) != _CACHE_KEYS[cell]:
+        raise bad("its entries changed")
+    arrays = {k: v for k, v in inner.items() if k not in ("mask", "act")}
+    for k, v in arrays.items():
+        if not (isinstance(v, np.ndarray) and v.dtype == dt and v.flags.c_contiguous):
+            raise bad(f"{k!r} is not a C-contiguous {dt} array")
+    x, hs, w_ih, w_hh = inner["x"], inner["hs"], inner["w_ih"], inner["w_hh"]
+    if x.ndim != 3 or w_ih.ndim != 2 or w_hh.ndim != 2 or hs.ndim != 3:
+        raise bad("an array has the wrong number of dimensions")
+    T, B, I = x.shape
+    G = _GATES[cell]
+    GH, H = w_hh.shape
+    want = {"x": (T, B, I), "hs": (T + 1, B, H), "w_ih": (G * H, I), "w_hh": (G * H, H)}
+    if cell == "lstm":
+        want.update(gates=(T, B, 4 * H), cs=(T, B, H), c0=(B, H))
+    elif cell == "gru":
+        want.update(gates=(T, B, 3 * H), hn=(T, B, H))
+    for k, shape in want.items():
+        if inner[k].shape != shape:
+            raise bad(f"{k!r} has shape {inner[k].shape}, expected {shape}")
+    if T < 1 or B < 1 or H < 1:
+        raise bad(f"empty sizes T={T}, B={B}, H={H}")
+    m = inner["mask"]
+    if m is not None and not (isinstance(m, np.ndarray) and m.dtype == np.uint8
+                              and m.shape == (T, B) and m.flags.c_contiguous):
+        raise bad("'mask' is not a (T, B) uint8 array")
+    if cell == "rnn" and inner["act"] not in (0, 1):
+        raise bad("'act' is not 0 or 1")
+    return T, B, H
 
 
 def _grad_array(value, name, dtype, shape):
@@ -229,19 +355,21 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, activat
     eng = _backend_module(backend)
     dtype, H, I, w_ih, w_hh, b_ih, b_hh, has_bias = _weights("rnn", weight_ih, weight_hh,
                                                              bias_ih, bias_hh)
-    x, T, B = _inputs(x, dtype, I, check_finite)
+    x_in, h0_in = x, h0
+    x, T, B = _inputs(x, dtype, I, check_finite, _GATES["rnn"], H)
     h0 = _state(h0, "h0", dtype, B, H, check_finite)
     mask = _mask(mask, T, B)
+    if training:
+        x, h0 = _private(x, x_in), _private(h0, h0_in)
     y, h_n, inner = eng.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, activation=activation,
                                     mask=mask, training=bool(training))
-    cache = ForwardCache("rnn", backend, inner, has_bias, dtype, (T, B, H)) if training else None
+    cache = ForwardCache("rnn", backend, inner, has_bias, dtype) if training else None
     return y, h_n, cache
 
 
 def rnn_backward(cache, dy=None, dh_n=None):
     """Gradients of an Elman forward: dict with x, h0, weight_ih, weight_hh[, bias_ih, bias_hh]."""
-    _check_backward(cache, "rnn")
-    T, B, H = cache.shape
+    T, B, H = _check_backward(cache, "rnn")
     dy = _grad_array(dy, "dy", cache.dtype, (T, B, H))
     dh_n = _grad_array(dh_n, "dh_n", cache.dtype, (B, H))
     grads = _backend_module(cache.backend).rnn_backward(cache.inner, dy, dh_n)
@@ -255,20 +383,22 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, ma
     eng = _backend_module(backend)
     dtype, H, I, w_ih, w_hh, b_ih, b_hh, has_bias = _weights("lstm", weight_ih, weight_hh,
                                                              bias_ih, bias_hh)
-    x, T, B = _inputs(x, dtype, I, check_finite)
+    x_in, h0_in, c0_in = x, h0, c0
+    x, T, B = _inputs(x, dtype, I, check_finite, _GATES["lstm"], H)
     h0 = _state(h0, "h0", dtype, B, H, check_finite)
     c0 = _state(c0, "c0", dtype, B, H, check_finite)
     mask = _mask(mask, T, B)
+    if training:
+        x, h0, c0 = _private(x, x_in), _private(h0, h0_in), _private(c0, c0_in)
     y, h_n, c_n, inner = eng.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask=mask,
                                           training=bool(training))
-    cache = ForwardCache("lstm", backend, inner, has_bias, dtype, (T, B, H)) if training else None
+    cache = ForwardCache("lstm", backend, inner, has_bias, dtype) if training else None
     return y, h_n, c_n, cache
 
 
 def lstm_backward(cache, dy=None, dh_n=None, dc_n=None):
     """Gradients of an LSTM forward: dict with x, h0, c0, weight_ih, weight_hh[, biases]."""
-    _check_backward(cache, "lstm")
-    T, B, H = cache.shape
+    T, B, H = _check_backward(cache, "lstm")
     dy = _grad_array(dy, "dy", cache.dtype, (T, B, H))
     dh_n = _grad_array(dh_n, "dh_n", cache.dtype, (B, H))
     dc_n = _grad_array(dc_n, "dc_n", cache.dtype, (B, H))
@@ -283,19 +413,21 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, mask=No
     eng = _backend_module(backend)
     dtype, H, I, w_ih, w_hh, b_ih, b_hh, has_bias = _weights("gru", weight_ih, weight_hh,
                                                              bias_ih, bias_hh)
-    x, T, B = _inputs(x, dtype, I, check_finite)
+    x_in, h0_in = x, h0
+    x, T, B = _inputs(x, dtype, I, check_finite, _GATES["gru"], H)
     h0 = _state(h0, "h0", dtype, B, H, check_finite)
     mask = _mask(mask, T, B)
+    if training:
+        x, h0 = _private(x, x_in), _private(h0, h0_in)
     y, h_n, inner = eng.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, mask=mask,
                                     training=bool(training))
-    cache = ForwardCache("gru", backend, inner, has_bias, dtype, (T, B, H)) if training else None
+    cache = ForwardCache("gru", backend, inner, has_bias, dtype) if training else None
     return y, h_n, cache
 
 
 def gru_backward(cache, dy=None, dh_n=None):
     """Gradients of a GRU forward: dict with x, h0, weight_ih, weight_hh[, bias_ih, bias_hh]."""
-    _check_backward(cache, "gru")
-    T, B, H = cache.shape
+    T, B, H = _check_backward(cache, "gru")
     dy = _grad_array(dy, "dy", cache.dtype, (T, B, H))
     dh_n = _grad_array(dh_n, "dh_n", cache.dtype, (B, H))
     grads = _backend_module(cache.backend).gru_backward(cache.inner, dy, dh_n)

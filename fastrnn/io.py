@@ -21,8 +21,10 @@ provides them) and ``checksum`` ("sha256:<hex>" over the canonical header and th
 Loading is defensive: the whole header is validated before any tensor is allocated (header
 length bound, UTF-8 JSON object without duplicate keys, known dtypes, non-negative integer
 shapes, offsets contiguous and covering exactly the data section, sizes matching the file),
-the architecture is rebuilt only from the layer allowlist (``fastrnn.layers.LAYER_REGISTRY``;
-nothing named in a file is ever imported or evaluated), every parameter name, shape and dtype
+the architecture is rebuilt only from the layer allowlist (``fastrnn.layers.LAYER_REGISTRY``)
+and the model classes registered in :data:`MODEL_REGISTRY` (nothing named in a file is ever
+imported or evaluated; this module never imports the training loop: the models register
+themselves), every parameter name, shape and dtype
 must match the rebuilt model, and the checksum must match.  Every problem with the file
 content raises :class:`ModelFileError` (a ``ValueError``) saying what was wrong, what was
 expected and what was found; OS errors (missing file, permissions) propagate unchanged.
@@ -53,6 +55,8 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "MAX_HEADER_BYTES",
+    "MODEL_REGISTRY",
+    "register_model",
 ]
 
 FORMAT_NAME = "fastrnn"
@@ -379,6 +383,29 @@ def read_tensors(path):
 # upper layer: models
 # ==========================================================================================
 
+#: model class name -> class with ``get_config()`` / ``from_config()``; filled by
+#: :mod:`fastrnn.models` when it is imported. The architecture of a "Sequential" is stored as
+#: its bare config (the original layout); other classes as ``{"class_name", "config"}``.
+MODEL_REGISTRY = {}
+
+
+def register_model(name, cls):
+    """Allow ``cls`` (a model class with ``get_config``/``from_config``) to be saved and
+    rebuilt by :func:`load_model` under ``name``."""
+    if not isinstance(name, str) or not callable(getattr(cls, "from_config", None)):
+        raise TypeError("register_model(name, cls): name must be a str and cls a model class "
+                        "with from_config")
+    MODEL_REGISTRY[name] = cls
+    return cls
+
+
+def _model_class_name(model):
+    for name, cls in MODEL_REGISTRY.items():
+        if type(model) is cls:
+            return name
+    return None
+
+
 def _version():
     from . import __version__
     return __version__
@@ -415,9 +442,17 @@ def _compile_config(model):
     return {"loss": _losses.serialize(loss), "metrics": names}
 
 
+def _architecture(model):
+    cfg = model.get_config()
+    name = _model_class_name(model)
+    if name is not None and name != "Sequential":
+        cfg = {"class_name": name, "config": cfg}
+    return cfg
+
+
 def _architecture_json(model):
     try:
-        return json.dumps(model.get_config(), allow_nan=False)
+        return json.dumps(_architecture(model), allow_nan=False)
     except (TypeError, ValueError) as e:
         raise ValueError(f"model.get_config() is not JSON-serializable: {e}") from None
 
@@ -479,7 +514,8 @@ def _check_allowlisted(cfg, source):
         if isinstance(node, dict):
             if "class_name" in node:
                 cn = node["class_name"]
-                if not isinstance(cn, str) or (cn not in LAYER_REGISTRY and cn != "Sequential"):
+                if not isinstance(cn, str) or (cn not in LAYER_REGISTRY and
+                                               cn not in MODEL_REGISTRY and cn != "InputLayer"):
                     raise ModelFileError(f"{source}: architecture names an unknown layer class "
                                          f"{str(cn)[:100]!r}; allowed: "
                                          f"{sorted(LAYER_REGISTRY)}")
@@ -520,8 +556,15 @@ def _check_dimensions(arch, hdr, source):
         if len(parts) >= 3 and parts[0] == "layers" and parts[1].isdigit():
             i = int(parts[1])
             max_dim[i] = max(max_dim.get(i, 0), max(shape, default=1))
+    overall = max(max_dim.values(), default=_UNBUILT_DIM_LIMIT)
     for i, layer_cfg in enumerate(layers):
         limit = max_dim.get(i, _UNBUILT_DIM_LIMIT)
+        if isinstance(layer_cfg, dict) and "calls" in layer_cfg:
+            # a functional model's entry: its call references are indices, not sizes; an
+            # Input's shape is bounded like a Sequential's build_input_shape
+            if layer_cfg.get("class_name") == "InputLayer":
+                limit = overall
+            layer_cfg = {k: v for k, v in layer_cfg.items() if k != "calls"}
         for v in _ints(layer_cfg):
             if v > limit:
                 raise ModelFileError(f"{source}: layer {i} of the architecture uses the size {v}, "
@@ -538,7 +581,6 @@ def _check_dimensions(arch, hdr, source):
 
 
 def _rebuild(meta, source, hdr):
-    from .models import Sequential
     if "architecture" not in meta:
         raise ModelFileError(f"{source}: metadata has no 'architecture'")
     arch = _parse_json(meta["architecture"], f"{source}: architecture")
@@ -546,9 +588,20 @@ def _rebuild(meta, source, hdr):
         raise ModelFileError(f"{source}: architecture must be a JSON object, got "
                              f"{type(arch).__name__}")
     _check_allowlisted(arch, source)
+    if "class_name" in arch:
+        cname, arch = arch["class_name"], arch.get("config")
+        if cname not in MODEL_REGISTRY or not isinstance(arch, dict):
+            raise ModelFileError(f"{source}: architecture names an unknown model class "
+                                 f"{str(cname)[:100]!r} or has no config object; allowed: "
+                                 f"{sorted(MODEL_REGISTRY)}")
+    else:
+        cname = "Sequential"
+    if cname not in MODEL_REGISTRY:
+        raise ModelFileError(f"{source}: model class {cname!r} is not registered (import "
+                             f"fastrnn.models)")
     _check_dimensions(arch, hdr, source)
     try:
-        model = Sequential.from_config(arch)
+        model = MODEL_REGISTRY[cname].from_config(arch)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError,
             MemoryError, OverflowError) as e:
         raise ModelFileError(f"{source}: the architecture could not be rebuilt: "
@@ -643,6 +696,8 @@ def load_model(path, compile=True):
             raise ModelFileError(f"{source}: bad optimizer state: {e}") from None
     if compile and compile_cfg is not None:
         kwargs = {"loss": compile_cfg.get("loss"), "metrics": compile_cfg.get("metrics") or None}
+        if compile_cfg.get("loss_weights") is not None:
+            kwargs["loss_weights"] = compile_cfg["loss_weights"]
         if opt is not None:
             kwargs["optimizer"] = opt
         try:

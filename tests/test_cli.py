@@ -272,10 +272,10 @@ def test_sigint_saves_and_exits_cleanly(corpus, tmp_path, call):
 def test_bench_forwards_quick(monkeypatch):
     import types
     calls = []
-    fake = types.ModuleType("fastrnn._bench")
+    fake = types.ModuleType("fastrnn.bench")
     fake.main = lambda argv: calls.append(list(argv)) or 0
-    monkeypatch.setitem(sys.modules, "fastrnn._bench", fake)
-    monkeypatch.setattr(fastrnn, "_bench", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "fastrnn.bench", fake)
+    monkeypatch.setattr(fastrnn, "bench", fake, raising=False)
     assert cli.main(["bench", "--cells", "lstm"]) == 0
     assert calls == [["--quick", "--cells", "lstm"]]
 

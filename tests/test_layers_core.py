@@ -164,9 +164,13 @@ def test_dense_bad_inputs():
 
 
 def test_input_layer():
-    inp = fr.Input((5, 3))
+    inp = fr.layers.Input((5, 3))
     assert isinstance(inp, InputLayer) and inp.shape == (5, 3)
-    assert fr.Input((None, 3)).shape == (None, 3)
+    assert fr.layers.Input((None, 3)).shape == (None, 3)
+    # the top-level fr.Input is the functional API's symbolic tensor (Keras: batch axis first)
+    t = fr.Input((5, 3))
+    assert isinstance(t.node.layer, InputLayer) and t.shape == (None, 5, 3)
+    assert fr.Input((None, 3)).shape == (None, None, 3)
     with pytest.raises(ValueError, match="shape"):
         fr.Input((0, 3))
     with pytest.raises(ValueError, match="shape"):

@@ -26,6 +26,20 @@ def as_dtype(dtype):
     return dt
 
 
+def _symbolic_in(value):
+    """The first symbolic tensor in ``value`` (itself or a list/tuple element), else None.
+    Symbolic tensors are recognised by their ``_call_layer`` method, so this module need not
+    import the model graph (models depend on layers, not the reverse)."""
+    if hasattr(value, "_call_layer"):
+        return value
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            found = _symbolic_in(v)
+            if found is not None:
+                return found
+    return None
+
+
 class ParamDict(dict):
     """A dict of parameters that keeps each entry's shape and dtype.
 
@@ -101,6 +115,13 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x, *args, **kw):
+        """On arrays: ``forward``. On symbolic tensors (``fastrnn.Input`` and what layers
+        return for them): record the call in the model graph and return output tensors."""
+        sym = _symbolic_in(x)
+        if sym is None:
+            sym = _symbolic_in(kw.get("initial_state"))
+        if sym is not None:
+            return sym._call_layer(self, x, args, kw)
         return self.forward(x, *args, **kw)
 
     def compute_output_shape(self, input_shape):
