@@ -101,6 +101,8 @@ class Model:
         re-initialised from seeds derived from it (so the model is reproducible), and Dropout
         masks and batch shuffling derive from it.
 
+    Notes
+    -----
     Methods follow Keras: ``compile`` (one loss for every output, or a list/dict per output,
     ``loss_weights``, metrics per output), ``fit`` -> :class:`fastrnn.callbacks.History`,
     ``evaluate``, ``predict``, ``train_on_batch`` / ``test_on_batch``, ``summary``,
