@@ -1,6 +1,9 @@
 """Bidirectional wrapper around SimpleRNN / LSTM / GRU (Keras semantics, PyTorch parameters)."""
 
+from __future__ import annotations
+
 from collections.abc import MutableMapping
+from typing import Optional
 
 import numpy as np
 
@@ -76,11 +79,33 @@ class Bidirectional(Layer):
     forward returns ``[out, h_f(, c_f), h_b(, c_b)]`` and backward accepts
     ``d_state`` in the same order. Masks (B, T) are passed to both directions; the output mask
     is the input mask when ``return_sequences`` else None.
+
+    Parameters
+    ----------
+    layer : SimpleRNN, LSTM or GRU
+        The layer to run in both directions (its config is cloned; its weights are copied into
+        ``forward_layer`` if it was built).
+    merge_mode : {"concat", "sum", "mul", "ave"}, default "concat"
+        How the two outputs are combined: "concat" gives ``2 * units`` features.
+    name : str, optional
+
+    Notes
+    -----
+    Shapes: input ``(B, T, I)``; output ``(B, T, 2H)`` (concat) or ``(B, T, H)`` with
+    ``return_sequences``, else ``(B, 2H)`` or ``(B, H)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> bi = fr.Bidirectional(fr.GRU(8, return_sequences=True, seed=0))
+    >>> bi.forward(np.zeros((2, 5, 3), dtype="float32")).shape
+    (2, 5, 16)
     """
 
     supports_masking = True
 
-    def __init__(self, layer, merge_mode="concat", *, name=None):
+    def __init__(self, layer: RecurrentLayer, merge_mode: str = "concat", *,
+                 name: Optional[str] = None) -> None:
         if not isinstance(layer, RecurrentLayer):
             raise TypeError(f"Bidirectional: layer must be a SimpleRNN, LSTM or GRU instance, "
                             f"got {type(layer).__name__}")

@@ -1,5 +1,9 @@
 """Embedding: integer ids -> dense vectors (torch.nn.Embedding's parameter and init)."""
 
+from __future__ import annotations
+
+from typing import Optional
+
 import numpy as np
 
 from .base import Layer
@@ -21,12 +25,34 @@ class Embedding(Layer):
     ``[0, input_dim)`` are a ValueError. With ``mask_zero=True`` id 0 is padding: the layer
     emits the mask ``x != 0`` for the layers after it (so the vocabulary must reserve id 0).
     ``backward`` accumulates the weight gradient and returns None (ids have no gradient).
+
+    Parameters
+    ----------
+    input_dim : int
+        Vocabulary size: ids are in ``[0, input_dim)``.
+    output_dim : int
+        Size of each vector.
+    mask_zero : bool, default False
+        Treat id 0 as padding and emit the mask ``x != 0``.
+    dtype : {"float32", "float64"}, default "float32"
+    seed : int, optional
+        Seed of the initial weights.
+    name : str, optional
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> emb = fr.Embedding(10, 4, mask_zero=True, seed=0)
+    >>> ids = np.array([[3, 1, 0, 0]])                      # (B=1, T=4), right-padded
+    >>> emb.forward(ids).shape, emb.compute_mask(ids)
+    ((1, 4, 4), array([[ True,  True, False, False]]))
     """
 
     supports_masking = True
 
-    def __init__(self, input_dim, output_dim, mask_zero=False, *, dtype="float32", seed=None,
-                 name=None):
+    def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False, *,
+                 dtype: str = "float32", seed: Optional[int] = None,
+                 name: Optional[str] = None) -> None:
         super().__init__(dtype=dtype, seed=seed, name=name)
         self.input_dim = _positive_int(input_dim, "input_dim")
         self.output_dim = _positive_int(output_dim, "output_dim")
