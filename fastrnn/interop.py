@@ -11,6 +11,10 @@ cannot be loaded: that is an error, not a silent approximation.
 torch is never imported here; modules are read through their attributes.
 """
 
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence
+
 import numpy as np
 
 from .layers.recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
@@ -38,12 +42,35 @@ def _check_layer(layer):
                         f"{type(layer).__name__}")
 
 
-def load_torch_weights(layer, module, layer_index=0, reverse=False):
+def load_torch_weights(layer: RecurrentLayer, module: Any, layer_index: int = 0,
+                       reverse: bool = False) -> RecurrentLayer:
     """Copy one layer (and direction) of a ``torch.nn.RNN/LSTM/GRU`` into a fastrnn layer.
 
     The fastrnn layer is built to the module's input size if it is not built yet. Shapes, the
     cell type, the Elman nonlinearity and the presence of biases must match; nothing is written
     unless all of them do.
+
+    Parameters
+    ----------
+    layer : SimpleRNN, LSTM or GRU
+        The fastrnn layer to fill (same cell type as ``module``).
+    module : torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU
+        Read through its ``weight_ih_l{k}`` etc. attributes (torch is not imported here).
+    layer_index : int, default 0
+        Which of the module's ``num_layers`` to copy.
+    reverse : bool, default False
+        Copy the reverse direction (``*_reverse`` parameters) of a bidirectional module.
+
+    Returns
+    -------
+    layer
+        The same layer, filled.
+
+    Examples
+    --------
+    >>> import torch, fastrnn as fr                                   # doctest: +SKIP
+    >>> tm = torch.nn.LSTM(8, 16, batch_first=True)                   # doctest: +SKIP
+    >>> layer = fr.interop.load_torch_weights(fr.LSTM(16), tm)        # doctest: +SKIP
     """
     _check_layer(layer)
     kind = type(module).__name__
@@ -80,12 +107,37 @@ def load_torch_weights(layer, module, layer_index=0, reverse=False):
     return layer
 
 
-def from_torch(module, *, dtype=None, return_sequences=False, return_state=False):
+def from_torch(module: Any, *, dtype: Optional[str] = None, return_sequences: bool = False,
+               return_state: bool = False) -> List:
     """Build fastrnn layers holding a ``torch.nn.RNN/LSTM/GRU``'s weights.
 
     Returns a list with one layer per ``num_layers`` (all but the last with
     ``return_sequences=True``); a bidirectional module gives ``Bidirectional`` layers with
     ``merge_mode="concat"`` (PyTorch's output layout). ``dtype`` defaults to the module's.
+
+    Parameters
+    ----------
+    module : torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU
+        Any ``num_layers``, uni- or bidirectional, with or without biases; ``batch_first`` does
+        not matter (fastrnn layers are batch-first).
+    dtype : {None, "float32", "float64"}, optional
+        Dtype of the new layers (default: the module's).
+    return_sequences : bool, default False
+        For the last layer (the others always return sequences).
+    return_state : bool, default False
+        For the last layer.
+
+    Returns
+    -------
+    list of Layer
+        Ready for ``fr.Sequential(layers)``; the output for a ``(B, T, I)`` batch equals the
+        module's ``output[:, -1]`` (or ``output`` with ``return_sequences``).
+
+    Examples
+    --------
+    >>> import torch, fastrnn as fr                                   # doctest: +SKIP
+    >>> tm = torch.nn.GRU(8, 16, num_layers=2, bidirectional=True)    # doctest: +SKIP
+    >>> model = fr.Sequential(fr.interop.from_torch(tm, return_sequences=True))  # doctest: +SKIP
     """
     kind = type(module).__name__
     cls = {"RNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}.get(kind)
@@ -118,12 +170,37 @@ def from_torch(module, *, dtype=None, return_sequences=False, return_state=False
     return layers
 
 
-def load_keras_weights(layer, weights):
+def load_keras_weights(layer: RecurrentLayer, weights: Sequence[np.ndarray]) -> RecurrentLayer:
     """Load a Keras ``SimpleRNN``/``LSTM``/``GRU``'s ``get_weights()`` list into ``layer``.
 
     ``weights`` is ``[kernel (I, G*H), recurrent_kernel (H, G*H)(, bias)]``. Keras has one
     bias; it goes into ``bias_ih`` and ``bias_hh`` becomes zero, which computes the same function.
     A GRU needs ``reset_after=True`` weights (bias shape ``(2, 3H)``).
+
+    Parameters
+    ----------
+    layer : SimpleRNN, LSTM or GRU
+        The fastrnn layer to fill (built to the kernel's input size if needed).
+    weights : list of ndarray
+        ``keras_layer.get_weights()``: ``kernel (I, G*H)``, ``recurrent_kernel (H, G*H)`` and,
+        with a bias, ``bias (G*H,)`` (GRU ``reset_after=True``: ``(2, 3H)``).
+
+    Returns
+    -------
+    layer
+        The same layer, filled.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> rng = np.random.default_rng(0)
+    >>> keras_weights = [rng.standard_normal((3, 8)), rng.standard_normal((2, 8)),
+    ...                  np.zeros(8)]                             # an LSTM(2) on 3 features
+    >>> layer = fr.interop.load_keras_weights(fr.LSTM(2, dtype="float64"), keras_weights)
+    >>> layer.params["weight_ih"].shape                           # PyTorch layout (4H, I)
+    (8, 3)
+    >>> np.allclose(fr.interop.to_keras_weights(layer)[0], keras_weights[0])
+    True
     """
     _check_layer(layer)
     if not isinstance(weights, (list, tuple)) or len(weights) not in (2, 3):
@@ -168,8 +245,20 @@ def load_keras_weights(layer, weights):
     return layer
 
 
-def to_keras_weights(layer):
-    """The ``set_weights()`` list a Keras layer of the same kind (GRU: reset_after=True) takes."""
+def to_keras_weights(layer: RecurrentLayer) -> List[np.ndarray]:
+    """The ``set_weights()`` list a Keras layer of the same kind (GRU: reset_after=True) takes.
+
+    Parameters
+    ----------
+    layer : SimpleRNN, LSTM or GRU
+        A built fastrnn layer.
+
+    Returns
+    -------
+    list of ndarray
+        ``[kernel (I, G*H), recurrent_kernel (H, G*H)]`` plus, with biases, the Keras bias
+        (``b_ih + b_hh``, or the ``(2, 3H)`` rows for a GRU), gates in Keras's order.
+    """
     _check_layer(layer)
     p = layer.params
     w_ih, w_hh = p["weight_ih"], p["weight_hh"]
