@@ -30,6 +30,7 @@ from ..layers import Layer, serialize, deserialize
 from ..layers.core import Dense, InputLayer
 from ..layers.dropout import Dropout
 from ..layers.embedding import Embedding
+from ..distributed import entry_point as _distributed_entry, is_dask_array as _is_dask_array
 from . import graph as graph_module
 from .graph import Graph, SymbolicTensor
 
@@ -273,8 +274,33 @@ class Model:
                 if g is not None:
                     yield f"layers.{i}.{k}", g
 
-    def count_params(self):
-        return int(sum(v.size for _, v in self.params()))
+    def count_params(self, trainable=None):
+        """Number of parameters; ``trainable=True`` / ``False`` counts only the layers with
+        that ``trainable`` flag."""
+        return int(sum(v.size for layer in self.layers for v in layer.params.values()
+                       if trainable is None or bool(getattr(layer, "trainable", True))
+                       == trainable))
+
+    @property
+    def trainable_weights(self):
+        """The parameter arrays fit() updates (layers with ``trainable=True``)."""
+        return [v for layer in self.layers if getattr(layer, "trainable", True)
+                for v in layer.params.values()]
+
+    @property
+    def non_trainable_weights(self):
+        """The parameter arrays of frozen layers (``trainable=False``)."""
+        return [v for layer in self.layers if not getattr(layer, "trainable", True)
+                for v in layer.params.values()]
+
+    def reset_states(self):
+        """Forget the carried state of every ``stateful=True`` layer (Keras 2's
+        ``model.reset_states()``; Keras 3 calls ``layer.reset_state()`` per layer)."""
+        for layer in self.layers:
+            for inner in (layer, getattr(layer, "forward_layer", None),
+                          getattr(layer, "backward_layer", None)):
+                if inner is not None and callable(getattr(inner, "reset_states", None)):
+                    inner.reset_states()
 
     def get_weights(self):
         """Copies of every parameter array, in ``params()`` order."""
@@ -565,6 +591,9 @@ class Model:
             return None
         last = g.outputs[k].node.layer
         loss = self._losses[k]
+        from ..layers.wrappers import TimeDistributed
+        if isinstance(last, TimeDistributed):     # TimeDistributed(Dense): same fused path
+            last = last.layer
         if loss is None or not isinstance(last, Dense) or getattr(loss, "from_logits", True):
             return None
         if last.activation == "softmax" and isinstance(
@@ -748,13 +777,17 @@ class Model:
                 res[log] = m(ys[k], outs[k], masks[k])
         return res
 
-    def _train_step(self, x, y):
-        """One step on prepared arrays. Returns (loss, output, mask, applied)."""
+    def _train_step(self, x, y, distributed=None):
+        """One step on prepared arrays. Returns (loss, output, mask, applied).
+        ``distributed`` (a fastrnn.distributed context) turns the gradients and losses into
+        those of all ranks' batches together, between backward and the optimizer step."""
         out, mask = self._forward(x, training=True)
         loss, parts, d, fused_flags = self._loss_on(y, out, mask, with_grad=True)
         self._last_parts = parts
         raise_mode = getattr(self.optimizer, "on_nonfinite", "skip") == "raise"
-        if not math.isfinite(loss):
+        if distributed is not None:      # every rank takes part in every collective
+            d = distributed.before_backward(self, d, out, mask)
+        elif not math.isfinite(loss):
             if raise_mode:
                 from ..optimizers import NonFiniteGradientError
                 raise NonFiniteGradientError(f"the loss is not finite ({loss}); no step was "
@@ -764,8 +797,19 @@ class Model:
         self._graph.backward(self._last_run, d, fused_flags)
         items = []
         for i, layer in enumerate(self.layers):
+            if not getattr(layer, "trainable", True):      # frozen: never updated
+                continue
             for k, p in layer.params.items():
                 items.append((f"layers.{i}.{k}", p, layer.grads[k]))
+        if distributed is not None:      # all ranks then decide alike on the reduced values
+            items, loss, self._last_parts = distributed.reduce(self, items, parts, out, mask)
+            if not math.isfinite(loss):
+                if raise_mode:
+                    from ..optimizers import NonFiniteGradientError
+                    raise NonFiniteGradientError(f"the loss is not finite ({loss}) on some "
+                                                 f"rank; no step was applied")
+                self.skipped_steps += 1
+                return loss, out, mask, False
         if not raise_mode:      # in raise mode the optimizer reports non-finite gradients
             for name, _, g in items:
                 if not np.isfinite(g).all():
@@ -776,13 +820,19 @@ class Model:
             self.skipped_steps += 1
         return loss, out, mask, applied is not False
 
-    def train_on_batch(self, x, y, return_dict=False):
+    @_distributed_entry
+    def train_on_batch(self, x, y, return_dict=False, *, distributed=None):
         """One optimizer step on one batch; returns the loss (before the step) as a float, or a
-        dict with the loss and the metrics on this batch with ``return_dict=True``."""
+        dict with the loss and the metrics on this batch with ``return_dict=True``.
+        ``distributed="mpi"``: this rank's batch of a data-parallel step (see
+        fastrnn.distributed.mpi); the loss is then that of all ranks' batches together."""
         self._require_compiled("train_on_batch")
         x = self._prepare_x(x)
         y = self._prepare_y(y, self._n_samples(x))
-        loss, out, mask, _ = self._train_step(x, y)
+        if distributed is not None:
+            distributed.ensure_synced(self)
+        loss, out, mask, _ = (self._train_step(x, y) if distributed is None
+                              else self._train_step(x, y, distributed))
         if return_dict:
             logs = self._loss_logs(loss, self._last_parts)
             logs.update(self._metric_values(y, out, mask, update=False))
@@ -864,8 +914,12 @@ class Model:
 
     def predict(self, x, batch_size=32, verbose=0, callbacks=None):
         """Model outputs for ``x``, computed in batches of ``batch_size`` (inference mode):
-        one array, or a list with several outputs."""
+        one array, or a list with several outputs. A ``dask.array`` ``x`` gives a lazy dask
+        array (see fastrnn.distributed.predict)."""
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
+        if _is_dask_array(x):
+            from ..distributed import predict as _dask_predict
+            return _dask_predict(self, x, batch_size=batch_size)
         x = self._prepare_x(x)
         n = self._n_samples(x)
         if n == 0:
@@ -890,8 +944,10 @@ class Model:
             return [np.concatenate([o[k] for o in outs], axis=0) for k in range(len(outs[0]))]
         return np.concatenate(outs, axis=0)
 
+    @_distributed_entry
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0, *,
+            distributed=None):
         """Train for ``epochs`` epochs; returns a History (also ``model.history``).
 
         ``validation_split`` holds out the LAST fraction of the samples (before shuffling);
@@ -899,6 +955,10 @@ class Model:
         2 one line per epoch. The loss and metrics logged per epoch are the batch-size-weighted
         means over the epoch's batches (taken before each step), validation values are computed
         after the epoch.
+
+        ``distributed="mpi"`` (run under ``mpiexec``; x, y are this rank's shard): data-parallel
+        training, one step per local batch on every rank, gradients averaged over the ranks;
+        callbacks and printing on rank 0 only (see fastrnn.distributed.mpi).
         """
         self._require_compiled("fit")
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
@@ -944,6 +1004,10 @@ class Model:
         self._assign_seeds()
 
         batches = self._batches(n, batch_size)
+        dist = distributed
+        if dist is not None:     # rank 0 prints and runs the callbacks; all start from its model
+            verbose, callbacks = dist.begin_fit(self, len(batches), epochs, initial_epoch,
+                                                val is not None, verbose, callbacks)
         history = callbacks_module.History()
         user = list(callbacks) if callbacks is not None else []
         cb_list = ([callbacks_module.ProgbarLogger(verbose)] if verbose else []) + user + [history]
@@ -967,7 +1031,8 @@ class Model:
                 cbs.on_train_batch_begin(step, None)
                 idx = order[a:b] if order is not None else slice(a, b)
                 xb, yb = self._take(x, idx), self._take(y, idx)
-                loss, out, mask, _ = self._train_step(xb, yb)
+                loss, out, mask, _ = (self._train_step(xb, yb) if dist is None
+                                      else self._train_step(xb, yb, dist))
                 parts = getattr(self, "_last_parts", [loss])
                 total += loss * (b - a)
                 part_tot = [None if p is None else
@@ -979,17 +1044,25 @@ class Model:
                                                       for p in part_tot])
                 logs.update(self._metric_results())
                 cbs.on_train_batch_end(step, logs)
+                if dist is not None:
+                    dist.sync_control(self)
                 if self.stop_training:
                     break
-            epoch_logs = dict(logs)
+            epoch_logs = dict(logs) if dist is None else dist.global_logs(self, logs, seen)
             if val is not None:
                 val_logs = self._evaluate_arrays(val[0], val[1], batch_size)
+                if dist is not None:
+                    val_logs = dist.global_logs(self, val_logs, self._n_samples(val[0]))
                 epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, epoch_logs)
             logs = epoch_logs
+            if dist is not None:
+                dist.sync_control(self)
             if self.stop_training:
                 break
         cbs.on_train_end(logs)
+        if dist is not None:
+            dist.end_fit(self)
         return history
 
     # ---- summary --------------------------------------------------------------------------
@@ -1036,9 +1109,10 @@ class Model:
                 print_fn("_" * width)
         print_fn("=" * width)
         total = self.count_params()
+        frozen = self.count_params(trainable=False)
         print_fn(f"Total params: {total:,}")
-        print_fn(f"Trainable params: {total:,}")
-        print_fn("Non-trainable params: 0")
+        print_fn(f"Trainable params: {total - frozen:,}")
+        print_fn(f"Non-trainable params: {frozen:,}")
         print_fn("_" * width)
         return None
 
