@@ -128,6 +128,12 @@ def from_torch(module, *, dtype=None, return_sequences=False, return_state=False
         (PyTorch's output layout). The layers are batch-first ``(B, T, F)`` like every
         fastrnn layer; for a ``batch_first=False`` module a ``UserWarning`` says so (use
         ``as_module=True`` to keep the module's time-major layout).
+
+    Examples
+    --------
+    >>> import torch, fastrnn as fr                                   # doctest: +SKIP
+    >>> tm = torch.nn.GRU(8, 16, num_layers=2, batch_first=True)      # doctest: +SKIP
+    >>> model = fr.Sequential(fr.interop.from_torch(tm, return_sequences=True))  # doctest: +SKIP
     """
     kind = type(module).__name__
     cls = {"RNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}.get(kind)
@@ -388,6 +394,16 @@ def load_keras_weights(layer, weights):
     Keras has one bias per layer (GRU: an input row and a recurrent row ``(2, 3H)``); it goes
     into ``bias_ih`` and ``bias_hh`` becomes zero, which computes the same function. Everything
     is checked before anything is written.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> rng = np.random.default_rng(0)
+    >>> keras_weights = [rng.standard_normal((3, 8)), rng.standard_normal((2, 8)),
+    ...                  np.zeros(8)]                             # an LSTM(2) on 3 features
+    >>> layer = fr.interop.load_keras_weights(fr.LSTM(2, dtype="float64"), keras_weights)
+    >>> layer.params["weight_ih"].shape                           # PyTorch layout (4H, I)
+    (8, 3)
     """
     from .layers import Bidirectional
     if not isinstance(layer, (RecurrentLayer, Bidirectional)):
