@@ -37,6 +37,8 @@ myst_heading_anchors = 3
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
+# "Attributes" sections as fields, so a documented property is not described twice
+napoleon_use_ivar = True
 napoleon_preprocess_types = False
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True,
                            "member-order": "bysource"}
@@ -50,4 +52,6 @@ autodoc_mock_imports = ["fastrnn._engine.blas", "fastrnn._engine.runtime",
 html_theme = "alabaster"
 html_title = f"fastrnn {release}"
 html_static_path = []
-suppress_warnings = ["myst.header"]
+# "more than one target found" for plain words in parameter types ("name, Initializer or
+# callable" links `name` to every Loss.name): ambiguity only, the text reads right
+suppress_warnings = ["myst.header", "ref.python"]
