@@ -182,10 +182,49 @@ class BuildExt(build_ext):
             macros.append(("NDEBUG", "1"))
         return msvc, openmp, cflags, lflags, macros
 
+    def _cython_inputs_digest(self):
+        """Hash of everything the generated C depends on: the engine's Cython sources, the
+        directives, Cython's version and SciPy's cython_blas.pxd (by content, not date)."""
+        import Cython
+        import scipy.linalg
+        h = hashlib.sha256(repr((directives, Cython.__version__)).encode())
+        files = sorted(glob.glob(os.path.join(ENGINE, "*.pyx")) +
+                       glob.glob(os.path.join(ENGINE, "*.pxd")))
+        files.append(os.path.join(os.path.dirname(scipy.linalg.__file__), "cython_blas.pxd"))
+        for f in files:
+            h.update(f.encode())
+            try:
+                with open(f, "rb") as fh:
+                    h.update(fh.read())
+            except OSError:
+                h.update(b"missing")
+        return h.hexdigest()
+
     def _cythonize(self):
-        """Turn the .pyx sources into C, several modules at once (Cython is single-threaded)."""
+        """Turn the .pyx sources into C, several modules at once (Cython is single-threaded).
+
+        Cython compares file dates, and pip's isolated build environment installs SciPy's
+        cython_blas.pxd afresh for every `pip install`, so `.`, `.[test]`, `.[examples]` would
+        each regenerate (and recompile) everything. A content digest of the inputs decides
+        instead: unchanged inputs reuse the generated C, and build_ext then skips the modules
+        whose compiled file is up to date.
+        """
         pyx = [e for e in self.extensions if any(s.endswith(".pyx") for s in e.sources)]
         if not pyx:
+            return
+        digest = self._cython_inputs_digest()
+        stamp = os.path.join(self.build_temp, "fastrnn-cython-inputs.txt")
+        generated = {e.name: [s[:-4] + ".c" if s.endswith(".pyx") else s for s in e.sources]
+                     for e in pyx}
+        try:
+            with open(stamp) as fh:
+                same = fh.read() == digest
+        except OSError:
+            same = False
+        if same and not self.force and all(os.path.exists(c) for srcs in generated.values()
+                                           for c in srcs):
+            for ext in pyx:
+                ext.sources = generated[ext.name]
             return
         # worker processes fork cleanly on Linux; elsewhere Cython runs in this process
         nthreads = self.parallel if sys.platform.startswith("linux") else 0
@@ -194,6 +233,9 @@ class BuildExt(build_ext):
         by_name = {e.name: e for e in done}
         for ext in pyx:
             ext.sources = by_name[ext.name].sources
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as fh:
+            fh.write(digest)
 
     def _build_helpers(self, msvc, cflags, macros):
         """Compile src/*.c once, in parallel, into a static library; return (dir, path)."""
