@@ -9,15 +9,15 @@ means the fans, the orthogonal directions and any user callable written for Kera
 
 Keras's defaults, which fastrnn's layers use by default:
 
-=================  ==========================================================================
-layer              default initialisers
-=================  ==========================================================================
-SimpleRNN/LSTM/GRU ``kernel_initializer="glorot_uniform"``, ``recurrent_initializer=
-                   "orthogonal"``, ``bias_initializer="zeros"``; LSTM ``unit_forget_bias=True``
-Dense              ``kernel_initializer="glorot_uniform"``, ``bias_initializer="zeros"``
-Embedding          ``embeddings_initializer="uniform"`` (U(-0.05, 0.05))
-Conv1D             ``kernel_initializer="glorot_uniform"``, ``bias_initializer="zeros"``
-=================  ==========================================================================
+====================  ==========================================================================
+layer                 default initialisers
+====================  ==========================================================================
+SimpleRNN/LSTM/GRU    ``kernel_initializer="glorot_uniform"``, ``recurrent_initializer=
+                      "orthogonal"``, ``bias_initializer="zeros"``; LSTM ``unit_forget_bias=True``
+Dense                 ``kernel_initializer="glorot_uniform"``, ``bias_initializer="zeros"``
+Embedding             ``embeddings_initializer="uniform"`` (U(-0.05, 0.05))
+Conv1D                ``kernel_initializer="glorot_uniform"``, ``bias_initializer="zeros"``
+====================  ==========================================================================
 
 PyTorch's scheme is one argument away: ``init="torch"`` on a layer (U(-1/sqrt(H), 1/sqrt(H))
 for every recurrent parameter, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for Dense/Conv1D, N(0, 1)

@@ -54,6 +54,28 @@ def load_torch_weights(layer, module, layer_index=0, reverse=False):
     The fastrnn layer is built to the module's input size if it is not built yet. Shapes, the
     cell type, the Elman nonlinearity and the presence of biases must match; nothing is written
     unless all of them do.
+
+    Parameters
+    ----------
+    layer : SimpleRNN, LSTM or GRU
+        The fastrnn layer to fill (same cell type as ``module``).
+    module : torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU
+        Read through its ``weight_ih_l{k}`` etc. attributes (torch is not imported here).
+    layer_index : int, default 0
+        Which of the module's ``num_layers`` to copy.
+    reverse : bool, default False
+        Copy the reverse direction (``*_reverse`` parameters) of a bidirectional module.
+
+    Returns
+    -------
+    layer
+        The same layer, filled.
+
+    Examples
+    --------
+    >>> import torch, fastrnn as fr                                   # doctest: +SKIP
+    >>> tm = torch.nn.LSTM(8, 16, batch_first=True)                   # doctest: +SKIP
+    >>> layer = fr.interop.load_torch_weights(fr.LSTM(16), tm)        # doctest: +SKIP
     """
     _check_layer(layer)
     kind = type(module).__name__
@@ -114,6 +136,12 @@ def from_torch(module, *, dtype=None, return_sequences=False, return_state=False
         (PyTorch's output layout). The layers are batch-first ``(B, T, F)`` like every
         fastrnn layer; for a ``batch_first=False`` module a ``UserWarning`` says so (use
         ``as_module=True`` to keep the module's time-major layout).
+
+    Examples
+    --------
+    >>> import torch, fastrnn as fr                                   # doctest: +SKIP
+    >>> tm = torch.nn.GRU(8, 16, num_layers=2, batch_first=True)      # doctest: +SKIP
+    >>> model = fr.Sequential(fr.interop.from_torch(tm, return_sequences=True))  # doctest: +SKIP
     """
     kind = type(module).__name__
     cls = {"RNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}.get(kind)
@@ -374,6 +402,16 @@ def load_keras_weights(layer, weights):
     Keras has one bias per layer (GRU: an input row and a recurrent row ``(2, 3H)``); it goes
     into ``bias_ih`` and ``bias_hh`` becomes zero, which computes the same function. Everything
     is checked before anything is written.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> rng = np.random.default_rng(0)
+    >>> keras_weights = [rng.standard_normal((3, 8)), rng.standard_normal((2, 8)),
+    ...                  np.zeros(8)]                             # an LSTM(2) on 3 features
+    >>> layer = fr.interop.load_keras_weights(fr.LSTM(2, dtype="float64"), keras_weights)
+    >>> layer.params["weight_ih"].shape                           # PyTorch layout (4H, I)
+    (8, 3)
     """
     from .layers import Bidirectional
     if not isinstance(layer, (RecurrentLayer, Bidirectional)):
