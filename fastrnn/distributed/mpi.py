@@ -270,7 +270,7 @@ class MPIContext:
         if self.size == 1:
             return model.stop_training
         t0 = time.perf_counter()
-        opt = getattr(model, "optimizer", None)
+        opt = self._settable_optimizer(model)
         buf = np.zeros(2, dtype=np.float64)
         if self.rank == 0:
             buf[0] = 1.0 if model.stop_training else 0.0
@@ -284,8 +284,17 @@ class MPIContext:
         self.stats["control_seconds"] += time.perf_counter() - t0
         return model.stop_training
 
-    def _sync_learning_rate(self, model):
+    @staticmethod
+    def _settable_optimizer(model):
+        """The model's optimizer when its learning rate is a plain number rank 0 may change
+        (a schedule gives the same value on every rank: same step count)."""
         opt = getattr(model, "optimizer", None)
+        if opt is None or getattr(opt, "learning_rate_schedule", None) is not None:
+            return None
+        return opt
+
+    def _sync_learning_rate(self, model):
+        opt = self._settable_optimizer(model)
         if opt is None or self.size == 1:
             return
         t0 = time.perf_counter()
