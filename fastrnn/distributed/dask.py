@@ -102,6 +102,7 @@ def model_from_bytes(data):
 # state; the lock serialises the chunks a multi-threaded worker would run at once on it.
 _CACHE = {}
 _CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 8          # model copies kept per process; the oldest is dropped first
 
 
 def _current_worker():
@@ -120,6 +121,8 @@ def _cached_model(key, payload, worker_id):
     with _CACHE_LOCK:
         entry = _CACHE.get((key, worker_id))
         if entry is None:
+            while len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
             entry = _CACHE[(key, worker_id)] = [model_from_bytes(payload), threading.Lock()]
         return entry
 
