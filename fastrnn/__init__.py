@@ -47,6 +47,10 @@ from . import callbacks, losses, metrics
 from . import io, optimizers
 from . import datasets
 from .io import load_model, load_weights, save_model, save_weights, ModelFileError
+from . import initializers
+from .layers import (Activation, Conv1D, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D,
+                     LayerNormalization, MaxPooling1D, RepeatVector, SpatialDropout1D,
+                     TimeDistributed)
 from . import distributed
 
 __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "Layer", "__version__",
@@ -54,4 +58,7 @@ __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "La
            "losses", "metrics", "callbacks",
            "io", "optimizers", "load_model", "save_model", "load_weights", "save_weights",
            "ModelFileError", "datasets", "show_config", "set_num_threads", "get_num_threads",
-           "Model", "distributed"]
+           "Model",
+           "initializers", "Activation", "Conv1D", "Flatten", "GlobalAveragePooling1D",
+           "GlobalMaxPooling1D", "LayerNormalization", "MaxPooling1D", "RepeatVector",
+           "SpatialDropout1D", "TimeDistributed", "distributed"]

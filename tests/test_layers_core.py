@@ -78,7 +78,8 @@ def test_dense_matches_torch_linear(dtype, activation):
 
 
 def test_dense_init_like_torch():
-    layer = Dense(200, input_size=50, seed=0)
+    # init="torch" keeps torch.nn.Linear's scheme; the default is Keras's (test_initializers)
+    layer = Dense(200, input_size=50, seed=0, init="torch")
     w, b = layer.params["weight"], layer.params["bias"]
     assert w.shape == (200, 50) and b.shape == (200,) and w.dtype == np.float32
     k = 1 / np.sqrt(50)
@@ -86,8 +87,8 @@ def test_dense_init_like_torch():
     # uniform on [-k, k]: std k/sqrt(3)
     assert abs(w.std() - k / np.sqrt(3)) < 0.05 * k
     # seeded init is reproducible, different seeds differ
-    np.testing.assert_array_equal(w, Dense(200, input_size=50, seed=0).params["weight"])
-    assert not np.array_equal(w, Dense(200, input_size=50, seed=1).params["weight"])
+    np.testing.assert_array_equal(w, Dense(200, input_size=50, seed=0, init="torch").params["weight"])
+    assert not np.array_equal(w, Dense(200, input_size=50, seed=1, init="torch").params["weight"])
 
 
 def test_dense_fused_logits_backward():

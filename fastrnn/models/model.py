@@ -272,8 +272,33 @@ class Model:
                 if g is not None:
                     yield f"layers.{i}.{k}", g
 
-    def count_params(self):
-        return int(sum(v.size for _, v in self.params()))
+    def count_params(self, trainable=None):
+        """Number of parameters; ``trainable=True`` / ``False`` counts only the layers with
+        that ``trainable`` flag."""
+        return int(sum(v.size for layer in self.layers for v in layer.params.values()
+                       if trainable is None or bool(getattr(layer, "trainable", True))
+                       == trainable))
+
+    @property
+    def trainable_weights(self):
+        """The parameter arrays fit() updates (layers with ``trainable=True``)."""
+        return [v for layer in self.layers if getattr(layer, "trainable", True)
+                for v in layer.params.values()]
+
+    @property
+    def non_trainable_weights(self):
+        """The parameter arrays of frozen layers (``trainable=False``)."""
+        return [v for layer in self.layers if not getattr(layer, "trainable", True)
+                for v in layer.params.values()]
+
+    def reset_states(self):
+        """Forget the carried state of every ``stateful=True`` layer (Keras 2's
+        ``model.reset_states()``; Keras 3 calls ``layer.reset_state()`` per layer)."""
+        for layer in self.layers:
+            for inner in (layer, getattr(layer, "forward_layer", None),
+                          getattr(layer, "backward_layer", None)):
+                if inner is not None and callable(getattr(inner, "reset_states", None)):
+                    inner.reset_states()
 
     def get_weights(self):
         """Copies of every parameter array, in ``params()`` order."""
@@ -564,6 +589,9 @@ class Model:
             return None
         last = g.outputs[k].node.layer
         loss = self._losses[k]
+        from ..layers.wrappers import TimeDistributed
+        if isinstance(last, TimeDistributed):     # TimeDistributed(Dense): same fused path
+            last = last.layer
         if loss is None or not isinstance(last, Dense) or getattr(loss, "from_logits", True):
             return None
         if last.activation == "softmax" and isinstance(
@@ -767,6 +795,8 @@ class Model:
         self._graph.backward(self._last_run, d, fused_flags)
         items = []
         for i, layer in enumerate(self.layers):
+            if not getattr(layer, "trainable", True):      # frozen: never updated
+                continue
             for k, p in layer.params.items():
                 items.append((f"layers.{i}.{k}", p, layer.grads[k]))
         if distributed is not None:      # all ranks then decide alike on the reduced values
@@ -1077,9 +1107,10 @@ class Model:
                 print_fn("_" * width)
         print_fn("=" * width)
         total = self.count_params()
+        frozen = self.count_params(trainable=False)
         print_fn(f"Total params: {total:,}")
-        print_fn(f"Trainable params: {total:,}")
-        print_fn("Non-trainable params: 0")
+        print_fn(f"Trainable params: {total - frozen:,}")
+        print_fn(f"Non-trainable params: {frozen:,}")
         print_fn("_" * width)
         return None
 

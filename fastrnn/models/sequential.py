@@ -135,6 +135,8 @@ class Sequential(Model):
         if not self._layers:
             return None
         first = self._layers[0]
+        if getattr(first, "batch_input_shape", None) is not None:    # Keras's input_shape=
+            return first.batch_input_shape
         if isinstance(first, Embedding):
             return (None, None)
         size = getattr(first, "input_size", None)
@@ -309,9 +311,10 @@ class Sequential(Model):
                 print_fn("_" * width)
         print_fn("=" * width)
         total = sum(l.count_params() for l in self._layers if l.built)
+        frozen = sum(l.count_params() for l in self._layers if l.built and not l.trainable)
         print_fn(f"Total params: {total:,}")
-        print_fn(f"Trainable params: {total:,}")
-        print_fn("Non-trainable params: 0")
+        print_fn(f"Trainable params: {total - frozen:,}")
+        print_fn(f"Non-trainable params: {frozen:,}")
         print_fn("_" * width)
         return None
 
