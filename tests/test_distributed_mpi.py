@@ -78,7 +78,8 @@ WORKER = textwrap.dedent('''
     def control(out, rank):
         """Rank 0's callbacks: early stopping and learning-rate changes reach every rank;
         Dropout draws differently per rank; only rank 0 runs callbacks."""
-        m = fr.Sequential([fr.GRU(4, input_size=3), fr.Dropout(0.5), fr.Dense(2)], seed=1)
+        m = fr.Sequential([fr.GRU(4, input_size=3, recurrent_dropout=0.2), fr.Dropout(0.5),
+                           fr.Dense(2)], seed=1)
         m.compile(fr.optimizers.SGD(0.05), "mse")
         x, y = shard("gru", "even", rank)
         marker = lambda epoch, logs: open(f"{out}.callback-ran-on-rank{rank}", "w").close()
@@ -96,7 +97,8 @@ WORKER = textwrap.dedent('''
         h = m.fit(x[:16], y[:16], batch_size=4, epochs=50, verbose=0, callbacks=cbs,
                   distributed="mpi")
         np.savez(f"{out}.control.rank{rank}.npz", epochs=len(h.history["loss"]),
-                 lr=m.optimizer.learning_rate, mask=m.layers[1]._scale_mask, **pre)
+                 lr=m.optimizer.learning_rate, mask=m.layers[1]._scale_mask,
+                 recurrent_draw=m.layers[0]._drop_gen.random(), **pre)
 
     def main(split, mode, out):
         from mpi4py import MPI
@@ -234,6 +236,7 @@ def test_rank0_callbacks_steer_every_rank(worker, tmp_path):
         if k.startswith("pre"):
             np.testing.assert_array_equal(r0[k], r1[k])
     assert not np.array_equal(r0["mask"], r1["mask"])       # own dropout stream per rank
+    assert r0["recurrent_draw"] != r1["recurrent_draw"]     # also for recurrent dropout
     assert os.path.exists(f"{out}.callback-ran-on-rank0")
     assert not os.path.exists(f"{out}.callback-ran-on-rank1")
 

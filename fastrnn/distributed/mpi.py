@@ -229,19 +229,25 @@ class MPIContext:
         model.stop_training = False
 
     def _seed_dropout(self, model):
-        """One random stream per rank for every Dropout layer: identical masks on every rank
-        would make the data-parallel step differ from a step on the concatenated batch in a
-        way no single process ever produces. Rank 0 keeps its own stream."""
+        """One random stream per rank for every dropout draw (Dropout layers, recurrent layers'
+        ``dropout`` / ``recurrent_dropout``): identical masks on every rank would make the
+        data-parallel step differ from a step on the concatenated batch in a way no single
+        process ever produces. Rank 0 keeps its own streams."""
         if self.rank == 0:
             return
         from ..layers.dropout import Dropout
         base_seed = getattr(model, "seed", None)
         for i, layer in enumerate(_iter_layers(model)):
-            if not isinstance(layer, Dropout):
-                continue
-            seed = layer.seed if layer.seed is not None else base_seed
-            entropy = None if seed is None else [int(seed), i, self.rank, 0xD0]
-            layer._gen = np.random.default_rng(np.random.SeedSequence(entropy))
+            seed = layer.seed if getattr(layer, "seed", None) is not None else base_seed
+
+            def stream(tag):
+                entropy = None if seed is None else [int(seed), i, self.rank, tag]
+                return np.random.default_rng(np.random.SeedSequence(entropy))
+            if isinstance(layer, Dropout):
+                layer._gen = stream(0xD0)
+            elif hasattr(layer, "_drop_gen") and (getattr(layer, "dropout", 0)
+                                                  or getattr(layer, "recurrent_dropout", 0)):
+                layer._drop_gen = stream(0xD12)
 
     def ensure_synced(self, model):
         """Broadcast rank 0's model the first time this context trains ``model``."""
