@@ -19,7 +19,9 @@ What happens (``fit`` asks an :class:`MPIContext` at a few fixed points):
   of a masked sequence output), and the buffer is summed with one in-place ``Allreduce``
   (split into buckets of ``bucket_bytes`` when larger). Dividing by ``sum(w_r)`` gives exactly
   the gradient and loss of one step on the concatenation of the ranks' batches, however uneven
-  the batches are. Every rank then applies the same optimizer step (clipping such as
+  the batches are (a model with several outputs sums the per-output counts first, in a tiny
+  Allreduce before backward, because its losses count positions differently; see
+  :meth:`MPIContext.before_backward`). Every rank then applies the same optimizer step (clipping such as
   ``global_clipnorm`` acts on the averaged gradient; a non-finite loss or gradient on any rank
   makes every rank skip the step). Rank 0's learning rate is broadcast before the step, so a
   callback may change it.
