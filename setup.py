@@ -136,14 +136,14 @@ class BuildExt(build_ext):
 def make_ext(name, with_c=True):
     sources = [os.path.join(ENGINE, name + ".pyx")]
     if with_c:
-        sources += [os.path.join(SRC, "fr_cells.c"), os.path.join(SRC, "fr_gemm.c")]
+        sources += [os.path.join(SRC, "fr_cells.c"), os.path.join(SRC, "fr_kern.c")]
     return Extension(
         "fastrnn._engine." + name,
         sources=sources,
         include_dirs=[SRC],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         depends=[os.path.join(SRC, f) for f in
-                 ("fr_common.h", "fr_act.h", "fr_cells_impl.h", "fr_gemm_impl.h",
+                 ("fr_common.h", "fr_act.h", "fr_cells_impl.h", "fr_kern_impl.h",
                   "fr_blas_int.h")],
     )
 
