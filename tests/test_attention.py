@@ -151,19 +151,26 @@ def test_shapes_errors_and_config():
 
 
 # ---- Keras parity (a scratch environment with keras and the torch backend) ----------------
-def _keras():
+@pytest.fixture
+def keras_f64():
+    """Keras with the torch backend and float64 as its default float type, restored after
+    the test (the setting is global: left behind it changes other modules' Keras tests)."""
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
     if keras.backend.backend() != "torch":
         pytest.skip("keras parity runs with the torch backend")
+    old = keras.config.floatx()
     keras.config.set_floatx("float64")
-    return keras
+    try:
+        yield keras
+    finally:
+        keras.config.set_floatx(old)
 
 
 @pytest.mark.parametrize("cls_name", ["Attention", "AdditiveAttention"])
 @pytest.mark.parametrize("use_scale", [False, True])
-def test_matches_keras(cls_name, use_scale):
-    keras = _keras()
+def test_matches_keras(cls_name, use_scale, keras_f64):
+    keras = keras_f64
     rng = np.random.default_rng(7)
     q, v, k = _data(rng, Tq=4, Tv=5, d=3, dv=3, key=True)
     qmask = np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)
@@ -191,8 +198,8 @@ def test_matches_keras(cls_name, use_scale):
                                      ("Add", {}), ("Subtract", {}), ("Multiply", {}),
                                      ("Average", {}), ("Dot", {"axes": 2}),
                                      ("Dot", {"axes": (1, 1), "normalize": True})])
-def test_merge_layers_match_keras(name, kw):
-    keras = _keras()
+def test_merge_layers_match_keras(name, kw, keras_f64):
+    keras = keras_f64
     rng = np.random.default_rng(8)
     n = 2 if name in ("Subtract", "Dot") else 3
     xs = [rng.standard_normal((2, 4, 3)) for _ in range(n)]
