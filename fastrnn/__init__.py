@@ -48,6 +48,7 @@ from .layers import (Concatenate, Add, Subtract, Multiply, Average, Dot, Attenti
 from . import callbacks, losses, metrics
 from . import io, optimizers
 from . import datasets
+from . import utils
 from .io import load_model, load_weights, save_model, save_weights, ModelFileError
 from . import initializers
 from .layers import (Activation, Conv1D, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D,
@@ -64,4 +65,4 @@ __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "La
            "initializers", "Activation", "Conv1D", "Flatten", "GlobalAveragePooling1D",
            "GlobalMaxPooling1D", "LayerNormalization", "MaxPooling1D", "RepeatVector",
            "SpatialDropout1D", "TimeDistributed", "distributed", "Concatenate", "Add", "Subtract",
-           "Multiply", "Average", "Dot", "Attention", "AdditiveAttention"]
+           "Multiply", "Average", "Dot", "Attention", "AdditiveAttention", "utils"]
