@@ -156,7 +156,6 @@ def _keras():
     keras = pytest.importorskip("keras")
     if keras.backend.backend() != "torch":
         pytest.skip("keras parity runs with the torch backend")
-    keras.config.set_floatx("float64")
     return keras
 
 
