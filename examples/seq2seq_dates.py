@@ -25,8 +25,6 @@ attention weights of one example (needs matplotlib; skipped with a message other
 
 import argparse
 import datetime
-import os
-import sys
 import time
 
 import numpy as np
