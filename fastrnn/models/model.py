@@ -26,10 +26,9 @@ import numpy as np
 from .. import callbacks as callbacks_module
 from .. import losses as losses_module
 from .. import metrics as metrics_module
-from ..layers import Layer, serialize, deserialize
+from ..layers import serialize, deserialize
 from ..layers.core import Dense, InputLayer
 from ..layers.dropout import Dropout
-from ..layers.embedding import Embedding
 from ..distributed import entry_point as _distributed_entry, is_dask_array as _is_dask_array
 from . import data as data_module
 from . import graph as graph_module
