@@ -1061,7 +1061,8 @@ class Model:
             if n == 0:
                 raise ValueError("fit: x has no samples")
             sw = data_module.check_sample_weight(sample_weight, n)
-            sw = data_module.with_class_weight(self, y, sw, class_weight)
+            if class_weight is not None and sw is not None:
+                raise ValueError("pass either class_weight or sample_weight, not both")
             val_split = None
             if validation_split and validation_data is None:
                 split_at = int(math.floor(n * (1.0 - validation_split)))
@@ -1075,6 +1076,9 @@ class Model:
                 x, y = self._take(x, head), self._take(y, head)
                 sw = None if sw is None else sw[head]
                 n = split_at
+            # class weights weight the training loss only (the held-out tail keeps the user's
+            # sample weights, as in Keras)
+            sw = data_module.with_class_weight(self, y, sw, class_weight)
             train = data_module.ArrayBatches(self, x, y, sw, batch_size, shuffle,
                                              self._shuffle_rng, steps_per_epoch)
             first_x = x
