@@ -43,6 +43,8 @@ from .layers import GRU, LSTM, SimpleRNN, Layer
 from . import interop
 from .layers import Bidirectional, Dense, Dropout, Embedding, Masking
 from .models import Sequential, Model, Input
+from .layers import (Concatenate, Add, Subtract, Multiply, Average, Dot, Attention,
+                     AdditiveAttention)
 from . import callbacks, losses, metrics
 from . import io, optimizers
 from . import datasets
@@ -62,4 +64,5 @@ __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "La
            "Model",
            "initializers", "Activation", "Conv1D", "Flatten", "GlobalAveragePooling1D",
            "GlobalMaxPooling1D", "LayerNormalization", "MaxPooling1D", "RepeatVector",
-           "SpatialDropout1D", "TimeDistributed", "distributed", "utils"]
+           "SpatialDropout1D", "TimeDistributed", "distributed", "Concatenate", "Add", "Subtract",
+           "Multiply", "Average", "Dot", "Attention", "AdditiveAttention", "utils"]

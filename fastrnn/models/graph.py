@@ -142,6 +142,7 @@ def Input(shape, dtype="float32", name=None):
     >>> model = fr.Model(ids, fr.Dense(2)(h))
     """
     layer = InputLayer(shape, dtype=dtype, name=name or "input")
+    layer._auto_name = name is None
     return _input_tensor(layer)
 
 
@@ -196,6 +197,8 @@ def call_layer(layer, x, args, kwargs):
         if is_symbolic(v):
             raise TypeError(f"{type(layer).__name__}: keyword argument {k!r} cannot be a "
                             f"symbolic tensor")
+    if kwargs:
+        _check_forward_kwargs(layer, kwargs)
     units = getattr(layer, "units", None)
     if states is not None and units is not None:
         for k, t in enumerate(states):
@@ -220,6 +223,22 @@ def call_layer(layer, x, args, kwargs):
     if multi:
         return list(node.outputs)
     return node.outputs[0]
+
+
+def _check_forward_kwargs(layer, kwargs):
+    """Constant keyword arguments must be ones the layer's forward accepts (checked when the
+    call is recorded, not at the first batch)."""
+    import inspect
+    try:
+        params = inspect.signature(layer.forward).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        raise TypeError(f"{type(layer).__name__}: unexpected keyword argument(s) {unknown}; "
+                        f"its forward accepts {sorted(k for k in params if k != 'x')}")
 
 
 def _int_input(layer):

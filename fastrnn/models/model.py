@@ -159,7 +159,29 @@ class Model:
                     raise TypeError(f"Model: {what} must be symbolic tensors (fastrnn.Input "
                                     f"and layers called on it), got {type(t).__name__}")
         self._graph = Graph(ins, outs)
+        self._unique_names()
         self._reseed_graph()
+
+    def _unique_names(self):
+        """Layers keep their names; default names that repeat get a suffix (``lstm``,
+        ``lstm_1``, ...) as in Keras, so outputs and saved files can refer to layers by name.
+        Two layers explicitly given the same name are an error."""
+        taken = {}
+        for layer in self._graph.layers:
+            if not getattr(layer, "_auto_name", False):
+                if layer.name in taken and taken[layer.name] is not layer:
+                    raise ValueError(f"Model: two different layers are named {layer.name!r}; "
+                                     f"layer names must be unique")
+                taken[layer.name] = layer
+        auto = [l for l in self._graph.layers if getattr(l, "_auto_name", False)]
+        for layer in sorted(auto, key=lambda l: getattr(l, "_created", 0)):
+            base = layer.name
+            if base in taken and taken[base] is not layer:
+                k = 1
+                while f"{base}_{k}" in taken:
+                    k += 1
+                layer.name = f"{base}_{k}"
+            taken[layer.name] = layer
 
     @property
     def inputs(self):
