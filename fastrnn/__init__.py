@@ -55,6 +55,7 @@ from .layers import (Activation, Conv1D, Flatten, GlobalAveragePooling1D, Global
                      LayerNormalization, MaxPooling1D, RepeatVector, SpatialDropout1D,
                      TimeDistributed)
 from . import distributed
+from . import onnx          # imports the onnx package only when used
 
 __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "Layer", "__version__",
            "Sequential", "Dense", "Embedding", "Dropout", "Bidirectional", "Input", "Masking",
@@ -65,4 +66,4 @@ __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "La
            "initializers", "Activation", "Conv1D", "Flatten", "GlobalAveragePooling1D",
            "GlobalMaxPooling1D", "LayerNormalization", "MaxPooling1D", "RepeatVector",
            "SpatialDropout1D", "TimeDistributed", "distributed", "Concatenate", "Add", "Subtract",
-           "Multiply", "Average", "Dot", "Attention", "AdditiveAttention", "utils"]
+           "Multiply", "Average", "Dot", "Attention", "AdditiveAttention", "utils", "onnx"]

@@ -31,6 +31,11 @@ class _NoInitRNG:
     uniform = normal = standard_normal = random = _empty
 
 
+def initialization_skipped():
+    """True inside :func:`skip_initialization` (this thread)."""
+    return getattr(_init_state, "skip", False)
+
+
 @contextlib.contextmanager
 def skip_initialization():
     """Build layers in this block (this thread only) without computing initial values.

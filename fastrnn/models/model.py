@@ -103,6 +103,8 @@ class Model:
         re-initialised from seeds derived from it (so the model is reproducible), and Dropout
         masks and batch shuffling derive from it.
 
+    Notes
+    -----
     Methods follow Keras: ``compile`` (one loss for every output, or a list/dict per output,
     ``loss_weights``, metrics per output), ``fit`` -> :class:`fastrnn.callbacks.History`,
     ``evaluate``, ``predict``, ``train_on_batch`` / ``test_on_batch``, ``summary``,
@@ -941,7 +943,24 @@ class Model:
         ``x`` may be a :class:`fastrnn.utils.Sequence` or a generator of ``(x, y)`` /
         ``(x, y, sample_weight)`` batches (then ``y`` is None; ``steps`` limits the batches).
         ``sample_weight`` weights each sample's loss (Keras semantics, see
-        :mod:`fastrnn.losses`); metrics are not weighted."""
+        :mod:`fastrnn.losses`); metrics are not weighted.
+
+        Parameters
+        ----------
+        x, y : ndarray (or lists / dicts for several inputs / outputs)
+            Inputs and targets, as for :meth:`fit`.
+        batch_size : int, default 32
+        verbose : {0, 1, 2}, default 0
+        callbacks : list of Callback, optional
+        return_dict : bool, default False
+        sample_weight : ndarray (N,), optional
+        steps : int, optional
+            Batches to read from a Sequence or generator.
+
+        Returns
+        -------
+        float, list of float or dict
+        """
         self._require_compiled("evaluate")
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
         if data_module.is_source(x):
@@ -972,7 +991,21 @@ class Model:
         one array, or a list with several outputs. ``x`` may be a
         :class:`fastrnn.utils.Sequence` or a generator of batches (``x`` or ``(x, ...)``;
         ``steps`` limits how many are read). A ``dask.array`` ``x`` gives a lazy dask
-        array (see fastrnn.distributed.predict)."""
+        array (see fastrnn.distributed.predict).
+
+        Parameters
+        ----------
+        x : ndarray (or a list / dict for several inputs, or a dask array)
+            Batch-first inputs, ``N`` samples.
+        batch_size : int, default 32
+        verbose : {0, 1, 2}, default 0
+        callbacks : list of Callback, optional
+
+        Returns
+        -------
+        ndarray or list of ndarray
+            ``N`` rows of each output, e.g. ``(N, units)`` or ``(N, T, units)``.
+        """
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
         if _is_dask_array(x):
             from ..distributed import predict as _dask_predict
@@ -1064,6 +1097,34 @@ class Model:
         training, one step per local batch on every rank, gradients averaged over the ranks;
         callbacks and printing on rank 0 only (see fastrnn.distributed.mpi). It takes arrays
         (not Sequences or generators).
+
+        Parameters
+        ----------
+        x : ndarray, or list / dict of ndarray (several inputs)
+            Batch-first inputs, e.g. ``(N, T, F)`` floats or ``(N, T)`` token ids.
+        y : ndarray, or list / dict of ndarray (several outputs)
+            Targets, ``N`` samples, shaped like the output (class ids for the sparse losses).
+        batch_size : int, default 32
+        epochs : int, default 1
+            Train until epoch ``epochs`` (counting from ``initial_epoch``).
+        verbose : {0, 1, 2, "auto"}, default 1
+            0 silent; 1 a progress bar fitted to the terminal (one line per epoch when the
+            output is not a terminal); 2 one line per epoch.
+        callbacks : list of Callback, optional
+        validation_split : float, default 0.0
+            Fraction of the samples, taken from the end, held out for validation.
+        validation_data : tuple (x_val, y_val), optional
+        shuffle : bool, default True
+            Shuffle the training samples every epoch (seeded by the model's seed).
+        initial_epoch : int, default 0
+            Epoch to resume from.
+        distributed : {None, "mpi"} or an MPI context, optional
+
+        Returns
+        -------
+        History
+            ``history.history`` maps ``loss``, each metric and their ``val_`` forms to per-epoch
+            lists.
         """
         self._require_compiled("fit")
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
