@@ -43,7 +43,7 @@ def test_optimizer_matches_keras(name, kwargs):
     kopt = getattr(keras.optimizers, name)(**kwargs)
     ours = getattr(O, name)(**kwargs)
     assert ours.convention == "keras"
-    v = keras.Variable(p0.copy())
+    v = keras.Variable(p0.copy(), dtype="float32")
     p = p0.copy()
     for g in grads:
         kopt.apply_gradients([(keras.ops.convert_to_tensor(g), v)])
