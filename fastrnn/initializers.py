@@ -9,15 +9,15 @@ means the fans, the orthogonal directions and any user callable written for Kera
 
 Keras's defaults, which fastrnn's layers use by default:
 
-=================  ==========================================================================
-layer              default initialisers
-=================  ==========================================================================
-SimpleRNN/LSTM/GRU ``kernel_initializer="glorot_uniform"``, ``recurrent_initializer=
-                   "orthogonal"``, ``bias_initializer="zeros"``; LSTM ``unit_forget_bias=True``
-Dense              ``kernel_initializer="glorot_uniform"``, ``bias_initializer="zeros"``
-Embedding          ``embeddings_initializer="uniform"`` (U(-0.05, 0.05))
-Conv1D             ``kernel_initializer="glorot_uniform"``, ``bias_initializer="zeros"``
-=================  ==========================================================================
+====================  ==========================================================================
+layer                 default initialisers
+====================  ==========================================================================
+SimpleRNN/LSTM/GRU    ``kernel_initializer="glorot_uniform"``, ``recurrent_initializer=
+                      "orthogonal"``, ``bias_initializer="zeros"``; LSTM ``unit_forget_bias=True``
+Dense                 ``kernel_initializer="glorot_uniform"``, ``bias_initializer="zeros"``
+Embedding             ``embeddings_initializer="uniform"`` (U(-0.05, 0.05))
+Conv1D                ``kernel_initializer="glorot_uniform"``, ``bias_initializer="zeros"``
+====================  ==========================================================================
 
 PyTorch's scheme is one argument away: ``init="torch"`` on a layer (U(-1/sqrt(H), 1/sqrt(H))
 for every recurrent parameter, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for Dense/Conv1D, N(0, 1)
@@ -444,7 +444,14 @@ def serialize(initializer):
 
 def draw(initializer, shape, dtype, rng, what):
     """Call ``initializer`` for ``shape`` and check what comes back (user callables may not
-    take ``rng``). Returns a C-contiguous array of ``dtype``."""
+    take ``rng``). Returns a C-contiguous array of ``dtype``.
+
+    Inside :func:`fastrnn.layers.base.skip_initialization` (a loader about to overwrite every
+    parameter from a file) nothing is computed: an uninitialised array of the shape is
+    returned, so loading never pays for random numbers or an orthogonal QR."""
+    from .layers.base import initialization_skipped
+    if initialization_skipped():
+        return np.empty(tuple(shape), dtype=dtype)
     if isinstance(initializer, Initializer):
         out = initializer(shape, dtype=dtype, rng=rng)
     else:

@@ -94,6 +94,52 @@ def test_sunspot_windows():
     assert X[2, :, 0].tolist() == [2, 3, 4] and y[2, 0] == 5
 
 
+def test_seq2seq_dates_quick(tmp_path, capsys):
+    mod = _load("seq2seq_dates")
+    res = mod.main(["--quick", *_plot_arg(tmp_path, "dates")])
+    out = capsys.readouterr().out
+    assert "exact match" in out and "greedy" in out and "beam search" in out
+    assert set(res["char_accuracy"]) == {"greedy", "beam", "majority", "nearest"}
+    assert "majority per position" in out and "nearest training input" in out
+    for k in ("greedy", "beam", "majority", "nearest", "teacher_forced"):
+        assert 0.0 <= res[k] <= 1.0
+    assert 0.0 < res["val_char_accuracy"] <= 1.0
+    _check_plot(tmp_path, "dates")
+
+
+def test_seq2seq_dates_data_and_step_decoding():
+    """The formats agree with datetime, the held-out dates never appear in training, and the
+    step-by-step decoder fed the true previous characters gives the training graph's
+    probabilities (so greedy/beam decoding run the trained network, not an approximation)."""
+    import datetime
+    import numpy as np
+    mod = _load("seq2seq_dates")
+    d = datetime.date(1999, 5, 3)
+    texts = [f(d) for f in mod.FORMATS]
+    assert "monday, 3 may 1999" in texts             # 1999-05-03 was a Monday and "05/03/99" in texts and "3rd of may 99" in texts
+    assert len(set(texts)) == len(texts)
+    assert [mod.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 31)] == \
+        ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "31st"]
+    rng = np.random.default_rng(0)
+    train, test = mod.split_dates(rng, 0.1)
+    assert not set(train) & set(test) and len(train) + len(test) == 36525
+    text, iso = mod.make_pairs(test, 6, rng)
+    x = mod.encode_inputs(text)
+    dec_in, y = mod.encode_targets(iso)
+    assert [mod.decode_ids(r) for r in y] == iso
+    model, encoder, parts = mod.build_model(4, 5, seed=1)
+    probs = model.predict([x, dec_in])
+    enc_seq, h, c = encoder.predict(x)
+    state = (h, c)
+    for t in range(mod.OUT_LEN):
+        logp, state, w = mod._decoder_step(parts, dec_in[:, t], state, enc_seq, x != 0)
+        np.testing.assert_allclose(np.exp(logp), probs[:, t], rtol=2e-5, atol=1e-6)
+        np.testing.assert_allclose(w.sum(axis=1), 1, rtol=1e-5)
+    # beam search of width 1 is greedy decoding
+    greedy, _ = mod.greedy_decode(encoder, parts, x)
+    np.testing.assert_array_equal(mod.beam_decode(encoder, parts, x, beam=1), greedy)
+
+
 # ---- examples/keras_style: Keras scripts whose only difference is the import line --------
 
 KERAS_STYLE = ("imdb_lstm", "cnn_lstm", "lstm_tagging", "stateful_timeseries")
