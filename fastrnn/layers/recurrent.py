@@ -530,6 +530,8 @@ class SimpleRNN(RecurrentLayer):
         Keras's ``(T, I)`` without the batch axis.
     backend : {None, "cython", "numpy"}, optional
         None: the compiled kernels when built; "numpy": the NumPy reference.
+    unroll, use_cudnn : optional
+        Keras's performance hints, accepted so Keras scripts run unchanged, and ignored.
 
     Attributes
     ----------
@@ -632,6 +634,8 @@ class LSTM(RecurrentLayer):
         Keras's ``(T, I)`` without the batch axis.
     backend : {None, "cython", "numpy"}, optional
         None: the compiled kernels when built; "numpy": the NumPy reference.
+    unroll, use_cudnn : optional
+        Keras's performance hints, accepted so Keras scripts run unchanged, and ignored.
 
     Attributes
     ----------
@@ -756,6 +760,8 @@ class GRU(RecurrentLayer):
         Keras's ``(T, I)`` without the batch axis.
     backend : {None, "cython", "numpy"}, optional
         None: the compiled kernels when built; "numpy": the NumPy reference.
+    unroll, use_cudnn : optional
+        Keras's performance hints, accepted so Keras scripts run unchanged, and ignored.
 
     Attributes
     ----------
