@@ -158,7 +158,8 @@ directives = {
 }
 
 extensions = [make_ext("blas", with_c=False), make_ext("runtime"), make_ext("elman"),
-              make_ext("lstm"), make_ext("gru")]
+              make_ext("lstm"), make_ext("gru"), make_ext("stepper")]
+extensions[-1].include_dirs.append(np.get_include())   # the stepper uses NumPy's C API
 
 setup(
     ext_modules=cythonize(extensions, compiler_directives=directives,

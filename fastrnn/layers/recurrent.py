@@ -249,6 +249,15 @@ class RecurrentLayer(Layer):
         else:
             b_ih = b_hh = self._zero_bias()
         eng = F._backend_module(self.backend)
+        make = getattr(eng, "make_stepper", None)
+        if make is not None:
+            # compiled stepper: weights bound once, no per-call engine validation
+            act = getattr(self, "activation", "tanh")
+            st = self.__dict__.get("_stepper")
+            if st is None or not st.matches(p["weight_ih"], p["weight_hh"], b_ih, b_hh, act):
+                st = self._stepper = make(self.cell, p["weight_ih"], p["weight_hh"], b_ih,
+                                          b_hh, act)
+            return list(st.step(x_t, full))
         out = self._fast_engine_call(eng, x_t[None], full, p["weight_ih"], p["weight_hh"],
                                      b_ih, b_hh)
         return list(out)
