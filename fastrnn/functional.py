@@ -12,11 +12,22 @@ PyTorch's layout and gate order (see :mod:`fastrnn.reference`). ``h0``/``c0`` ma
 (zeros); ``bias_ih``/``bias_hh`` may be ``None`` (no bias: no bias gradients are returned).
 ``mask`` is ``None`` or ``(T, B)`` with True for real steps.
 
+``recurrent_mask`` (recurrent dropout) is ``None`` or ``(B, H)``, one mask per sequence already
+scaled by ``1 / (1 - rate)``, multiplying ``h_{t-1}`` where it enters the recurrent product
+(Keras / Gal semantics, see :mod:`fastrnn.reference`). The compiled kernels do not take it: a
+call with a recurrent mask runs the NumPy reference (and its backward does too), which is
+much slower than the kernels (measured about 5-20x on training steps, see the README). Only
+training with ``recurrent_dropout > 0`` pays this; inference never uses a recurrent mask.
+
 The dtype of ``weight_ih`` (float32 or float64) decides the computation dtype; floating inputs
 of the other precision are converted to it, anything else (int, bool, complex, object, float16)
 is a ``TypeError``. Non-finite values in ``x`` or the initial states are a ``ValueError`` unless
 ``check_finite=False`` (then NaN propagates through the outputs, as in PyTorch).
 """
+
+from __future__ import annotations
+
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -45,9 +56,9 @@ def _backend_module(backend):
             try:
                 from ._engine import kernels as eng
             except ImportError as exc:       # pragma: no cover - only on a broken install
-                raise ImportError(
-                    "fastrnn's compiled kernels are not built (reinstall with `pip install .`), "
-                    "or pass backend='numpy' to run the NumPy reference: " + str(exc)) from exc
+                from ._install_check import build_hint
+                raise ImportError(build_hint() + ", or pass backend='numpy' to run the NumPy "
+                                  "reference: " + str(exc)) from exc
             _engine = eng
         return _engine
     raise ValueError(f"backend must be 'cython' or 'numpy', got {backend!r}")
@@ -72,14 +83,64 @@ def default_backend():
 
 
 class ForwardCache:
-    """What a ``training=True`` forward keeps for its backward; opaque to users."""
+    """What a ``training=True`` forward keeps for its backward; opaque to users.
 
-    __slots__ = ("cell", "backend", "inner", "has_bias", "dtype", "shape", "used")
+    Its attributes are read-only, and the backward never trusts them: before the compiled
+    backward runs, the sizes are re-derived from the arrays the cache holds and every array
+    is checked against them (a cache tampered with raises ``ValueError``, never crashes).
+    """
 
-    def __init__(self, cell, backend, inner, has_bias, dtype, shape):
-        self.cell, self.backend, self.inner = cell, backend, inner
-        self.has_bias, self.dtype, self.shape = has_bias, dtype, shape
-        self.used = False
+    __slots__ = ("_cell", "_backend", "_inner", "_has_bias", "_dtype")
+
+    def __init__(self, cell, backend, inner, has_bias, dtype):
+        object.__setattr__(self, "_cell", cell)
+        object.__setattr__(self, "_backend", backend)
+        object.__setattr__(self, "_inner", inner)
+        object.__setattr__(self, "_has_bias", has_bias)
+        object.__setattr__(self, "_dtype", dtype)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("ForwardCache is read-only")
+
+    cell = property(lambda self: self._cell)
+    backend = property(lambda self: self._backend)
+    inner = property(lambda self: self._inner)
+    has_bias = property(lambda self: self._has_bias)
+    dtype = property(lambda self: self._dtype)
+
+    @property
+    def shape(self):
+        """(T, B, H) of the forward, derived from the cached arrays."""
+        return _cache_sizes(self)
+
+
+# Sizes the compiled engine passes as 32-bit ints (row counts of its GEMMs, leading dimensions
+# and BLAS arguments with an LP64 SciPy): anything at or above this is refused up front.
+MAX_ENGINE_DIM = 2 ** 31 - 1
+
+
+def check_engine_sizes(T, B, I, H, gates):
+    """Raise ``ValueError`` when a problem is too large for the engine's 32-bit sizes.
+
+    The kernels hand ``T*B`` (rows of the hoisted input projection, and the inner dimension
+    of the weight-gradient products), ``gates*H``, ``I`` and ``H`` to BLAS and to their own
+    loops as 32-bit ints. Python ints are exact, so the check itself cannot overflow; it runs
+    before any array is converted or allocated.
+
+    Parameters
+    ----------
+    T, B, I, H : int
+        Time steps, batch size, input features and hidden units.
+    gates : int
+        1 (Elman), 3 (GRU) or 4 (LSTM).
+    """
+    checks = (("time steps x batch (T*B)", int(T) * int(B)), ("gates x hidden units (G*H)",
+              int(gates) * int(H)), ("input features (I)", int(I)))
+    for what, n in checks:
+        if n > MAX_ENGINE_DIM:
+            raise ValueError(f"{what} = {n} is too large: the engine supports at most "
+                             f"{MAX_ENGINE_DIM} (2**31 - 1); split the batch or the sequence "
+                             "into smaller calls")
 
 
 # ------------------------------------------------------------------------------------------
@@ -90,8 +151,9 @@ def _describe(a):
     return f"dtype {a.dtype}" if isinstance(a, np.ndarray) else f"type {type(a).__name__}"
 
 
-def _as_float_array(value, name, dtype):
-    """Return ``value`` as a C-contiguous array of ``dtype``; reject non-floating data."""
+def _as_float_array(value, name, dtype, copy=True):
+    """Return ``value`` as a C-contiguous array of ``dtype``; reject non-floating data.
+    With ``copy=False`` the (checked) array is returned as given, not converted."""
     if isinstance(value, np.ndarray):
         arr = value
     else:
@@ -103,6 +165,8 @@ def _as_float_array(value, name, dtype):
     kind = arr.dtype.kind
     if kind != "f" or arr.dtype.itemsize < 4:
         raise TypeError(f"{name} must be float32 or float64, got {_describe(arr)}")
+    if not copy:
+        return arr
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
@@ -153,8 +217,10 @@ def _weights(cell, weight_ih, weight_hh, bias_ih, bias_hh):
     return dtype, H, I, weight_ih, weight_hh, bias_ih, bias_hh, has_bias
 
 
-def _inputs(x, dtype, I, check_finite):
-    x = _as_float_array(x, "x", dtype)
+def _inputs(x, dtype, I, check_finite, gates, H):
+    # shape and size checks first, on the caller's array: a huge zero-stride view is refused
+    # before np.ascontiguousarray would try to materialise it
+    x = _as_float_array(x, "x", dtype, copy=False)
     if x.ndim != 3:
         raise ValueError(f"x must have 3 dimensions (T, B, I) (time-major), got {x.ndim} "
                          f"dimensions with shape {x.shape}")
@@ -166,6 +232,8 @@ def _inputs(x, dtype, I, check_finite):
         raise ValueError(f"x must have at least one time step, got shape {x.shape}")
     if B == 0:
         raise ValueError(f"x must have a batch of at least one sequence, got shape {x.shape}")
+    check_engine_sizes(T, B, I, H, gates)
+    x = np.ascontiguousarray(x, dtype=dtype)
     if check_finite:
         _check_finite(x, "x")
     return x, T, B
@@ -193,12 +261,152 @@ def _mask(mask, T, B):
     return np.ascontiguousarray(m)
 
 
+class _numpy_blas_one_thread:
+    """Context manager: NumPy's OpenBLAS runs single-threaded in this thread.
+
+    The reference path of recurrent dropout makes two small products per time step; OpenBLAS
+    wakes its whole pool for each of them, which on a busy machine is ruinous: 10 LSTM(128)
+    training batches (B=32, T=40) took 96 s wall / 13.5 s CPU with the default threads and
+    8 s / 0.6 s with one thread on this 2-core machine under load. Uses OpenBLAS's
+    thread-local setting (>= 0.3.27), so other threads and later calls are not affected; a
+    no-op where it is unavailable.
+    """
+
+    _setter = None
+
+    @classmethod
+    def _find(cls):
+        if cls._setter is None:
+            cls._setter = False
+            try:
+                import ctypes
+                with open("/proc/self/maps") as fh:
+                    paths = sorted({ln.split()[-1] for ln in fh
+                                    if "openblas" in ln.lower() and "/" in ln})
+                for path in paths:
+                    if "numpy" in path:
+                        f = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
+                        if f is not None:
+                            f.restype, f.argtypes = ctypes.c_int, [ctypes.c_int]
+                            cls._setter = f
+                            break
+            except Exception:   # pragma: no cover - no /proc or no OpenBLAS
+                cls._setter = False
+        return cls._setter
+
+    def __enter__(self):
+        f = self._find()
+        self.prev = f(1) if f else None
+        return self
+
+    def __exit__(self, *exc):
+        if self.prev is not None:
+            self._find()(self.prev)
+        return False
+
+
+def _private(arr, given):
+    """``arr`` itself unless it shares memory with the caller's ``given``; then a copy.
+
+    A ``training=True`` cache keeps x and the initial states for the backward; they must be
+    the values of the forward call even if the caller mutates its arrays in between.
+    ``np.ascontiguousarray`` copies only when the layout or dtype changes, so without this
+    the cache aliased the caller's x exactly when it was already contiguous (a layer's
+    transposed input: only when B == 1 or T == 1)."""
+    if isinstance(given, np.ndarray) and np.may_share_memory(arr, given):
+        return arr.copy()
+    return arr
+
+
+def _recurrent_mask(rmask, dtype, B, H, backend):
+    """Validate a recurrent-dropout mask; with one, the reference is the only engine."""
+    if rmask is None:
+        return None, backend
+    arr = _as_float_array(rmask, "recurrent_mask", dtype)
+    _check_shape(arr, "recurrent_mask", (B, H))
+    _check_finite(arr, "recurrent_mask")
+    return arr, "numpy"
+
+
+class _null_context:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _blas_context(rmask):
+    return _numpy_blas_one_thread() if rmask is not None else _null_context()
+
+
+def _cached_rmask(cache):
+    inner = cache.inner
+    return inner.get("rmask") if isinstance(inner, dict) else None
+
+
 def _check_backward(cache, cell):
     if not isinstance(cache, ForwardCache):
         raise TypeError(f"cache must be the cache returned by {cell}_forward(..., training=True),"
                         f" got {type(cache).__name__}")
     if cache.cell != cell:
         raise ValueError(f"cache comes from a {cache.cell} forward, not {cell}")
+    return _cache_sizes(cache)
+
+
+_CACHE_KEYS = {"rnn": {"x", "hs", "w_ih", "w_hh", "mask", "act"},
+               "lstm": {"x", "hs", "gates", "cs", "c0", "w_ih", "w_hh", "mask"},
+               "gru": {"x", "hs", "gates", "hn", "w_ih", "w_hh", "mask"}}
+
+
+def _cache_sizes(cache):
+    """(T, B, H) re-derived from the arrays a cache holds, after checking each of them.
+
+    The compiled backward indexes these arrays without bounds checks, so nothing about them
+    is taken on trust: a cache whose arrays were replaced, reshaped or retyped after the
+    forward raises ``ValueError`` here instead of reaching the kernel."""
+    inner, cell, dt = cache.inner, cache.cell, cache.dtype
+    if cache.backend != "cython":        # the NumPy reference: plain Python, cannot crash
+        try:
+            x, w_hh = inner["x"], inner["weight_hh"]
+            return x.shape[0], x.shape[1], w_hh.shape[1]
+        except (TypeError, KeyError, AttributeError, IndexError):
+            raise ValueError("cache was modified after the forward call (its arrays are "
+                             "missing)") from None
+
+    def bad(what):
+        return ValueError(f"cache was modified after the forward call: {what}; pass the cache "
+                          f"{cell}_forward(..., training=True) returned, unchanged")
+
+    if not isinstance(inner, dict) or set(inner) != _CACHE_KEYS[cell]:
+        raise bad("its entries changed")
+    arrays = {k: v for k, v in inner.items() if k not in ("mask", "act")}
+    for k, v in arrays.items():
+        if not (isinstance(v, np.ndarray) and v.dtype == dt and v.flags.c_contiguous):
+            raise bad(f"{k!r} is not a C-contiguous {dt} array")
+    x, hs, w_ih, w_hh = inner["x"], inner["hs"], inner["w_ih"], inner["w_hh"]
+    if x.ndim != 3 or w_ih.ndim != 2 or w_hh.ndim != 2 or hs.ndim != 3:
+        raise bad("an array has the wrong number of dimensions")
+    T, B, I = x.shape
+    G = _GATES[cell]
+    GH, H = w_hh.shape
+    want = {"x": (T, B, I), "hs": (T + 1, B, H), "w_ih": (G * H, I), "w_hh": (G * H, H)}
+    if cell == "lstm":
+        want.update(gates=(T, B, 4 * H), cs=(T, B, H), c0=(B, H))
+    elif cell == "gru":
+        want.update(gates=(T, B, 3 * H), hn=(T, B, H))
+    for k, shape in want.items():
+        if inner[k].shape != shape:
+            raise bad(f"{k!r} has shape {inner[k].shape}, expected {shape}")
+    if T < 1 or B < 1 or H < 1:
+        raise bad(f"empty sizes T={T}, B={B}, H={H}")
+    m = inner["mask"]
+    if m is not None and not (isinstance(m, np.ndarray) and m.dtype == np.uint8
+                              and m.shape == (T, B) and m.flags.c_contiguous):
+        raise bad("'mask' is not a (T, B) uint8 array")
+    if cell == "rnn" and inner["act"] not in (0, 1):
+        raise bad("'act' is not 0 or 1")
+    return T, B, H
 
 
 def _grad_array(value, name, dtype, shape):
@@ -220,83 +428,316 @@ def _finish_grads(grads, has_bias):
 # public entry points
 # ------------------------------------------------------------------------------------------
 
-def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, activation="tanh",
-                mask=None, training=False, backend=None, check_finite=True):
-    """Elman RNN over a sequence. Returns ``(y (T,B,H), h_n (B,H), cache)``."""
+def rnn_forward(x: np.ndarray, h0: Optional[np.ndarray], weight_ih: np.ndarray,
+                weight_hh: np.ndarray, bias_ih: Optional[np.ndarray] = None,
+                bias_hh: Optional[np.ndarray] = None, activation: str = "tanh",
+                mask: Optional[np.ndarray] = None, training: bool = False,
+                backend: Optional[str] = None, check_finite: bool = True,
+                recurrent_mask: Optional[np.ndarray] = None):
+    """Elman RNN over a sequence. Returns ``(y (T,B,H), h_n (B,H), cache)``.
+
+    ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (T, B, I)
+        Time-major input.
+    h0 : ndarray, shape (B, H), or None
+        Initial state (None: zeros).
+    weight_ih : ndarray, shape (H, I)
+        Input weights, PyTorch's layout; its dtype (float32 or float64) is the
+        computation dtype.
+    weight_hh : ndarray, shape (H, H)
+        Recurrent weights.
+    bias_ih, bias_hh : ndarray, shape (H,), optional
+        Biases; None for none (then no bias gradients are returned).
+    activation : {"tanh", "relu"}, default "tanh"
+    mask : ndarray of bool, shape (T, B), optional
+        True where a step is real; a masked step carries the state unchanged.
+    training : bool, default False
+        Keep what the backward pass needs and return it as ``cache``.
+    backend : {None, "cython", "numpy"}, optional
+        The compiled kernels (default) or the NumPy reference.
+    check_finite : bool, default True
+        Reject non-finite ``x`` and states with a ``ValueError`` (False: NaN propagates).
+    recurrent_mask : ndarray, shape (B, H), optional
+        Recurrent dropout: multiplies ``h_{t-1}`` where it enters the recurrent product (one
+        mask per sequence, already scaled by ``1 / (1 - rate)``); runs the NumPy reference.
+
+    Returns
+    -------
+    y : ndarray, shape (T, B, H)
+        The state after every step.
+    h_n : ndarray, shape (B, H)
+        The final state.
+    cache : ForwardCache or None
+        For :func:`rnn_backward` (None unless ``training``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastrnn import functional as F
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((7, 2, 3)).astype("float32")        # (T, B, I)
+    >>> w_ih = rng.standard_normal((5, 3)).astype("float32") * 0.3  # (H, I)
+    >>> w_hh = rng.standard_normal((5, 5)).astype("float32") * 0.3  # (H, H)
+    >>> y, h_n, cache = F.rnn_forward(x, None, w_ih, w_hh, training=True)
+    >>> y.shape, h_n.shape, bool(np.all(y[-1] == h_n))
+    ((7, 2, 5), (2, 5), True)
+    >>> sorted(F.rnn_backward(cache, dy=np.ones_like(y)))
+    ['h0', 'weight_hh', 'weight_ih', 'x']
+    """
     if activation not in ("tanh", "relu"):
         raise ValueError(f"activation must be 'tanh' or 'relu', got {activation!r}")
     backend = backend or default_backend()
-    eng = _backend_module(backend)
+    _backend_module(backend)
     dtype, H, I, w_ih, w_hh, b_ih, b_hh, has_bias = _weights("rnn", weight_ih, weight_hh,
                                                              bias_ih, bias_hh)
-    x, T, B = _inputs(x, dtype, I, check_finite)
+    x_in, h0_in = x, h0
+    x, T, B = _inputs(x, dtype, I, check_finite, _GATES["rnn"], H)
     h0 = _state(h0, "h0", dtype, B, H, check_finite)
     mask = _mask(mask, T, B)
-    y, h_n, inner = eng.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, activation=activation,
-                                    mask=mask, training=bool(training))
-    cache = ForwardCache("rnn", backend, inner, has_bias, dtype, (T, B, H)) if training else None
+    if training:
+        x, h0 = _private(x, x_in), _private(h0, h0_in)
+    rmask, backend = _recurrent_mask(recurrent_mask, dtype, B, H, backend)
+    kw = {} if rmask is None else {"recurrent_mask": rmask}
+    with _blas_context(rmask):
+        y, h_n, inner = _backend_module(backend).rnn_forward(
+            x, h0, w_ih, w_hh, b_ih, b_hh, activation=activation, mask=mask,
+            training=bool(training), **kw)
+    cache = ForwardCache("rnn", backend, inner, has_bias, dtype) if training else None
     return y, h_n, cache
 
 
-def rnn_backward(cache, dy=None, dh_n=None):
-    """Gradients of an Elman forward: dict with x, h0, weight_ih, weight_hh[, bias_ih, bias_hh]."""
-    _check_backward(cache, "rnn")
-    T, B, H = cache.shape
+def rnn_backward(cache: "ForwardCache", dy: Optional[np.ndarray] = None,
+                 dh_n: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+    """Gradients of an Elman forward: dict with x, h0, weight_ih, weight_hh[, bias_ih, bias_hh].
+
+    Parameters
+    ----------
+    cache : ForwardCache
+        From the forward call with ``training=True`` (usable once).
+    dy : ndarray, shape (T, B, H), optional
+        Gradient with respect to ``y`` (None: zeros).
+    dh_n : ndarray, shape (B, H), optional
+        Gradient with respect to ``h_n`` (None: zeros).
+
+    Returns
+    -------
+    dict of ndarray
+        ``x`` (T, B, I), ``h0`` (B, H), ``weight_ih``, ``weight_hh`` and, with biases,
+        ``bias_ih``, ``bias_hh``: each the shape of its forward argument.
+    """
+    T, B, H = _check_backward(cache, "rnn")
     dy = _grad_array(dy, "dy", cache.dtype, (T, B, H))
     dh_n = _grad_array(dh_n, "dh_n", cache.dtype, (B, H))
-    grads = _backend_module(cache.backend).rnn_backward(cache.inner, dy, dh_n)
+    with _blas_context(_cached_rmask(cache)):
+        grads = _backend_module(cache.backend).rnn_backward(cache.inner, dy, dh_n)
     return _finish_grads(grads, cache.has_bias)
 
 
-def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, mask=None,
-                 training=False, backend=None, check_finite=True):
-    """LSTM over a sequence. Returns ``(y (T,B,H), h_n, c_n, cache)``."""
+def lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarray],
+                 weight_ih: np.ndarray, weight_hh: np.ndarray,
+                 bias_ih: Optional[np.ndarray] = None, bias_hh: Optional[np.ndarray] = None,
+                 mask: Optional[np.ndarray] = None, training: bool = False,
+                 backend: Optional[str] = None, check_finite: bool = True,
+                recurrent_mask: Optional[np.ndarray] = None):
+    """LSTM over a sequence. Returns ``(y (T,B,H), h_n, c_n, cache)``.
+
+    Gates i, f, g, o (PyTorch's order): ``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (T, B, I)
+        Time-major input.
+    h0, c0 : ndarray, shape (B, H), or None
+        Initial hidden and cell states (None: zeros).
+    weight_ih : ndarray, shape (4H, I)
+        Input weights, PyTorch's layout (gates i, f, g, o stacked); its dtype (float32 or float64) is the
+        computation dtype.
+    weight_hh : ndarray, shape (4H, H)
+        Recurrent weights.
+    bias_ih, bias_hh : ndarray, shape (4H,), optional
+        Biases; None for none (then no bias gradients are returned).
+    mask : ndarray of bool, shape (T, B), optional
+        True where a step is real; a masked step carries the state unchanged.
+    training : bool, default False
+        Keep what the backward pass needs and return it as ``cache``.
+    backend : {None, "cython", "numpy"}, optional
+        The compiled kernels (default) or the NumPy reference.
+    check_finite : bool, default True
+        Reject non-finite ``x`` and states with a ``ValueError`` (False: NaN propagates).
+    recurrent_mask : ndarray, shape (B, H), optional
+        Recurrent dropout: multiplies ``h_{t-1}`` where it enters the recurrent product (one
+        mask per sequence, already scaled by ``1 / (1 - rate)``); runs the NumPy reference.
+
+    Returns
+    -------
+    y : ndarray, shape (T, B, H)
+    h_n, c_n : ndarray, shape (B, H)
+    cache : ForwardCache or None
+        For :func:`lstm_backward` (None unless ``training``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastrnn import functional as F
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((6, 2, 3))                          # float64 works too
+    >>> w_ih, w_hh = rng.standard_normal((16, 3)), rng.standard_normal((16, 4))
+    >>> y, h, c, _ = F.lstm_forward(x, None, None, w_ih, w_hh)
+    >>> y_ref, _, _, _ = F.lstm_forward(x, None, None, w_ih, w_hh, backend="numpy")
+    >>> np.allclose(y, y_ref)
+    True
+    """
     backend = backend or default_backend()
-    eng = _backend_module(backend)
+    _backend_module(backend)
     dtype, H, I, w_ih, w_hh, b_ih, b_hh, has_bias = _weights("lstm", weight_ih, weight_hh,
                                                              bias_ih, bias_hh)
-    x, T, B = _inputs(x, dtype, I, check_finite)
+    x_in, h0_in, c0_in = x, h0, c0
+    x, T, B = _inputs(x, dtype, I, check_finite, _GATES["lstm"], H)
     h0 = _state(h0, "h0", dtype, B, H, check_finite)
     c0 = _state(c0, "c0", dtype, B, H, check_finite)
     mask = _mask(mask, T, B)
-    y, h_n, c_n, inner = eng.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask=mask,
-                                          training=bool(training))
-    cache = ForwardCache("lstm", backend, inner, has_bias, dtype, (T, B, H)) if training else None
+    if training:
+        x, h0, c0 = _private(x, x_in), _private(h0, h0_in), _private(c0, c0_in)
+    rmask, backend = _recurrent_mask(recurrent_mask, dtype, B, H, backend)
+    kw = {} if rmask is None else {"recurrent_mask": rmask}
+    with _blas_context(rmask):
+        y, h_n, c_n, inner = _backend_module(backend).lstm_forward(
+            x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask=mask, training=bool(training), **kw)
+    cache = ForwardCache("lstm", backend, inner, has_bias, dtype) if training else None
     return y, h_n, c_n, cache
 
 
-def lstm_backward(cache, dy=None, dh_n=None, dc_n=None):
-    """Gradients of an LSTM forward: dict with x, h0, c0, weight_ih, weight_hh[, biases]."""
-    _check_backward(cache, "lstm")
-    T, B, H = cache.shape
+def lstm_backward(cache: "ForwardCache", dy: Optional[np.ndarray] = None,
+                  dh_n: Optional[np.ndarray] = None,
+                  dc_n: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+    """Gradients of an LSTM forward: dict with x, h0, c0, weight_ih, weight_hh[, biases].
+
+    Parameters
+    ----------
+    cache : ForwardCache
+        From the forward call with ``training=True`` (usable once).
+    dy : ndarray, shape (T, B, H), optional
+        Gradient with respect to ``y`` (None: zeros).
+    dh_n : ndarray, shape (B, H), optional
+        Gradient with respect to ``h_n`` (None: zeros).
+    dc_n : ndarray, shape (B, H), optional
+        Gradient with respect to ``c_n`` (None: zeros).
+
+    Returns
+    -------
+    dict of ndarray
+        ``x`` (T, B, I), ``h0`` (B, H), ``c0`` (B, H), ``weight_ih``, ``weight_hh`` and, with biases,
+        ``bias_ih``, ``bias_hh``: each the shape of its forward argument.
+    """
+    T, B, H = _check_backward(cache, "lstm")
     dy = _grad_array(dy, "dy", cache.dtype, (T, B, H))
     dh_n = _grad_array(dh_n, "dh_n", cache.dtype, (B, H))
     dc_n = _grad_array(dc_n, "dc_n", cache.dtype, (B, H))
-    grads = _backend_module(cache.backend).lstm_backward(cache.inner, dy, dh_n, dc_n)
+    with _blas_context(_cached_rmask(cache)):
+        grads = _backend_module(cache.backend).lstm_backward(cache.inner, dy, dh_n, dc_n)
     return _finish_grads(grads, cache.has_bias)
 
 
-def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, mask=None,
-                training=False, backend=None, check_finite=True):
-    """GRU (PyTorch's linear-before-reset form) over a sequence. Returns ``(y, h_n, cache)``."""
+def gru_forward(x: np.ndarray, h0: Optional[np.ndarray], weight_ih: np.ndarray,
+                weight_hh: np.ndarray, bias_ih: Optional[np.ndarray] = None,
+                bias_hh: Optional[np.ndarray] = None, mask: Optional[np.ndarray] = None,
+                training: bool = False, backend: Optional[str] = None,
+                check_finite: bool = True,
+                recurrent_mask: Optional[np.ndarray] = None):
+    """GRU (PyTorch's linear-before-reset form) over a sequence. Returns ``(y, h_n, cache)``.
+
+    Gates r, z, n: ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``,
+    ``h_t = (1-z)*n + z*h_{t-1}``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (T, B, I)
+        Time-major input.
+    h0 : ndarray, shape (B, H), or None
+        Initial state (None: zeros).
+    weight_ih : ndarray, shape (3H, I)
+        Input weights, PyTorch's layout (gates r, z, n stacked); its dtype (float32 or float64) is the
+        computation dtype.
+    weight_hh : ndarray, shape (3H, H)
+        Recurrent weights.
+    bias_ih, bias_hh : ndarray, shape (3H,), optional
+        Biases; None for none (then no bias gradients are returned).
+    mask : ndarray of bool, shape (T, B), optional
+        True where a step is real; a masked step carries the state unchanged.
+    training : bool, default False
+        Keep what the backward pass needs and return it as ``cache``.
+    backend : {None, "cython", "numpy"}, optional
+        The compiled kernels (default) or the NumPy reference.
+    check_finite : bool, default True
+        Reject non-finite ``x`` and states with a ``ValueError`` (False: NaN propagates).
+    recurrent_mask : ndarray, shape (B, H), optional
+        Recurrent dropout: multiplies ``h_{t-1}`` where it enters the recurrent product (one
+        mask per sequence, already scaled by ``1 / (1 - rate)``); runs the NumPy reference.
+
+    Returns
+    -------
+    y : ndarray, shape (T, B, H)
+    h_n : ndarray, shape (B, H)
+    cache : ForwardCache or None
+        For :func:`gru_backward` (None unless ``training``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastrnn import functional as F
+    >>> rng = np.random.default_rng(1)
+    >>> x = rng.standard_normal((4, 1, 2)).astype("float32")
+    >>> w_ih = rng.standard_normal((9, 2)).astype("float32")
+    >>> w_hh = rng.standard_normal((9, 3)).astype("float32")
+    >>> mask = np.array([[True], [True], [False], [False]])         # (T, B): 2 real steps
+    >>> y, h_n, _ = F.gru_forward(x, None, w_ih, w_hh, mask=mask)
+    >>> bool(np.all(h_n == y[1]))                                   # carried over the padding
+    True
+    """
     backend = backend or default_backend()
-    eng = _backend_module(backend)
+    _backend_module(backend)
     dtype, H, I, w_ih, w_hh, b_ih, b_hh, has_bias = _weights("gru", weight_ih, weight_hh,
                                                              bias_ih, bias_hh)
-    x, T, B = _inputs(x, dtype, I, check_finite)
+    x_in, h0_in = x, h0
+    x, T, B = _inputs(x, dtype, I, check_finite, _GATES["gru"], H)
     h0 = _state(h0, "h0", dtype, B, H, check_finite)
     mask = _mask(mask, T, B)
-    y, h_n, inner = eng.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, mask=mask,
-                                    training=bool(training))
-    cache = ForwardCache("gru", backend, inner, has_bias, dtype, (T, B, H)) if training else None
+    if training:
+        x, h0 = _private(x, x_in), _private(h0, h0_in)
+    rmask, backend = _recurrent_mask(recurrent_mask, dtype, B, H, backend)
+    kw = {} if rmask is None else {"recurrent_mask": rmask}
+    with _blas_context(rmask):
+        y, h_n, inner = _backend_module(backend).gru_forward(
+            x, h0, w_ih, w_hh, b_ih, b_hh, mask=mask, training=bool(training), **kw)
+    cache = ForwardCache("gru", backend, inner, has_bias, dtype) if training else None
     return y, h_n, cache
 
 
-def gru_backward(cache, dy=None, dh_n=None):
-    """Gradients of a GRU forward: dict with x, h0, weight_ih, weight_hh[, bias_ih, bias_hh]."""
-    _check_backward(cache, "gru")
-    T, B, H = cache.shape
+def gru_backward(cache: "ForwardCache", dy: Optional[np.ndarray] = None,
+                 dh_n: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+    """Gradients of a GRU forward: dict with x, h0, weight_ih, weight_hh[, bias_ih, bias_hh].
+
+    Parameters
+    ----------
+    cache : ForwardCache
+        From the forward call with ``training=True`` (usable once).
+    dy : ndarray, shape (T, B, H), optional
+        Gradient with respect to ``y`` (None: zeros).
+    dh_n : ndarray, shape (B, H), optional
+        Gradient with respect to ``h_n`` (None: zeros).
+
+    Returns
+    -------
+    dict of ndarray
+        ``x`` (T, B, I), ``h0`` (B, H), ``weight_ih``, ``weight_hh`` and, with biases,
+        ``bias_ih``, ``bias_hh``: each the shape of its forward argument.
+    """
+    T, B, H = _check_backward(cache, "gru")
     dy = _grad_array(dy, "dy", cache.dtype, (T, B, H))
     dh_n = _grad_array(dh_n, "dh_n", cache.dtype, (B, H))
-    grads = _backend_module(cache.backend).gru_backward(cache.inner, dy, dh_n)
+    with _blas_context(_cached_rmask(cache)):
+        grads = _backend_module(cache.backend).gru_backward(cache.inner, dy, dh_n)
     return _finish_grads(grads, cache.has_bias)

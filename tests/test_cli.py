@@ -272,10 +272,10 @@ def test_sigint_saves_and_exits_cleanly(corpus, tmp_path, call):
 def test_bench_forwards_quick(monkeypatch):
     import types
     calls = []
-    fake = types.ModuleType("fastrnn._bench")
+    fake = types.ModuleType("fastrnn.bench")
     fake.main = lambda argv: calls.append(list(argv)) or 0
-    monkeypatch.setitem(sys.modules, "fastrnn._bench", fake)
-    monkeypatch.setattr(fastrnn, "_bench", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "fastrnn.bench", fake)
+    monkeypatch.setattr(fastrnn, "bench", fake, raising=False)
     assert cli.main(["bench", "--cells", "lstm"]) == 0
     assert calls == [["--quick", "--cells", "lstm"]]
 
@@ -309,3 +309,117 @@ def test_console_script_entry_point():
     if not eps:
         pytest.skip("fastrnn is not installed as a distribution here")
     assert eps[0].value == "fastrnn.__main__:main"
+
+
+# ---- train-text's default budget, the undertrained warning, help that agrees with itself ------
+def test_train_text_without_a_budget_trains_for_the_default_minutes(corpus, call, monkeypatch):
+    monkeypatch.setattr(cli, "TRAIN_TEXT_MINUTES", 0.003)      # 0.18 s instead of 3 minutes
+    p = call("train-text", corpus, *TINY, "--length", "0")
+    assert p.returncode == 0, p.stderr
+    assert "training: 0.003 min," in p.stdout and "epoch" not in p.stdout.split("training:")[1] \
+        .split(",")[0]
+    # a 0.18 s model is no better than counting character pairs: the user is told what to do
+    assert "undertrained" in p.stderr and "--minutes 10" in p.stderr
+
+
+def test_undertrained_warning_absent_when_the_network_beats_the_counts(corpus, call,
+                                                                      monkeypatch):
+    from fastrnn import _ngram
+    monkeypatch.setattr(_ngram, "bigram_bpc", lambda *a, **k: 99.0)   # counts: hopeless
+    p = call("train-text", corpus, *TINY, "--max-steps", "2", "--length", "0")
+    assert p.returncode == 0, p.stderr
+    assert "undertrained" not in p.stderr
+
+
+def test_train_text_help_agrees_with_itself(call):
+    p = call("train-text", "--help")
+    assert p.returncode == 0
+    text = " ".join(p.stdout.split())                 # argparse wraps lines
+    assert "1 epoch" not in text and "until --minutes is used up" not in text
+    assert f"trains for {cli.TRAIN_TEXT_MINUTES:g} minutes" in text
+    assert f"(default: {cli.TRAIN_TEXT_MINUTES:g} when neither --epochs nor --max-steps" in text
+    d = " ".join(call("demo", "--help").stdout.split())
+    assert "(default: 1.0)" in d and "--minutes ends the training" in d
+
+
+def test_bench_help_says_quick_is_always_on(call):
+    p = call("bench", "--help")
+    assert p.returncode == 0
+    assert p.stdout.startswith("`fastrnn bench` always runs the suite with --quick")
+
+
+# ------------------------------------------------------------------------------------------
+# issue 9, defect 5: train-text input limits and argument ranges; SIGTERM like SIGINT
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero") or not hasattr(os, "mkfifo"),
+                    reason="needs /dev/zero and FIFOs (POSIX)")
+def test_train_text_refuses_devices_and_fifos(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for path, word in (("/dev/zero", "character device"), ("/dev/urandom", "character device"),
+                       (fifo, "FIFO"), (tmp_path, "directory")):
+        # a subprocess with a timeout: reading these once never ended (or blocked forever)
+        p = run(tmp_path, "train-text", path, *TINY, "--max-steps", "1", timeout=60)
+        assert_clean_error(p, word)
+
+
+def test_train_text_size_limit_and_binary_detection(tmp_path, call):
+    big = tmp_path / "big.txt"
+    big.write_text("hello world. " * 200, encoding="utf-8")              # 2600 bytes
+    assert_clean_error(call("train-text", big, *TINY, "--max-bytes", "1000"), "--max-bytes")
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"text" + b"\x00" * 10 + b"more text" * 5000)
+    assert_clean_error(call("train-text", nul, *TINY, "--max-steps", "1"), "binary")
+    noise = tmp_path / "noise.txt"
+    noise.write_bytes(np.random.default_rng(3).integers(128, 256, 5000, np.uint8).tobytes())
+    assert_clean_error(call("train-text", noise, *TINY, "--max-steps", "1"), "UTF-8")
+    h = call("train-text", "-h")
+    assert h.returncode == 0 and "--max-bytes" in h.stdout and "64 MiB" in h.stdout
+    assert cli.DEFAULT_MAX_BYTES == 64 * 1024 * 1024
+
+
+def test_out_of_range_numbers_give_one_line_errors(tmp_path, corpus, call):
+    cases = [("train-text", corpus, "--length", "1e10"),
+             ("train-text", corpus, "--length", "10000000000"),
+             ("train-text", corpus, "--hidden", "200000"),
+             ("train-text", corpus, "--embed-dim", "1e8"),
+             ("train-text", corpus, "--embed-dim", "100000000"),
+             ("train-text", corpus, "--layers", "1000"),
+             ("train-text", corpus, "--seq-len", "10000000"),
+             ("train-text", corpus, "--batch-size", "100000000"),
+             ("train-text", corpus, "--threads", "1000000"),
+             ("train-text", corpus, "--minutes", "inf"),
+             ("train-text", corpus, "--lr", "1e300"),
+             ("generate", "--length", "1e10"),
+             ("generate", "--num-samples", "1000000000"),
+             ("demo", "--hidden", "200000")]
+    for args in cases:
+        p = call(*args)
+        assert_clean_error(p, args[-2])
+        assert "usage:" not in p.stderr
+
+
+def test_sigterm_saves_and_exits_143(corpus, tmp_path, call):
+    model = tmp_path / "term.safetensors"
+    cmd = [sys.executable, "-m", "fastrnn", "train-text", str(corpus), "--hidden", "16",
+           "--seq-len", "16", "--batch-size", "4", "--minutes", "10", "--out", str(model)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env=_env(tmp_path))
+    try:
+        seen = []
+        while True:
+            line = proc.stdout.readline()
+            assert line, f"process ended early: {''.join(seen)} {proc.stderr.read()}"
+            seen.append(line)
+            if " step " in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, out, err)
+    assert "Traceback" not in err
+    assert "interrupted" in out and "saved model to" in out
+    g = call("generate", model, "--length", "10", "--seed", "0")
+    assert g.returncode == 0, g.stderr

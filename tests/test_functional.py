@@ -126,3 +126,171 @@ def test_numpy_backend_is_the_reference():
                                      a["bias_ih"], a["bias_hh"])
     np.testing.assert_array_equal(y, y2)
     np.testing.assert_array_equal(c, c2)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 9, defect 3: sizes beyond the engine's 32-bit ints are refused before any kernel runs
+
+def test_engine_size_limit_decision_on_sizes_alone():
+    lim = F.MAX_ENGINE_DIM
+    assert lim == 2 ** 31 - 1
+    F.check_engine_sizes(T=1, B=lim, I=1, H=1, gates=4)            # exactly at the limit
+    F.check_engine_sizes(T=2 ** 15, B=2 ** 16 - 1, I=7, H=3, gates=3)
+    for kw, word in ((dict(T=2 ** 16, B=2 ** 15, I=1, H=1, gates=1), "T*B"),
+                     (dict(T=3, B=(2 ** 31) // 3 + 1, I=1, H=1, gates=1), "T*B"),
+                     (dict(T=1, B=1, I=1, H=2 ** 29, gates=4), "G*H"),
+                     (dict(T=1, B=1, I=2 ** 31, H=1, gates=1), "input features")):
+        with pytest.raises(ValueError, match=r"too large.*2\*\*31 - 1") as info:
+            F.check_engine_sizes(**kw)
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_huge_zero_stride_input_is_refused_without_allocating(cell):
+    """T*B = 2**31 through the public entry points: a zero-stride view costs nothing, and the
+    error must come before anything tries to make it contiguous (8 GiB) or run a kernel."""
+    import tracemalloc
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    H, I = 2, 1
+    x = np.broadcast_to(np.zeros((), np.float32), (2 ** 16, 2 ** 15, I))
+    w = dict(weight_ih=np.ones((G * H, I), np.float32), weight_hh=np.ones((G * H, H), np.float32))
+    fn = getattr(F, f"{cell}_forward")
+    args = (x, None, None) if cell == "lstm" else (x, None)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="T\\*B"):
+            fn(*args, **w, check_finite=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+def test_huge_zero_stride_input_through_a_layer_is_refused():
+    import fastrnn as fr
+    layer = fr.LSTM(2, input_size=1, seed=0)
+    x = np.broadcast_to(np.zeros((), np.float32), (2 ** 15, 2 ** 16, 1))   # batch-first
+    with pytest.raises(ValueError, match="T\\*B"):
+        layer.forward(x)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 9, defect 6: a tampered ForwardCache raises, never crashes (run in a subprocess)
+
+TAMPER_SCRIPT = r"""
+import numpy as np
+from fastrnn import functional as F
+rng = np.random.default_rng(7)
+T, B, I, H = 4, 3, 5, 6
+results = []
+for cell, G in (("rnn", 1), ("lstm", 4), ("gru", 3)):
+    def fresh():
+        a = [rng.standard_normal((T, B, I)), None]
+        if cell == "lstm":
+            a.append(None)
+        out = getattr(F, cell + "_forward")(*a, rng.standard_normal((G * H, I)),
+                                            rng.standard_normal((G * H, H)), training=True,
+                                            backend="cython")
+        return out[-1]
+    back = getattr(F, cell + "_backward")
+    tampers = []
+    def set_shape(c):
+        c.shape = (T, 50 * B, H)
+    tampers.append(("set shape", set_shape, lambda c: (np.ones((T, 50 * B, H)),)))
+    def set_inner(c):
+        c.inner = {}
+    tampers.append(("set inner", set_inner, lambda c: ()))
+    def small_x(c):
+        c.inner["x"] = np.zeros((1, 1, I))
+    tampers.append(("small x", small_x, lambda c: (np.ones((T, B, H)),)))
+    def big_hs(c):
+        c.inner["hs"].shape = (T + 1, B * H, 1)
+    tampers.append(("reshaped hs", big_hs, lambda c: ()))
+    def big_x(c):
+        c.inner["x"] = np.zeros((T, 40 * B, I))
+    tampers.append(("big x", big_x, lambda c: (np.ones((T, 40 * B, H)),)))
+    def wide_w(c):
+        c.inner["w_hh"] = np.zeros((G * 40 * H, 40 * H))
+    tampers.append(("wide w_hh", wide_w, lambda c: (np.ones((T, B, 40 * H)),)))
+    def f32(c):
+        c.inner["x"] = c.inner["x"].astype(np.float32)
+    tampers.append(("float32 x", f32, lambda c: ()))
+    def mask(c):
+        c.inner["mask"] = np.ones((T * 40, B), np.uint8)
+    tampers.append(("mask", mask, lambda c: ()))
+    for name, tamper, dargs in tampers:
+        c = fresh()
+        try:
+            tamper(c)
+        except AttributeError:
+            results.append((cell, name, "AttributeError"))
+            continue
+        try:
+            back(c, *dargs(c))
+        except ValueError as e:
+            results.append((cell, name, "ValueError"))
+        else:
+            results.append((cell, name, "no error"))
+print(results)
+"""
+
+
+@pytest.mark.skipif(not HAVE_ENGINE, reason="compiled kernels not built")
+def test_tampered_forward_cache_never_reaches_the_kernel():
+    import ast
+    import os
+    import subprocess
+    import sys
+    import fastrnn
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(fastrnn.__file__)))
+    proc = subprocess.run([sys.executable, "-c", TAMPER_SCRIPT], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, f"crashed (status {proc.returncode}): {proc.stderr[-2000:]}"
+    results = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+    assert len(results) == 24
+    for cell, name, outcome in results:
+        assert outcome in ("ValueError", "AttributeError"), (cell, name, outcome)
+    assert sum(o == "AttributeError" for _, _, o in results) == 6     # the two setattr cases
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_forward_cache_is_read_only(backend):
+    a = lstm_args()
+    *_, cache = F.lstm_forward(**a, training=True, backend=backend)
+    assert cache.shape == (3, 2, 5)
+    for attr in ("shape", "inner", "cell", "backend", "dtype", "has_bias"):
+        with pytest.raises(AttributeError):
+            setattr(cache, attr, None)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 9, defect 10: the training cache never aliases the caller's arrays (any B, any T)
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("T,B", [(1, 3), (4, 1), (1, 1), (4, 3)])
+def test_mutating_inputs_between_forward_and_backward_changes_nothing(backend, cell, T, B):
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    I, H = 3, 4
+    rng = np.random.default_rng(100 + 10 * T + B)
+    x = rng.standard_normal((T, B, I))
+    h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    w = (rng.uniform(-.5, .5, (G * H, I)), rng.uniform(-.5, .5, (G * H, H)),
+         rng.uniform(-.5, .5, G * H), rng.uniform(-.5, .5, G * H))
+    dy = rng.standard_normal((T, B, H))
+    fwd, bwd = getattr(F, f"{cell}_forward"), getattr(F, f"{cell}_backward")
+    states = (h0, c0) if cell == "lstm" else (h0,)
+
+    def grads(mutate):
+        xs, ss = x.copy(), [s.copy() for s in states]
+        cache = fwd(xs, *ss, *w, training=True, backend=backend)[-1]
+        if mutate:
+            xs += 10.0
+            for s in ss:
+                s -= 3.0
+        return bwd(cache, dy)
+
+    clean, mutated = grads(False), grads(True)
+    for k in clean:
+        np.testing.assert_array_equal(mutated[k], clean[k], err_msg=k)

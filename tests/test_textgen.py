@@ -188,3 +188,73 @@ def test_vocab_is_sorted_and_complete():
     lm = _lm()
     assert lm.vocab == CharVocab.from_text(TEXT)
     assert lm.count_params() == sum(p.size for _, p, _ in lm.named_params())
+
+
+class _FakeTerminal:
+    """A text stream that says it is a terminal (the progress line redraws with '\\r')."""
+
+    encoding = "utf-8"
+
+    def __init__(self):
+        self.parts = []
+
+    def isatty(self):
+        return True
+
+    def write(self, s):
+        self.parts.append(s)
+
+    def flush(self):
+        pass
+
+
+def test_progress_line_fits_a_narrow_terminal(monkeypatch):
+    from fastrnn import textgen
+    monkeypatch.setenv("COLUMNS", "50")
+    term = _FakeTerminal()
+    bar = textgen._Progress(total_steps=100, stream=term)
+    logs = {"loss": "2.345 bits/char", "speed": "12,345 chars/s", "eta": "0:42"}
+    bar.update(10, logs)
+    bar.update(100, logs, final=True)
+    frames = "".join(term.parts).split("\r")[1:]
+    assert len(frames) == 2
+    for frame in frames:
+        assert len(frame.rstrip("\n")) <= 49, frame
+
+
+# issue 9, defect 8: the vocabulary lives in the model file itself (one atomic write)
+
+def test_vocabulary_is_saved_inside_the_one_model_file(tmp_path):
+    from fastrnn import io as fio
+    lm = _lm()
+    path = tmp_path / "m.safetensors"
+    # a stale sidecar of another model at the same path must not be paired with these weights
+    stale = {"format": textgen.FORMAT, "version": 1, "vocab": CharVocab("xy").to_json(),
+             "config": lm.config(), "extra": {}}
+    (tmp_path / "m.safetensors.json").write_text(json.dumps(stale))
+    assert textgen.save(lm, path) == [os.fspath(path)]
+    _, meta = fio.read_header(path)
+    assert CharVocab.from_json(json.loads(meta[textgen.FORMAT])["vocab"]) == lm.vocab
+    assert textgen.load(path).vocab == lm.vocab
+    assert sorted(os.listdir(tmp_path)) == ["m.safetensors", "m.safetensors.json"]
+
+
+def test_old_two_file_models_still_load(tmp_path):
+    lm = _lm()
+    path = tmp_path / "old.safetensors"
+    fastrnn.save_model(lm.to_sequential(), path, include_optimizer=False)
+    meta = {"format": textgen.FORMAT, "version": 1, "vocab": lm.vocab.to_json(),
+            "config": lm.config(), "extra": {}}
+    (tmp_path / "old.safetensors.json").write_text(json.dumps(meta))
+    lm2 = textgen.load(path)
+    assert lm2.vocab == lm.vocab
+    ids = _ids(lm)
+    np.testing.assert_array_equal(lm.forward(ids)[0], lm2.forward(ids)[0])
+
+
+def test_save_metadata_cannot_override_fastrnn_keys(tmp_path):
+    lm = _lm()
+    with pytest.raises(ValueError, match="reserved"):
+        fastrnn.save_model(lm.to_sequential(), tmp_path / "x.safetensors",
+                           metadata={"architecture": "{}"})
+    assert not (tmp_path / "x.safetensors").exists()

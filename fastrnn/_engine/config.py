@@ -1,7 +1,10 @@
 """Runtime configuration of the compiled kernels: thread count and a build /
 runtime report (``fastrnn.show_config()``)."""
+from __future__ import annotations
+
 import os
 import sys
+from typing import Optional, TextIO
 
 __all__ = ["show_config", "set_num_threads", "get_num_threads"]
 
@@ -47,10 +50,24 @@ def _compute_default_threads():
     return max(1, int(n))
 
 
-def set_num_threads(n):
+def set_num_threads(n: Optional[int]) -> None:
     """Set the number of threads the kernels may use (``None`` restores the default:
     OMP_NUM_THREADS if set, else the CPUs this process may run on). Without OpenMP in the
-    build the kernels are single-threaded whatever is set here."""
+    build the kernels are single-threaded whatever is set here.
+
+    Parameters
+    ----------
+    n : int or None
+        A positive thread count, or None for the default.
+
+    Examples
+    --------
+    >>> import fastrnn as fr
+    >>> fr.set_num_threads(1)
+    >>> fr.get_num_threads()
+    1
+    >>> fr.set_num_threads(None)
+    """
     global _num_threads
     if n is None:
         _num_threads = None
@@ -63,8 +80,15 @@ def set_num_threads(n):
     _num_threads = n
 
 
-def get_num_threads():
-    """Number of threads the kernels use (1 when the build has no OpenMP)."""
+def get_num_threads() -> int:
+    """Number of threads the kernels use (1 when the build has no OpenMP).
+
+    Returns
+    -------
+    int
+        The count set by :func:`set_num_threads`, else OMP_NUM_THREADS, else the CPUs this
+        process may run on.
+    """
     rt = _runtime()
     if rt is None or not rt.openmp_enabled():
         return 1
@@ -89,8 +113,22 @@ def _blas_info():
         return f"unknown ({exc})"
 
 
-def show_config(file=None):
-    """Print how the kernels were built and what they use at run time."""
+def show_config(file: Optional[TextIO] = None) -> None:
+    """Print how the kernels were built and what they use at run time.
+
+    Versions, OpenMP, the instruction set the kernels dispatch to, the BLAS libraries and
+    thread counts: the first thing to include in a bug report.
+
+    Parameters
+    ----------
+    file : file-like, optional
+        Where to print (default: ``sys.stdout``).
+
+    Examples
+    --------
+    >>> import fastrnn as fr
+    >>> fr.show_config()                     # doctest: +SKIP
+    """
     import numpy as np
     from .. import __version__
     rt = _runtime()

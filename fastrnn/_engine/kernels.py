@@ -28,26 +28,39 @@ _tls = threading.local()
 # kernel path (AVX-512 / AVX2 / baseline) chosen once per process, in every module
 _config.init_isa((_elman, _lstm, _gru, _stepper))
 
+# Scratch policy: a buffer is kept for reuse only up to this many bytes (per slot, per
+# thread; at most 4 slots). Larger requests get a fresh array that is freed when the call
+# returns: at that size the GEMMs dwarf the page faults reuse would save, and a pool that
+# only grows would hold hundreds of MiB for the life of the process after one big call.
+SCRATCH_KEEP_BYTES = 32 * 1024 * 1024
+
 
 def _scratch(slot, shape, dt):
     """Per-thread reusable scratch array (never returned, never cached by a forward):
     large temporaries such as the inference gate buffer and the backward dgates would
     otherwise be fresh mmaps whose page faults cost as much as a GEMM. One buffer per
-    (slot, dtype), grown on demand; threading.local so concurrent calls from several
-    Python threads (the kernels release the GIL) never share one."""
+    (slot, dtype), grown on demand up to SCRATCH_KEEP_BYTES; threading.local so concurrent
+    calls from several Python threads (the kernels release the GIL) never share one, and a
+    thread's buffers are freed when the thread ends."""
     n = 1
     for d in shape:
         n *= d
+    if n < 4096 or n * dt.itemsize > SCRATCH_KEEP_BYTES:    # tiny, or too big to keep
+        return _empty(shape, dt)
     pool = getattr(_tls, "pool", None)
     if pool is None:
         pool = _tls.pool = {}
     key = (slot, dt.char)
     buf = pool.get(key)
     if buf is None or buf.size < n:
-        if n < 4096:                    # small: not worth keeping
-            return _empty(shape, dt)
         buf = pool[key] = _empty(n, dt)
     return buf[:n].reshape(shape)
+
+
+def release_scratch():
+    """Free the calling thread's kept scratch buffers (they are re-created on demand)."""
+    _tls.pool = {}
+
 
 
 def _mask_u8(mask):

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .. import initializers
 from .base import Layer
 
 __all__ = ["Embedding"]
@@ -14,20 +15,69 @@ def _positive_int(value, name):
 
 
 class Embedding(Layer):
-    """Look up rows of ``weight`` (input_dim, output_dim), initialised N(0, 1) like torch.
+    """Look up rows of ``weight`` (input_dim, output_dim).
+
+    Initialised like Keras, ``embeddings_initializer="uniform"`` (U(-0.05, 0.05)), or like
+    torch.nn.Embedding (N(0, 1)) with ``init="torch"``. ``input_length`` (Keras 2) is accepted
+    and ignored, as Keras 3 does.
 
     Input: integer ids of any shape, usually (B, T); output: ``x.shape + (output_dim,)``.
     Float arrays holding whole numbers are accepted (cast to int64); ids outside
     ``[0, input_dim)`` are a ValueError. With ``mask_zero=True`` id 0 is padding: the layer
     emits the mask ``x != 0`` for the layers after it (so the vocabulary must reserve id 0).
     ``backward`` accumulates the weight gradient and returns None (ids have no gradient).
+
+    Parameters
+    ----------
+    input_dim : int
+        Vocabulary size: ids are in ``[0, input_dim)``.
+    output_dim : int
+        Size of each vector.
+    embeddings_initializer : str or callable, optional
+        Keras name or object (default "uniform": U(-0.05, 0.05)).
+    mask_zero : bool, default False
+        Treat id 0 as padding and emit the mask ``x != 0``.
+    init : {None, "keras", "torch"}, optional
+        "torch": torch.nn.Embedding's N(0, 1).
+    input_length : int, optional
+        Ignored (Keras 2's argument).
+    dtype : {"float32", "float64"}, default "float32"
+    seed : int, optional
+        Seed of the initial weights.
+    name : str, optional
+    trainable : bool, default True
+    input_shape : tuple, optional
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> emb = fr.Embedding(10, 4, mask_zero=True, seed=0)
+    >>> ids = np.array([[3, 1, 0, 0]])                      # (B=1, T=4), right-padded
+    >>> emb.forward(ids).shape, emb.compute_mask(ids)
+    ((1, 4, 4), array([[ True,  True, False, False]]))
     """
 
     supports_masking = True
 
-    def __init__(self, input_dim, output_dim, mask_zero=False, *, dtype="float32", seed=None,
-                 name=None):
-        super().__init__(dtype=dtype, seed=seed, name=name)
+    def __init__(self, input_dim, output_dim, embeddings_initializer=None, mask_zero=False,
+                 *, init=None, input_length=None, dtype="float32", seed=None, name=None,
+                 trainable=True, input_shape=None):
+        super().__init__(dtype=dtype, seed=seed, name=name, trainable=trainable,
+                         input_shape=input_shape)
+        if isinstance(embeddings_initializer, (bool, np.bool_)):
+            # the old positional order was (input_dim, output_dim, mask_zero)
+            raise TypeError("Embedding: the third positional argument is embeddings_initializer "
+                            "(as in Keras); pass mask_zero=... by keyword")
+        if init not in (None, "keras", "torch"):
+            raise ValueError(f"init must be None, 'keras' or 'torch', got {init!r}")
+        self.init = init
+        self.embeddings_initializer = embeddings_initializer
+        if embeddings_initializer is None:       # the scheme's default
+            self._initializer = (initializers._TorchNormal() if init == "torch"
+                                 else initializers.RandomUniform(-0.05, 0.05))
+        else:
+            self._initializer = initializers.get(embeddings_initializer,
+                                                 torch_default=initializers._TorchNormal())
         self.input_dim = _positive_int(input_dim, "input_dim")
         self.output_dim = _positive_int(output_dim, "output_dim")
         self.mask_zero = bool(mask_zero)
@@ -35,12 +85,19 @@ class Embedding(Layer):
 
     def build(self, input_shape=None):
         rng = self._rng()
-        self.params["weight"] = rng.standard_normal((self.input_dim, self.output_dim)).astype(self.dtype)
+        self.params["weight"] = initializers.draw(
+            self._initializer, (self.input_dim, self.output_dim), self.dtype, rng,
+            "Embedding embeddings_initializer")
         self._finish_build()
 
     def get_config(self):
         cfg = super().get_config()
         cfg.update(input_dim=self.input_dim, output_dim=self.output_dim, mask_zero=self.mask_zero)
+        ser = initializers.serialize(self.embeddings_initializer)
+        if ser is not None:
+            cfg["embeddings_initializer"] = ser
+        if self.init is not None:
+            cfg["init"] = self.init
         return cfg
 
     def compute_output_shape(self, input_shape):

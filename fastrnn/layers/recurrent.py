@@ -11,9 +11,15 @@ The sequence is transposed to time-major once, here, and handed to one validated
 is in ``layer.d_initial_state`` (``dh0``, or ``(dh0, dc0)`` for LSTM).
 """
 
+from __future__ import annotations
+
+import numbers
+from typing import Optional
+
 import numpy as np
 
 from .. import functional as F
+from .. import initializers
 from .base import Layer
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "RecurrentLayer"]
@@ -23,6 +29,20 @@ def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
+
+
+def _rate(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _check_activation(layer, name, value, supported):
+    """The kernels fuse fixed activations; anything else is an error naming what works."""
+    if value not in supported:
+        raise ValueError(f"{layer}: {name}={value!r} is not supported; the compiled kernels "
+                         f"implement {name} in {supported}")
+    return value
 
 
 class RecurrentLayer(Layer):
@@ -35,42 +55,118 @@ class RecurrentLayer(Layer):
 
     def __init__(self, units, *, input_size=None, return_sequences=False, return_state=False,
                  go_backwards=False, use_bias=True, dtype="float32", seed=None, name=None,
-                 backend=None):
-        super().__init__(dtype=dtype, seed=seed, name=name)
+                 backend=None, kernel_initializer=None, recurrent_initializer=None,
+                 bias_initializer=None, init=None,
+                 dropout=0.0, recurrent_dropout=0.0, stateful=False, trainable=True,
+                 input_shape=None):
+        super().__init__(dtype=dtype, seed=seed, name=name, trainable=trainable,
+                         input_shape=input_shape)
         self.units = _positive_int(units, "units")
+        if input_size is None and self.batch_input_shape is not None:
+            input_size = self.batch_input_shape[-1]
         self.input_size = None if input_size is None else _positive_int(input_size, "input_size")
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
+        if use_bias == "single":
+            if self.cell == "gru":
+                raise ValueError("use_bias='single' is for SimpleRNN and LSTM; a GRU already "
+                                 "has Keras's two bias rows (reset_after=True), use use_bias=True")
+            self.single_bias = True
+        elif isinstance(use_bias, (bool, np.bool_)):
+            self.single_bias = False
+        else:
+            raise ValueError(f"use_bias must be True, False or 'single', got {use_bias!r}")
         self.use_bias = bool(use_bias)
         if backend not in (None, "cython", "numpy"):
             raise ValueError(f"backend must be None, 'cython' or 'numpy', got {backend!r}")
         self.backend = backend
+        if init not in (None, "keras", "torch"):
+            raise ValueError(f"init must be None, 'keras' or 'torch', got {init!r}")
+        self.init = init
+        self._init_args = dict(kernel=kernel_initializer, recurrent=recurrent_initializer,
+                               bias=bias_initializer)
+        self._initializers = {k: self._resolve_init(v, k) for k, v in self._init_args.items()}
+        self.dropout = _rate(dropout, "dropout")
+        self.recurrent_dropout = _rate(recurrent_dropout, "recurrent_dropout")
+        self._drop_gen = None
+        self.stateful = bool(stateful)
+        self.states = None
         self._cache = None
+        self._drop = None
         self.d_initial_state = None
         if self.input_size is not None:
             self.build((None, None, self.input_size))
+
+    # -- initialisation -------------------------------------------------------------------
+    _KERAS_DEFAULTS = {"kernel": "glorot_uniform", "recurrent": "orthogonal", "bias": "zeros"}
+
+    def _resolve_init(self, value, which):
+        """An initializer for ``which`` in {kernel, recurrent, bias}. None is the scheme's
+        default: Keras's (glorot_uniform / orthogonal / zeros), or PyTorch's U(-1/sqrt(H),
+        1/sqrt(H)) with ``init="torch"``; an explicit argument always wins."""
+        torch = initializers.TorchUniform(self.units)
+        if value is None:
+            value = torch if self.init == "torch" else self._KERAS_DEFAULTS[which]
+        try:
+            return initializers.get(value, torch_default=torch)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{which}_initializer: {exc}") from None
+
+    def _draw(self, which, keras_shape, rng, transpose):
+        w = initializers.draw(self._initializers[which], keras_shape, self.dtype, rng,
+                              f"{type(self).__name__} {which}_initializer")
+        return np.ascontiguousarray(w.T) if transpose else w
+
+    def _init_bias(self, rng):
+        """(bias_ih, bias_hh). Keras keeps one bias (GRU: an input row and a recurrent row);
+        its initial value goes into bias_ih and bias_hh starts at zero, so the summed bias the
+        cell sees is Keras's. GRU draws both rows, as Keras does."""
+        GH = self.gates * self.units
+        torch = isinstance(self._initializers["bias"], initializers.TorchUniform)
+        b_ih = self._draw("bias", (GH,), rng, False)
+        if self.cell == "gru" or torch:
+            b_hh = self._draw("bias", (GH,), rng, False)
+        else:
+            b_hh = np.zeros(GH, dtype=self.dtype)
+        return b_ih, b_hh
 
     # -- parameters -----------------------------------------------------------------------
     def build(self, input_shape):
         I = _positive_int(input_shape[-1], "input feature size")
         H, GH = self.units, self.gates * self.units
-        k = 1.0 / np.sqrt(H)          # PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every parameter
         rng = self._rng()
-        uni = lambda shape: rng.uniform(-k, k, shape).astype(self.dtype)
         self.input_size = I
-        self.params["weight_ih"] = uni((GH, I))
-        self.params["weight_hh"] = uni((GH, H))
+        # initializers see Keras's (in, out) shapes; the parameters are their transposes
+        self.params["weight_ih"] = self._draw("kernel", (I, GH), rng, True)
+        self.params["weight_hh"] = self._draw("recurrent", (H, GH), rng, True)
         if self.use_bias:
-            self.params["bias_ih"] = uni((GH,))
-            self.params["bias_hh"] = uni((GH,))
+            b_ih, b_hh = self._init_bias(rng)
+            if self.single_bias:
+                self.params["bias_ih"] = b_ih + b_hh
+            else:
+                self.params["bias_ih"] = b_ih
+                self.params["bias_hh"] = b_hh
         self._finish_build()
 
     def get_config(self):
         cfg = super().get_config()
         cfg.update(units=self.units, input_size=self.input_size,
                    return_sequences=self.return_sequences, return_state=self.return_state,
-                   go_backwards=self.go_backwards, use_bias=self.use_bias)
+                   go_backwards=self.go_backwards,
+                   use_bias="single" if self.single_bias else self.use_bias)
+        for k, v in self._init_args.items():
+            ser = initializers.serialize(v)
+            if ser is not None:
+                cfg[f"{k}_initializer"] = ser
+        if self.init is not None:
+            cfg["init"] = self.init
+        if self.dropout:
+            cfg["dropout"] = self.dropout
+        if self.recurrent_dropout:
+            cfg["recurrent_dropout"] = self.recurrent_dropout
+        if self.stateful:
+            cfg["stateful"] = True
         return cfg
 
     def compute_output_shape(self, input_shape):
@@ -86,7 +182,7 @@ class RecurrentLayer(Layer):
         return mask[:, ::-1] if self.go_backwards else mask
 
     # -- engine glue (per cell) -----------------------------------------------------------
-    def _engine_forward(self, xt, states, mask, training, check_finite=True):
+    def _engine_forward(self, xt, states, mask, training, check_finite=True, rec_mask=None):
         raise NotImplementedError
 
     def _engine_backward(self, cache, dy, dstates):
@@ -94,7 +190,11 @@ class RecurrentLayer(Layer):
 
     def _bias(self):
         p = self.params
-        return (p["bias_ih"], p["bias_hh"]) if self.use_bias else (None, None)
+        if not self.use_bias:
+            return None, None
+        if self.single_bias:             # Keras's one bias: the engine adds a zero bias_hh
+            return p["bias_ih"], self._zero_bias()
+        return p["bias_ih"], p["bias_hh"]
 
     # -- input checks ---------------------------------------------------------------------
     def _check_x(self, x):
@@ -145,17 +245,97 @@ class RecurrentLayer(Layer):
         mt = m.T
         return mt[::-1] if self.go_backwards else mt
 
+    # -- dropout --------------------------------------------------------------------------
+    def _dropout_gen(self):
+        if self._drop_gen is None:      # its own stream: dropout never shifts the init draws
+            self._drop_gen = np.random.default_rng(
+                None if self.seed is None else np.random.SeedSequence([int(self.seed), 0xD12]))
+        return self._drop_gen
+
+    def _mask_for(self, rate, shape):
+        """Inverted-dropout mask: 0 with probability ``rate``, else ``1 / (1 - rate)``."""
+        keep = self._dropout_gen().random(shape) >= rate
+        return keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - rate))
+
+    def reset_dropout(self):
+        """Restart the dropout masks' random stream from ``seed``."""
+        self._drop_gen = None
+
+    # -- stateful -------------------------------------------------------------------------
+    def reset_states(self, states=None):
+        """Forget the carried state of a ``stateful=True`` layer (or set it to ``states``).
+
+        Parameters
+        ----------
+        states : None, array (B, units), or (h, c) for LSTM
+            None: the next batch starts from zeros.
+        """
+        if states is None:
+            self.states = None
+            return
+        parts = self._split_state(states, None)
+        arrs = [np.array(p, dtype=self.dtype, copy=True) for p in parts]
+        for a in arrs:
+            if a.ndim != 2 or a.shape[1] != self.units or a.shape[0] != arrs[0].shape[0]:
+                raise ValueError(f"reset_states: each state must have shape (batch, "
+                                 f"{self.units}), got {[x.shape for x in arrs]}")
+        self.states = arrs
+
+    reset_state = reset_states          # Keras 3's name
+
+    def _stateful_initial(self, initial_state, B):
+        if not self.stateful or initial_state is not None or self.states is None:
+            return initial_state
+        if self.states[0].shape[0] != B:
+            raise ValueError(f"{type(self).__name__}(stateful=True) carries the state of "
+                             f"{self.states[0].shape[0]} sequences but got a batch of {B}: "
+                             f"every batch must have the same size (choose a batch_size that "
+                             f"divides the data, or call reset_states() first)")
+        return list(self.states) if self.n_states > 1 else self.states[0]
+
     # -- public API -----------------------------------------------------------------------
-    def forward(self, x, initial_state=None, training=False, mask=None):
+    def forward(self, x: np.ndarray, initial_state=None, training: bool = False,
+                mask: Optional[np.ndarray] = None):
+        """Run the layer over a batch of sequences.
+
+        Parameters
+        ----------
+        x : array_like, shape (B, T, I)
+            Batch-first input.
+        initial_state : ndarray or sequence of ndarray, optional
+            ``h0`` (B, H), or ``(h0, c0)`` for LSTM; None for zeros (or the carried state of a
+            stateful layer).
+        training : bool, default False
+            Keep what :meth:`backward` needs; apply dropout.
+        mask : ndarray of bool, shape (B, T), optional
+            True where a step is real; masked steps carry the state unchanged.
+
+        Returns
+        -------
+        ndarray or tuple
+            ``(B, T, H)`` with ``return_sequences`` else ``(B, H)``; with ``return_state`` a
+            tuple ``(output, h)`` or ``(output, h, c)`` (LSTM), states ``(B, H)``.
+        """
         x = self._check_x(x)
         B, T, _ = x.shape
+        initial_state = self._stateful_initial(initial_state, B)
         states = self._split_state(initial_state, B)
         mt = self._time_major_mask(mask, B, T)
+        training = bool(training)
+        in_mask = rec_mask = None
+        if training and self.dropout > 0:
+            in_mask = self._mask_for(self.dropout, (B, self.input_size))
+            x = x * in_mask[:, None, :]          # one mask per sequence, as in Keras
+        if training and self.recurrent_dropout > 0:
+            rec_mask = self._mask_for(self.recurrent_dropout, (B, self.units))
         xt = x.transpose(1, 0, 2)
         if self.go_backwards:
             xt = xt[::-1]
-        y, finals, cache = self._engine_forward(xt, states, mt, bool(training))
+        y, finals, cache = self._engine_forward(xt, states, mt, training, rec_mask=rec_mask)
         self._cache = (cache, B, T) if training else None
+        self._drop = in_mask
+        if self.stateful:
+            self.states = [np.array(f, copy=True) for f in finals]
         if self.return_sequences:
             out = np.ascontiguousarray(y.transpose(1, 0, 2))
         else:
@@ -164,7 +344,22 @@ class RecurrentLayer(Layer):
             return (out, *finals)
         return out
 
-    def backward(self, d_output, d_state=None):
+    def backward(self, d_output: np.ndarray, d_state=None) -> np.ndarray:
+        """Backpropagation through time after ``forward(..., training=True)``.
+
+        Parameters
+        ----------
+        d_output : ndarray
+            Gradient of the loss with respect to the output: ``(B, T, H)`` with
+            ``return_sequences``, else ``(B, H)``.
+        d_state : ndarray or sequence of ndarray, optional
+            Gradient with respect to the returned final state(s), each ``(B, H)``.
+
+        Returns
+        -------
+        ndarray, shape (B, T, I)
+            Gradient with respect to the input; ``grads`` and ``d_initial_state`` are filled.
+        """
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward needs a preceding "
                                "forward(..., training=True)")
@@ -200,14 +395,30 @@ class RecurrentLayer(Layer):
             self.d_initial_state = g["h0"]
         else:
             self.d_initial_state = (g["h0"], g["c0"])
-        return np.ascontiguousarray(dx.transpose(1, 0, 2))
+        dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
+        if self._drop is not None:
+            dx *= self._drop[:, None, :]
+        return dx
 
-    def step(self, x_t, state=None):
+    def step(self, x_t: np.ndarray, state=None):
         """Advance one time step: ``x_t (B, I)`` -> ``(h_t, new_state)``.
 
         ``state`` is ``h`` (or ``(h, c)`` for LSTM), or None for zeros; ``new_state`` has the
         same form, ready for the next call. Running a sequence step by step gives the same
         numbers as one ``forward`` over it.
+
+        Parameters
+        ----------
+        x_t : ndarray, shape (B, I)
+            The input of one time step.
+        state : ndarray or tuple of ndarray, optional
+            ``h`` (B, H), or ``(h, c)`` for LSTM; None for zeros.
+
+        Returns
+        -------
+        h_t : ndarray, shape (B, H)
+        new_state : ndarray or tuple of ndarray
+            The state to pass to the next call.
         """
         x_t = np.asarray(x_t)
         if x_t.ndim != 2:
@@ -245,7 +456,7 @@ class RecurrentLayer(Layer):
             full.append(s)
         p = self.params
         if self.use_bias:
-            b_ih, b_hh = p["bias_ih"], p["bias_hh"]
+            b_ih, b_hh = self._bias()      # use_bias="single": a zero bias_hh
         else:
             b_ih = b_hh = self._zero_bias()
         eng = F._backend_module(self.backend)
@@ -274,15 +485,76 @@ class RecurrentLayer(Layer):
 
 
 class SimpleRNN(RecurrentLayer):
-    """Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act = tanh | relu."""
+    """Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act = tanh | relu.
+
+    Parameters
+    ----------
+    units : int
+        Hidden size H (features of the output and of each state).
+    activation : {"tanh", "relu"}, default "tanh"
+        The nonlinearity (PyTorch's ``nonlinearity``).
+    input_size : int, optional
+        Features I of the input; given, the weights are built at once (else on the first call).
+    return_sequences : bool, default False
+        Return the output of every step ``(B, T, H)`` instead of the last one ``(B, H)``.
+    return_state : bool, default False
+        Also return the final state: ``(output, h)``.
+    go_backwards : bool, default False
+        Process the sequence in reverse (Keras semantics: the returned sequence is in reversed
+        time order).
+    use_bias : bool or "single", default True
+        Learn ``bias_ih`` and ``bias_hh`` ("single": one Keras-style bias).
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable, optional
+        Keras names or objects (default: glorot_uniform, orthogonal, zeros).
+    init : {None, "keras", "torch"}, optional
+        "torch": PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every parameter unless an initializer is
+        given.
+    dropout, recurrent_dropout : float, default 0
+        Keras's input and recurrent dropout rates (training only).
+    stateful : bool, default False
+        Carry the final state of a batch into the next call (``reset_states()`` clears it).
+    dtype : {"float32", "float64"}, default "float32"
+        Parameter and computation dtype.
+    seed : int, optional
+        Seed of the initial weights and dropout masks.
+    name : str, optional
+    trainable : bool, default True
+    input_shape : tuple, optional
+        Keras's ``(T, I)`` without the batch axis.
+    backend : {None, "cython", "numpy"}, optional
+        None: the compiled kernels when built; "numpy": the NumPy reference.
+
+    Attributes
+    ----------
+    params : dict of ndarray
+        ``weight_ih (H, I)``, ``weight_hh (H, H)``, ``bias_ih (H,)``,
+        ``bias_hh (H,)``: PyTorch's names, shapes and gate order.
+    grads : dict of ndarray
+        Gradients with the same keys, filled by :meth:`backward`.
+    d_initial_state : ndarray (B, H)
+        Gradient with respect to the initial state after :meth:`backward`.
+
+    Notes
+    -----
+    Shapes: input ``x`` ``(B, T, I)`` batch-first; ``mask`` ``(B, T)`` bool, True where a step
+    is real (a masked step carries the state unchanged); ``initial_state`` ``h0`` (or None for zeros), each
+    ``(B, H)``; output ``(B, T, H)`` with ``return_sequences``, else ``(B, H)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> x = np.random.default_rng(0).standard_normal((4, 10, 3)).astype("float32")
+    >>> layer = fr.SimpleRNN(8, activation="relu", return_sequences=True, seed=0)
+    >>> layer.forward(x).shape
+    (4, 10, 8)
+    """
 
     cell = "rnn"
     gates = 1
 
-    def __init__(self, units, *, activation="tanh", **kw):
-        if activation not in ("tanh", "relu"):
-            raise ValueError(f"activation must be 'tanh' or 'relu', got {activation!r}")
-        self.activation = activation
+    def __init__(self, units: int, activation: str = "tanh", **kw) -> None:
+        self.activation = _check_activation("SimpleRNN", "activation", activation,
+                                            ("tanh", "relu"))
         super().__init__(units, **kw)
 
     def get_config(self):
@@ -290,12 +562,13 @@ class SimpleRNN(RecurrentLayer):
         cfg["activation"] = self.activation
         return cfg
 
-    def _engine_forward(self, xt, states, mask, training, check_finite=True):
+    def _engine_forward(self, xt, states, mask, training, check_finite=True, rec_mask=None):
         b_ih, b_hh = self._bias()
         y, h, cache = F.rnn_forward(xt, states[0], self.params["weight_ih"],
                                     self.params["weight_hh"], b_ih, b_hh,
                                     activation=self.activation, mask=mask, training=training,
-                                    backend=self.backend, check_finite=check_finite)
+                                    backend=self.backend, check_finite=check_finite,
+                                    recurrent_mask=rec_mask)
         return y, [h], cache
 
     def _engine_backward(self, cache, dy, dstates):
@@ -308,18 +581,116 @@ class SimpleRNN(RecurrentLayer):
 
 
 class LSTM(RecurrentLayer):
-    """LSTM with PyTorch's gates i, f, g, o: ``c_t = f*c + i*g``, ``h_t = o*tanh(c_t)``."""
+    """LSTM with PyTorch's gates i, f, g, o: ``c_t = f*c + i*g``, ``h_t = o*tanh(c_t)``.
+
+    ``i, f, g, o = sigmoid, sigmoid, tanh, sigmoid(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
+
+    Parameters
+    ----------
+    units : int
+        Hidden size H (features of the output and of each state).
+    activation : {"tanh"}, default "tanh"
+        Accepted for Keras compatibility (the kernels implement tanh).
+    recurrent_activation : {"sigmoid"}, default "sigmoid"
+        Accepted for Keras compatibility.
+    unit_forget_bias : bool, optional
+        Forget-gate bias starts at 1 (default: True, False with ``init="torch"``).
+    input_size : int, optional
+        Features I of the input; given, the weights are built at once (else on the first call).
+    return_sequences : bool, default False
+        Return the output of every step ``(B, T, H)`` instead of the last one ``(B, H)``.
+    return_state : bool, default False
+        Also return the final states: ``(output, h, c)``.
+    go_backwards : bool, default False
+        Process the sequence in reverse (Keras semantics: the returned sequence is in reversed
+        time order).
+    use_bias : bool or "single", default True
+        Learn ``bias_ih`` and ``bias_hh`` ("single": one Keras-style bias).
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable, optional
+        Keras names or objects (default: glorot_uniform, orthogonal, zeros).
+    init : {None, "keras", "torch"}, optional
+        "torch": PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every parameter unless an initializer is
+        given.
+    dropout, recurrent_dropout : float, default 0
+        Keras's input and recurrent dropout rates (training only).
+    stateful : bool, default False
+        Carry the final state of a batch into the next call (``reset_states()`` clears it).
+    dtype : {"float32", "float64"}, default "float32"
+        Parameter and computation dtype.
+    seed : int, optional
+        Seed of the initial weights and dropout masks.
+    name : str, optional
+    trainable : bool, default True
+    input_shape : tuple, optional
+        Keras's ``(T, I)`` without the batch axis.
+    backend : {None, "cython", "numpy"}, optional
+        None: the compiled kernels when built; "numpy": the NumPy reference.
+
+    Attributes
+    ----------
+    params : dict of ndarray
+        ``weight_ih (4H, I)``, ``weight_hh (4H, H)``, ``bias_ih (4H,)``,
+        ``bias_hh (4H,)``: PyTorch's names, shapes and gate order (i, f, g, o).
+    grads : dict of ndarray
+        Gradients with the same keys, filled by :meth:`backward`.
+    d_initial_state : ndarray pair (dh0, dc0)
+        Gradient with respect to the initial state after :meth:`backward`.
+
+    Notes
+    -----
+    Shapes: input ``x`` ``(B, T, I)`` batch-first; ``mask`` ``(B, T)`` bool, True where a step
+    is real (a masked step carries the state unchanged); ``initial_state`` ``(h0, c0)`` (or None for zeros), each
+    ``(B, H)``; output ``(B, T, H)`` with ``return_sequences``, else ``(B, H)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> x = np.random.default_rng(0).standard_normal((4, 10, 3)).astype("float32")
+    >>> lstm = fr.LSTM(16, return_sequences=True, return_state=True, seed=0)
+    >>> out, h, c = lstm.forward(x, training=True)
+    >>> out.shape, h.shape, c.shape
+    ((4, 10, 16), (4, 16), (4, 16))
+    >>> dx = lstm.backward(np.ones_like(out))        # fills lstm.grads
+    >>> dx.shape, lstm.grads["weight_hh"].shape
+    ((4, 10, 3), (64, 16))
+    """
 
     cell = "lstm"
     gates = 4
     n_states = 2
 
-    def _engine_forward(self, xt, states, mask, training, check_finite=True):
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 unit_forget_bias=None, **kw):
+        self.activation = _check_activation("LSTM", "activation", activation, ("tanh",))
+        self.recurrent_activation = _check_activation(
+            "LSTM", "recurrent_activation", recurrent_activation, ("sigmoid",))
+        if unit_forget_bias is not None and not isinstance(unit_forget_bias, (bool, np.bool_)):
+            raise TypeError(f"unit_forget_bias must be True, False or None, got "
+                            f"{unit_forget_bias!r}")
+        # None: Keras's True with the default (Keras) init, PyTorch's False with init="torch"
+        self.unit_forget_bias = (kw.get("init") != "torch" if unit_forget_bias is None
+                                 else bool(unit_forget_bias))
+        super().__init__(units, **kw)
+
+    def _init_bias(self, rng):
+        b_ih, b_hh = super()._init_bias(rng)
+        if self.unit_forget_bias:      # Keras: forget-gate bias 1 (in the summed bias)
+            H = self.units
+            b_ih[H:2 * H] = 1
+            b_hh[H:2 * H] = 0
+        return b_ih, b_hh
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["unit_forget_bias"] = self.unit_forget_bias
+        return cfg
+
+    def _engine_forward(self, xt, states, mask, training, check_finite=True, rec_mask=None):
         b_ih, b_hh = self._bias()
         y, h, c, cache = F.lstm_forward(xt, states[0], states[1], self.params["weight_ih"],
                                         self.params["weight_hh"], b_ih, b_hh, mask=mask,
                                         training=training, backend=self.backend,
-                                        check_finite=check_finite)
+                                        check_finite=check_finite, recurrent_mask=rec_mask)
         return y, [h, c], cache
 
     def _engine_backward(self, cache, dy, dstates):
@@ -332,17 +703,103 @@ class LSTM(RecurrentLayer):
 
 
 class GRU(RecurrentLayer):
-    """GRU in PyTorch's form (reset applied after the recurrent product; Keras reset_after)."""
+    """GRU in PyTorch's form (reset applied after the recurrent product; Keras reset_after).
+
+    ``r, z = sigmoid(W_i{r,z} x_t + b_i{r,z} + W_h{r,z} h_{t-1} + b_h{r,z})``,
+    ``n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))``,
+    ``h_t = (1 - z) * n + z * h_{t-1}`` (ONNX ``linear_before_reset=1``).
+
+    Parameters
+    ----------
+    units : int
+        Hidden size H (features of the output and of each state).
+    activation : {"tanh"}, default "tanh"
+        Accepted for Keras compatibility (the kernels implement tanh).
+    recurrent_activation : {"sigmoid"}, default "sigmoid"
+        Accepted for Keras compatibility.
+    reset_after : True
+        Keras's flag; only True (PyTorch's form) is supported.
+    input_size : int, optional
+        Features I of the input; given, the weights are built at once (else on the first call).
+    return_sequences : bool, default False
+        Return the output of every step ``(B, T, H)`` instead of the last one ``(B, H)``.
+    return_state : bool, default False
+        Also return the final state: ``(output, h)``.
+    go_backwards : bool, default False
+        Process the sequence in reverse (Keras semantics: the returned sequence is in reversed
+        time order).
+    use_bias : bool or "single", default True
+        Learn ``bias_ih`` and ``bias_hh``.
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable, optional
+        Keras names or objects (default: glorot_uniform, orthogonal, zeros).
+    init : {None, "keras", "torch"}, optional
+        "torch": PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every parameter unless an initializer is
+        given.
+    dropout, recurrent_dropout : float, default 0
+        Keras's input and recurrent dropout rates (training only).
+    stateful : bool, default False
+        Carry the final state of a batch into the next call (``reset_states()`` clears it).
+    dtype : {"float32", "float64"}, default "float32"
+        Parameter and computation dtype.
+    seed : int, optional
+        Seed of the initial weights and dropout masks.
+    name : str, optional
+    trainable : bool, default True
+    input_shape : tuple, optional
+        Keras's ``(T, I)`` without the batch axis.
+    backend : {None, "cython", "numpy"}, optional
+        None: the compiled kernels when built; "numpy": the NumPy reference.
+
+    Attributes
+    ----------
+    params : dict of ndarray
+        ``weight_ih (3H, I)``, ``weight_hh (3H, H)``, ``bias_ih (3H,)``,
+        ``bias_hh (3H,)``: PyTorch's names, shapes and gate order (r, z, n).
+    grads : dict of ndarray
+        Gradients with the same keys, filled by :meth:`backward`.
+    d_initial_state : ndarray (B, H)
+        Gradient with respect to the initial state after :meth:`backward`.
+
+    Notes
+    -----
+    Shapes: input ``x`` ``(B, T, I)`` batch-first; ``mask`` ``(B, T)`` bool, True where a step
+    is real (a masked step carries the state unchanged); ``initial_state`` ``h0`` (or None for zeros), each
+    ``(B, H)``; output ``(B, T, H)`` with ``return_sequences``, else ``(B, H)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype("float32")
+    >>> gru = fr.GRU(8, seed=0)
+    >>> h = None
+    >>> for t in range(5):                           # streaming, one step at a time
+    ...     y, h = gru.step(x[:, t], h)
+    >>> np.allclose(y, gru.forward(x), atol=1e-6)    # the same as one call over the sequence
+    True
+    """
 
     cell = "gru"
     gates = 3
 
-    def _engine_forward(self, xt, states, mask, training, check_finite=True):
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 reset_after=True, **kw):
+        self.activation = _check_activation("GRU", "activation", activation, ("tanh",))
+        self.recurrent_activation = _check_activation(
+            "GRU", "recurrent_activation", recurrent_activation, ("sigmoid",))
+        if reset_after is not True:
+            raise ValueError(f"GRU: reset_after={reset_after!r} is not supported; fastrnn's GRU "
+                             "applies the reset gate after the recurrent product (Keras's "
+                             "reset_after=True, PyTorch's form). reset_after=False computes a "
+                             "different function")
+        self.reset_after = True
+        super().__init__(units, **kw)
+
+    def _engine_forward(self, xt, states, mask, training, check_finite=True, rec_mask=None):
         b_ih, b_hh = self._bias()
         y, h, cache = F.gru_forward(xt, states[0], self.params["weight_ih"],
                                     self.params["weight_hh"], b_ih, b_hh, mask=mask,
                                     training=training, backend=self.backend,
-                                    check_finite=check_finite)
+                                    check_finite=check_finite, recurrent_mask=rec_mask)
         return y, [h], cache
 
     def _engine_backward(self, cache, dy, dstates):
