@@ -14,8 +14,9 @@ extensions, how they are built and the compile-time probes:
 * OpenMP: `-fopenmp` if a tiny OpenMP program compiles and links
   (FASTRNN_NO_OPENMP=1 disables it); otherwise `-fopenmp-simd` alone when
   supported, so the `omp simd` loops still vectorize.
-* Runtime ISA dispatch: GCC/Clang `target_clones` (AVX-512 / AVX2 / baseline)
-  when the compiler and platform support it.
+* Runtime ISA dispatch: src/fr_kern.c compiles its kernels per instruction set
+  (`#pragma GCC target`, GCC on x86) and picks one by CPUID at import; the
+  target_clones probe below only sets FASTRNN_HAVE_TARGET_CLONES (now unused).
 * FASTRNN_DEBUG=1: bounds checking and wraparound on, -O0 -g (debug info
   kept), asserts.
 Never GCC's fast-math mode (the activations rely on NaN semantics).
