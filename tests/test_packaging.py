@@ -15,7 +15,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE_SUFFIXES = (".c", ".cpp", ".h", ".pyx", ".pxd")
-ENGINE_MODULES = ("blas", "runtime", "elman", "lstm", "gru")
+ENGINE_MODULES = ("_cyutility", "blas", "runtime", "elman", "lstm", "gru")
 
 needs_checkout = pytest.mark.skipif(not os.path.isfile(os.path.join(ROOT, "setup.py")),
                                     reason="needs the source checkout (setup.py)")
