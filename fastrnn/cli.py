@@ -7,9 +7,10 @@ Commands::
     fastrnn generate [MODEL]      sample text from a model saved by demo / train-text
     fastrnn bench [ARGS]          the benchmark suite's quick mode
 
-Errors in the input (a missing, empty or binary file, a bad model file, a bad option value)
-print one line ``fastrnn: error: ...`` to stderr and exit with status 2. Ctrl-C during training
-stops it, saves the model learned so far and exits with status 130.
+Errors in the input (a missing, empty, binary, too large or non-regular file, a bad model
+file, a bad or out-of-range option value) print one line ``fastrnn: error: ...`` to stderr and
+exit with status 2. Ctrl-C (SIGINT) or SIGTERM during training stops it, saves the model
+learned so far and exits with status 130 (SIGINT) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import stat
 import sys
 import time
 
@@ -27,10 +29,22 @@ PROG = "fastrnn"
 TRAIN_TEXT_MINUTES = 3.0
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# train-text reads at most this much text unless --max-bytes says otherwise: the whole text
+# and its ids are held in memory (about 9 bytes per character)
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+_FIRST_BLOCK = 64 * 1024           # binary detection looks at this much first
 
 
 class CLIError(Exception):
     """An input problem reported as one line and exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``fastrnn: error: ...``, exit 2) instead of a usage
+    block: the same shape as every other input error of the command line."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see `{self.prog} -h`)\n")
 
 
 def default_cache_dir() -> str:
@@ -91,20 +105,62 @@ def _nonneg_float(s):
     return v
 
 
+def _int_in(lo, hi):
+    """argparse type: an integer in [lo, hi] (sizes beyond hi cannot run on one machine)."""
+    def conv(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{lo}, {hi}], got "
+                                             f"{s!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{lo}, {hi}], got {s!r}")
+        return v
+    conv.__name__ = "integer"
+    return conv
+
+
+def _float_in(lo, hi):
+    """argparse type: a finite number in (lo, hi]."""
+    def conv(s):
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in ({lo:g}, {hi:g}], got "
+                                             f"{s!r}") from None
+        if not (math.isfinite(v) and lo < v <= hi):
+            raise argparse.ArgumentTypeError(f"expected a number in ({lo:g}, {hi:g}], got "
+                                             f"{s!r}")
+        return v
+    conv.__name__ = "number"
+    return conv
+
+
+# upper bounds of the numeric options (validated before anything is read or allocated)
+MAX_HIDDEN = 4096
+MAX_EMBED = 4096
+MAX_LAYERS = 16
+MAX_SEQ_LEN = 10_000
+MAX_BATCH = 4096
+MAX_LENGTH = 1_000_000
+MAX_SAMPLES = 1000
+MAX_THREADS = 1024
+
+
 def _add_training_args(p, *, hidden, seq_len, batch_size, lr, minutes, epochs,
                        budget_minutes=None):
     g = p.add_argument_group("model and training")
     g.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm",
                    help="recurrent cell (default: %(default)s)")
-    g.add_argument("--hidden", type=_pos_int, default=hidden,
+    g.add_argument("--hidden", type=_int_in(1, MAX_HIDDEN), default=hidden,
                    help="units per recurrent layer (default: %(default)s)")
-    g.add_argument("--layers", type=_pos_int, default=1,
+    g.add_argument("--layers", type=_int_in(1, MAX_LAYERS), default=1,
                    help="stacked recurrent layers (default: %(default)s)")
-    g.add_argument("--embed-dim", type=_pos_int, default=None,
+    g.add_argument("--embed-dim", type=_int_in(1, MAX_EMBED), default=None,
                    help="character embedding size (default: min(64, vocabulary size))")
-    g.add_argument("--seq-len", type=_pos_int, default=seq_len,
+    g.add_argument("--seq-len", type=_int_in(1, MAX_SEQ_LEN), default=seq_len,
                    help="truncated-BPTT window in characters (default: %(default)s)")
-    g.add_argument("--batch-size", type=_pos_int, default=batch_size,
+    g.add_argument("--batch-size", type=_int_in(1, MAX_BATCH), default=batch_size,
                    help="parallel text streams per update (default: %(default)s)")
     if epochs:
         epochs_help = " (default: %(default)s)"
@@ -119,31 +175,31 @@ def _add_training_args(p, *, hidden, seq_len, batch_size, lr, minutes, epochs,
                         "is given, else no limit)")
     else:
         minutes_help = " (default: no limit)"
-    g.add_argument("--epochs", type=_pos_int, default=epochs,
+    g.add_argument("--epochs", type=_int_in(1, 10 ** 6), default=epochs,
                    help="passes over the text" + epochs_help)
-    g.add_argument("--minutes", type=_pos_float, default=minutes,
+    g.add_argument("--minutes", type=_float_in(0, 10 ** 6), default=minutes,
                    help="training time budget in minutes" + minutes_help)
-    g.add_argument("--max-steps", type=_pos_int, default=None,
+    g.add_argument("--max-steps", type=_int_in(1, 10 ** 12), default=None,
                    help="stop after this many updates (default: no limit)")
-    g.add_argument("--lr", type=_pos_float, default=lr,
+    g.add_argument("--lr", type=_float_in(0, 10), default=lr,
                    help="Adam learning rate (default: %(default)s)")
-    g.add_argument("--clipnorm", type=_pos_float, default=1.0,
+    g.add_argument("--clipnorm", type=_float_in(0, 1e6), default=1.0,
                    help="per-tensor gradient norm clip (default: %(default)s)")
     g.add_argument("--val-fraction", type=float, default=0.05,
                    help="held-out tail of the text for validation (default: %(default)s)")
-    g.add_argument("--seed", type=_nonneg_int, default=0,
+    g.add_argument("--seed", type=_int_in(0, 2 ** 63 - 1), default=0,
                    help="random seed for weights and sampling (default: %(default)s)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _add_threads_arg(g)
 
 
 def _add_threads_arg(p):
-    p.add_argument("--threads", type=_pos_int, default=None,
+    p.add_argument("--threads", type=_int_in(1, MAX_THREADS), default=None,
                    help="threads for the recurrent kernels (default: all CPUs available)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="fastrnn: fast CPU recurrent networks (Elman RNN, LSTM, GRU).",
         epilog="Run `fastrnn COMMAND -h` for the options of one command.")
@@ -165,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epochs=None)
     p.add_argument("--out", metavar="MODEL", default=None,
                    help=f"where to save the model (default: {default_demo_model()})")
-    p.add_argument("--length", type=_nonneg_int, default=300,
+    p.add_argument("--length", type=_int_in(0, MAX_LENGTH), default=300,
                    help="characters per printed sample (default: %(default)s)")
     p.set_defaults(func=cmd_demo)
 
@@ -183,8 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="MODEL", default=None,
                    help="where to save the model (default: FILE's name + .charlm.safetensors "
                         "in the current directory)")
-    p.add_argument("--length", type=_nonneg_int, default=200,
+    p.add_argument("--length", type=_int_in(0, MAX_LENGTH), default=200,
                    help="characters of the sample printed at the end (default: %(default)s)")
+    p.add_argument("--max-bytes", type=_int_in(1, 2 ** 40), default=DEFAULT_MAX_BYTES,
+                   help="refuse files larger than this many bytes (default: %(default)s = "
+                        "64 MiB; the text is held in memory)")
     p.set_defaults(func=cmd_train_text)
 
     p = sub.add_parser(
@@ -194,13 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", nargs="?", default=None,
                    help=f"model file (default: the demo model, {default_demo_model()})")
     p.add_argument("--prime", default="", help="text to start from (default: none)")
-    p.add_argument("--length", type=_nonneg_int, default=500,
+    p.add_argument("--length", type=_int_in(0, MAX_LENGTH), default=500,
                    help="characters to generate (default: %(default)s)")
     p.add_argument("--temperature", "-t", type=_nonneg_float, default=0.8,
                    help="sampling temperature, 0 = greedy (default: %(default)s)")
-    p.add_argument("--num-samples", "-n", type=_pos_int, default=1,
+    p.add_argument("--num-samples", "-n", type=_int_in(1, MAX_SAMPLES), default=1,
                    help="independent samples (default: %(default)s)")
-    p.add_argument("--seed", type=_nonneg_int, default=None,
+    p.add_argument("--seed", type=_int_in(0, 2 ** 63 - 1), default=None,
                    help="random seed (default: random)")
     _add_threads_arg(p)
     p.set_defaults(func=cmd_generate)
@@ -284,7 +343,7 @@ def _run_training(args, text, source_desc, out_path, *, minutes_default=None):
     _out(f"model: {lm.describe()}")
     _out(f"training: {' or '.join(limits)}, batch {args.batch_size} streams x "
          f"{args.seq_len} chars, Adam lr {args.lr:g}, clipnorm {args.clipnorm:g} "
-         f"(Ctrl-C stops and saves)")
+         f"(Ctrl-C or SIGTERM stops and saves)")
     res = textgen.train(lm, text, seq_len=args.seq_len, batch_size=args.batch_size,
                         epochs=epochs, minutes=minutes, max_steps=args.max_steps,
                         learning_rate=args.lr, clipnorm=args.clipnorm,
@@ -361,7 +420,7 @@ def cmd_demo(args):
     _report(res, len(lm.vocab), n_val=n_val)
     _out(f"saved model to {files[0]}" + (f" (+ {files[1]})" if len(files) > 1 else ""))
     if res.interrupted:
-        return EXIT_INTERRUPTED
+        return _exit_status(res)
     _out(f"generate more with: {PROG} generate"
          + ("" if args.out is None else f" {files[0]}") + " --prime 'The ' --temperature 0.8")
     _print_samples(lm, (0.5, 1.0), args.length, args.seed, prime="The ")
@@ -373,12 +432,59 @@ def _default_out_for(path):
     return os.path.join(os.getcwd(), stem + ".charlm.safetensors")
 
 
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISDIR, "a directory"))
+
+
+def _check_text_file(path, max_bytes):
+    """Refuse, before reading anything, what train-text cannot read safely: anything but a
+    regular file (a FIFO would block forever, /dev/zero never ends), a file larger than
+    ``max_bytes``, and a file whose first block is binary (NUL bytes or not UTF-8)."""
+    try:
+        st = os.stat(path)            # stat never blocks, even on a FIFO
+    except FileNotFoundError:
+        raise CLIError(f"file not found: {path!r}") from None
+    except OSError as exc:
+        raise CLIError(f"cannot read {path!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
+        raise CLIError(f"expected a regular text file, got {kind}: {path!r}")
+    if st.st_size > max_bytes:
+        raise CLIError(f"{path!r} is {st.st_size:,} bytes, more than --max-bytes "
+                       f"{max_bytes:,}; pass a larger --max-bytes to train on it")
+    try:
+        with open(path, "rb") as fh:
+            first = fh.read(_FIRST_BLOCK)
+    except OSError as exc:
+        raise CLIError(f"cannot read {path!r}: {exc.strerror or exc}") from None
+    if b"\x00" in first:
+        raise CLIError(f"expected a UTF-8 text file, got binary data (NUL bytes in the first "
+                       f"{_FIRST_BLOCK // 1024} KiB): {path!r}")
+    try:
+        first.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(first) - 3:        # not just a character cut at the block end
+            raise CLIError(f"expected a UTF-8 text file, got invalid UTF-8 at byte "
+                           f"{exc.start}: {path!r}") from None
+
+
+def _exit_status(res):
+    """130 for Ctrl-C, 128 + N for signal N (143 for SIGTERM)."""
+    return 128 + int(res.stop_signal) if res.stop_signal else EXIT_INTERRUPTED
+
+
 def cmd_train_text(args):
     from .datasets import DataError, read_text_file
+    _check_text_file(args.file, args.max_bytes)
     try:
-        text = read_text_file(args.file)
+        # +1: a file that grew past the limit since the check is caught below
+        text = read_text_file(args.file, max_bytes=args.max_bytes + 1)
     except DataError as exc:
         raise CLIError(str(exc)) from None
+    if len(text) > args.max_bytes:
+        raise CLIError(f"{args.file!r} grew beyond --max-bytes {args.max_bytes:,} while "
+                       "being read")
     out_path = args.out or _default_out_for(args.file)
     _out(f"text: {args.file} ({len(text):,} characters, {len(set(text))} distinct)")
     lm, res, files = _run_training(args, text, os.path.basename(args.file), out_path,
@@ -388,7 +494,7 @@ def cmd_train_text(args):
         _warn_if_undertrained(lm, res, text, args.val_fraction)
     _out(f"saved model to {files[0]}" + (f" (+ {files[1]})" if len(files) > 1 else ""))
     if res.interrupted:
-        return EXIT_INTERRUPTED
+        return _exit_status(res)
     if args.length:
         _print_samples(lm, (0.8,), args.length, args.seed, prime="", n=1)
     _out(f"generate more with: {PROG} generate {files[0]}")

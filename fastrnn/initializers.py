@@ -444,7 +444,14 @@ def serialize(initializer):
 
 def draw(initializer, shape, dtype, rng, what):
     """Call ``initializer`` for ``shape`` and check what comes back (user callables may not
-    take ``rng``). Returns a C-contiguous array of ``dtype``."""
+    take ``rng``). Returns a C-contiguous array of ``dtype``.
+
+    Inside :func:`fastrnn.layers.base.skip_initialization` (a loader about to overwrite every
+    parameter from a file) nothing is computed: an uninitialised array of the shape is
+    returned, so loading never pays for random numbers or an orthogonal QR."""
+    from .layers.base import initialization_skipped
+    if initialization_skipped():
+        return np.empty(tuple(shape), dtype=dtype)
     if isinstance(initializer, Initializer):
         out = initializer(shape, dtype=dtype, rng=rng)
     else:

@@ -25,19 +25,29 @@ the architecture is rebuilt only from the layer allowlist (``fastrnn.layers.LAYE
 and the model classes registered in :data:`MODEL_REGISTRY` (nothing named in a file is ever
 imported or evaluated; this module never imports the training loop: the models register
 themselves), every parameter name, shape and dtype
-must match the rebuilt model, and the checksum must match.  Every problem with the file
+must match the rebuilt model, and the checksum must match.  Memory is bounded by the file
+size: at most ``MAX_TENSORS`` tensors (counted before the JSON is parsed), a budget of JSON
+structure per declared tensor for the header and every JSON document in the metadata, and
+every weight the architecture will allocate must be in the file with exactly its shape and
+dtype *before* any layer is built; layers are then built without computing initial values
+(they are overwritten from the file).  A file whose metadata says ``format: fastrnn`` must
+carry its checksum (fastrnn always writes one: a missing one means the file was altered).
+Optimizer step counters above ``MAX_STEP_COUNT`` are refused.  Every problem with the file
 content raises :class:`ModelFileError` (a ``ValueError``) saying what was wrong, what was
 expected and what was found; OS errors (missing file, permissions) propagate unchanged.
 
 Saving is atomic: the file is written to a temporary file in the same folder, flushed,
 ``fsync``-ed and moved over the target with ``os.replace``; on any failure the temporary file
-is removed and a previous file at ``path`` is left untouched.
+is removed and a previous file at ``path`` is left untouched.  Temp files are named
+``.{name}.fastrnn-tmp-{pid}-{random}.tmp``; one left behind by a killed process (kill -9) is
+removed by the next save of the same path.
 """
 
 import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -57,11 +67,25 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "MODEL_REGISTRY",
     "register_model",
+    "MAX_TENSORS",
 ]
 
 FORMAT_NAME = "fastrnn"
 FORMAT_VERSION = "1"
 MAX_HEADER_BYTES = 100 * 1024 * 1024   # the reference safetensors reader's bound
+# At most this many tensors in one file: a fastrnn model with 1000 recurrent layers and Adam
+# state holds about 12,000. Checked on the raw header bytes before the JSON is parsed, so a
+# legal-looking header of millions of empty tensors costs nothing to refuse.
+MAX_TENSORS = 16384
+# JSON structure (objects, arrays, ':' and ',' outside strings) allowed per tensor, plus a
+# fixed allowance: a tensor entry needs about 12 (43 with 32 dimensions). Parsing costs up to
+# ~75 bytes of Python objects per structural token, so this bounds the parser's memory before
+# it runs, for the header and for every JSON document in the metadata.
+_JSON_TOKENS_PER_TENSOR = 48
+_JSON_TOKENS_BASE = 65536
+# Step counters (optimizer iterations) above this are refused: they cannot come from real
+# training, and 2**63 - 1 overflowed int64 at the next save.
+MAX_STEP_COUNT = 2 ** 53
 _CHECKSUM_KEY = "checksum"
 
 # safetensors dtype names <-> little-endian numpy dtypes
@@ -137,20 +161,60 @@ def _encode_header(header):
     return len(raw).to_bytes(8, "little") + raw
 
 
+_TMP_TAG = ".fastrnn-tmp-"
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True            # exists (someone else's) or cannot tell: leave its file alone
+    return True
+
+
+def _remove_stale_temps(folder, base):
+    """Delete temp files an earlier save of ``base`` left behind when its process was killed
+    (kill -9, power loss). Temp names are ``.{base}.fastrnn-tmp-{pid}-{random}``: a file whose
+    writer process no longer runs is stale; files of running processes (a concurrent save)
+    are kept."""
+    prefix = f".{base}{_TMP_TAG}"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        pid = name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+            continue
+        try:
+            full = os.path.join(folder, name)
+            if os.path.isfile(full) and not os.path.islink(full):
+                os.unlink(full)
+        except OSError:
+            pass
+
+
 def _atomic_write(path, write):
-    """Call ``write(fileobj)`` on a temp file next to ``path``, then move it into place."""
+    """Call ``write(fileobj)`` on a temp file next to ``path``, then move it into place.
+    Stale temp files of earlier killed saves of the same path are removed first."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
     if not base:
         raise ValueError(f"path must name a file, got {path!r}")
+    _remove_stale_temps(folder, base)
     try:
         mode = os.stat(path).st_mode & 0o777
     except FileNotFoundError:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}{_TMP_TAG}{os.getpid()}-",
+                               suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -213,7 +277,22 @@ def _reject_constant(name):
     raise ModelFileError(f"file header: non-standard JSON constant {name}")
 
 
-def _parse_json(raw, what):
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _json_tokens(raw):
+    """Structural tokens ({, [, :, ,) outside strings: what the parse will cost."""
+    stripped = _STRING.sub(b"", raw)
+    return sum(stripped.count(c) for c in (b"{", b"[", b":", b","))
+
+
+def _parse_json(raw, what, max_tokens=None):
+    if max_tokens is not None:
+        b = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+        n = _json_tokens(b)
+        if n > max_tokens:
+            raise ModelFileError(f"{what} has {n} JSON objects/arrays/entries, more than the "
+                                 f"{max_tokens} its declared tensors allow; refusing to parse")
     if isinstance(raw, (bytes, bytearray)):
         try:
             raw = bytes(raw).decode("utf-8")
@@ -237,12 +316,17 @@ class _Header:
     """A validated header: ``entries`` name -> (dtype name, shape tuple, begin, end),
     ``metadata`` dict, ``data_start`` and ``data_size``; ``raw`` the parsed JSON."""
 
-    def __init__(self, entries, metadata, data_start, data_size, raw):
+    def __init__(self, entries, metadata, data_start, data_size, raw, json_budget):
         self.entries = entries
         self.metadata = metadata
         self.data_start = data_start
         self.data_size = data_size
         self.raw = raw
+        self.json_budget = json_budget   # structural JSON tokens allowed per metadata document
+
+
+def _json_budget(n_tensors):
+    return _JSON_TOKENS_BASE + _JSON_TOKENS_PER_TENSOR * n_tensors
 
 
 def _validate_header(prefix8, read_header_bytes, file_size, source):
@@ -264,7 +348,12 @@ def _validate_header(prefix8, read_header_bytes, file_size, source):
     raw = read_header_bytes(n)
     if len(raw) != n:
         raise ModelFileError(f"{source}: could read only {len(raw)} of {n} header bytes")
-    header = _parse_json(raw, f"{source}: header")
+    n_decl = raw.count(b'"data_offsets"')
+    if n_decl > MAX_TENSORS:
+        raise ModelFileError(f"{source}: header declares {n_decl} tensors, more than the limit "
+                             f"of {MAX_TENSORS}")
+    budget = _json_budget(n_decl)
+    header = _parse_json(raw, f"{source}: header", budget)
     if not isinstance(header, dict):
         raise ModelFileError(f"{source}: header must be a JSON object, got "
                              f"{type(header).__name__}")
@@ -321,7 +410,14 @@ def _validate_header(prefix8, read_header_bytes, file_size, source):
         raise ModelFileError(f"{source}: tensors cover {pos} bytes but the data section has "
                              f"{data_size} bytes (file size {file_size}); the file is "
                              "truncated, padded or corrupt")
-    return _Header(entries, metadata, data_start, data_size, header)
+    if len(entries) > MAX_TENSORS:
+        raise ModelFileError(f"{source}: {len(entries)} tensors, more than the limit of "
+                             f"{MAX_TENSORS}")
+    if metadata.get("format") == FORMAT_NAME and _CHECKSUM_KEY not in metadata:
+        raise ModelFileError(f"{source}: the file says it was written by fastrnn but has no "
+                             f"{_CHECKSUM_KEY!r} entry (fastrnn always writes one): it was "
+                             "altered; refusing to load it unverified")
+    return _Header(entries, metadata, data_start, data_size, header, budget)
 
 
 def _open_header(f, source):
@@ -457,7 +553,12 @@ def _architecture_json(model):
         raise ValueError(f"model.get_config() is not JSON-serializable: {e}") from None
 
 
-def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True) -> None:
+_RESERVED_META = ("format", "format_version", "fastrnn_version", "kind", "architecture",
+                  "optimizer", "compile", _CHECKSUM_KEY)
+
+
+def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True,
+               metadata: "dict | None" = None) -> None:
     """Save architecture, weights and (optionally) optimizer state to ``path``, atomically.
 
     The file is a safetensors file: weights ``layers.{i}.{param}``, optimizer slots
@@ -474,6 +575,10 @@ def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True)
         Destination; written to a temporary file, synced, then renamed over ``path``.
     include_optimizer : bool, default True
         Also save the optimizer state and compile settings.
+    metadata : dict of str -> str, optional
+        Application entries added to the file's metadata (for example a character model's
+        vocabulary), written in the same atomic write as the weights; the keys fastrnn uses
+        itself (``format``, ``architecture``, ...) are refused.
 
     Examples
     --------
@@ -486,6 +591,13 @@ def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True)
     True
     """
     from . import optimizers as _opt
+    extra = {} if metadata is None else metadata
+    if not isinstance(extra, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+        raise TypeError("metadata must be a dict of str -> str")
+    clash = sorted(set(extra) & set(_RESERVED_META))
+    if clash:
+        raise ValueError(f"metadata keys {clash} are reserved by fastrnn; use other names")
     tensors = dict(_model_tensors(model))
     meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
             "fastrnn_version": _version(), "kind": "model",
@@ -499,6 +611,7 @@ def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True)
         meta["optimizer"] = json.dumps(config, allow_nan=False)
         for key, arr in slots.items():
             tensors[f"optimizer.{key}"] = arr
+    meta.update(extra)
     write_tensors(path, tensors, meta)
 
 
@@ -555,8 +668,9 @@ def _check_allowlisted(cfg, source):
 _UNBUILT_DIM_LIMIT = 1024
 
 
-def _ints(node, skip=("seed", "mask_value")):
-    """All integers (not bools) anywhere in a config, except under keys in ``skip``."""
+def _ints(node, skip=("seed", "mask_value", "strides", "dilation_rate", "pool_size")):
+    """All integers (not bools) anywhere in a config, except under keys in ``skip`` (seeds,
+    mask values and window steps: they size no array)."""
     stack = [node]
     while stack:
         n = stack.pop()
@@ -608,10 +722,134 @@ def _check_dimensions(arch, hdr, source):
                                  f"any weight dimension in the file ({limit})")
 
 
+_CELL_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+_DT_NAMES = {"float32": "F32", "float64": "F64"}
+_NO_PARAMS = ("Dropout", "Masking", "InputLayer")
+
+
+class _Unknown(Exception):
+    """The parameter shapes of a layer config cannot be computed here."""
+
+
+def _pos(cfg, key, default=None):
+    v = cfg.get(key, default)
+    if v is None:
+        return None
+    if not _is_int(v) or v <= 0:
+        raise _Unknown        # the layer constructor rejects it before allocating anything
+    return v
+
+
+def _layer_params(cn, cfg, feat, builds):
+    """Parameter name -> (dtype name, shape) a layer config will allocate, and the feature
+    size it outputs. ``feat`` is the incoming feature size (None if unknown) and ``builds``
+    whether the model builds its layers on construction."""
+    if not isinstance(cfg, dict):
+        raise _Unknown
+    dt = _DT_NAMES.get(cfg.get("dtype", "float32"))
+    if cn in _CELL_GATES:
+        if dt is None:
+            raise _Unknown
+        G, U = _CELL_GATES[cn], _pos(cfg, "units")
+        own = _pos(cfg, "input_size")
+        I = own if own is not None else (feat if builds else None)
+        if U is None:
+            raise _Unknown
+        if I is None:
+            return {}, U
+        out = {"weight_ih": (dt, (G * U, I)), "weight_hh": (dt, (G * U, U))}
+        if cfg.get("use_bias", True):
+            out.update(bias_ih=(dt, (G * U,)), bias_hh=(dt, (G * U,)))
+        return out, U
+    if cn == "Bidirectional":
+        inner = cfg.get("layer")
+        if not isinstance(inner, dict) or inner.get("class_name") not in _CELL_GATES:
+            raise _Unknown
+        one, U = _layer_params(inner["class_name"], inner.get("config"), feat, builds)
+        out = {f"{d}_{k}": v for d in ("forward", "backward") for k, v in one.items()}
+        return out, 2 * U if cfg.get("merge_mode", "concat") == "concat" else U
+    if cn == "Dense":
+        if dt is None:
+            raise _Unknown
+        U, own = _pos(cfg, "units"), _pos(cfg, "input_size")
+        I = own if own is not None else (feat if builds else None)
+        if U is None:
+            raise _Unknown
+        if I is None:
+            return {}, U
+        out = {"weight": (dt, (U, I))}
+        if cfg.get("use_bias", True):
+            out["bias"] = (dt, (U,))
+        return out, U
+    if cn == "Embedding":
+        if dt is None:
+            raise _Unknown
+        n, d = _pos(cfg, "input_dim"), _pos(cfg, "output_dim")
+        if n is None or d is None:
+            raise _Unknown
+        return ({"weight": (dt, (n, d))} if builds else {}), d
+    if cn in _NO_PARAMS:
+        if cn == "InputLayer":
+            shape = cfg.get("shape")
+            if isinstance(shape, list) and shape:
+                return {}, shape[-1] if _is_int(shape[-1]) else None
+        return {}, feat
+    raise _Unknown
+
+
+def _expected_params(arch):
+    """``layers.{i}.{name}`` -> (dtype name, shape) that rebuilding ``arch`` (a Sequential
+    config) allocates, computed from the config alone; None when a layer class is not known
+    here (then only the coarser dimension bound applies)."""
+    layers = arch.get("layers")
+    if not isinstance(layers, list) or not all(isinstance(l, dict) for l in layers):
+        return None
+    bis = arch.get("build_input_shape")
+    feat = bis[-1] if isinstance(bis, list) and bis and _is_int(bis[-1]) else None
+    builds = isinstance(bis, list)
+    if layers and not builds:      # Sequential._infer_input_shape: the first layer decides
+        first, cfg = layers[0].get("class_name"), layers[0].get("config")
+        cfg = cfg if isinstance(cfg, dict) else {}
+        if first == "Bidirectional" and isinstance(cfg.get("layer"), dict):
+            cfg = cfg["layer"].get("config") if isinstance(cfg["layer"].get("config"), dict) \
+                else {}
+        if first == "Embedding":
+            builds = True
+        elif first in ("Dense", "Bidirectional", *_CELL_GATES) and _is_int(cfg.get("input_size")):
+            builds, feat = True, cfg["input_size"]
+    out = {}
+    for i, layer in enumerate(layers):
+        try:
+            params, feat = _layer_params(layer.get("class_name"), layer.get("config"), feat,
+                                         builds)
+        except _Unknown:
+            return None
+        out.update({f"layers.{i}.{k}": v for k, v in params.items()})
+    return out
+
+
+def _check_expected(expected, hdr, source):
+    """Every weight the architecture will allocate is in the file with exactly that dtype and
+    shape (so its bytes are there: the model can be no larger than the file), and no other
+    weight is; checked before any layer is built."""
+    weights = {k: v for k, v in hdr.entries.items() if not k.startswith("optimizer.")}
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    if missing or extra:
+        raise ModelFileError(f"{source}: weights do not match the architecture: missing "
+                             f"{missing[:10]}{'...' if len(missing) > 10 else ''}, unexpected "
+                             f"{[e[:80] for e in extra[:10]]}{'...' if len(extra) > 10 else ''}")
+    for name, (dname, shape) in expected.items():
+        fd, fshape = weights[name][0], weights[name][1]
+        if fshape != shape or fd != dname:
+            raise ModelFileError(f"{source}: weight {name!r} has shape {fshape} ({fd}) in "
+                                 f"the file, the architecture needs shape {shape} ({dname})")
+
+
 def _rebuild(meta, source, hdr):
     if "architecture" not in meta:
         raise ModelFileError(f"{source}: metadata has no 'architecture'")
-    arch = _parse_json(meta["architecture"], f"{source}: architecture")
+    arch = _parse_json(meta["architecture"], f"{source}: architecture", hdr.json_budget)
     if not isinstance(arch, dict):
         raise ModelFileError(f"{source}: architecture must be a JSON object, got "
                              f"{type(arch).__name__}")
@@ -627,9 +865,17 @@ def _rebuild(meta, source, hdr):
     if cname not in MODEL_REGISTRY:
         raise ModelFileError(f"{source}: model class {cname!r} is not registered (import "
                              f"fastrnn.models)")
-    _check_dimensions(arch, hdr, source)
+    # a Sequential's weights can be listed from its config alone: every one must be in the
+    # file with its exact shape before anything is built (other models: the dimension cap)
+    expected = _expected_params(arch) if cname == "Sequential" else None
+    if expected is None:
+        _check_dimensions(arch, hdr, source)
+    else:
+        _check_expected(expected, hdr, source)
+    from .layers.base import skip_initialization
     try:
-        model = MODEL_REGISTRY[cname].from_config(arch)
+        with skip_initialization():    # every parameter is overwritten from the file next
+            model = MODEL_REGISTRY[cname].from_config(arch)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError,
             MemoryError, OverflowError) as e:
         raise ModelFileError(f"{source}: the architecture could not be rebuilt: "
@@ -718,7 +964,8 @@ def load_model(path: "str | os.PathLike", compile: bool = True):
         _match_weights(hdr, expected, source, allow_extra_prefix="optimizer.")
         opt = None
         if "optimizer" in meta:
-            ocfg = _parse_json(meta["optimizer"], f"{source}: optimizer config")
+            ocfg = _parse_json(meta["optimizer"], f"{source}: optimizer config",
+                               hdr.json_budget)
             try:
                 opt = _opt.deserialize(ocfg)
             except (ValueError, TypeError) as e:
@@ -728,10 +975,17 @@ def load_model(path: "str | os.PathLike", compile: bool = True):
             raise ModelFileError(f"{source}: optimizer tensors present but no optimizer config")
         compile_cfg = None
         if "compile" in meta:
-            compile_cfg = _parse_json(meta["compile"], f"{source}: compile config")
+            compile_cfg = _parse_json(meta["compile"], f"{source}: compile config",
+                                      hdr.json_budget)
             if not isinstance(compile_cfg, dict):
                 raise ModelFileError(f"{source}: compile config must be a JSON object")
         data = _read_data(f, hdr, source)
+    for key, arr in data.items():
+        if key == "optimizer.iterations" or key.startswith("optimizer.step."):
+            v = int(arr)
+            if not 0 <= v <= MAX_STEP_COUNT:
+                raise ModelFileError(f"{source}: optimizer step counter {key!r} is {v}, "
+                                     f"expected 0 <= count <= {MAX_STEP_COUNT}")
     for name, arr in expected.items():
         np.copyto(arr, data[name])
     if opt is not None:

@@ -296,34 +296,40 @@ class _Progress:
 
 
 class _StopFlag:
-    """Ctrl-C (SIGINT) during training: the first one asks the loop to stop after the current
-    step (so the weights are never half-updated); a second one interrupts at once. Only in the
-    main thread; elsewhere KeyboardInterrupt is left alone."""
+    """Ctrl-C (SIGINT) or SIGTERM (a service manager, `kill`) during training: the first one
+    asks the loop to stop after the current step (so the weights are never half-updated); a
+    second one interrupts at once. ``signum`` records which signal stopped it. Only in the
+    main thread; elsewhere the signals are left alone."""
 
     def __init__(self):
         self.requested = False
-        self._old = None
+        self.signum = None
+        self._old = {}
 
     def _handler(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        self.signum = signum
 
     def install(self):
         import signal
         import threading
         if threading.current_thread() is not threading.main_thread():
             return
-        try:
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        except (ValueError, OSError):
-            self._old = None
+        for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+            if sig is None:
+                continue
+            try:
+                self._old[sig] = signal.signal(sig, self._handler)
+            except (ValueError, OSError):
+                pass
 
     def uninstall(self):
         import signal
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-            self._old = None
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
 
 
 @dataclass
@@ -337,6 +343,7 @@ class TrainResult:
     last_loss_bpc: float = float("nan")
     val_bpc: float = float("nan")
     interrupted: bool = False
+    stop_signal: int | None = None      # the signal that interrupted training (SIGINT/SIGTERM)
     history: list = field(default_factory=list)   # (step, seconds, smoothed train bpc)
 
 
@@ -445,6 +452,9 @@ def train(lm: CharLM, text: str, *, seq_len: int = 100, batch_size: int = 32,
         res.interrupted = True
     finally:
         stop.uninstall()
+    if res.interrupted:
+        import signal
+        res.stop_signal = stop.signum or signal.SIGINT
     res.train_seconds = time.perf_counter() - t0
     res.steps = step
     res.epochs_done = res.train_chars / max(1, streams.size - batch_size)
@@ -529,35 +539,20 @@ def _sidecar(path):
     return os.fspath(path) + ".json"
 
 
-def _save_accepts_metadata(saver):
-    import inspect
-    try:
-        return "metadata" in inspect.signature(saver).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def save(lm: CharLM, path, *, extra: dict | None = None) -> list:
-    """Save the model (a Sequential of its layers, through fastrnn's save_model) and its
-    vocabulary. The vocabulary and settings go into the file's metadata when the io layer
-    accepts extra metadata, else into a sidecar ``<path>.json``. Returns the files written.
+    """Save the model (a Sequential of its layers, through fastrnn's save_model) with its
+    vocabulary and settings in the file's own metadata: one file, written atomically, so a
+    model can never be paired with another model's vocabulary. Returns ``[path]``.
+    (Files from older versions kept the vocabulary in a sidecar ``<path>.json``; :func:`load`
+    still reads those.)
     """
     fr = _api()
     path = os.fspath(path)
     meta = {"format": FORMAT, "version": 1, "vocab": lm.vocab.to_json(),
             "config": lm.config(), "extra": extra or {}}
     model = lm.to_sequential()
-    saver = fr.save_model
-    if _save_accepts_metadata(saver):
-        saver(model, path, metadata={FORMAT: json.dumps(meta)})
-        return [path]
-    saver(model, path, include_optimizer=False)
-    side = _sidecar(path)
-    tmp = side + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(meta, fh)
-    os.replace(tmp, side)
-    return [path, side]
+    fr.save_model(model, path, metadata={FORMAT: json.dumps(meta)})
+    return [path]
 
 
 def load(path) -> CharLM:

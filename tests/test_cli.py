@@ -346,3 +346,80 @@ def test_bench_help_says_quick_is_always_on(call):
     p = call("bench", "--help")
     assert p.returncode == 0
     assert p.stdout.startswith("`fastrnn bench` always runs the suite with --quick")
+
+
+# ------------------------------------------------------------------------------------------
+# issue 9, defect 5: train-text input limits and argument ranges; SIGTERM like SIGINT
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero") or not hasattr(os, "mkfifo"),
+                    reason="needs /dev/zero and FIFOs (POSIX)")
+def test_train_text_refuses_devices_and_fifos(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for path, word in (("/dev/zero", "character device"), ("/dev/urandom", "character device"),
+                       (fifo, "FIFO"), (tmp_path, "directory")):
+        # a subprocess with a timeout: reading these once never ended (or blocked forever)
+        p = run(tmp_path, "train-text", path, *TINY, "--max-steps", "1", timeout=60)
+        assert_clean_error(p, word)
+
+
+def test_train_text_size_limit_and_binary_detection(tmp_path, call):
+    big = tmp_path / "big.txt"
+    big.write_text("hello world. " * 200, encoding="utf-8")              # 2600 bytes
+    assert_clean_error(call("train-text", big, *TINY, "--max-bytes", "1000"), "--max-bytes")
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"text" + b"\x00" * 10 + b"more text" * 5000)
+    assert_clean_error(call("train-text", nul, *TINY, "--max-steps", "1"), "binary")
+    noise = tmp_path / "noise.txt"
+    noise.write_bytes(np.random.default_rng(3).integers(128, 256, 5000, np.uint8).tobytes())
+    assert_clean_error(call("train-text", noise, *TINY, "--max-steps", "1"), "UTF-8")
+    h = call("train-text", "-h")
+    assert h.returncode == 0 and "--max-bytes" in h.stdout and "64 MiB" in h.stdout
+    assert cli.DEFAULT_MAX_BYTES == 64 * 1024 * 1024
+
+
+def test_out_of_range_numbers_give_one_line_errors(tmp_path, corpus, call):
+    cases = [("train-text", corpus, "--length", "1e10"),
+             ("train-text", corpus, "--length", "10000000000"),
+             ("train-text", corpus, "--hidden", "200000"),
+             ("train-text", corpus, "--embed-dim", "1e8"),
+             ("train-text", corpus, "--embed-dim", "100000000"),
+             ("train-text", corpus, "--layers", "1000"),
+             ("train-text", corpus, "--seq-len", "10000000"),
+             ("train-text", corpus, "--batch-size", "100000000"),
+             ("train-text", corpus, "--threads", "1000000"),
+             ("train-text", corpus, "--minutes", "inf"),
+             ("train-text", corpus, "--lr", "1e300"),
+             ("generate", "--length", "1e10"),
+             ("generate", "--num-samples", "1000000000"),
+             ("demo", "--hidden", "200000")]
+    for args in cases:
+        p = call(*args)
+        assert_clean_error(p, args[-2])
+        assert "usage:" not in p.stderr
+
+
+def test_sigterm_saves_and_exits_143(corpus, tmp_path, call):
+    model = tmp_path / "term.safetensors"
+    cmd = [sys.executable, "-m", "fastrnn", "train-text", str(corpus), "--hidden", "16",
+           "--seq-len", "16", "--batch-size", "4", "--minutes", "10", "--out", str(model)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env=_env(tmp_path))
+    try:
+        seen = []
+        while True:
+            line = proc.stdout.readline()
+            assert line, f"process ended early: {''.join(seen)} {proc.stderr.read()}"
+            seen.append(line)
+            if " step " in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, out, err)
+    assert "Traceback" not in err
+    assert "interrupted" in out and "saved model to" in out
+    g = call("generate", model, "--length", "10", "--seed", "0")
+    assert g.returncode == 0, g.stderr

@@ -4,6 +4,8 @@ import json
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import tracemalloc
 import warnings
 
@@ -646,11 +648,12 @@ def _arch_edit(fn):
      "unsupported format_version"),
     ("bad kind", dict(edit_meta=lambda m: m.update(kind="pickle")), "kind"),
     ("huge units", dict(edit_meta=_arch_edit(
-        lambda a: a["layers"][0]["config"].update(units=10**9))), "larger than any"),
+        lambda a: a["layers"][0]["config"].update(units=10**9))), "larger than any|architecture needs shape"),
     ("huge input size", dict(edit_meta=_arch_edit(
-        lambda a: a["layers"][1]["config"].update(input_size=2**40))), "larger than any"),
+        lambda a: a["layers"][1]["config"].update(input_size=2**40))), "larger than any|architecture needs shape"),
     ("huge build shape", dict(edit_meta=_arch_edit(
-        lambda a: a.update(build_input_shape=[None, 5, 10**8]))), "build_input_shape"),
+        lambda a: a.update(build_input_shape=[None, 5, 10**8]))),
+     "build_input_shape|input features"),
     ("wider units", dict(edit_meta=_arch_edit(
         lambda a: a["layers"][0]["config"].update(units=4))), "shape"),
     ("missing weight", dict(edit_tensors=lambda t: t.pop("layers.1.weight")), "missing"),
@@ -691,7 +694,7 @@ def test_absurd_architecture_rejected_before_allocating(small_file, tmp_path):
         {"class_name": "Embedding", "config": {"input_dim": 10**6, "output_dim": 10**6}})))
     tracemalloc.start()
     try:
-        with pytest.raises(ModelFileError, match="larger than any"):
+        with pytest.raises(ModelFileError, match="larger than any|do not match the arch"):
             fio.load_model(p)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -805,3 +808,212 @@ def test_wrong_kind_of_file_says_so(tmp_path):
         p = tmp_path / name
         with pytest.raises(fr.ModelFileError, match="not a fastrnn/safetensors model file"):
             fr.load_model(str(p))
+
+
+# ==========================================================================================
+# issue 9, defect 2: loading any file allocates at most a small multiple of its size
+# ==========================================================================================
+
+HOSTILE_SCRIPT = r"""
+import json, os, resource, sys, tracemalloc
+import numpy as np
+import fastrnn as fr
+from fastrnn import io as fio
+
+path = sys.argv[1]
+size = os.path.getsize(path)
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+tracemalloc.start()
+try:
+    fio.load_model(path)
+    outcome = "loaded"
+except fio.ModelFileError as e:
+    outcome = "ModelFileError: " + str(e)[:200]
+peak = tracemalloc.get_traced_memory()[1]
+tracemalloc.stop()
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
+print(json.dumps({"size": size, "peak": peak, "rss": rss, "outcome": outcome}))
+"""
+
+
+def _json_file(path, header, data=b""):
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data)
+    return path
+
+
+def _fastrnn_meta(arch):
+    return {"format": "fastrnn", "format_version": "1", "fastrnn_version": fr.__version__,
+            "kind": "model", "architecture": json.dumps(arch)}
+
+
+def _hostile_files(tmp_path):
+    D = 2000
+    files = {}
+    # the 416-byte file of the issue: zero-size tensors declaring huge dimensions
+    arch = {"name": "s", "layers": [{"class_name": "LSTM", "config": {
+        "units": D, "input_size": D, "dtype": "float32", "name": "lstm"}}],
+        "build_input_shape": [None, None, D]}
+    hdr = {"__metadata__": _fastrnn_meta(arch)}
+    for k, shape in (("weight_ih", [4 * D, 0]), ("weight_hh", [4 * D, 0]),
+                     ("bias_ih", [0]), ("bias_hh", [0])):
+        hdr[f"layers.0.{k}"] = {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}
+    files["zero-size tensors, huge LSTM"] = _json_file(tmp_path / "a.safetensors", hdr)
+    # a real (small) weight per layer but an architecture far larger than the weights
+    arch2 = {"name": "s", "layers": [{"class_name": "Embedding", "config": {
+        "input_dim": 10 ** 6, "output_dim": 300, "name": "e"}}]}
+    hdr = {"__metadata__": _fastrnn_meta(arch2),
+           "layers.0.weight": {"dtype": "F32", "shape": [1000, 300],
+                               "data_offsets": [0, 1200000]}}
+    files["embedding larger than its weight"] = _json_file(tmp_path / "b.safetensors", hdr,
+                                                           bytes(1200000))
+    # a legal header of very many empty tensors
+    hdr = {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}
+           for i in range(60000)}
+    files["60,000 empty tensors"] = _json_file(tmp_path / "c.safetensors", hdr)
+    # cheap-to-write, expensive-to-parse JSON: a million empty objects
+    files["a million empty objects"] = _json_file(tmp_path / "d.safetensors",
+                                                 {"x": [{}] * 1000000})
+    # the same inside the architecture string
+    hdr = {"__metadata__": dict(_fastrnn_meta({"name": "s", "layers": [[]] * 1000000}),
+                                checksum="sha256:" + "0" * 64)}
+    files["a million lists in the architecture"] = _json_file(tmp_path / "e.safetensors", hdr)
+    return files
+
+
+def test_hostile_files_allocate_at_most_a_small_multiple_of_their_size(tmp_path):
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fr.__file__)))
+    env = dict(os.environ, PYTHONPATH=pkg_parent)
+    for name, path in _hostile_files(tmp_path).items():
+        proc = subprocess.run([sys.executable, "-c", HOSTILE_SCRIPT, str(path)],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, f"{name}: {proc.stderr[-1500:]}"
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert r["outcome"].startswith("ModelFileError"), (name, r)
+        bound = 8 * r["size"] + (16 << 20)
+        assert r["peak"] <= bound, (name, r)
+        assert r["rss"] <= bound + (48 << 20), (name, r)
+
+
+def test_loading_a_real_model_allocates_a_small_multiple_of_its_size(tmp_path):
+    m = fr.Sequential([fr.LSTM(256, input_size=64, seed=1), fr.Dense(10, seed=2)])
+    p = tmp_path / "real.safetensors"
+    fio.save_model(m, p)
+    size = p.stat().st_size
+    tracemalloc.start()
+    try:
+        m2 = fio.load_model(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # file bytes + parameters + gradient buffers, and no initialisation temporaries
+    assert peak <= 4 * size + (1 << 20), (peak, size)
+    for a, b in zip(m.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_loading_builds_layers_without_initialising_them(tmp_path, monkeypatch):
+    from fastrnn.layers import base
+    m = fr.Sequential([fr.Embedding(20, 8, seed=3), fr.GRU(6, seed=4),
+                       fr.Bidirectional(fr.LSTM(5, seed=5)), fr.Dense(3, seed=6)])
+    m.build((None, 7))
+    p = tmp_path / "m.safetensors"
+    fio.save_model(m, p)
+    calls = []
+    real = np.random.default_rng
+
+    def spy(*a, **k):
+        calls.append(a)
+        return real(*a, **k)
+
+    monkeypatch.setattr(base.np.random, "default_rng", spy)
+    m2 = fio.load_model(p)
+    assert calls == []
+    for a, b in zip(m.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_every_registered_layer_has_known_parameter_shapes(tmp_path):
+    """The loader computes each layer's parameter shapes from its config before building
+    (io._layer_params) for the layers of recurrent models; a Sequential holding any other
+    layer class falls back to the coarser dimension bound (io._check_dimensions)."""
+    from fastrnn.layers import LAYER_REGISTRY
+    known = set(fio._CELL_GATES) | {"Bidirectional", "Dense", "Embedding", *fio._NO_PARAMS}
+    assert known <= set(LAYER_REGISTRY), sorted(known - set(LAYER_REGISTRY))
+    other = sorted(set(LAYER_REGISTRY) - known)
+    if other:
+        arch = {"layers": [{"class_name": other[0], "config": {}}]}
+        assert fio._expected_params(arch) is None
+    m = fr.Sequential([fr.Masking(), fr.SimpleRNN(4, return_sequences=True, seed=1),
+                       fr.Dropout(0.1), fr.Bidirectional(fr.GRU(3, use_bias=False, seed=2),
+                                                         merge_mode="sum"),
+                       fr.Dense(2, dtype="float32", seed=3)])
+    m.build((None, 5, 6))
+    arch = json.loads(json.dumps(m.get_config()))
+    expected = fio._expected_params(arch)
+    assert expected == {k: (fio._dtype_name(v, k), v.shape) for k, v in m.params()}
+
+
+def test_too_many_tensors_is_refused_before_parsing(tmp_path):
+    hdr = {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}
+           for i in range(fio.MAX_TENSORS + 1)}
+    p = _json_file(tmp_path / "many.safetensors", hdr)
+    with pytest.raises(ModelFileError, match="limit"):
+        fio.read_tensors(p)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 9, "Also": a fastrnn file without its checksum; stale temp files; step counters
+
+def test_fastrnn_file_without_checksum_is_refused(small_file, tmp_path):
+    content, _ = small_file
+    src = _write(tmp_path, content, "src.safetensors")
+    tensors, meta = fio.read_tensors(src)
+    meta["chksum"] = meta.pop("checksum")               # the key renamed
+    dst = tmp_path / "renamed.safetensors"
+    fio.write_tensors(dst, tensors, meta, checksum=False)
+    for load in (fio.load_model, fio.read_tensors,
+                 lambda p: fio.load_weights(fio.load_model(src), p)):
+        with pytest.raises(ModelFileError, match="no 'checksum'"):
+            load(dst)
+    # files that do not claim to be fastrnn's (plain safetensors) need none
+    fio.write_tensors(tmp_path / "plain.safetensors", {"a": np.ones(3)}, checksum=False)
+    fio.read_tensors(tmp_path / "plain.safetensors")
+
+
+def test_killed_save_leaves_no_temp_file_forever(tmp_path):
+    """kill -9 in the middle of a save: the next save of the same path removes the temp."""
+    target = tmp_path / "m.safetensors"
+    script = (
+        "import os, signal, sys\n"
+        "from fastrnn import io as fio\n"
+        "import numpy as np\n"
+        "def write(f):\n"
+        "    f.write(b'x' * 1000)\n"
+        "    f.flush()\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"fio._atomic_write({str(target)!r}, write)\n")
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fr.__file__)))
+    for _ in range(3):
+        proc = subprocess.run([sys.executable, "-c", script], env=dict(
+            os.environ, PYTHONPATH=pkg_parent), capture_output=True, timeout=60)
+        assert proc.returncode == -9
+    left = [n for n in os.listdir(tmp_path) if n != "m.safetensors"]
+    assert len(left) == 1          # each save removed the one its killed predecessor left
+    other = tmp_path / ".other.safetensors.fastrnn-tmp-1-abc.tmp"   # another file's temp
+    other.write_bytes(b"keep")
+    mine_alive = tmp_path / f".m.safetensors.fastrnn-tmp-{os.getpid()}-x.tmp"
+    mine_alive.write_bytes(b"a save in progress in a live process")
+    fio.save_weights(fr.Sequential([fr.Dense(2, input_size=3, seed=0)]), target)
+    assert sorted(os.listdir(tmp_path)) == sorted(["m.safetensors", other.name, mine_alive.name])
+
+
+def test_absurd_optimizer_step_counter_is_refused(small_file, tmp_path):
+    for key in ("optimizer.iterations", None):
+        def edit(t, key=key):
+            k = key or next(k for k in t if k.startswith("optimizer.step."))
+            t[k] = np.array(2 ** 63 - 1, dtype=np.int64)
+        p = _rewrite(tmp_path, small_file[0], edit_tensors=edit)
+        with pytest.raises(ModelFileError, match="step counter"):
+            fio.load_model(p)

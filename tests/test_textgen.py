@@ -220,3 +220,41 @@ def test_progress_line_fits_a_narrow_terminal(monkeypatch):
     assert len(frames) == 2
     for frame in frames:
         assert len(frame.rstrip("\n")) <= 49, frame
+
+
+# issue 9, defect 8: the vocabulary lives in the model file itself (one atomic write)
+
+def test_vocabulary_is_saved_inside_the_one_model_file(tmp_path):
+    from fastrnn import io as fio
+    lm = _lm()
+    path = tmp_path / "m.safetensors"
+    # a stale sidecar of another model at the same path must not be paired with these weights
+    stale = {"format": textgen.FORMAT, "version": 1, "vocab": CharVocab("xy").to_json(),
+             "config": lm.config(), "extra": {}}
+    (tmp_path / "m.safetensors.json").write_text(json.dumps(stale))
+    assert textgen.save(lm, path) == [os.fspath(path)]
+    _, meta = fio.read_header(path)
+    assert CharVocab.from_json(json.loads(meta[textgen.FORMAT])["vocab"]) == lm.vocab
+    assert textgen.load(path).vocab == lm.vocab
+    assert sorted(os.listdir(tmp_path)) == ["m.safetensors", "m.safetensors.json"]
+
+
+def test_old_two_file_models_still_load(tmp_path):
+    lm = _lm()
+    path = tmp_path / "old.safetensors"
+    fastrnn.save_model(lm.to_sequential(), path, include_optimizer=False)
+    meta = {"format": textgen.FORMAT, "version": 1, "vocab": lm.vocab.to_json(),
+            "config": lm.config(), "extra": {}}
+    (tmp_path / "old.safetensors.json").write_text(json.dumps(meta))
+    lm2 = textgen.load(path)
+    assert lm2.vocab == lm.vocab
+    ids = _ids(lm)
+    np.testing.assert_array_equal(lm.forward(ids)[0], lm2.forward(ids)[0])
+
+
+def test_save_metadata_cannot_override_fastrnn_keys(tmp_path):
+    lm = _lm()
+    with pytest.raises(ValueError, match="reserved"):
+        fastrnn.save_model(lm.to_sequential(), tmp_path / "x.safetensors",
+                           metadata={"architecture": "{}"})
+    assert not (tmp_path / "x.safetensors").exists()

@@ -456,7 +456,7 @@ class RecurrentLayer(Layer):
             full.append(s)
         p = self.params
         if self.use_bias:
-            b_ih, b_hh = p["bias_ih"], p["bias_hh"]
+            b_ih, b_hh = self._bias()      # use_bias="single": a zero bias_hh
         else:
             b_ih = b_hh = self._zero_bias()
         eng = F._backend_module(self.backend)
