@@ -3,8 +3,10 @@
 Metadata lives in pyproject.toml; this file only declares the Cython
 extensions, how they are built and the compile-time probes:
 
-* The C helpers (every fastrnn/_engine/src/*.c) are compiled ONCE into a
-  static library with hidden symbols, linked into each cell extension.
+* The C helpers (every fastrnn/_engine/src/*.c) are compiled ONCE into one library:
+  on Linux a shared libfastrnn_helpers.so next to the modules (rpath $ORIGIN), so the
+  dispatched kernels exist once in the wheel; elsewhere (or FASTRNN_STATIC_HELPERS=1) a
+  static library with hidden symbols linked into each module.
 * Parallel: cythonize in worker processes, helpers and extensions compiled
   concurrently; `-j N`, else FASTRNN_BUILD_JOBS, else every core.
 * Cython's utility code is generated once into fastrnn._engine._cyutility, shared by the
@@ -130,6 +132,9 @@ def _helper_sources():
 # e.g. {"fr_gemm_avx512.c": ["-mavx512f", "-mavx512dq"]}: that source must guard its own use
 HELPER_FLAGS = {}
 HELPER_LIB = "fastrnn_helpers"
+# Linux builds link the helpers as one shared library next to the modules; this forces the
+# static library (a private copy in every module) instead
+STATIC_HELPERS = os.environ.get("FASTRNN_STATIC_HELPERS", "") not in ("", "0")
 
 
 def _build_jobs(requested):
@@ -153,6 +158,43 @@ class BuildExt(build_ext):
     def finalize_options(self):
         super().finalize_options()
         self.parallel = _build_jobs(self.parallel)
+
+    # -- the shared helper library is an output like the modules (wheel, --inplace, editable)
+    def _shared_helper_pair(self):
+        """(in-place path, build path) of libfastrnn_helpers.so, or None when not shared."""
+        if not sys.platform.startswith("linux") or STATIC_HELPERS \
+                or self.compiler_type_is_msvc():
+            return None
+        build_py = self.get_finalized_command("build_py")
+        lstm = next(e for e in self.extensions if e.name == "fastrnn._engine.lstm")
+        inplace_file, regular_file = self._get_inplace_equivalent(build_py, lstm)
+        name = "lib" + HELPER_LIB + ".so"
+        return (os.path.join(os.path.dirname(inplace_file), name),
+                os.path.join(os.path.dirname(regular_file), name))
+
+    def compiler_type_is_msvc(self):
+        return (self.compiler or "") == "msvc" or getattr(self.compiler, "compiler_type",
+                                                           "") == "msvc"
+
+    def copy_extensions_to_source(self):
+        super().copy_extensions_to_source()
+        pair = self._shared_helper_pair()
+        if pair is not None and os.path.exists(pair[1]):
+            self.copy_file(pair[1], pair[0], level=self.verbose)
+
+    def get_output_mapping(self):
+        mapping = dict(super().get_output_mapping())
+        pair = self._shared_helper_pair()
+        if pair is not None:
+            mapping[pair[0]] = pair[1]
+        return dict(sorted(mapping.items()))
+
+    def get_outputs(self):
+        outputs = list(super().get_outputs())
+        pair = self._shared_helper_pair()
+        if pair is not None and not self.inplace:
+            outputs.append(pair[1])
+        return sorted(set(outputs))
 
     def _flags(self):
         cc = self.compiler
@@ -244,18 +286,31 @@ class BuildExt(build_ext):
         with open(stamp, "w") as fh:
             json.dump({"digest": digest, "sources": {e.name: e.sources for e in pyx}}, fh)
 
-    def _build_helpers(self, msvc, cflags, macros):
-        """Compile src/*.c once, in parallel, into a static library; return (dir, path)."""
+    def _build_helpers(self, msvc, cflags, lflags, macros):
+        """Compile src/*.c once, in parallel, into one library; return (dir, path, rpath).
+
+        Linux: a shared library next to the extensions (``$ORIGIN`` rpath), so the ~1 MB of
+        ISA-dispatched kernels exists once in the wheel instead of once per module. Elsewhere
+        (and with FASTRNN_STATIC_HELPERS=1): a static library with hidden symbols, one private
+        copy per module.
+        """
         sources = _helper_sources()
-        tag = hashlib.sha1(repr((cflags, macros, HELPER_FLAGS)).encode()).hexdigest()[:10]
+        shared = sys.platform.startswith("linux") and not msvc and not STATIC_HELPERS
+        tag = hashlib.sha1(repr((cflags, macros, HELPER_FLAGS, shared)).encode()).hexdigest()[:10]
         out_dir = os.path.join(self.build_temp, "helpers-" + tag)
-        lib_path = os.path.join(out_dir, self.compiler.library_filename(HELPER_LIB))
+        if shared:
+            lib_dir = os.path.dirname(self.get_ext_fullpath("fastrnn._engine.lstm"))
+            lib_path = os.path.join(lib_dir, "lib" + HELPER_LIB + ".so")
+        else:
+            lib_dir = out_dir
+            lib_path = os.path.join(out_dir, self.compiler.library_filename(HELPER_LIB))
+        rpath = ["-Wl,-rpath,$ORIGIN"] if shared else []
         headers = glob.glob(os.path.join(SRC, "*.h"))
         if (not self.force and os.path.exists(lib_path)
                 and not newer_group(sources + headers + [__file__], lib_path)):
-            return out_dir, lib_path
+            return lib_dir, lib_path, rpath
         own = list(cflags)
-        if not msvc:
+        if not msvc and not shared:
             own.append("-fvisibility=hidden")   # each extension keeps a private copy
 
         def compile_one(src):
@@ -266,8 +321,14 @@ class BuildExt(build_ext):
 
         with ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
             objects = [o for objs in pool.map(compile_one, sources) for o in objs]
-        self.compiler.create_static_lib(objects, HELPER_LIB, output_dir=out_dir)
-        return out_dir, lib_path
+        if shared:
+            os.makedirs(lib_dir, exist_ok=True)
+            self.compiler.link_shared_object(
+                objects, lib_path,
+                extra_postargs=lflags + ["-Wl,-soname,lib" + HELPER_LIB + ".so"])
+        else:
+            self.compiler.create_static_lib(objects, HELPER_LIB, output_dir=out_dir)
+        return lib_dir, lib_path, rpath
 
     def build_extensions(self):
         t0 = time.time()
@@ -287,7 +348,7 @@ class BuildExt(build_ext):
         except OSError:
             pass
         self._cythonize()
-        lib_dir, lib_path = self._build_helpers(msvc, cflags, macros)
+        lib_dir, lib_path, rpath = self._build_helpers(msvc, cflags, lflags, macros)
         for ext in self.extensions:
             ext.extra_compile_args = list(ext.extra_compile_args or []) + cflags
             ext.extra_link_args = list(ext.extra_link_args or []) + lflags
@@ -295,7 +356,8 @@ class BuildExt(build_ext):
             if getattr(ext, "uses_helpers", False):
                 ext.libraries = list(ext.libraries or []) + [HELPER_LIB]
                 ext.library_dirs = list(ext.library_dirs or []) + [lib_dir]
-                ext.depends = list(ext.depends or []) + [lib_path]   # relink on a new archive
+                ext.extra_link_args += rpath
+                ext.depends = list(ext.depends or []) + [lib_path]   # relink on a new library
         super().build_extensions()
         os.makedirs(self.build_temp, exist_ok=True)
         with open(stamp, "w") as fh:
