@@ -239,7 +239,7 @@ class BuildExt(build_ext):
                        glob.glob(os.path.join(ENGINE, "*.pxd")))
         files.append(os.path.join(os.path.dirname(scipy.linalg.__file__), "cython_blas.pxd"))
         for f in files:
-            h.update(f.encode())
+            h.update(os.path.basename(f).encode())    # not the path: pip's build env is random
             try:
                 with open(f, "rb") as fh:
                     h.update(fh.read())
