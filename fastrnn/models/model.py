@@ -1044,8 +1044,10 @@ class Model:
             validation_batch_size=None, *, distributed=None):
         """Train for ``epochs`` epochs; returns a History (also ``model.history``).
 
-        Parameters (Keras's names and meaning)
-        --------------------------------------
+        The arguments have Keras's names and meaning.
+
+        Parameters
+        ----------
         x, y : arrays (lists / dicts for several inputs / outputs), or ``x`` a
             :class:`fastrnn.utils.Sequence` or a Python generator of ``(x, y)`` /
             ``(x, y, sample_weight)`` batches (then ``y`` is None); see
@@ -1053,6 +1055,8 @@ class Model:
         batch_size : int, default 32 (arrays only).
         epochs : int; training runs epochs ``initial_epoch .. epochs - 1``.
         verbose : 0 silent, 1 progress bar, 2 one line per epoch.
+            The bar fits the terminal; off a terminal (a log, a pipe) 1 prints one line
+            per epoch, as 2 does.
         validation_split : float in [0, 1): the LAST fraction of the samples (before
             shuffling) is held out (arrays only).
         validation_data : ``(x_val, y_val)``, ``(x_val, y_val, sample_weight_val)``, a Sequence
@@ -1066,6 +1070,14 @@ class Model:
         steps_per_epoch : int; batches per epoch (the data is read on across epochs).
         validation_batch_size : int; batch size of the validation pass (default batch_size).
 
+        Returns
+        -------
+        History
+            ``history.history`` maps ``loss``, each metric and their ``val_`` forms to per-epoch
+            lists.
+
+        Notes
+        -----
         The loss and metrics logged per epoch are the batch-size-weighted means over the
         epoch's batches (taken before each step); validation values are computed after the
         epoch.
@@ -1074,34 +1086,6 @@ class Model:
         training, one step per local batch on every rank, gradients averaged over the ranks;
         callbacks and printing on rank 0 only (see fastrnn.distributed.mpi). It takes arrays
         (not Sequences or generators).
-
-        Parameters
-        ----------
-        x : ndarray, or list / dict of ndarray (several inputs)
-            Batch-first inputs, e.g. ``(N, T, F)`` floats or ``(N, T)`` token ids.
-        y : ndarray, or list / dict of ndarray (several outputs)
-            Targets, ``N`` samples, shaped like the output (class ids for the sparse losses).
-        batch_size : int, default 32
-        epochs : int, default 1
-            Train until epoch ``epochs`` (counting from ``initial_epoch``).
-        verbose : {0, 1, 2, "auto"}, default 1
-            0 silent; 1 a progress bar fitted to the terminal (one line per epoch when the
-            output is not a terminal); 2 one line per epoch.
-        callbacks : list of Callback, optional
-        validation_split : float, default 0.0
-            Fraction of the samples, taken from the end, held out for validation.
-        validation_data : tuple (x_val, y_val), optional
-        shuffle : bool, default True
-            Shuffle the training samples every epoch (seeded by the model's seed).
-        initial_epoch : int, default 0
-            Epoch to resume from.
-        distributed : {None, "mpi"} or an MPI context, optional
-
-        Returns
-        -------
-        History
-            ``history.history`` maps ``loss``, each metric and their ``val_`` forms to per-epoch
-            lists.
         """
         self._require_compiled("fit")
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
