@@ -286,8 +286,11 @@ class BuildExt(build_ext):
         with open(stamp, "w") as fh:
             json.dump({"digest": digest, "sources": {e.name: e.sources for e in pyx}}, fh)
 
-    def _build_helpers(self, msvc, cflags, lflags, macros):
-        """Compile src/*.c once, in parallel, into one library; return (dir, path, rpath).
+    def _plan_helpers(self, msvc, cflags, lflags, macros):
+        """Compile src/*.c once, in parallel, into one library.
+
+        Returns ``(lib_dir, lib_path, rpath, shared, work)``: ``work`` builds the library (None
+        when it is up to date).
 
         Linux: a shared library next to the extensions (``$ORIGIN`` rpath), so the ~1 MB of
         ISA-dispatched kernels exists once in the wheel instead of once per module. Elsewhere
@@ -308,7 +311,7 @@ class BuildExt(build_ext):
         headers = glob.glob(os.path.join(SRC, "*.h"))
         if (not self.force and os.path.exists(lib_path)
                 and not newer_group(sources + headers + [__file__], lib_path)):
-            return lib_dir, lib_path, rpath
+            return lib_dir, lib_path, rpath, shared, None
         own = list(cflags)
         if not msvc and not shared:
             own.append("-fvisibility=hidden")   # each extension keeps a private copy
@@ -319,16 +322,17 @@ class BuildExt(build_ext):
                                          include_dirs=[SRC], extra_postargs=extra,
                                          depends=headers)
 
-        with ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
-            objects = [o for objs in pool.map(compile_one, sources) for o in objs]
-        if shared:
-            os.makedirs(lib_dir, exist_ok=True)
-            self.compiler.link_shared_object(
-                objects, lib_path,
-                extra_postargs=lflags + ["-Wl,-soname,lib" + HELPER_LIB + ".so"])
-        else:
-            self.compiler.create_static_lib(objects, HELPER_LIB, output_dir=out_dir)
-        return lib_dir, lib_path, rpath
+        def work():
+            with ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
+                objects = [o for objs in pool.map(compile_one, sources) for o in objs]
+            if shared:
+                os.makedirs(lib_dir, exist_ok=True)
+                self._link(objects, lib_path,
+                           extra_postargs=lflags + ["-Wl,-soname,lib" + HELPER_LIB + ".so"])
+            else:
+                self.compiler.create_static_lib(objects, HELPER_LIB, output_dir=out_dir)
+
+        return lib_dir, lib_path, rpath, shared, work
 
     def build_extensions(self):
         t0 = time.time()
@@ -348,7 +352,22 @@ class BuildExt(build_ext):
         except OSError:
             pass
         self._cythonize()
-        lib_dir, lib_path, rpath = self._build_helpers(msvc, cflags, lflags, macros)
+        lib_dir, lib_path, rpath, shared, work = self._plan_helpers(msvc, cflags, lflags, macros)
+        helpers = None
+        self._link = self.compiler.link_shared_object
+        if work is not None and shared:
+            # the helpers (one large, ISA-cloned source) compile WHILE the Cython modules do;
+            # a module only waits for the library when it is linked
+            helpers = ThreadPoolExecutor(max_workers=1).submit(work)
+
+            def link_after_helpers(objects, output, *args, libraries=None, **kw):
+                if libraries and HELPER_LIB in libraries:
+                    helpers.result()
+                return self._link(objects, output, *args, libraries=libraries, **kw)
+
+            self.compiler.link_shared_object = link_after_helpers
+        elif work is not None:
+            work()
         for ext in self.extensions:
             ext.extra_compile_args = list(ext.extra_compile_args or []) + cflags
             ext.extra_link_args = list(ext.extra_link_args or []) + lflags
@@ -357,8 +376,14 @@ class BuildExt(build_ext):
                 ext.libraries = list(ext.libraries or []) + [HELPER_LIB]
                 ext.library_dirs = list(ext.library_dirs or []) + [lib_dir]
                 ext.extra_link_args += rpath
-                ext.depends = list(ext.depends or []) + [lib_path]   # relink on a new library
-        super().build_extensions()
+                if not shared:   # a static library is inside the module: relink on a new one
+                    ext.depends = list(ext.depends or []) + [lib_path]
+        try:
+            super().build_extensions()
+        finally:
+            if helpers is not None:
+                helpers.result()
+                self.compiler.link_shared_object = self._link
         os.makedirs(self.build_temp, exist_ok=True)
         with open(stamp, "w") as fh:
             fh.write(flags)
@@ -396,7 +421,8 @@ SHARED_UTILITY = "fastrnn._engine._cyutility"
 shared = Extension(SHARED_UTILITY, sources=[])
 shared.uses_helpers = False
 
-extensions = [make_ext("blas", with_c=False), make_ext("runtime"), make_ext("elman"),
-              make_ext("lstm"), make_ext("gru"), shared]
+# the modules that need no helper library first: they compile while the helpers do
+extensions = [shared, make_ext("blas", with_c=False), make_ext("runtime"), make_ext("elman"),
+              make_ext("lstm"), make_ext("gru")]
 
 setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})
