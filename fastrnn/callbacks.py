@@ -518,6 +518,8 @@ class LearningRateScheduler(Callback):
     verbose : int, default 0
         > 0 prints the new rate at every epoch.
 
+    Notes
+    -----
     The rate in effect is added to the epoch logs as ``learning_rate``.  An optimizer whose
     learning rate is a :mod:`fastrnn.optimizers.schedules` schedule cannot be driven by this
     callback (its rate is not settable).

@@ -1055,7 +1055,9 @@ class Model:
         epochs : int, default 1
             Training runs epochs ``initial_epoch .. epochs - 1``.
         verbose : {0, 1, 2, "auto"}, default 1
-            0 silent, 1 progress bar, 2 one line per epoch.
+            0 silent, 1 progress bar, 2 one line per epoch. The bar fits the terminal;
+            when the output is not a terminal (a log, a pipe), 1 prints one line per epoch
+            as 2 does, with no carriage returns.
         callbacks : list of fastrnn.callbacks.Callback, optional
         validation_split : float in [0, 1), default 0
             The LAST fraction of the samples (before shuffling) is held out (arrays only).
@@ -1088,6 +1090,8 @@ class Model:
         -------
         >>> model.fit(x, y, epochs=10, class_weight={0: 1.0, 1: 4.0})   # doctest: +SKIP
 
+        Notes
+        -----
         The loss and metrics logged per epoch are the batch-size-weighted means over the
         epoch's batches (taken before each step); validation values are computed after the
         epoch.
@@ -1096,34 +1100,6 @@ class Model:
         training, one step per local batch on every rank, gradients averaged over the ranks;
         callbacks and printing on rank 0 only (see fastrnn.distributed.mpi). It takes arrays
         (not Sequences or generators).
-
-        Parameters
-        ----------
-        x : ndarray, or list / dict of ndarray (several inputs)
-            Batch-first inputs, e.g. ``(N, T, F)`` floats or ``(N, T)`` token ids.
-        y : ndarray, or list / dict of ndarray (several outputs)
-            Targets, ``N`` samples, shaped like the output (class ids for the sparse losses).
-        batch_size : int, default 32
-        epochs : int, default 1
-            Train until epoch ``epochs`` (counting from ``initial_epoch``).
-        verbose : {0, 1, 2, "auto"}, default 1
-            0 silent; 1 a progress bar fitted to the terminal (one line per epoch when the
-            output is not a terminal); 2 one line per epoch.
-        callbacks : list of Callback, optional
-        validation_split : float, default 0.0
-            Fraction of the samples, taken from the end, held out for validation.
-        validation_data : tuple (x_val, y_val), optional
-        shuffle : bool, default True
-            Shuffle the training samples every epoch (seeded by the model's seed).
-        initial_epoch : int, default 0
-            Epoch to resume from.
-        distributed : {None, "mpi"} or an MPI context, optional
-
-        Returns
-        -------
-        History
-            ``history.history`` maps ``loss``, each metric and their ``val_`` forms to per-epoch
-            lists.
         """
         self._require_compiled("fit")
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
