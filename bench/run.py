@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the fastrnn benchmark suite (see bench/README.md).
 
-The suite itself lives in the package (``fastrnn._bench``) so that an installed ``fastrnn bench``
+The suite itself lives in the package (``fastrnn.bench``) so that an installed ``fastrnn bench``
 works outside the repository; this script is a thin wrapper. It uses the installed fastrnn when
 there is one and falls back to the source tree next to this file otherwise.
 
@@ -15,11 +15,11 @@ import sys
 
 def _import_main():
     try:
-        from fastrnn._bench import main
+        from fastrnn.bench import main
     except ImportError:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         sys.path.insert(0, root)
-        from fastrnn._bench import main
+        from fastrnn.bench import main
     return main
 
 

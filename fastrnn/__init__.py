@@ -24,7 +24,12 @@ def _load_kernels():
     try:
         from ._engine import kernels  # noqa: F401  (loads every kernel module and libgomp)
     except ImportError:
-        pass                   # functional falls back to the NumPy reference, with a warning
+        # functional falls back to the NumPy reference, with a warning; the one case worth a
+        # word now: Python started in an unbuilt source checkout shadows the installed copy
+        from ._install_check import build_hint, shadowed_checkout
+        if shadowed_checkout() is not None:
+            import warnings
+            warnings.warn(build_hint(), RuntimeWarning, stacklevel=3)
     finally:
         if not own:
             del os.environ["OMP_WAIT_POLICY"]
@@ -36,14 +41,24 @@ from . import functional, reference
 from ._engine.config import show_config, set_num_threads, get_num_threads
 from .layers import GRU, LSTM, SimpleRNN, Layer
 from . import interop
-from .layers import Bidirectional, Dense, Dropout, Embedding, Input, Masking
-from .models import Sequential
+from .layers import Bidirectional, Dense, Dropout, Embedding, Masking
+from .models import Sequential, Model, Input
 from . import callbacks, losses, metrics
 from . import io, optimizers
+from . import datasets
 from .io import load_model, load_weights, save_model, save_weights, ModelFileError
+from . import initializers
+from .layers import (Activation, Conv1D, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D,
+                     LayerNormalization, MaxPooling1D, RepeatVector, SpatialDropout1D,
+                     TimeDistributed)
+from . import distributed
 
 __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "Layer", "__version__",
            "Sequential", "Dense", "Embedding", "Dropout", "Bidirectional", "Input", "Masking",
            "losses", "metrics", "callbacks",
            "io", "optimizers", "load_model", "save_model", "load_weights", "save_weights",
-           "ModelFileError"]
+           "ModelFileError", "datasets", "show_config", "set_num_threads", "get_num_threads",
+           "Model",
+           "initializers", "Activation", "Conv1D", "Flatten", "GlobalAveragePooling1D",
+           "GlobalMaxPooling1D", "LayerNormalization", "MaxPooling1D", "RepeatVector",
+           "SpatialDropout1D", "TimeDistributed", "distributed"]

@@ -10,6 +10,7 @@ callbacks (``on_epoch_end`` and ``on_train_end`` still run).
 
 import math
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -144,8 +145,28 @@ def _bar_chars():
         return "=", "."
 
 
+def _interactive(stream):
+    """True when `stream` redraws a line in place: a terminal, or a Jupyter/IPython kernel."""
+    try:
+        if stream.isatty():
+            return True
+    except (AttributeError, ValueError, OSError):
+        return False
+    return "ipykernel" in sys.modules
+
+
+def _columns():
+    """Usable width of the terminal: one column less, so a full line never wraps."""
+    return max(20, shutil.get_terminal_size(fallback=(80, 24)).columns - 1)
+
+
 class Progbar:
-    """One progress line: verbose=1 redraws it with '\\r', verbose=2 prints it once at the end."""
+    """One progress line per epoch (or evaluation / prediction run).
+
+    verbose=1 on a terminal redraws the line in place with '\\r', cut to the terminal's width
+    (``shutil.get_terminal_size``) so it never wraps. verbose=2, or verbose=1 when the output is
+    not a terminal (a log file, a pipe), prints one line at the end and no '\\r'.
+    """
 
     width = 20
     #: seconds between two redraws with verbose=1 (the first and last step always draw)
@@ -153,7 +174,8 @@ class Progbar:
 
     def __init__(self, target, verbose=1, unit="step", samples=None, batch_size=None):
         self.target = target
-        self.verbose = verbose
+        # not a terminal: a redrawn line would leave every update in the log, joined by '\r'
+        self.verbose = 2 if verbose == 1 and not _interactive(sys.stdout) else verbose
         self.unit = unit
         self.samples = samples
         self.batch_size = batch_size
@@ -161,7 +183,7 @@ class Progbar:
         self._last_len = 0
         self._last_draw = None
 
-    def _line(self, current, logs, final):
+    def _line(self, current, logs, final, columns=None):
         elapsed = time.perf_counter() - self.start
         per = elapsed / current if current else 0.0
         if self.verbose == 2:
@@ -169,15 +191,26 @@ class Progbar:
                     + _logs_str(logs))
         done, todo = _bar_chars()
         target = self.target or 1
-        n = int(self.width * min(current, target) / target)
-        bar = done * n + todo * (self.width - n)
         digits = len(str(self.target))
-        parts = f"{current:>{digits}}/{self.target} {bar} {elapsed:.0f}s {_format_time_per(per, self.unit)}"
+        head = f"{current:>{digits}}/{self.target}"
+        tail = f" {elapsed:.0f}s {_format_time_per(per, self.unit)}"
+        rate = ""
         if self.samples is not None and self.batch_size:
             seen = min(current * self.batch_size, self.samples)
-            rate = seen / elapsed if elapsed > 0 else 0.0
-            parts += f" - {rate:.0f} samples/s"
-        return parts + _logs_str(logs)
+            rate = f" - {seen / elapsed if elapsed > 0 else 0.0:.0f} samples/s"
+        logs_s = _logs_str(logs)
+        width = self.width
+        if columns is not None:
+            # narrow terminal: drop the rate first, then shorten the bar (never below 6)
+            fixed = len(head) + 2 + len(tail) + len(logs_s)
+            if fixed + width + len(rate) > columns:
+                rate = ""
+            width = max(6, min(width, columns - fixed))
+        n = int(width * min(current, target) / target)
+        line = f"{head} {done * n + todo * (width - n)}{tail}{rate}{logs_s}"
+        if columns is not None and not final and len(line) > columns:
+            line = line[:columns]      # a redrawn line must fit, or each redraw adds a row
+        return line
 
     def update(self, current, logs=None, final=False):
         out = sys.stdout
@@ -187,8 +220,10 @@ class Progbar:
                     and current != self.target:
                 return
             self._last_draw = now
-            line = self._line(current, logs, final)
-            pad = " " * max(0, self._last_len - len(line))
+            line = self._line(current, logs, final, columns=_columns())
+            # the final line (with the validation values) is printed whole: it may wrap once,
+            # as it is never redrawn
+            pad = " " * max(0, min(self._last_len, _columns()) - len(line))
             self._last_len = len(line)
             out.write("\r" + line + pad + ("\n" if final else ""))
             out.flush()
@@ -202,8 +237,9 @@ class ProgbarLogger(Callback):
 
     verbose=1: ``Epoch 1/2`` then a 20-char bar redrawn with '\\r' per batch: step count,
     elapsed seconds, time per step, samples/s, loss and metrics (running means), ending with the
-    validation values. verbose=2: ``Epoch 1/2`` then one line per epoch:
-    ``3/3 - 1s - 463ms/step - loss: ... - val_loss: ...``.
+    validation values; the line is cut to the terminal's width. verbose=2, and verbose=1 when
+    the output is not a terminal (as Keras does): ``Epoch 1/2`` then one line per epoch,
+    ``3/3 - 1s - 463ms/step - loss: ... - val_loss: ...``, with no '\\r'.
     """
 
     def __init__(self, verbose=1):

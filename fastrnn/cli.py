@@ -23,6 +23,10 @@ import sys
 import time
 
 PROG = "fastrnn"
+# `train-text` with no --epochs, --minutes or --max-steps: long enough for a 256-unit LSTM to
+# get well below a bigram count model on ordinary prose on 2 cores (one epoch of a small file
+# was gibberish)
+TRAIN_TEXT_MINUTES = 3.0
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 # train-text reads at most this much text unless --max-bytes says otherwise: the whole text
@@ -143,7 +147,8 @@ MAX_SAMPLES = 1000
 MAX_THREADS = 1024
 
 
-def _add_training_args(p, *, hidden, seq_len, batch_size, lr, minutes, epochs):
+def _add_training_args(p, *, hidden, seq_len, batch_size, lr, minutes, epochs,
+                       budget_minutes=None):
     g = p.add_argument_group("model and training")
     g.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm",
                    help="recurrent cell (default: %(default)s)")
@@ -157,12 +162,23 @@ def _add_training_args(p, *, hidden, seq_len, batch_size, lr, minutes, epochs):
                    help="truncated-BPTT window in characters (default: %(default)s)")
     g.add_argument("--batch-size", type=_int_in(1, MAX_BATCH), default=batch_size,
                    help="parallel text streams per update (default: %(default)s)")
+    if epochs:
+        epochs_help = " (default: %(default)s)"
+    elif minutes:
+        epochs_help = " (default: no limit: --minutes ends the training)"
+    else:
+        epochs_help = " (default: no limit)"
+    if minutes:
+        minutes_help = " (default: %(default)s)"
+    elif budget_minutes:
+        minutes_help = (f" (default: {budget_minutes:g} when neither --epochs nor --max-steps "
+                        "is given, else no limit)")
+    else:
+        minutes_help = " (default: no limit)"
     g.add_argument("--epochs", type=_int_in(1, 10 ** 6), default=epochs,
-                   help="passes over the text" + (" (default: %(default)s)" if epochs else
-                                                  " (default: until --minutes is used up)"))
+                   help="passes over the text" + epochs_help)
     g.add_argument("--minutes", type=_float_in(0, 10 ** 6), default=minutes,
-                   help="training time budget in minutes" +
-                   (" (default: %(default)s)" if minutes else " (default: no limit)"))
+                   help="training time budget in minutes" + minutes_help)
     g.add_argument("--max-steps", type=_int_in(1, 10 ** 12), default=None,
                    help="stop after this many updates (default: no limit)")
     g.add_argument("--lr", type=_float_in(0, 10), default=lr,
@@ -214,10 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a character-level language model on FILE with truncated "
                     "backpropagation through time and save it (with its vocabulary) for "
                     "`fastrnn generate`. Stops after --epochs, --minutes or --max-steps, "
-                    "whichever comes first (default: 1 epoch); Ctrl-C stops early and saves.")
+                    f"whichever comes first; with none of them it trains for "
+                    f"{TRAIN_TEXT_MINUTES:g} minutes. Ctrl-C stops early and saves. Warns when "
+                    "the result is no better than counting character pairs (undertrained).")
     p.add_argument("file", metavar="FILE", help="UTF-8 text file")
     _add_training_args(p, hidden=256, seq_len=100, batch_size=32, lr=5e-3, minutes=None,
-                       epochs=None)
+                       epochs=None, budget_minutes=TRAIN_TEXT_MINUTES)
     p.add_argument("--out", metavar="MODEL", default=None,
                    help="where to save the model (default: FILE's name + .charlm.safetensors "
                         "in the current directory)")
@@ -248,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench", help="run the benchmark suite's quick mode",
-        description="Run the benchmark suite in quick mode; extra arguments are passed on "
-                    "(`fastrnn bench --help` shows the suite's options).",
+        description="Run the benchmark suite in quick mode (--quick is always on); extra "
+                    "arguments are passed on (`fastrnn bench --help` shows the suite's "
+                    "options).",
         add_help=False)
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
@@ -294,7 +313,7 @@ def _check_out_path(path):
         raise CLIError(f"cannot write the model to {path!r}: folder is not writable")
 
 
-def _run_training(args, text, source_desc, out_path, *, epochs_default=None):
+def _run_training(args, text, source_desc, out_path, *, minutes_default=None):
     """Build, train (Ctrl-C aware), save. Returns (lm, result, files)."""
     from . import textgen
     from .datasets import CharVocab
@@ -306,9 +325,9 @@ def _run_training(args, text, source_desc, out_path, *, epochs_default=None):
                        "model needs at least 2")
     lm = textgen.CharLM(vocab, hidden=args.hidden, layers=args.layers, cell=args.cell,
                         embed_dim=args.embed_dim, seed=args.seed)
-    epochs = args.epochs
-    if epochs is None and args.minutes is None and args.max_steps is None:
-        epochs = epochs_default
+    epochs, minutes = args.epochs, args.minutes
+    if epochs is None and minutes is None and args.max_steps is None:
+        minutes = minutes_default
     n_train = len(text) - int(len(text) * args.val_fraction)
     if n_train < 2 * args.batch_size + 1:
         raise CLIError(f"{source_desc} is too short for --batch-size {args.batch_size}: "
@@ -317,8 +336,8 @@ def _run_training(args, text, source_desc, out_path, *, epochs_default=None):
     limits = []
     if epochs:
         limits.append(f"{epochs} epoch{'s' * (epochs > 1)}")
-    if args.minutes:
-        limits.append(f"{args.minutes:g} min")
+    if minutes:
+        limits.append(f"{minutes:g} min")
     if args.max_steps:
         limits.append(f"{args.max_steps} steps")
     _out(f"model: {lm.describe()}")
@@ -326,7 +345,7 @@ def _run_training(args, text, source_desc, out_path, *, epochs_default=None):
          f"{args.seq_len} chars, Adam lr {args.lr:g}, clipnorm {args.clipnorm:g} "
          f"(Ctrl-C or SIGTERM stops and saves)")
     res = textgen.train(lm, text, seq_len=args.seq_len, batch_size=args.batch_size,
-                        epochs=epochs, minutes=args.minutes, max_steps=args.max_steps,
+                        epochs=epochs, minutes=minutes, max_steps=args.max_steps,
                         learning_rate=args.lr, clipnorm=args.clipnorm,
                         val_fraction=args.val_fraction, seed=args.seed,
                         verbose=0 if args.quiet else 1)
@@ -351,6 +370,25 @@ def _report(res, vocab_size, *, n_val):
     if not math.isnan(res.val_bpc):
         _out(f"validation: {res.val_bpc:.3f} bits/char on {n_val:,} held-out characters "
              f"(uniform guess: {math.log2(vocab_size):.2f})")
+
+
+def _warn_if_undertrained(lm, res, text, val_fraction):
+    """Warn when the network is no better than counting character pairs: more time helps."""
+    from . import _ngram
+    from .datasets import split_text
+    train_text, val_text = split_text(text, val_fraction)
+    train_ids = lm.vocab.encode(train_text, errors="ignore")
+    val_ids = lm.vocab.encode(val_text, errors="ignore") if len(val_text) > 4 else train_ids
+    if len(train_ids) < 2 or len(val_ids) < 2:
+        return
+    counts = _ngram.bigram_bpc(train_ids, val_ids, len(lm.vocab))
+    if _ngram.undertrained(res.val_bpc, res.last_loss_bpc, counts):
+        got = res.val_bpc if math.isfinite(res.val_bpc) else res.last_loss_bpc
+        sys.stderr.write(
+            f"{PROG}: warning: undertrained: {got:.2f} bits/char is no better than counting "
+            f"which character follows which ({counts:.2f} bits/char on this text); "
+            "try --minutes 10\n")
+        sys.stderr.flush()
 
 
 def _print_samples(lm, temperatures, length, seed, prime, n=2):
@@ -450,8 +488,10 @@ def cmd_train_text(args):
     out_path = args.out or _default_out_for(args.file)
     _out(f"text: {args.file} ({len(text):,} characters, {len(set(text))} distinct)")
     lm, res, files = _run_training(args, text, os.path.basename(args.file), out_path,
-                                   epochs_default=1)
+                                   minutes_default=TRAIN_TEXT_MINUTES)
     _report(res, len(lm.vocab), n_val=int(len(text) * args.val_fraction))
+    if not res.interrupted:
+        _warn_if_undertrained(lm, res, text, args.val_fraction)
     _out(f"saved model to {files[0]}" + (f" (+ {files[1]})" if len(files) > 1 else ""))
     if res.interrupted:
         return _exit_status(res)
@@ -489,13 +529,18 @@ def cmd_generate(args):
 
 def cmd_bench(args):
     try:
-        from . import _bench
+        from . import bench as _bench
     except ImportError as exc:
         raise CLIError(f"the benchmark suite is not available in this installation ({exc})") \
             from None
     extra = list(args.bench_args or [])
     if extra[:1] == ["--"]:
         extra = extra[1:]
+    if "-h" in extra or "--help" in extra:
+        # the suite's help lists --quick and both defaults; say which ones apply here
+        _out(f"`{PROG} bench` always runs the suite with --quick: where an option below shows "
+             "two defaults, the --quick one applies. `python bench/run.py` (source checkout) "
+             "runs the full grid.\n")
     try:
         rc = _bench.main(["--quick", *extra])
     except SystemExit as exc:   # the suite's own argparse (--help, a usage error)

@@ -12,6 +12,13 @@ PyTorch's layout and gate order (see :mod:`fastrnn.reference`). ``h0``/``c0`` ma
 (zeros); ``bias_ih``/``bias_hh`` may be ``None`` (no bias: no bias gradients are returned).
 ``mask`` is ``None`` or ``(T, B)`` with True for real steps.
 
+``recurrent_mask`` (recurrent dropout) is ``None`` or ``(B, H)``, one mask per sequence already
+scaled by ``1 / (1 - rate)``, multiplying ``h_{t-1}`` where it enters the recurrent product
+(Keras / Gal semantics, see :mod:`fastrnn.reference`). The compiled kernels do not take it: a
+call with a recurrent mask runs the NumPy reference (and its backward does too), which is
+much slower than the kernels (measured about 5-20x on training steps, see the README). Only
+training with ``recurrent_dropout > 0`` pays this; inference never uses a recurrent mask.
+
 The dtype of ``weight_ih`` (float32 or float64) decides the computation dtype; floating inputs
 of the other precision are converted to it, anything else (int, bool, complex, object, float16)
 is a ``TypeError``. Non-finite values in ``x`` or the initial states are a ``ValueError`` unless
@@ -45,9 +52,9 @@ def _backend_module(backend):
             try:
                 from ._engine import kernels as eng
             except ImportError as exc:       # pragma: no cover - only on a broken install
-                raise ImportError(
-                    "fastrnn's compiled kernels are not built (reinstall with `pip install .`), "
-                    "or pass backend='numpy' to run the NumPy reference: " + str(exc)) from exc
+                from ._install_check import build_hint
+                raise ImportError(build_hint() + ", or pass backend='numpy' to run the NumPy "
+                                  "reference: " + str(exc)) from exc
             _engine = eng
         return _engine
     raise ValueError(f"backend must be 'cython' or 'numpy', got {backend!r}")
@@ -263,6 +270,16 @@ def _private(arr, given):
     return arr
 
 
+def _recurrent_mask(rmask, dtype, B, H, backend):
+    """Validate a recurrent-dropout mask; with one, the reference is the only engine."""
+    if rmask is None:
+        return None, backend
+    arr = _as_float_array(rmask, "recurrent_mask", dtype)
+    _check_shape(arr, "recurrent_mask", (B, H))
+    _check_finite(arr, "recurrent_mask")
+    return arr, "numpy"
+
+
 def _check_backward(cache, cell):
     if not isinstance(cache, ForwardCache):
         raise TypeError(f"cache must be the cache returned by {cell}_forward(..., training=True),"
@@ -347,12 +364,12 @@ def _finish_grads(grads, has_bias):
 # ------------------------------------------------------------------------------------------
 
 def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, activation="tanh",
-                mask=None, training=False, backend=None, check_finite=True):
+                mask=None, training=False, backend=None, check_finite=True, recurrent_mask=None):
     """Elman RNN over a sequence. Returns ``(y (T,B,H), h_n (B,H), cache)``."""
     if activation not in ("tanh", "relu"):
         raise ValueError(f"activation must be 'tanh' or 'relu', got {activation!r}")
     backend = backend or default_backend()
-    eng = _backend_module(backend)
+    _backend_module(backend)
     dtype, H, I, w_ih, w_hh, b_ih, b_hh, has_bias = _weights("rnn", weight_ih, weight_hh,
                                                              bias_ih, bias_hh)
     x_in, h0_in = x, h0
@@ -361,8 +378,11 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, activat
     mask = _mask(mask, T, B)
     if training:
         x, h0 = _private(x, x_in), _private(h0, h0_in)
-    y, h_n, inner = eng.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, activation=activation,
-                                    mask=mask, training=bool(training))
+    rmask, backend = _recurrent_mask(recurrent_mask, dtype, B, H, backend)
+    kw = {} if rmask is None else {"recurrent_mask": rmask}
+    y, h_n, inner = _backend_module(backend).rnn_forward(
+        x, h0, w_ih, w_hh, b_ih, b_hh, activation=activation, mask=mask,
+        training=bool(training), **kw)
     cache = ForwardCache("rnn", backend, inner, has_bias, dtype) if training else None
     return y, h_n, cache
 
@@ -377,10 +397,10 @@ def rnn_backward(cache, dy=None, dh_n=None):
 
 
 def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, mask=None,
-                 training=False, backend=None, check_finite=True):
+                 training=False, backend=None, check_finite=True, recurrent_mask=None):
     """LSTM over a sequence. Returns ``(y (T,B,H), h_n, c_n, cache)``."""
     backend = backend or default_backend()
-    eng = _backend_module(backend)
+    _backend_module(backend)
     dtype, H, I, w_ih, w_hh, b_ih, b_hh, has_bias = _weights("lstm", weight_ih, weight_hh,
                                                              bias_ih, bias_hh)
     x_in, h0_in, c0_in = x, h0, c0
@@ -390,8 +410,10 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, ma
     mask = _mask(mask, T, B)
     if training:
         x, h0, c0 = _private(x, x_in), _private(h0, h0_in), _private(c0, c0_in)
-    y, h_n, c_n, inner = eng.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask=mask,
-                                          training=bool(training))
+    rmask, backend = _recurrent_mask(recurrent_mask, dtype, B, H, backend)
+    kw = {} if rmask is None else {"recurrent_mask": rmask}
+    y, h_n, c_n, inner = _backend_module(backend).lstm_forward(
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask=mask, training=bool(training), **kw)
     cache = ForwardCache("lstm", backend, inner, has_bias, dtype) if training else None
     return y, h_n, c_n, cache
 
@@ -407,10 +429,10 @@ def lstm_backward(cache, dy=None, dh_n=None, dc_n=None):
 
 
 def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, mask=None,
-                training=False, backend=None, check_finite=True):
+                training=False, backend=None, check_finite=True, recurrent_mask=None):
     """GRU (PyTorch's linear-before-reset form) over a sequence. Returns ``(y, h_n, cache)``."""
     backend = backend or default_backend()
-    eng = _backend_module(backend)
+    _backend_module(backend)
     dtype, H, I, w_ih, w_hh, b_ih, b_hh, has_bias = _weights("gru", weight_ih, weight_hh,
                                                              bias_ih, bias_hh)
     x_in, h0_in = x, h0
@@ -419,8 +441,10 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, mask=No
     mask = _mask(mask, T, B)
     if training:
         x, h0 = _private(x, x_in), _private(h0, h0_in)
-    y, h_n, inner = eng.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, mask=mask,
-                                    training=bool(training))
+    rmask, backend = _recurrent_mask(recurrent_mask, dtype, B, H, backend)
+    kw = {} if rmask is None else {"recurrent_mask": rmask}
+    y, h_n, inner = _backend_module(backend).gru_forward(
+        x, h0, w_ih, w_hh, b_ih, b_hh, mask=mask, training=bool(training), **kw)
     cache = ForwardCache("gru", backend, inner, has_bias, dtype) if training else None
     return y, h_n, cache
 

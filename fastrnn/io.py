@@ -21,15 +21,19 @@ provides them) and ``checksum`` ("sha256:<hex>" over the canonical header and th
 Loading is defensive: the whole header is validated before any tensor is allocated (header
 length bound, UTF-8 JSON object without duplicate keys, known dtypes, non-negative integer
 shapes, offsets contiguous and covering exactly the data section, sizes matching the file),
-the architecture is rebuilt only from the layer allowlist (``fastrnn.layers.LAYER_REGISTRY``;
-nothing named in a file is ever imported or evaluated), every parameter name, shape and dtype
+the architecture is rebuilt only from the layer allowlist (``fastrnn.layers.LAYER_REGISTRY``)
+and the model classes registered in :data:`MODEL_REGISTRY` (nothing named in a file is ever
+imported or evaluated; this module never imports the training loop: the models register
+themselves), every parameter name, shape and dtype
 must match the rebuilt model, and the checksum must match.  Memory is bounded by the file
 size: at most ``MAX_TENSORS`` tensors (counted before the JSON is parsed), a budget of JSON
-structure per declared tensor for the header and every JSON document in the metadata, and
-every weight the architecture will allocate must be in the file with exactly its shape and
-dtype *before* any layer is built; layers are then built without computing initial values
-(they are overwritten from the file).  A file whose metadata says ``format: fastrnn`` must
-carry its checksum (fastrnn always writes one: a missing one means the file was altered).
+structure per declared tensor for the header and every JSON document in the metadata; for
+Sequential models of the core layers every weight the architecture will allocate must be in
+the file with exactly its shape and dtype *before* any layer is built, and for every model
+the layers are built without computing initial values (they are overwritten from the file)
+within a parameter budget of a small multiple of the file's weight bytes, refused before an
+over-budget array is allocated.  A file whose metadata says ``format: fastrnn`` must carry
+its checksum (fastrnn always writes one: a missing one means the file was altered).
 Optimizer step counters above ``MAX_STEP_COUNT`` are refused.  Every problem with the file
 content raises :class:`ModelFileError` (a ``ValueError``) saying what was wrong, what was
 expected and what was found; OS errors (missing file, permissions) propagate unchanged.
@@ -64,6 +68,8 @@ __all__ = [
     "FORMAT_VERSION",
     "MAX_HEADER_BYTES",
     "MAX_TENSORS",
+    "MODEL_REGISTRY",
+    "register_model",
 ]
 
 FORMAT_NAME = "fastrnn"
@@ -333,8 +339,9 @@ def _validate_header(prefix8, read_header_bytes, file_size, source):
                              "8 (header length) + header")
     n = int.from_bytes(prefix8, "little")
     if n > MAX_HEADER_BYTES:
-        raise ModelFileError(f"{source}: header length {n} exceeds the limit of "
-                             f"{MAX_HEADER_BYTES} bytes")
+        # any other kind of file (text, pickle, zip...) lands here: say that first
+        raise ModelFileError(f"{source}: not a fastrnn/safetensors model file (header length "
+                             f"{n} exceeds the limit of {MAX_HEADER_BYTES} bytes)")
     if n > file_size - 8:
         raise ModelFileError(f"{source}: header length {n} is larger than the rest of the "
                              f"file ({file_size - 8} bytes); the file is truncated or corrupt")
@@ -474,6 +481,29 @@ def read_tensors(path):
 # upper layer: models
 # ==========================================================================================
 
+#: model class name -> class with ``get_config()`` / ``from_config()``; filled by
+#: :mod:`fastrnn.models` when it is imported. The architecture of a "Sequential" is stored as
+#: its bare config (the original layout); other classes as ``{"class_name", "config"}``.
+MODEL_REGISTRY = {}
+
+
+def register_model(name, cls):
+    """Allow ``cls`` (a model class with ``get_config``/``from_config``) to be saved and
+    rebuilt by :func:`load_model` under ``name``."""
+    if not isinstance(name, str) or not callable(getattr(cls, "from_config", None)):
+        raise TypeError("register_model(name, cls): name must be a str and cls a model class "
+                        "with from_config")
+    MODEL_REGISTRY[name] = cls
+    return cls
+
+
+def _model_class_name(model):
+    for name, cls in MODEL_REGISTRY.items():
+        if type(model) is cls:
+            return name
+    return None
+
+
 def _version():
     from . import __version__
     return __version__
@@ -510,9 +540,17 @@ def _compile_config(model):
     return {"loss": _losses.serialize(loss), "metrics": names}
 
 
+def _architecture(model):
+    cfg = model.get_config()
+    name = _model_class_name(model)
+    if name is not None and name != "Sequential":
+        cfg = {"class_name": name, "config": cfg}
+    return cfg
+
+
 def _architecture_json(model):
     try:
-        return json.dumps(model.get_config(), allow_nan=False)
+        return json.dumps(_architecture(model), allow_nan=False)
     except (TypeError, ValueError) as e:
         raise ValueError(f"model.get_config() is not JSON-serializable: {e}") from None
 
@@ -590,7 +628,8 @@ def _check_allowlisted(cfg, source):
         if isinstance(node, dict):
             if "class_name" in node:
                 cn = node["class_name"]
-                if not isinstance(cn, str) or (cn not in LAYER_REGISTRY and cn != "Sequential"):
+                if not isinstance(cn, str) or (cn not in LAYER_REGISTRY and
+                                               cn not in MODEL_REGISTRY and cn != "InputLayer"):
                     raise ModelFileError(f"{source}: architecture names an unknown layer class "
                                          f"{str(cn)[:100]!r}; allowed: "
                                          f"{sorted(LAYER_REGISTRY)}")
@@ -631,8 +670,15 @@ def _check_dimensions(arch, hdr, source):
         if len(parts) >= 3 and parts[0] == "layers" and parts[1].isdigit():
             i = int(parts[1])
             max_dim[i] = max(max_dim.get(i, 0), max(shape, default=1))
+    overall = max(max_dim.values(), default=_UNBUILT_DIM_LIMIT)
     for i, layer_cfg in enumerate(layers):
         limit = max_dim.get(i, _UNBUILT_DIM_LIMIT)
+        if isinstance(layer_cfg, dict) and "calls" in layer_cfg:
+            # a functional model's entry: its call references are indices, not sizes; an
+            # Input's shape is bounded like a Sequential's build_input_shape
+            if layer_cfg.get("class_name") == "InputLayer":
+                limit = overall
+            layer_cfg = {k: v for k, v in layer_cfg.items() if k != "calls"}
         for v in _ints(layer_cfg):
             if v > limit:
                 raise ModelFileError(f"{source}: layer {i} of the architecture uses the size {v}, "
@@ -648,9 +694,10 @@ def _check_dimensions(arch, hdr, source):
                                  f"any weight dimension in the file ({limit})")
 
 
+_BUILD_BUDGET_FACTOR = 4
 _CELL_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 _DT_NAMES = {"float32": "F32", "float64": "F64"}
-_NO_PARAMS = ("Dropout", "Masking", "InputLayer")
+_NO_PARAMS = ("Dropout", "Masking", "InputLayer", "SpatialDropout1D", "Activation")
 
 
 class _Unknown(Exception):
@@ -773,7 +820,6 @@ def _check_expected(expected, hdr, source):
 
 
 def _rebuild(meta, source, hdr):
-    from .models import Sequential
     if "architecture" not in meta:
         raise ModelFileError(f"{source}: metadata has no 'architecture'")
     arch = _parse_json(meta["architecture"], f"{source}: architecture", hdr.json_budget)
@@ -781,15 +827,34 @@ def _rebuild(meta, source, hdr):
         raise ModelFileError(f"{source}: architecture must be a JSON object, got "
                              f"{type(arch).__name__}")
     _check_allowlisted(arch, source)
-    expected = _expected_params(arch)
+    if "class_name" in arch:
+        cname, arch = arch["class_name"], arch.get("config")
+        if cname not in MODEL_REGISTRY or not isinstance(arch, dict):
+            raise ModelFileError(f"{source}: architecture names an unknown model class "
+                                 f"{str(cname)[:100]!r} or has no config object; allowed: "
+                                 f"{sorted(MODEL_REGISTRY)}")
+    else:
+        cname = "Sequential"
+    if cname not in MODEL_REGISTRY:
+        raise ModelFileError(f"{source}: model class {cname!r} is not registered (import "
+                             f"fastrnn.models)")
+    expected = _expected_params(arch) if cname == "Sequential" else None
     if expected is None:
         _check_dimensions(arch, hdr, source)
     else:
         _check_expected(expected, hdr, source)
-    from .layers.base import skip_initialization
+    from .initializers import ParameterBudgetError, skip_initialization
+    weight_bytes = sum(e - b for k, (_, _, b, e) in hdr.entries.items()
+                       if not k.startswith("optimizer."))
     try:
-        with skip_initialization():    # every parameter is overwritten from the file next
-            model = Sequential.from_config(arch)
+        # every parameter is overwritten from the file next: allocate, never initialise, and
+        # refuse an architecture that asks for more than a small multiple of the file's
+        # weights (wrappers such as Bidirectional build their wrapped layer once more)
+        with skip_initialization(budget=_BUILD_BUDGET_FACTOR * weight_bytes + (1 << 20)):
+            model = MODEL_REGISTRY[cname].from_config(arch)
+    except ParameterBudgetError as e:
+        raise ModelFileError(f"{source}: the architecture needs more parameters than the file "
+                             f"holds: {e}") from None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError,
             MemoryError, OverflowError) as e:
         raise ModelFileError(f"{source}: the architecture could not be rebuilt: "
@@ -892,6 +957,8 @@ def load_model(path, compile=True):
             raise ModelFileError(f"{source}: bad optimizer state: {e}") from None
     if compile and compile_cfg is not None:
         kwargs = {"loss": compile_cfg.get("loss"), "metrics": compile_cfg.get("metrics") or None}
+        if compile_cfg.get("loss_weights") is not None:
+            kwargs["loss_weights"] = compile_cfg["loss_weights"]
         if opt is not None:
             kwargs["optimizer"] = opt
         try:

@@ -10,6 +10,12 @@ Reduction: the per-element loss is first reduced over the last (feature/class) a
 MSE, MAE and binary cross-entropy, a sum over classes for the categorical cross-entropies -- and
 then averaged over every remaining position (batch, and time for sequence outputs).
 
+Sample weights (Keras behaviour, ``sample_weight=`` of every loss method, and what ``fit``'s
+``class_weight`` / ``sample_weight`` become): the loss of position ``i`` is multiplied by its
+weight ``w_i`` and the result is averaged with the *unweighted* count,
+``sum_i w_i * loss_i / n`` (``n`` = number of positions, or of valid steps under a mask), as
+Keras's "sum_over_batch_size" reduction does.
+
 Masking (Keras behaviour): for a sequence output ``y_pred`` of shape (B, T, C) a boolean ``mask``
 of shape (B, T) (True = valid step) excludes the padded steps: the loss is the mean over the valid
 steps only and padded steps get exactly zero gradient.  A mask with no valid step gives loss 0.
@@ -26,9 +32,10 @@ from scipy.special import expit, log_expit, log_softmax
 
 __all__ = [
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
-    "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "get", "serialize",
-    "mean_squared_error", "mean_absolute_error", "binary_crossentropy",
-    "categorical_crossentropy", "sparse_categorical_crossentropy",
+    "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "Huber", "KLDivergence", "get",
+    "serialize", "mean_squared_error", "mean_absolute_error", "binary_crossentropy",
+    "categorical_crossentropy", "sparse_categorical_crossentropy", "huber", "kl_divergence",
+    "check_sample_weight", "class_weight_to_sample_weight",
 ]
 
 EPSILON = 1e-7
@@ -70,6 +77,38 @@ def _prepare_mask(mask, y_pred):
     return m
 
 
+def check_sample_weight(sample_weight, shape, name="sample_weight"):
+    """``sample_weight`` as a float64 array broadcastable to the per-position shape ``shape``
+    (``y_pred.shape[:-1]``): ``(B,)`` (one weight per sample, repeated over time steps) or
+    ``shape`` itself (one weight per position, Keras's temporal weights); ``(B, 1)`` is read as
+    ``(B,)``.  Weights must be finite and >= 0.  None stays None."""
+    if sample_weight is None:
+        return None
+    sw = np.asarray(sample_weight)
+    if sw.dtype == object or sw.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric array, got dtype {sw.dtype}")
+    sw = sw.astype(np.float64)
+    shape = tuple(shape)
+    if sw.ndim == 2 and sw.shape[1] == 1 and sw.shape != shape:
+        sw = sw[:, 0]
+    if sw.shape != shape and sw.shape != shape[:1]:
+        raise ValueError(f"{name} must have shape {shape[:1]} (one weight per sample)"
+                         + (f" or {shape} (one per time step)" if len(shape) > 1 else "")
+                         + f", got {sw.shape}")
+    if sw.size and not (np.all(np.isfinite(sw)) and sw.min() >= 0):
+        raise ValueError(f"{name} must hold finite values >= 0")
+    return sw.reshape(sw.shape + (1,) * (len(shape) - sw.ndim))
+
+
+def _apply_sample_weight(w, sample_weight):
+    """Keras's weighting: each position's share of the mean times its sample weight (the mean
+    is not renormalised by the weights' sum)."""
+    sw = check_sample_weight(sample_weight, w.shape)
+    if sw is None:
+        return w
+    return (w * sw).astype(w.dtype, copy=False)
+
+
 class Loss:
     """Base class. Subclasses implement ``_elementwise(y_true, y_pred) -> (per_pos, d_per_pos)``,
     where ``per_pos`` has shape ``y_pred.shape[:-1]`` and ``d_per_pos`` is d per_pos / d y_pred."""
@@ -102,14 +141,18 @@ class Loss:
                     f"y_true shape {y_true.shape} does not match y_pred shape {y_pred.shape}{hint}")
         return y_true, y_pred
 
-    def loss_and_gradient(self, y_true, y_pred, mask=None):
-        """Return (loss as a Python float, d loss / d y_pred with y_pred's shape and dtype)."""
+    def loss_and_gradient(self, y_true, y_pred, mask=None, sample_weight=None):
+        """Return (loss as a Python float, d loss / d y_pred with y_pred's shape and dtype).
+
+        ``sample_weight`` (optional, shape ``(B,)`` or ``y_pred.shape[:-1]``, finite, >= 0)
+        multiplies each position's loss before the mean (see the module docstring)."""
         orig_shape = np.shape(y_pred)
         y_true, y_pred = self._prepare(y_true, y_pred)
         mask = _prepare_mask(mask, y_pred)
         with np.errstate(over="ignore", invalid="ignore"):
             per_pos, d = self._elementwise(y_true, y_pred)
         w = _weights(per_pos.shape, mask, y_pred.dtype)
+        w = _apply_sample_weight(w, sample_weight)
         with np.errstate(invalid="ignore"):
             if mask is not None:
                 loss = float(np.sum(np.where(mask, per_pos, 0) * w))
@@ -120,13 +163,15 @@ class Loss:
             grad = np.where(mask[..., None], grad, 0).astype(y_pred.dtype, copy=False)
         return loss, grad.reshape(orig_shape)
 
-    def loss(self, y_true, y_pred, mask=None):
-        return self.loss_and_gradient(y_true, y_pred, mask)[0]
+    def loss(self, y_true, y_pred, mask=None, sample_weight=None):
+        """The loss as a Python float."""
+        return self.loss_and_gradient(y_true, y_pred, mask, sample_weight)[0]
 
     __call__ = loss
 
-    def gradient(self, y_true, y_pred, mask=None):
-        return self.loss_and_gradient(y_true, y_pred, mask)[1]
+    def gradient(self, y_true, y_pred, mask=None, sample_weight=None):
+        """d loss / d y_pred (shape and dtype of y_pred)."""
+        return self.loss_and_gradient(y_true, y_pred, mask, sample_weight)[1]
 
 
 class MeanSquaredError(Loss):
@@ -145,6 +190,69 @@ class MeanAbsoluteError(Loss):
         diff = y_pred - y_true
         c = y_pred.shape[-1]
         return np.mean(np.abs(diff), axis=-1), np.sign(diff) / c
+
+
+class Huber(Loss):
+    """Huber loss (Keras ``Huber``), mean over the last axis.
+
+    With ``x = y_pred - y_true``: ``0.5 * x**2`` where ``|x| <= delta``, else
+    ``delta * |x| - 0.5 * delta**2``.
+
+    Parameters
+    ----------
+    delta : float, default 1.0
+        > 0: where the loss turns from quadratic to linear.
+
+    Example
+    -------
+    >>> Huber()([[0.0, 0.0]], [[0.5, 3.0]])            # (0.125 + 2.5) / 2
+    1.3125
+    """
+
+    name = "huber"
+
+    def __init__(self, delta=1.0):
+        if isinstance(delta, (bool, np.bool_)) or not isinstance(delta, (int, float, np.floating,
+                                                                         np.integer)):
+            raise TypeError(f"delta must be a positive number, got {delta!r}")
+        if not np.isfinite(delta) or delta <= 0:
+            raise ValueError(f"delta must be a finite number > 0, got {delta!r}")
+        self.delta = float(delta)
+
+    def get_config(self):
+        return {"delta": self.delta}
+
+    def _elementwise(self, y_true, y_pred):
+        x = y_pred - y_true
+        c = y_pred.shape[-1]
+        d = y_pred.dtype.type(self.delta)
+        ax = np.abs(x)
+        quad = ax <= d
+        per = np.where(quad, 0.5 * x * x, d * ax - 0.5 * d * d)
+        grad = np.where(quad, x, d * np.sign(x)) / c
+        return np.mean(per, axis=-1), grad.astype(y_pred.dtype, copy=False)
+
+
+class KLDivergence(Loss):
+    """Kullback-Leibler divergence (Keras ``KLDivergence``), summed over the last axis.
+
+    ``sum(y_true * log(y_true / y_pred))`` with both clipped to ``[1e-7, 1]`` first (as
+    Keras does); clipped entries of ``y_pred`` get zero gradient.
+
+    Example
+    -------
+    >>> round(KLDivergence()([[0.5, 0.5]], [[0.25, 0.75]]), 6)
+    0.143841
+    """
+
+    name = "kl_divergence"
+
+    def _elementwise(self, y_true, y_pred):
+        t = np.clip(y_true, EPSILON, 1)
+        p = np.clip(y_pred, EPSILON, 1)
+        per = np.sum(t * np.log(t / p), axis=-1)
+        d = np.where((y_pred >= EPSILON) & (y_pred <= 1), -t / p, 0)
+        return per, d.astype(y_pred.dtype, copy=False)
 
 
 class BinaryCrossentropy(Loss):
@@ -213,7 +321,7 @@ class SparseCategoricalCrossentropy(Loss):
     def get_config(self):
         return {"from_logits": self.from_logits}
 
-    def loss_and_gradient(self, y_true, y_pred, mask=None):
+    def loss_and_gradient(self, y_true, y_pred, mask=None, sample_weight=None):
         orig_shape = np.shape(y_pred)
         y_pred = _as_float(y_pred, "y_pred")
         if y_pred.ndim < 2:
@@ -260,6 +368,7 @@ class SparseCategoricalCrossentropy(Loss):
         per = per.reshape(labels.shape)
         d = d.reshape(y_pred.shape).astype(y_pred.dtype, copy=False)
         w = _weights(per.shape, mask, y_pred.dtype)
+        w = _apply_sample_weight(w, sample_weight)
         with np.errstate(invalid="ignore"):
             if mask is not None:
                 loss = float(np.sum(np.where(mask, per, 0) * w))
@@ -284,6 +393,12 @@ _ALIASES = {
     "categoricalcrossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "sparsecategoricalcrossentropy": SparseCategoricalCrossentropy,
+    "huber": Huber,
+    "huber_loss": Huber,
+    "kl_divergence": KLDivergence,
+    "kld": KLDivergence,
+    "kldivergence": KLDivergence,
+    "kullback_leibler_divergence": KLDivergence,
 }
 
 LOSS_REGISTRY = {
@@ -292,6 +407,8 @@ LOSS_REGISTRY = {
     "BinaryCrossentropy": BinaryCrossentropy,
     "CategoricalCrossentropy": CategoricalCrossentropy,
     "SparseCategoricalCrossentropy": SparseCategoricalCrossentropy,
+    "Huber": Huber,
+    "KLDivergence": KLDivergence,
 }
 
 
@@ -343,3 +460,68 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, mask=None):
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, mask=None):
     return SparseCategoricalCrossentropy(from_logits)(y_true, y_pred, mask)
+
+
+def huber(y_true, y_pred, delta=1.0, mask=None):
+    return Huber(delta)(y_true, y_pred, mask)
+
+
+def kl_divergence(y_true, y_pred, mask=None):
+    return KLDivergence()(y_true, y_pred, mask)
+
+
+def class_weight_to_sample_weight(class_weight, y, loss=None):
+    """Per-position weights from ``fit``'s ``class_weight`` (Keras semantics).
+
+    Parameters
+    ----------
+    class_weight : dict
+        ``{class_id: weight}``; classes not listed get weight 1, as in Keras.
+    y : ndarray
+        Targets: integer class ids (sparse losses: shape ``(B,)``, ``(B, 1)`` or ``(B, T)``),
+        one-hot / probability rows (``(..., C)`` with C > 1: the class is the argmax), or
+        binary targets ``(B,)`` / ``(B, 1)`` (the class is ``round(y)``).
+    loss : Loss, optional
+        The compiled loss: with a sparse categorical loss ``y`` holds class ids whatever its
+        shape.
+
+    Returns
+    -------
+    ndarray
+        float64 weights of shape ``(B,)`` or ``(B, T)`` (one per position of the loss).
+
+    Example
+    -------
+    >>> class_weight_to_sample_weight({0: 1.0, 1: 5.0}, np.array([0, 1, 1]))
+    array([1., 5., 5.])
+    """
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be a dict {{class_id: weight}}, got "
+                        f"{type(class_weight).__name__}")
+    table = {}
+    for k, v in class_weight.items():
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise ValueError(f"class_weight keys must be class ids (ints >= 0), got {k!r}")
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
+                                                                  np.floating)) \
+                or not np.isfinite(v) or v < 0:
+            raise ValueError(f"class_weight[{k}] must be a finite number >= 0, got {v!r}")
+        table[int(k)] = float(v)
+    y = np.asarray(y)
+    if y.dtype == object or y.dtype.kind not in "biuf":
+        raise TypeError(f"class_weight needs numeric targets, got dtype {y.dtype}")
+    if isinstance(loss, SparseCategoricalCrossentropy):
+        ids = y[..., 0] if (y.ndim >= 2 and y.shape[-1] == 1) else y
+    elif y.ndim >= 2 and y.shape[-1] > 1:
+        ids = np.argmax(y, axis=-1)
+    else:
+        ids = y[..., 0] if (y.ndim >= 2 and y.shape[-1] == 1) else y
+    if ids.dtype.kind == "f":
+        if ids.size and not np.all(np.isfinite(ids)):
+            raise ValueError("class_weight: targets contain NaN or Inf")
+        ids = np.round(ids)
+    ids = ids.astype(np.int64)
+    out = np.ones(ids.shape, dtype=np.float64)
+    for k, v in table.items():
+        out[ids == k] = v
+    return out

@@ -13,6 +13,11 @@ Conventions (shared with ``fastrnn._engine``, which has exactly the same signatu
 * ``mask`` is ``None`` or a ``(T, B)`` bool array, True where the step is real. At a padded
   step the state is carried unchanged and the output repeats it; in backward such a step gets no
   gate gradient and the incoming ``dh`` passes straight to ``h_{t-1}``;
+* ``recurrent_mask`` is ``None`` or a ``(B, H)`` array (recurrent dropout, Gal & Ghahramani /
+  Keras semantics: one mask per sequence, already scaled by ``1 / (1 - rate)``). It multiplies
+  ``h_{t-1}`` where it enters the recurrent product ``W_hh h_{t-1}`` only; the GRU's carry term
+  ``z * h_{t-1}`` and the LSTM's cell state use the unmasked state. Only this module implements
+  it (the compiled kernels do not take a mask): :mod:`fastrnn.functional` routes such calls here;
 * ``cache`` is ``None`` unless ``training=True``; ``dy``, ``dh_n``, ``dc_n`` may be ``None``
   (zeros);
 * every array of one call has one dtype (float32 or float64) and results keep it.
@@ -56,14 +61,20 @@ def _zeros_like_or(a, like):
 # Elman RNN
 # --------------------------------------------------------------------------------------------
 
+def _rec_in(h, rmask):
+    """h_{t-1} as the recurrent product sees it (recurrent dropout applied)."""
+    return h if rmask is None else h * rmask
+
+
 def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, activation="tanh", mask=None,
-                training=False):
+                training=False, recurrent_mask=None):
     T, B, _ = x.shape
     H = weight_hh.shape[1]
     y = np.empty((T, B, H), dtype=x.dtype)
     h = h0.copy()
+    rm = recurrent_mask
     for t in range(T):
-        a = x[t] @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
+        a = x[t] @ weight_ih.T + bias_ih + _rec_in(h, rm) @ weight_hh.T + bias_hh
         h_new = np.tanh(a) if activation == "tanh" else np.maximum(a, 0).astype(x.dtype)
         keep = _valid(mask, t, B)
         h = h_new if keep is None else np.where(keep, h_new, h)
@@ -71,7 +82,7 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, activation="tanh"
     cache = None
     if training:
         cache = dict(cell="rnn", x=x, h0=h0, y=y, weight_ih=weight_ih, weight_hh=weight_hh,
-                     activation=activation, mask=mask)
+                     activation=activation, mask=mask, rmask=rm)
     return y, h.copy(), cache
 
 
@@ -79,7 +90,7 @@ def rnn_backward(cache, dy, dh_n):
     if cache is None:
         raise ValueError("rnn_backward needs the cache of a forward call made with training=True")
     x, h0, y, W_ih, W_hh = cache["x"], cache["h0"], cache["y"], cache["weight_ih"], cache["weight_hh"]
-    mask = cache["mask"]
+    mask, rm = cache["mask"], cache.get("rmask")
     T, B, _ = x.shape
     dy = _zeros_like_or(dy, y)
     dh = _zeros_like_or(dh_n, h0).copy()
@@ -98,9 +109,9 @@ def rnn_backward(cache, dy, dh_n):
             da = np.where(keep, da, 0)
         dx[t] = da @ W_ih
         dW_ih += da.T @ x[t]
-        dW_hh += da.T @ h_prev
+        dW_hh += da.T @ _rec_in(h_prev, rm)
         db += da.sum(axis=0)
-        dh_prev = da @ W_hh
+        dh_prev = _rec_in(da @ W_hh, rm)
         dh = dh_prev if keep is None else np.where(keep, dh_prev, dh)
     return dict(x=dx, h0=dh, weight_ih=dW_ih, weight_hh=dW_hh, bias_ih=db, bias_hh=db.copy())
 
@@ -109,15 +120,17 @@ def rnn_backward(cache, dy, dh_n):
 # LSTM
 # --------------------------------------------------------------------------------------------
 
-def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, training=False):
+def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, training=False,
+                 recurrent_mask=None):
     T, B, _ = x.shape
+    rm = recurrent_mask
     H = weight_hh.shape[1]
     y = np.empty((T, B, H), dtype=x.dtype)
     gates = np.empty((T, B, 4 * H), dtype=x.dtype)   # post-activation i, f, g, o
     cs = np.empty((T, B, H), dtype=x.dtype)
     h, c = h0.copy(), c0.copy()
     for t in range(T):
-        a = x[t] @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
+        a = x[t] @ weight_ih.T + bias_ih + _rec_in(h, rm) @ weight_hh.T + bias_hh
         i = sigmoid(a[:, 0 * H:1 * H])
         f = sigmoid(a[:, 1 * H:2 * H])
         g = np.tanh(a[:, 2 * H:3 * H])
@@ -134,7 +147,7 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, t
     cache = None
     if training:
         cache = dict(cell="lstm", x=x, h0=h0, c0=c0, y=y, c=cs, gates=gates,
-                     weight_ih=weight_ih, weight_hh=weight_hh, mask=mask)
+                     weight_ih=weight_ih, weight_hh=weight_hh, mask=mask, rmask=rm)
     return y, h.copy(), c.copy(), cache
 
 
@@ -143,6 +156,7 @@ def lstm_backward(cache, dy, dh_n, dc_n):
         raise ValueError("lstm_backward needs the cache of a forward call made with training=True")
     x, h0, c0, y, cs, gates = (cache[k] for k in ("x", "h0", "c0", "y", "c", "gates"))
     W_ih, W_hh, mask = cache["weight_ih"], cache["weight_hh"], cache["mask"]
+    rm = cache.get("rmask")
     T, B, _ = x.shape
     H = W_hh.shape[1]
     dy = _zeros_like_or(dy, y)
@@ -168,9 +182,9 @@ def lstm_backward(cache, dy, dh_n, dc_n):
             da = np.where(keep, da, 0)
         dx[t] = da @ W_ih
         dW_ih += da.T @ x[t]
-        dW_hh += da.T @ h_prev
+        dW_hh += da.T @ _rec_in(h_prev, rm)
         db += da.sum(axis=0)
-        dh_prev = da @ W_hh
+        dh_prev = _rec_in(da @ W_hh, rm)
         if keep is None:
             dh, dc = dh_prev, dc_prev
         else:
@@ -183,8 +197,10 @@ def lstm_backward(cache, dy, dh_n, dc_n):
 # GRU (linear before reset)
 # --------------------------------------------------------------------------------------------
 
-def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, training=False):
+def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, training=False,
+                recurrent_mask=None):
     T, B, _ = x.shape
+    rm = recurrent_mask
     H = weight_hh.shape[1]
     y = np.empty((T, B, H), dtype=x.dtype)
     gates = np.empty((T, B, 3 * H), dtype=x.dtype)   # post-activation r, z, n
@@ -192,7 +208,7 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, traini
     h = h0.copy()
     for t in range(T):
         ai = x[t] @ weight_ih.T + bias_ih
-        ah = h @ weight_hh.T + bias_hh
+        ah = _rec_in(h, rm) @ weight_hh.T + bias_hh
         r = sigmoid(ai[:, :H] + ah[:, :H])
         z = sigmoid(ai[:, H:2 * H] + ah[:, H:2 * H])
         n = np.tanh(ai[:, 2 * H:] + r * ah[:, 2 * H:])
@@ -205,7 +221,7 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, traini
     cache = None
     if training:
         cache = dict(cell="gru", x=x, h0=h0, y=y, gates=gates, hn=hn,
-                     weight_ih=weight_ih, weight_hh=weight_hh, mask=mask)
+                     weight_ih=weight_ih, weight_hh=weight_hh, mask=mask, rmask=rm)
     return y, h.copy(), cache
 
 
@@ -214,6 +230,7 @@ def gru_backward(cache, dy, dh_n):
         raise ValueError("gru_backward needs the cache of a forward call made with training=True")
     x, h0, y, gates, hn = (cache[k] for k in ("x", "h0", "y", "gates", "hn"))
     W_ih, W_hh, mask = cache["weight_ih"], cache["weight_hh"], cache["mask"]
+    rm = cache.get("rmask")
     T, B, _ = x.shape
     H = W_hh.shape[1]
     dy = _zeros_like_or(dy, y)
@@ -240,9 +257,9 @@ def gru_backward(cache, dy, dh_n):
             dah = np.where(keep, dah, 0)
         dx[t] = dai @ W_ih
         dW_ih += dai.T @ x[t]
-        dW_hh += dah.T @ h_prev
+        dW_hh += dah.T @ _rec_in(h_prev, rm)
         db_ih += dai.sum(axis=0)
         db_hh += dah.sum(axis=0)
-        dh_prev = dah @ W_hh + dh * z
+        dh_prev = _rec_in(dah @ W_hh, rm) + dh * z
         dh = dh_prev if keep is None else np.where(keep, dh_prev, dh)
     return dict(x=dx, h0=dh, weight_ih=dW_ih, weight_hh=dW_hh, bias_ih=db_ih, bias_hh=db_hh)

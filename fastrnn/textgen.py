@@ -26,6 +26,7 @@ import collections
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -279,7 +280,10 @@ class _Progress:
         line = f"{bar} {100 * frac:3.0f}% {elapsed:.0f}s{total} step {step}"
         line += "".join(f" - {k}: {v}" for k, v in logs.items())
         if self.tty:
-            pad = " " * max(0, self._len - len(line))
+            # a redrawn line longer than the terminal wraps and every redraw then adds a row
+            cols = max(20, shutil.get_terminal_size(fallback=(80, 24)).columns - 1)
+            line = line[:cols]
+            pad = " " * max(0, min(self._len, cols) - len(line))
             self._len = len(line)
             self.stream.write("\r" + line + pad + ("\n" if final else ""))
         else:

@@ -1,4 +1,7 @@
-"""Tests of the benchmark suite (fastrnn._bench, bench/run.py). No timing assertions."""
+"""End-to-end tests of the benchmark suite (fastrnn.bench.suite / main, bench/run.py).
+
+The pieces have their own modules: test_bench_grid, _peers, _machine, _timing, _report,
+_options. No timing assertions."""
 
 import io
 import json
@@ -6,11 +9,10 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from fastrnn import _bench
-from fastrnn import reference
+from fastrnn import bench as _bench
+from fastrnn.bench import grid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,7 +48,7 @@ def _check_records(result, cells, shapes, modes, memory=True):
             assert (B, T, I, H) == (1, 1, 8, 16) and r["shape"] == "stream"
         else:
             assert (B, T, I, H) == shapes[r["shape"]]
-        expect = _bench.mode_flops(r["cell"], B, T, I, H, r["mode"])
+        expect = grid.mode_flops(r["cell"], B, T, I, H, r["mode"])
         assert r["flops"] == pytest.approx(expect)
         assert r["gflops"] == pytest.approx(expect / r["median_s"] / 1e9)
         if "fastrnn" in impls:
@@ -120,99 +122,12 @@ def test_missing_peers_reported_as_skipped(monkeypatch):
     assert {r["impl"] for r in result["records"]} == {"numpy"}
 
 
-def test_plot_without_matplotlib(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    out = io.StringIO()
-    recs = [{"cell": "rnn", "shape": "tiny", "mode": "inference", "impl": "numpy",
-             "fastrnn_speedup": 2.0}]
-    assert _bench.plot_speedups(recs, str(tmp_path / "x.png"), out) is False
-    assert "matplotlib not installed" in out.getvalue()
-    assert not (tmp_path / "x.png").exists()
-
-
 @pytest.mark.parametrize("argv", [["--cells", "lstm,bogus"], ["--shapes", "huge"],
                                   ["--impls", "tensorflow"], ["--custom-shape", "1,2,3"],
                                   ["--modes", ""]])
 def test_bad_arguments(argv):
     with pytest.raises(SystemExit):
         _run(FAST + argv)
-
-
-def test_flops():
-    assert _bench.forward_flops("lstm", 2, 3, 5, 7) == 2 * 2 * 3 * 4 * 7 * (5 + 7)
-    assert _bench.forward_flops("gru", 1, 1, 1, 1) == 2 * 3 * 2
-    assert _bench.mode_flops("rnn", 2, 3, 4, 5, "training") == \
-        3 * _bench.forward_flops("rnn", 2, 3, 4, 5)
-
-
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-def test_onnx_conversion_matches_reference(cell):
-    pytest.importorskip("onnx")
-    ort = _bench.OrtImpl(1)
-    d = _bench.make_data(cell, 3, 4, 5, 6, seed=7)
-    got = ort.outputs(d)
-    w = (d["weight_ih"], d["weight_hh"], d["bias_ih"], d["bias_hh"])
-    if cell == "lstm":
-        y, h, c, _ = reference.lstm_forward(d["x"], d["h0"], d["c0"], *w)
-        np.testing.assert_allclose(got["c_n"], c, atol=1e-5)
-    else:
-        y, h, _ = getattr(reference, cell + "_forward")(d["x"], d["h0"], *w)
-    np.testing.assert_allclose(got["y"], y, atol=1e-5)
-    np.testing.assert_allclose(got["h_n"], h, atol=1e-5)
-
-
-def test_agreement_check_flags_a_wrong_peer():
-    numpy_impl = _bench.FastrnnImpl("numpy")
-
-    class Wrong:
-        training = False
-
-        def outputs(self, d):
-            res = numpy_impl.outputs(d)
-            res["y"] = res["y"] + 1e-2
-            return res
-
-        def grads(self, d):
-            return None
-
-        def step_outputs(self, d):
-            return numpy_impl.outputs({**d, "x": d["x"][:1]})["h_n"]
-
-    class Base(_bench.FastrnnImpl):
-        def step_outputs(self, d):
-            return self.outputs({**d, "x": d["x"][:1]})["h_n"]
-
-    base = Base.__new__(Base)
-    base.__dict__.update(numpy_impl.__dict__)
-    out = io.StringIO()
-    res = _bench.check_agreement({"base": base, "wrong": Wrong()}, ["gru"], "base", out)
-    assert [r["ok"] for r in res] == [False]
-    assert "WARNING: wrong gru does not match" in out.getvalue()
-
-
-def test_time_round_robin_counts():
-    calls = {"a": 0, "b": 0}
-
-    def make(name):
-        def fn(n):
-            calls[name] += n
-        return fn
-
-    res = _bench.time_round_robin({"a": make("a"), "b": make("b")}, min_repeats=3,
-                                  max_repeats=4, budget=0.0, sample_time=0.0001)
-    for name in ("a", "b"):
-        assert 3 <= len(res[name]["times"]) <= 4 and res[name]["n"] >= 1
-        assert all(t >= 0 for t in res[name]["times"])
-        assert calls[name] >= len(res[name]["times"]) * res[name]["n"]
-
-
-def test_peak_memory_tracemalloc():
-    def fn(n):
-        for _ in range(n):
-            a = np.ones(1 << 20)        # 8 MiB
-            del a
-    peak, method = _bench.peak_memory(fn, "tracemalloc")
-    assert method == "tracemalloc" and peak >= 8 << 20
 
 
 def test_bench_run_script_help():
@@ -226,3 +141,42 @@ def test_main_returns_zero(capsys):
     assert _bench.main(["--cells", "rnn", "--modes", "inference", "--impls", "numpy",
                         "--no-check"] + FAST) == 0
     assert "rnn   tiny" in capsys.readouterr().out
+
+
+def test_header_reports_isa_path_openblas_core_and_load(monkeypatch):
+    monkeypatch.setenv("FASTRNN_ISA", "baseline")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    argv = ["--cells", "rnn", "--modes", "inference", "--impls", "numpy", "--no-check"] + FAST
+    result, text = _run(argv)
+    lines = text.splitlines()
+    isa = [ln for ln in lines if ln.startswith("fastrnn ISA path: ")]
+    assert len(isa) == 1 and isa[0].endswith("FASTRNN_ISA=baseline"), isa
+    blas = [ln for ln in lines if ln.startswith("OpenBLAS core type: ")]
+    assert len(blas) == 1
+    assert "OPENBLAS_CORETYPE=Haswell" in blas[0] and "OPENBLAS_L2_SIZE unset" in blas[0]
+    if hasattr(os, "getloadavg"):
+        assert any(ln.startswith("load average (1 min) at start: ") for ln in lines)
+    # the header comes before the table, in this order
+    assert lines.index(isa[0]) < lines.index(blas[0]) < next(
+        i for i, ln in enumerate(lines) if ln.startswith("cell "))
+    meta = result["metadata"]
+    assert meta["fastrnn_isa"]["forced"] == "baseline"
+    assert meta["openblas"]["OPENBLAS_CORETYPE"] == "Haswell"
+    assert meta["openblas"]["OPENBLAS_L2_SIZE"] is None
+
+
+def test_python_m_fastrnn_bench_help():
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-m", "fastrnn.bench", "--help"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--threads" in proc.stdout
+
+
+def test_threads_restored_after_run():
+    from fastrnn._engine import config
+    before = config.get_num_threads()
+    _run(["--cells", "rnn", "--modes", "inference", "--impls", "fastrnn", "--no-check"] +
+         FAST[:-2] + ["--threads", str(before + 1)])
+    assert config.get_num_threads() == before

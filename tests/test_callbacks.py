@@ -282,3 +282,58 @@ def test_optimizer_raise_mode_raises_on_non_finite_loss():
         m.train_on_batch(x, np.full_like(y, 3e38))
     for a, b in zip(before or m.get_weights(), m.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+# ---- terminal behaviour of the progress bar ---------------------------------------------------
+def _fit_small(verbose, epochs=2):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, 5, 3)).astype("float32")
+    y = rng.standard_normal((40, 1)).astype("float32")
+    model = fr.Sequential([fr.SimpleRNN(4), fr.Dense(1)], seed=0)
+    model.compile(optimizers.SGD(0.01), "mse", metrics=["mae"])
+    model.fit(x, y, batch_size=10, epochs=epochs, validation_split=0.25, verbose=verbose)
+
+
+def test_verbose_1_not_a_terminal_prints_one_line_per_epoch(capsys, monkeypatch):
+    monkeypatch.setattr(callbacks, "_interactive", lambda stream: False)   # a log file or pipe
+    monkeypatch.setattr(callbacks.Progbar, "interval", 0.0)
+    _fit_small(verbose=1)
+    out = capsys.readouterr().out
+    assert "\r" not in out
+    lines = out.rstrip("\n").split("\n")
+    assert lines[0] == "Epoch 1/2" and lines[2] == "Epoch 2/2" and len(lines) == 4
+    for line in (lines[1], lines[3]):       # the verbose=2 format, with the validation values
+        assert line.startswith("3/3 - ") and " - val_loss: " in line and " - val_mae: " in line
+
+
+@pytest.mark.parametrize("columns", [40, 60, 80])
+def test_redrawn_lines_fit_the_terminal(capsys, monkeypatch, columns):
+    monkeypatch.setattr(callbacks, "_interactive", lambda stream: True)
+    monkeypatch.setattr(callbacks.Progbar, "interval", 0.0)
+    monkeypatch.setenv("COLUMNS", str(columns))      # shutil.get_terminal_size reads it first
+    _fit_small(verbose=1, epochs=1)
+    out = capsys.readouterr().out
+    frames = out[len("Epoch 1/1\n"):].rstrip("\n").split("\r")[1:]
+    assert len(frames) == 4                          # 3 batches + the final redraw
+    for frame in frames[:-1]:                        # redrawn in place: must never wrap
+        assert len(frame.rstrip(" ")) <= columns - 1 and len(frame) <= columns - 1, frame
+        assert frame.split("/")[0].strip() in "123"
+    assert "val_loss: " in frames[-1]                # the final line keeps every value
+
+
+def test_wide_terminal_keeps_the_full_bar(capsys, monkeypatch):
+    monkeypatch.setattr(callbacks, "_interactive", lambda stream: True)
+    monkeypatch.setenv("COLUMNS", "200")
+    bar = callbacks.Progbar(10, verbose=1, samples=100, batch_size=10)
+    line = bar._line(5, {"loss": 0.5}, final=False, columns=199)
+    assert " samples/s" in line and line.count(callbacks._bar_chars()[0]) == 10
+
+
+def test_narrow_terminal_drops_the_rate_then_shortens_the_bar(monkeypatch):
+    monkeypatch.setattr(callbacks, "_interactive", lambda stream: True)
+    bar = callbacks.Progbar(10, verbose=1, samples=100, batch_size=10)
+    logs = {"loss": 0.5, "mae": 0.25}
+    wide = bar._line(5, logs, final=False, columns=199)
+    narrow = bar._line(5, logs, final=False, columns=50)
+    assert "samples/s" in wide and "samples/s" not in narrow
+    assert len(narrow) <= 50 and "loss: 0.5000" in narrow

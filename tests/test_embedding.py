@@ -60,12 +60,13 @@ def test_matches_torch_embedding():
 
 
 def test_init_is_standard_normal_like_torch():
-    emb = Embedding(400, 50, seed=0)
+    # init="torch" keeps torch.nn.Embedding's N(0, 1); the default is Keras's U(-0.05, 0.05)
+    emb = Embedding(400, 50, seed=0, init="torch")
     emb.forward(np.array([[0]]))
     w = emb.params["weight"]
     assert w.shape == (400, 50) and w.dtype == np.float32
     assert abs(w.mean()) < 0.02 and abs(w.std() - 1) < 0.02
-    emb2 = Embedding(400, 50, seed=0)
+    emb2 = Embedding(400, 50, seed=0, init="torch")
     emb2.build()
     np.testing.assert_array_equal(w, emb2.params["weight"])
 

@@ -91,3 +91,75 @@ def test_load_torch_weights_checks_before_writing():
     with pytest.raises(TypeError, match="torch.nn.LSTM"):
         interop.load_torch_weights(layer, torch.nn.GRU(3, 6))
     np.testing.assert_array_equal(layer.params["weight_ih"], before)
+
+
+# ---------------------------------------------------------------------------------------------
+# from_torch(as_module=True): the module's signature, layout, packed sequences, initial states
+# ---------------------------------------------------------------------------------------------
+
+def _torch_case(kind, bidirectional, batch_first, seed=0):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(seed)
+    mod = getattr(torch.nn, kind)(3, 4, num_layers=2, bidirectional=bidirectional,
+                                  batch_first=batch_first).double()
+    return torch, mod
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_torch_module_with_lengths_and_initial_state(kind, bidirectional, batch_first):
+    torch, mod = _torch_case(kind, bidirectional, batch_first)
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    rng = np.random.default_rng(1)
+    B, T, D = 3, 6, 2 if bidirectional else 1
+    x = rng.standard_normal((B, T, 3) if batch_first else (T, B, 3))
+    lengths = np.array([4, 6, 2])
+    h0 = rng.standard_normal((2 * D, B, 4))
+    hx = (h0, rng.standard_normal((2 * D, B, 4))) if kind == "LSTM" else h0
+    rnn = interop.from_torch(mod, as_module=True)
+    out, state = rnn(x, hx=hx, lengths=lengths)
+    thx = tuple(torch.from_numpy(a) for a in hx) if kind == "LSTM" else torch.from_numpy(hx)
+    with torch.no_grad():
+        packed = pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(lengths),
+                                      batch_first=batch_first, enforce_sorted=False)
+        tout, tstate = mod(packed, thx)
+        tout, _ = pad_packed_sequence(tout, batch_first=batch_first, total_length=T)
+    np.testing.assert_allclose(out, tout.numpy(), rtol=1e-10, atol=1e-12)
+    for a, b in zip(state if kind == "LSTM" else [state],
+                    tstate if kind == "LSTM" else [tstate]):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-10, atol=1e-12)
+    # a PackedSequence in gives a PackedSequence out, with the same numbers
+    pout, pstate = rnn(packed, hx=hx)
+    pout, _ = pad_packed_sequence(pout, batch_first=batch_first, total_length=T)
+    np.testing.assert_allclose(pout.numpy(), tout.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_torch_module_time_major_without_lengths(kind):
+    torch, mod = _torch_case(kind, True, False, seed=3)
+    x = np.random.default_rng(2).standard_normal((5, 2, 3))
+    out, state = interop.from_torch(mod, as_module=True)(torch.from_numpy(x))
+    with torch.no_grad():
+        tout, tstate = mod(torch.from_numpy(x))
+    np.testing.assert_allclose(out, tout.numpy(), rtol=1e-10, atol=1e-12)
+    h = state[0] if kind == "LSTM" else state
+    th = tstate[0] if kind == "LSTM" else tstate
+    np.testing.assert_allclose(h, th.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_from_torch_warns_for_time_major_module_and_checks_arguments():
+    torch, mod = _torch_case("GRU", False, False)
+    with pytest.warns(UserWarning, match="batch_first=False"):
+        interop.from_torch(mod)
+    rnn = interop.from_torch(mod, as_module=True)
+    x = np.zeros((4, 2, 3))
+    with pytest.raises(ValueError, match=r"lengths must be in \[1, 4\]"):
+        rnn(x, lengths=[5, 1])
+    with pytest.raises(ValueError, match="lengths must be 2 integers"):
+        rnn(x, lengths=[1, 2, 3])
+    with pytest.raises(ValueError, match=r"h_0 must have shape \(D\*num_layers, batch, "
+                                         r"hidden_size\) = \(2, 2, 4\)"):
+        rnn(x, hx=np.zeros((1, 2, 4)))
+    with pytest.raises(ValueError, match="must have 3 features"):
+        rnn(np.zeros((4, 2, 5)))

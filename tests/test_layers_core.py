@@ -78,7 +78,8 @@ def test_dense_matches_torch_linear(dtype, activation):
 
 
 def test_dense_init_like_torch():
-    layer = Dense(200, input_size=50, seed=0)
+    # init="torch" keeps torch.nn.Linear's scheme; the default is Keras's (test_initializers)
+    layer = Dense(200, input_size=50, seed=0, init="torch")
     w, b = layer.params["weight"], layer.params["bias"]
     assert w.shape == (200, 50) and b.shape == (200,) and w.dtype == np.float32
     k = 1 / np.sqrt(50)
@@ -86,8 +87,8 @@ def test_dense_init_like_torch():
     # uniform on [-k, k]: std k/sqrt(3)
     assert abs(w.std() - k / np.sqrt(3)) < 0.05 * k
     # seeded init is reproducible, different seeds differ
-    np.testing.assert_array_equal(w, Dense(200, input_size=50, seed=0).params["weight"])
-    assert not np.array_equal(w, Dense(200, input_size=50, seed=1).params["weight"])
+    np.testing.assert_array_equal(w, Dense(200, input_size=50, seed=0, init="torch").params["weight"])
+    assert not np.array_equal(w, Dense(200, input_size=50, seed=1, init="torch").params["weight"])
 
 
 def test_dense_fused_logits_backward():
@@ -164,9 +165,13 @@ def test_dense_bad_inputs():
 
 
 def test_input_layer():
-    inp = fr.Input((5, 3))
+    inp = fr.layers.Input((5, 3))
     assert isinstance(inp, InputLayer) and inp.shape == (5, 3)
-    assert fr.Input((None, 3)).shape == (None, 3)
+    assert fr.layers.Input((None, 3)).shape == (None, 3)
+    # the top-level fr.Input is the functional API's symbolic tensor (Keras: batch axis first)
+    t = fr.Input((5, 3))
+    assert isinstance(t.node.layer, InputLayer) and t.shape == (None, 5, 3)
+    assert fr.Input((None, 3)).shape == (None, None, 3)
     with pytest.raises(ValueError, match="shape"):
         fr.Input((0, 3))
     with pytest.raises(ValueError, match="shape"):

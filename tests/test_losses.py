@@ -218,3 +218,117 @@ def test_functional_forms():
     assert losses.categorical_crossentropy(t, p) == pytest.approx(np.log(2))
     assert losses.sparse_categorical_crossentropy(np.array([0]), p) == pytest.approx(np.log(2))
     assert losses.binary_crossentropy(t, p) == pytest.approx(np.log(2))
+
+
+# ---------------------------------------------------------------- Huber, KLDivergence
+
+def test_huber_by_hand_and_gradient():
+    y_true = np.array([[0.0, 0.0, 1.0], [2.0, -1.0, 0.5]])
+    y_pred = np.array([[0.5, 3.0, -1.5], [2.2, -4.0, 0.5]])
+    # x = [[.5, 3, -2.5], [.2, -3, 0]]; delta 1: quadratic |x|<=1, else |x| - 0.5
+    want = np.mean([np.mean([0.125, 2.5, 2.0]), np.mean([0.02, 2.5, 0.0])])
+    assert losses.Huber()(y_true, y_pred) == pytest.approx(want, rel=1e-14)
+    # delta 2.5: 3 -> 2.5*3 - 3.125 = 4.375; -2.5 is still quadratic (3.125)
+    want2 = np.mean([np.mean([0.125, 4.375, 3.125]), np.mean([0.02, 4.375, 0.0])])
+    assert losses.Huber(delta=2.5)(y_true, y_pred) == pytest.approx(want2, rel=1e-14)
+    rng = np.random.default_rng(3)
+    t, p = rng.standard_normal((4, 3)), 2 * rng.standard_normal((4, 3))
+    h = losses.Huber(delta=0.7)
+    g = h.gradient(t, p)
+    np.testing.assert_allclose(g, numeric_grad(lambda: h(t, p), p), rtol=1e-6, atol=1e-9)
+    assert losses.get("huber").delta == 1.0 and losses.get("huber_loss").delta == 1.0
+    assert losses.huber(y_true, y_pred, delta=2.5) == pytest.approx(want2)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), "1", True])
+def test_huber_bad_delta(bad):
+    with pytest.raises((TypeError, ValueError), match="delta"):
+        losses.Huber(delta=bad)
+
+
+def test_kl_divergence_by_hand_and_gradient():
+    t = np.array([[0.5, 0.5, 0.0], [0.1, 0.2, 0.7]])
+    p = np.array([[0.25, 0.75, 0.0], [0.3, 0.3, 0.4]])
+    e = 1e-7
+    row0 = 0.5 * np.log(0.5 / 0.25) + 0.5 * np.log(0.5 / 0.75) + e * np.log(e / e)
+    row1 = 0.1 * np.log(0.1 / 0.3) + 0.2 * np.log(0.2 / 0.3) + 0.7 * np.log(0.7 / 0.4)
+    k = losses.KLDivergence()
+    assert k(t, p) == pytest.approx((row0 + row1) / 2, rel=1e-12)
+    for name in ("kld", "kl_divergence", "kullback_leibler_divergence", "KLDivergence"):
+        assert isinstance(losses.get(name), losses.KLDivergence)
+    rng = np.random.default_rng(4)
+    t = rng.dirichlet(np.ones(4), size=3)
+    p = rng.dirichlet(np.ones(4), size=3)
+    np.testing.assert_allclose(k.gradient(t, p), numeric_grad(lambda: k(t, p), p, eps=1e-8),
+                               rtol=1e-5, atol=1e-8)
+    assert losses.kl_divergence(t, p) == pytest.approx(k(t, p))
+
+
+def test_new_losses_serialize():
+    for obj in (losses.Huber(delta=0.3), losses.KLDivergence()):
+        again = losses.get(losses.serialize(obj))
+        assert type(again) is type(obj) and again.get_config() == obj.get_config()
+
+
+# ---------------------------------------------------------------- sample and class weights
+
+def test_sample_weight_by_hand():
+    y_true = np.array([[0.0], [1.0], [2.0], [0.0]])
+    y_pred = np.array([[1.0], [1.0], [0.0], [3.0]])
+    sw = np.array([2.0, 5.0, 0.5, 0.0])
+    per = np.array([1.0, 0.0, 4.0, 9.0])
+    # Keras "sum_over_batch_size": sum(w * loss) / number of samples, not / sum(w)
+    want = float(np.sum(sw * per) / 4)
+    mse = losses.MeanSquaredError()
+    loss, grad = mse.loss_and_gradient(y_true, y_pred, sample_weight=sw)
+    assert loss == pytest.approx(want, rel=1e-14)
+    np.testing.assert_allclose(grad[:, 0], sw * 2 * (y_pred - y_true)[:, 0] / 4)
+    assert mse(y_true, y_pred, sample_weight=np.ones(4)) == pytest.approx(mse(y_true, y_pred))
+    assert mse(y_true, y_pred, sample_weight=sw[:, None]) == pytest.approx(want)
+
+
+def test_sample_weight_sparse_and_sequences_with_mask():
+    rng = np.random.default_rng(5)
+    B, T, C = 3, 4, 5
+    logits = rng.standard_normal((B, T, C))
+    labels = rng.integers(0, C, (B, T))
+    mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]], dtype=bool)
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    per = -np.take_along_axis(logp, labels[..., None], -1)[..., 0]
+    sce = losses.SparseCategoricalCrossentropy(from_logits=True)
+    sw = np.array([1.0, 3.0, 0.5])                     # per sample, repeated over time
+    want = np.sum(per * sw[:, None] * mask) / mask.sum()
+    assert sce(labels, logits, mask, sample_weight=sw) == pytest.approx(want, rel=1e-12)
+    tw = rng.uniform(0, 2, (B, T))                     # temporal weights
+    want_t = np.sum(per * tw * mask) / mask.sum()
+    loss, grad = sce.loss_and_gradient(labels, logits, mask, sample_weight=tw)
+    assert loss == pytest.approx(want_t, rel=1e-12)
+    num = numeric_grad(lambda: sce(labels, logits, mask, sample_weight=tw), logits)
+    np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("sw,exc", [(np.ones(3), ValueError), (np.ones((4, 2)), ValueError),
+                                    (np.array([1.0, -1.0, 1.0, 1.0]), ValueError),
+                                    (np.array([1.0, np.nan, 1.0, 1.0]), ValueError),
+                                    (np.array(["a"] * 4), TypeError)])
+def test_bad_sample_weight(sw, exc):
+    with pytest.raises(exc, match="sample_weight"):
+        losses.MeanSquaredError()(np.zeros((4, 1)), np.ones((4, 1)), sample_weight=sw)
+
+
+def test_class_weight_to_sample_weight():
+    cw = {0: 1.0, 1: 4.0, 2: 0.5}
+    f = losses.class_weight_to_sample_weight
+    np.testing.assert_array_equal(f(cw, np.array([0, 1, 2, 1])), [1, 4, 0.5, 4])
+    np.testing.assert_array_equal(f(cw, np.array([[2], [0]])), [0.5, 1])
+    onehot = np.eye(3)[[2, 1, 1]]
+    np.testing.assert_array_equal(f(cw, onehot), [0.5, 4, 4])
+    np.testing.assert_array_equal(f({1: 3.0}, np.array([0.0, 1.0, 0.9])), [1, 3, 3])
+    seq = np.array([[0, 1], [2, 2]])
+    np.testing.assert_array_equal(
+        f(cw, seq, loss=losses.SparseCategoricalCrossentropy()), [[1, 4], [0.5, 0.5]])
+    for bad in ({-1: 1.0}, {0: -2.0}, {0: float("nan")}, {"a": 1.0}):
+        with pytest.raises(ValueError, match="class_weight"):
+            f(bad, np.array([0, 1]))
+    with pytest.raises(TypeError, match="class_weight"):
+        f([1.0, 2.0], np.array([0, 1]))

@@ -117,6 +117,8 @@ def test_verbose_2_one_line_per_epoch(capsys):
 
 def test_verbose_1_progress_bar(capsys, monkeypatch):
     monkeypatch.setattr(callbacks.Progbar, "interval", 0.0)     # draw every step
+    monkeypatch.setattr(callbacks, "_interactive", lambda stream: True)   # as on a terminal
+    monkeypatch.setenv("COLUMNS", "120")
     x, y = regression_data(n=40)
     model = mlp()
     model.compile("sgd", "mse")
@@ -488,6 +490,7 @@ def test_design_doc_workflow_char_model(tmp_path):
 
 def test_verbose_1_redraws_are_throttled(capsys, monkeypatch):
     monkeypatch.setattr(callbacks.Progbar, "interval", 3600.0)
+    monkeypatch.setattr(callbacks, "_interactive", lambda stream: True)   # as on a terminal
     x, y = regression_data(n=64)
     model = mlp()
     model.compile("sgd", "mse")

@@ -42,7 +42,7 @@ def _torch_opt(torch, ours, tparams):
         return cls(tparams, lr=lr, betas=(c["beta_1"], c["beta_2"]), eps=c["epsilon"],
                    weight_decay=c["weight_decay"], amsgrad=c["amsgrad"])
     if isinstance(ours, O.RMSprop):
-        return torch.optim.RMSprop(tparams, lr=lr, alpha=c["alpha"], eps=c["epsilon"],
+        return torch.optim.RMSprop(tparams, lr=lr, alpha=c["rho"], eps=c["epsilon"],
                                    weight_decay=c["weight_decay"], momentum=c["momentum"],
                                    centered=c["centered"])
     if isinstance(ours, O.Adagrad):
@@ -54,25 +54,30 @@ def _torch_opt(torch, ours, tparams):
 
 
 def _cases():
+    """PyTorch's argument names (lr, betas, eps, alpha, dampening, lr_decay) select the
+    PyTorch convention; the no-argument cases ask for it explicitly."""
     cases = []
     for mom, nest, wd, damp in [(0.0, False, 0.0, 0.0), (0.9, False, 0.0, 0.0),
                                 (0.9, True, 0.01, 0.0), (0.5, False, 0.1, 0.3),
                                 (0.0, False, 0.05, 0.0)]:
-        cases.append(("SGD", dict(learning_rate=0.05, momentum=mom, nesterov=nest,
+        cases.append(("SGD", dict(lr=0.05, momentum=mom, nesterov=nest,
                                   weight_decay=wd, dampening=damp)))
     for cls in ("Adam", "AdamW"):
         for wd, ams in itertools.product((0.0, 0.1), (False, True)):
-            cases.append((cls, dict(learning_rate=0.01, beta_1=0.8, beta_2=0.95,
-                                    epsilon=1e-6, weight_decay=wd, amsgrad=ams)))
-        cases.append((cls, {}))
+            cases.append((cls, dict(lr=0.01, betas=(0.8, 0.95),
+                                    eps=1e-6, weight_decay=wd, amsgrad=ams)))
+        cases.append((cls, {"convention": "torch"}))
+    # Keras spellings with convention="torch" follow PyTorch's rules as well
+    cases.append(("Adam", dict(learning_rate=0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-6,
+                               convention="torch")))
     for mom, cen, wd in itertools.product((0.0, 0.7), (False, True), (0.0, 0.1)):
-        cases.append(("RMSprop", dict(learning_rate=0.01, alpha=0.9, epsilon=1e-6,
+        cases.append(("RMSprop", dict(lr=0.01, alpha=0.9, eps=1e-6,
                                       weight_decay=wd, momentum=mom, centered=cen)))
-    cases.append(("RMSprop", {}))
+    cases.append(("RMSprop", {"convention": "torch"}))
     for lrd, wd, init in [(0.0, 0.0, 0.0), (0.1, 0.05, 0.3), (0.0, 0.0, 1.0)]:
-        cases.append(("Adagrad", dict(learning_rate=0.1, lr_decay=lrd, weight_decay=wd,
-                                      initial_accumulator_value=init, epsilon=1e-10)))
-    cases.append(("Adagrad", {}))
+        cases.append(("Adagrad", dict(lr=0.1, lr_decay=lrd, weight_decay=wd,
+                                      initial_accumulator_value=init, eps=1e-10)))
+    cases.append(("Adagrad", {"convention": "torch"}))
     return cases
 
 
@@ -129,7 +134,7 @@ def test_defaults_match_torch():
                                     "amsgrad": "amsgrad"}),
         O.AdamW: (torch.optim.AdamW, {"epsilon": "eps", "weight_decay": "weight_decay",
                                       "amsgrad": "amsgrad"}),
-        O.RMSprop: (torch.optim.RMSprop, {"alpha": "alpha", "epsilon": "eps",
+        O.RMSprop: (torch.optim.RMSprop, {"rho": "alpha", "epsilon": "eps",
                                           "weight_decay": "weight_decay",
                                           "momentum": "momentum", "centered": "centered"}),
         O.Adagrad: (torch.optim.Adagrad, {"lr_decay": "lr_decay", "epsilon": "eps",
@@ -139,14 +144,14 @@ def test_defaults_match_torch():
     }
     for ours_cls, (tcls, names) in mapping.items():
         tsig = inspect.signature(tcls.__init__).parameters
-        cfg = ours_cls().get_config()
+        cfg = ours_cls(convention="torch").get_config()
         for ours_name, tname in names.items():
             assert cfg[ours_name] == tsig[tname].default, (ours_cls, ours_name)
         if "betas" in tsig:
             assert (cfg["beta_1"], cfg["beta_2"]) == tuple(tsig["betas"].default)
-        if ours_cls is not O.SGD:   # SGD: Keras-style default 0.01 (torch has 1e-3)
-            assert cfg["learning_rate"] == tsig["lr"].default
-    assert O.SGD().learning_rate == 0.01
+        assert cfg["learning_rate"] == tsig["lr"].default, ours_cls
+        # a PyTorch name alone selects the PyTorch defaults too
+        assert ours_cls(lr=cfg["learning_rate"]).get_config() == cfg
 
 
 def test_pairs_and_triples_and_dict_agree():
@@ -425,7 +430,7 @@ def test_validation_errors_leave_everything_unchanged():
 @pytest.mark.parametrize("cls,kwargs,match", [
     (O.SGD, {"learning_rate": -0.1}, "learning_rate"),
     (O.SGD, {"momentum": -0.5}, "momentum"),
-    (O.SGD, {"nesterov": True}, "Nesterov"),
+    (O.SGD, {"nesterov": True, "convention": "torch"}, "Nesterov"),
     (O.SGD, {"nesterov": True, "momentum": 0.9, "dampening": 0.1}, "Nesterov"),
     (O.SGD, {"weight_decay": -1.0}, "weight_decay"),
     (O.Adam, {"beta_1": 1.0}, "beta_1"),
@@ -450,8 +455,14 @@ def test_bad_hyperparameter_types():
         O.Adam(learning_rate="0.1")
     with pytest.raises(TypeError, match="learning_rate"):
         O.Adam(learning_rate=True)
-    with pytest.raises(TypeError):
-        O.Adam(lr=0.1)     # the name is learning_rate
+    with pytest.raises(TypeError, match="not both"):
+        O.Adam(lr=0.1, learning_rate=0.1)     # one spelling at a time
+    with pytest.raises(TypeError, match="betas"):
+        O.Adam(betas=0.9)
+    with pytest.raises(ValueError, match="PyTorch argument name"):
+        O.RMSprop(alpha=0.9, convention="keras")
+    with pytest.raises(ValueError, match="convention"):
+        O.SGD(convention="tf")
     opt = O.SGD()
     with pytest.raises(ValueError, match="learning_rate"):
         opt.learning_rate = -1.0
@@ -569,7 +580,7 @@ def test_from_config_rejects_unknown():
     with pytest.raises(ValueError, match="Unknown optimizer class"):
         O.from_config({"class_name": "Optimizer", "config": {}})
     with pytest.raises(ValueError, match="Unknown Adam config keys"):
-        O.from_config({"class_name": "Adam", "config": {"lr": 0.1}})
+        O.from_config({"class_name": "Adam", "config": {"lrate": 0.1}})
     with pytest.raises(ValueError, match="class_name"):
         O.from_config({"config": {}})
     with pytest.raises(ValueError):

@@ -71,24 +71,26 @@ def _clip_each(params, c):
 
 
 CASES = {
-    "sgd-momentum": (lambda: fr.optimizers.SGD(0.1, momentum=0.9),
+    "sgd-momentum": (lambda: fr.optimizers.SGD(lr=0.1, momentum=0.9),
                      lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9), None),
-    "sgd-nesterov-wd": (lambda: fr.optimizers.SGD(0.05, momentum=0.8, nesterov=True,
+    "sgd-nesterov-wd": (lambda: fr.optimizers.SGD(lr=0.05, momentum=0.8, nesterov=True,
                                                   weight_decay=0.01),
                         lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.8, nesterov=True,
                                                    weight_decay=0.01), None),
-    "adam": (lambda: fr.optimizers.Adam(0.01),
+    "adam": (lambda: fr.optimizers.Adam(lr=0.01),
              lambda ps: torch.optim.Adam(ps, lr=0.01), None),
-    "adam-globalclip": (lambda: fr.optimizers.Adam(0.02, amsgrad=True, global_clipnorm=0.05),
+    "adam-globalclip": (lambda: fr.optimizers.Adam(lr=0.02, amsgrad=True,
+                                                   global_clipnorm=0.05),
                         lambda ps: torch.optim.Adam(ps, lr=0.02, amsgrad=True),
                         lambda ps: _clip_global(ps, 0.05)),
-    "adamw-clipnorm": (lambda: fr.optimizers.AdamW(0.01, clipnorm=0.02),
+    "adamw-clipnorm": (lambda: fr.optimizers.AdamW(lr=0.01, clipnorm=0.02),
                        lambda ps: torch.optim.AdamW(ps, lr=0.01),
                        lambda ps: _clip_each(ps, 0.02)),
-    "rmsprop-centered": (lambda: fr.optimizers.RMSprop(0.005, momentum=0.5, centered=True),
+    "rmsprop-centered": (lambda: fr.optimizers.RMSprop(lr=0.005, momentum=0.5,
+                                                       centered=True),
                          lambda ps: torch.optim.RMSprop(ps, lr=0.005, momentum=0.5,
                                                         centered=True), None),
-    "adagrad": (lambda: fr.optimizers.Adagrad(0.05, lr_decay=0.01),
+    "adagrad": (lambda: fr.optimizers.Adagrad(lr=0.05, lr_decay=0.01),
                 lambda ps: torch.optim.Adagrad(ps, lr=0.05, lr_decay=0.01), None),
 }
 

@@ -124,11 +124,13 @@ def test_params_assignment_changes_the_layer_and_is_checked():
 
 
 def test_seed_reproducible_and_pytorch_init_range():
-    a, b = fr.GRU(50, input_size=7, seed=5), fr.GRU(50, input_size=7, seed=5)
+    # the default is Keras's init (tests/test_initializers.py); init="torch" gives PyTorch's
+    a, b = (fr.GRU(50, input_size=7, seed=5, init="torch"),
+            fr.GRU(50, input_size=7, seed=5, init="torch"))
     for k in a.params:
         np.testing.assert_array_equal(a.params[k], b.params[k])
         assert np.abs(a.params[k]).max() <= 1 / np.sqrt(50)
-    c = fr.GRU(50, input_size=7, seed=6)
+    c = fr.GRU(50, input_size=7, seed=6, init="torch")
     assert not np.array_equal(a.params["weight_hh"], c.params["weight_hh"])
     assert a.params["weight_ih"].shape == (150, 7) and a.params["bias_hh"].shape == (150,)
 

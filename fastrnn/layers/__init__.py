@@ -8,9 +8,15 @@
 from .base import Layer
 from .bidirectional import Bidirectional
 from .core import Dense, Input, InputLayer, Masking
-from .dropout import Dropout
+from .dropout import Dropout, SpatialDropout1D
 from .embedding import Embedding
 from .recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
+from .activation import Activation
+from .convolutional import Conv1D
+from .normalization import LayerNormalization
+from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
+from .reshaping import Flatten, RepeatVector
+from .wrappers import TimeDistributed
 
 LAYER_REGISTRY = {
     "SimpleRNN": SimpleRNN,
@@ -22,6 +28,16 @@ LAYER_REGISTRY = {
     "Bidirectional": Bidirectional,
     "InputLayer": InputLayer,
     "Masking": Masking,
+    "SpatialDropout1D": SpatialDropout1D,
+    "Activation": Activation,
+    "Conv1D": Conv1D,
+    "LayerNormalization": LayerNormalization,
+    "GlobalAveragePooling1D": GlobalAveragePooling1D,
+    "GlobalMaxPooling1D": GlobalMaxPooling1D,
+    "MaxPooling1D": MaxPooling1D,
+    "Flatten": Flatten,
+    "RepeatVector": RepeatVector,
+    "TimeDistributed": TimeDistributed,
 }
 
 
@@ -58,4 +74,6 @@ def deserialize(config):
 
 __all__ = ["Layer", "RecurrentLayer", "SimpleRNN", "LSTM", "GRU", "Dense", "Embedding",
            "Dropout", "Bidirectional", "Masking", "Input", "InputLayer", "LAYER_REGISTRY", "serialize",
-           "deserialize"]
+           "deserialize", "SpatialDropout1D", "Activation", "Conv1D", "LayerNormalization",
+           "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPooling1D", "Flatten",
+           "RepeatVector", "TimeDistributed"]

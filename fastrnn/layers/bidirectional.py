@@ -9,7 +9,7 @@ from .recurrent import RecurrentLayer
 
 __all__ = ["Bidirectional"]
 
-MERGE_MODES = ("concat", "sum", "mul", "ave")
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
 def _derived_seed(seed):
@@ -69,25 +69,51 @@ class Bidirectional(Layer):
     output equals ``torch.nn.LSTM(bidirectional=True, batch_first=True)``'s, whose
     ``*_l0_reverse`` parameters correspond to ``backward_*`` here.
 
-    merge_mode: "concat" (last axis 2*units), "sum", "mul", "ave".
+    merge_mode: "concat" (last axis 2*units), "sum", "mul", "ave", or None (Keras: the output
+    is the list ``[y_forward, y_backward]``, and ``backward`` takes such a list).
+    ``backward_layer``: optionally the layer to run backwards (Keras's argument): a recurrent
+    layer of the same class and units with ``go_backwards`` opposite to ``layer``'s; it is
+    cloned from its config (and its weights copied if built), like ``layer``.
     ``params`` keys: ``forward_weight_ih``, ..., ``backward_bias_hh``.
     ``initial_state``: a list of the forward states then the backward states
     (``[h_f, h_b]`` or ``[h_f, c_f, h_b, c_b]``). With the wrapped layer's ``return_state=True``,
     forward returns ``[out, h_f(, c_f), h_b(, c_b)]`` and backward accepts
-    ``d_state`` in the same order. Masks (B, T) are passed to both directions; the output mask
-    is the input mask when ``return_sequences`` else None.
+    ``d_state`` in the same order. Masks (B, T) are passed to both directions; with
+    ``return_sequences`` the outputs at masked steps are zeros (Keras forces
+    ``zero_output_for_mask`` inside Bidirectional) and the output mask is the input mask.
     """
 
     supports_masking = True
 
-    def __init__(self, layer, merge_mode="concat", *, name=None):
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, *, name=None,
+                 trainable=True, input_shape=None):
         if not isinstance(layer, RecurrentLayer):
             raise TypeError(f"Bidirectional: layer must be a SimpleRNN, LSTM or GRU instance, "
                             f"got {type(layer).__name__}")
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
+        if backward_layer is not None:
+            if isinstance(backward_layer, dict):        # from a saved config
+                from . import deserialize
+                backward_layer = deserialize(backward_layer)
+            if type(backward_layer) is not type(layer):
+                raise TypeError(f"Bidirectional: backward_layer must be a "
+                                f"{type(layer).__name__} like layer, got "
+                                f"{type(backward_layer).__name__}")
+            for attr in ("units", "return_sequences", "return_state", "dtype"):
+                if getattr(backward_layer, attr) != getattr(layer, attr):
+                    raise ValueError(f"Bidirectional: backward_layer.{attr} must equal "
+                                     f"layer.{attr} ({getattr(layer, attr)!r}), got "
+                                     f"{getattr(backward_layer, attr)!r}")
+            if backward_layer.go_backwards == layer.go_backwards:
+                raise ValueError(f"Bidirectional: backward_layer.go_backwards must be the "
+                                 f"opposite of layer.go_backwards ({layer.go_backwards}), got "
+                                 f"{backward_layer.go_backwards}")
         super().__init__(dtype=layer.dtype.name, seed=layer.seed,
-                         name=name or "bidirectional")
+                         name=name or "bidirectional", trainable=trainable,
+                         input_shape=input_shape if input_shape is not None else (
+                             None if layer.batch_input_shape is None
+                             else layer.batch_input_shape[1:]))
         self.merge_mode = merge_mode
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
@@ -101,13 +127,28 @@ class Bidirectional(Layer):
         bcfg.pop("seed", None)
         if layer.seed is not None:
             bcfg["seed"] = _derived_seed(layer.seed)
+        self._custom_backward = backward_layer is not None
+        if backward_layer is not None:
+            bcfg = backward_layer.get_config()
+            bcfg["return_state"] = True
+            bcfg["name"] = "backward_" + backward_layer.name
         self.forward_layer = cls.from_config(fcfg)
         self.backward_layer = cls.from_config(bcfg)
-        # the engine backend is not part of the config; keep the wrapped layer's choice
-        self.forward_layer.backend = self.backward_layer.backend = getattr(layer, "backend", None)
+        # the engine backend and user-callable initializers are not part of the config
+        src_b = backward_layer if backward_layer is not None else layer
+        self.forward_layer.backend = getattr(layer, "backend", None)
+        self.backward_layer.backend = getattr(src_b, "backend", None)
+        for dst, src in ((self.forward_layer, layer), (self.backward_layer, src_b)):
+            if not dst.built:
+                dst._initializers = dict(src._initializers)
         if layer.built and not self._fresh(layer):
             for k, v in layer.params.items():
                 self.forward_layer.params[k] = v
+        if backward_layer is not None and backward_layer.built:
+            if not self.backward_layer.built:
+                self.backward_layer.build((None, None, backward_layer.input_size))
+            for k, v in backward_layer.params.items():
+                self.backward_layer.params[k] = v
         self.params = _PrefixedParams(self)
         self._cache = None
         self.d_initial_state = None
@@ -161,11 +202,20 @@ class Bidirectional(Layer):
         inner["name"] = inner["name"][len("forward_"):]
         if self.seed is not None:
             inner["seed"] = int(self.seed)
-        return {
+        cfg = {
             "layer": {"class_name": type(self.forward_layer).__name__, "config": inner},
             "merge_mode": self.merge_mode,
             "name": self.name,
         }
+        if self._custom_backward:
+            b = self.backward_layer.get_config()
+            b["return_state"] = self.return_state
+            b["name"] = b["name"][len("backward_"):]
+            cfg["backward_layer"] = {"class_name": type(self.backward_layer).__name__,
+                                     "config": b}
+        if not self.trainable:
+            cfg["trainable"] = False
+        return cfg
 
     @classmethod
     def from_config(cls, config):
@@ -180,7 +230,11 @@ class Bidirectional(Layer):
         B, T = input_shape[0], input_shape[1]
         width = 2 * self.units if self.merge_mode == "concat" else self.units
         out = (B, T, width) if self.return_sequences else (B, width)
+        if self.merge_mode is None:
+            out = [out, out]
         if self.return_state:
+            if self.merge_mode is None:
+                return out + [(B, self.units)] * (2 * self.n_states)
             return [out] + [(B, self.units)] * (2 * self.n_states)
         return out
 
@@ -188,6 +242,8 @@ class Bidirectional(Layer):
         return mask if (self.return_sequences and mask is not None) else None
 
     def _merge(self, yf, yb):
+        if self.merge_mode is None:
+            return [yf, yb]
         if self.merge_mode == "concat":
             return np.concatenate([yf, yb], axis=-1)
         if self.merge_mode == "sum":
@@ -217,24 +273,40 @@ class Bidirectional(Layer):
         out_b = self.backward_layer.forward(x, initial_state=init_b, training=training, mask=mask)
         yf, states_f = out_f[0], list(out_f[1:])
         yb, states_b = out_b[0], list(out_b[1:])
+        keep = None
         if self.return_sequences:
             yb = np.ascontiguousarray(yb[:, ::-1])
+            if mask is not None:       # Keras: zeros at masked steps, not the carried state
+                keep = np.asarray(mask, dtype=bool)[:, :, None].astype(yf.dtype)
+                yf, yb = yf * keep, yb * keep
         y = self._merge(yf, yb)
-        self._cache = (yf, yb) if training else None
+        self._cache = (yf, yb, keep) if training else None
         if self.return_state:
-            return [y] + states_f + states_b
+            return (y if self.merge_mode is None else [y]) + states_f + states_b
         return y
 
     def backward(self, d_output, d_state=None):
         if self._cache is None:
             raise RuntimeError("Bidirectional.backward needs a preceding forward(..., training=True)")
-        yf, yb = self._cache
-        d = np.asarray(d_output)
-        expected = yf.shape[:-1] + ((2 * self.units,) if self.merge_mode == "concat" else (self.units,))
-        if d.shape != expected:
-            raise ValueError(f"d_output must have shape {expected}, got {d.shape}")
+        yf, yb, keep = self._cache
         H = self.units
-        if self.merge_mode == "concat":
+        if self.merge_mode is None:
+            if not isinstance(d_output, (list, tuple)) or len(d_output) != 2:
+                raise ValueError("d_output must be a list [d_forward, d_backward] with "
+                                 "merge_mode=None")
+            df, db = (np.asarray(a) for a in d_output)
+            for nm, a in (("d_output[0]", df), ("d_output[1]", db)):
+                if a.shape != yf.shape:
+                    raise ValueError(f"{nm} must have shape {yf.shape}, got {a.shape}")
+            d = None
+        else:
+            d = np.asarray(d_output)
+            expected = yf.shape[:-1] + ((2 * H,) if self.merge_mode == "concat" else (H,))
+            if d.shape != expected:
+                raise ValueError(f"d_output must have shape {expected}, got {d.shape}")
+        if d is None:
+            pass
+        elif self.merge_mode == "concat":
             df, db = d[..., :H], d[..., H:]
         elif self.merge_mode == "sum":
             df, db = d, d
@@ -242,6 +314,8 @@ class Bidirectional(Layer):
             df, db = d * yb, d * yf
         else:
             df = db = d * d.dtype.type(0.5)
+        if keep is not None:
+            df, db = df * keep, db * keep
         if self.return_sequences:
             db = db[:, ::-1]
         n = self.n_states

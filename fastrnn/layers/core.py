@@ -3,6 +3,7 @@
 import numpy as np
 from scipy.special import expit
 
+from .. import initializers
 from .base import Layer
 
 __all__ = ["Dense", "Masking", "Input", "InputLayer", "ACTIVATIONS"]
@@ -63,16 +64,26 @@ class Dense(Layer):
     """Fully connected layer over the last axis: ``y = act(x @ weight.T + bias)``.
 
     Works on ``(B, in)`` and ``(B, T, in)`` (any leading axes). Parameters are torch.nn.Linear's:
-    ``weight`` (units, in) and ``bias`` (units,), initialised like torch (U(-1/sqrt(in),
-    1/sqrt(in)) for both). ``activation``: None/"linear", "relu", "tanh", "sigmoid", "softmax"
-    (softmax over the last axis). Masks pass through unchanged.
+    ``weight`` (units, in) and ``bias`` (units,), initialised like Keras (``kernel_initializer=
+    "glorot_uniform"``, ``bias_initializer="zeros"``; initializers see Keras's kernel shape
+    (in, units)), or like torch with ``init="torch"`` (U(-1/sqrt(in), 1/sqrt(in)) for both).
+    ``activation``: None/"linear", "relu", "tanh", "sigmoid", "softmax" (softmax over the last
+    axis). Masks pass through unchanged.
     """
 
     supports_masking = True
 
-    def __init__(self, units, activation=None, use_bias=True, *, input_size=None,
-                 dtype="float32", seed=None, name=None):
-        super().__init__(dtype=dtype, seed=seed, name=name)
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer=None,
+                 bias_initializer=None, *, input_size=None, init=None, dtype="float32",
+                 seed=None, name=None, trainable=True, input_shape=None):
+        super().__init__(dtype=dtype, seed=seed, name=name, trainable=trainable,
+                         input_shape=input_shape)
+        if input_size is None and self.batch_input_shape is not None:
+            input_size = self.batch_input_shape[-1]
+        if init not in (None, "keras", "torch"):
+            raise ValueError(f"init must be None, 'keras' or 'torch', got {init!r}")
+        self.init = init
+        self._init_args = {"kernel": kernel_initializer, "bias": bias_initializer}
         self.units = _positive_int(units, "units")
         if activation is None:
             activation = "linear"
@@ -86,20 +97,38 @@ class Dense(Layer):
         if self.input_size is not None:
             self.build((None, self.input_size))
 
+    _KERAS_DEFAULTS = {"kernel": "glorot_uniform", "bias": "zeros"}
+
     def build(self, input_shape):
         n_in = _positive_int(input_shape[-1], "input feature size")
-        k = 1.0 / np.sqrt(n_in)
         rng = self._rng()
         self.input_size = n_in
-        self.params["weight"] = rng.uniform(-k, k, (self.units, n_in)).astype(self.dtype)
+        torch = initializers.TorchUniform(n_in)
+        inits = {}
+        for k, v in self._init_args.items():
+            if v is None:      # the scheme's default
+                inits[k] = torch if self.init == "torch" else initializers.get(
+                    self._KERAS_DEFAULTS[k])
+            else:
+                inits[k] = initializers.get(v, torch_default=torch)
+        w = initializers.draw(inits["kernel"], (n_in, self.units), self.dtype, rng,
+                              "Dense kernel_initializer")
+        self.params["weight"] = np.ascontiguousarray(w.T)
         if self.use_bias:
-            self.params["bias"] = rng.uniform(-k, k, (self.units,)).astype(self.dtype)
+            self.params["bias"] = initializers.draw(inits["bias"], (self.units,), self.dtype,
+                                                    rng, "Dense bias_initializer")
         self._finish_build()
 
     def get_config(self):
         cfg = super().get_config()
         cfg.update(units=self.units, activation=self.activation, use_bias=self.use_bias,
                    input_size=self.input_size)
+        for k, v in self._init_args.items():
+            ser = initializers.serialize(v)
+            if ser is not None:
+                cfg[f"{k}_initializer"] = ser
+        if self.init is not None:
+            cfg["init"] = self.init
         return cfg
 
     def compute_output_shape(self, input_shape):
@@ -159,8 +188,9 @@ class Masking(Layer):
 
     supports_masking = True
 
-    def __init__(self, mask_value=0.0, *, dtype="float32", name=None):
-        super().__init__(dtype=dtype, name=name)
+    def __init__(self, mask_value=0.0, *, dtype="float32", name=None, trainable=True,
+                 input_shape=None):
+        super().__init__(dtype=dtype, name=name, trainable=trainable, input_shape=input_shape)
         try:
             self.mask_value = float(mask_value)
         except (TypeError, ValueError):

@@ -6,7 +6,7 @@ import numpy as np
 
 from .base import Layer
 
-__all__ = ["Dropout"]
+__all__ = ["Dropout", "SpatialDropout1D"]
 
 
 class Dropout(Layer):
@@ -16,8 +16,10 @@ class Dropout(Layer):
 
     supports_masking = True
 
-    def __init__(self, rate, seed=None, *, dtype="float32", name=None):
-        super().__init__(dtype=dtype, seed=seed, name=name)
+    def __init__(self, rate, seed=None, *, dtype="float32", name=None, trainable=True,
+                 input_shape=None):
+        super().__init__(dtype=dtype, seed=seed, name=name, trainable=trainable,
+                         input_shape=input_shape)
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (0 <= rate < 1):
             raise ValueError(f"rate must be a number in [0, 1), got {rate!r}")
         self.rate = float(rate)
@@ -59,3 +61,35 @@ class Dropout(Layer):
             raise ValueError(f"Dropout: d_out must have shape {self._scale_mask.shape}, got "
                              f"{d_out.shape}")
         return d_out * self._scale_mask
+
+
+class SpatialDropout1D(Dropout):
+    """Drop whole channels: one keep/drop decision per (sample, channel), shared by every time
+    step of ``(batch, time, channels)`` inputs (Keras's SpatialDropout1D), scaled by
+    ``1 / (1 - rate)`` at training time; identity at inference. Masks pass through.
+
+    Example
+    -------
+    >>> d = SpatialDropout1D(0.5, seed=0)
+    >>> y = d.forward(np.ones((2, 4, 6), dtype=np.float32), training=True)
+    >>> bool((y == y[:, :1]).all())          # the same channels are dropped at every step
+    True
+    """
+
+    def forward(self, x, training=False, mask=None):
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise TypeError(f"SpatialDropout1D: x must be a float array, got dtype {x.dtype}")
+        if x.ndim != 3:
+            raise ValueError(f"SpatialDropout1D: x must have 3 dimensions (batch, time, "
+                             f"channels), got shape {x.shape}")
+        if not training or self.rate == 0:
+            self._scale_mask = None
+            return x
+        if self._gen is None:
+            self._gen = self._rng()
+        keep = self._gen.random((x.shape[0], 1, x.shape[2])) >= self.rate
+        self._scale_mask = np.broadcast_to(
+            keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate)), x.shape)
+        return x * self._scale_mask

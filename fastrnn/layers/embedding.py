@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .. import initializers
 from .base import Layer
 
 __all__ = ["Embedding"]
@@ -14,7 +15,11 @@ def _positive_int(value, name):
 
 
 class Embedding(Layer):
-    """Look up rows of ``weight`` (input_dim, output_dim), initialised N(0, 1) like torch.
+    """Look up rows of ``weight`` (input_dim, output_dim).
+
+    Initialised like Keras, ``embeddings_initializer="uniform"`` (U(-0.05, 0.05)), or like
+    torch.nn.Embedding (N(0, 1)) with ``init="torch"``. ``input_length`` (Keras 2) is accepted
+    and ignored, as Keras 3 does.
 
     Input: integer ids of any shape, usually (B, T); output: ``x.shape + (output_dim,)``.
     Float arrays holding whole numbers are accepted (cast to int64); ids outside
@@ -25,9 +30,25 @@ class Embedding(Layer):
 
     supports_masking = True
 
-    def __init__(self, input_dim, output_dim, mask_zero=False, *, dtype="float32", seed=None,
-                 name=None):
-        super().__init__(dtype=dtype, seed=seed, name=name)
+    def __init__(self, input_dim, output_dim, embeddings_initializer=None, mask_zero=False,
+                 *, init=None, input_length=None, dtype="float32", seed=None, name=None,
+                 trainable=True, input_shape=None):
+        super().__init__(dtype=dtype, seed=seed, name=name, trainable=trainable,
+                         input_shape=input_shape)
+        if isinstance(embeddings_initializer, (bool, np.bool_)):
+            # the old positional order was (input_dim, output_dim, mask_zero)
+            raise TypeError("Embedding: the third positional argument is embeddings_initializer "
+                            "(as in Keras); pass mask_zero=... by keyword")
+        if init not in (None, "keras", "torch"):
+            raise ValueError(f"init must be None, 'keras' or 'torch', got {init!r}")
+        self.init = init
+        self.embeddings_initializer = embeddings_initializer
+        if embeddings_initializer is None:       # the scheme's default
+            self._initializer = (initializers._TorchNormal() if init == "torch"
+                                 else initializers.RandomUniform(-0.05, 0.05))
+        else:
+            self._initializer = initializers.get(embeddings_initializer,
+                                                 torch_default=initializers._TorchNormal())
         self.input_dim = _positive_int(input_dim, "input_dim")
         self.output_dim = _positive_int(output_dim, "output_dim")
         self.mask_zero = bool(mask_zero)
@@ -35,12 +56,19 @@ class Embedding(Layer):
 
     def build(self, input_shape=None):
         rng = self._rng()
-        self.params["weight"] = rng.standard_normal((self.input_dim, self.output_dim)).astype(self.dtype)
+        self.params["weight"] = initializers.draw(
+            self._initializer, (self.input_dim, self.output_dim), self.dtype, rng,
+            "Embedding embeddings_initializer")
         self._finish_build()
 
     def get_config(self):
         cfg = super().get_config()
         cfg.update(input_dim=self.input_dim, output_dim=self.output_dim, mask_zero=self.mask_zero)
+        ser = initializers.serialize(self.embeddings_initializer)
+        if ser is not None:
+            cfg["embeddings_initializer"] = ser
+        if self.init is not None:
+            cfg["init"] = self.init
         return cfg
 
     def compute_output_shape(self, input_shape):

@@ -11,9 +11,12 @@ The sequence is transposed to time-major once, here, and handed to one validated
 is in ``layer.d_initial_state`` (``dh0``, or ``(dh0, dc0)`` for LSTM).
 """
 
+import numbers
+
 import numpy as np
 
 from .. import functional as F
+from .. import initializers
 from .base import Layer
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "RecurrentLayer"]
@@ -23,6 +26,20 @@ def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
+
+
+def _rate(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _check_activation(layer, name, value, supported):
+    """The kernels fuse fixed activations; anything else is an error naming what works."""
+    if value not in supported:
+        raise ValueError(f"{layer}: {name}={value!r} is not supported; the compiled kernels "
+                         f"implement {name} in {supported}")
+    return value
 
 
 class RecurrentLayer(Layer):
@@ -35,42 +52,118 @@ class RecurrentLayer(Layer):
 
     def __init__(self, units, *, input_size=None, return_sequences=False, return_state=False,
                  go_backwards=False, use_bias=True, dtype="float32", seed=None, name=None,
-                 backend=None):
-        super().__init__(dtype=dtype, seed=seed, name=name)
+                 backend=None, kernel_initializer=None, recurrent_initializer=None,
+                 bias_initializer=None, init=None,
+                 dropout=0.0, recurrent_dropout=0.0, stateful=False, trainable=True,
+                 input_shape=None):
+        super().__init__(dtype=dtype, seed=seed, name=name, trainable=trainable,
+                         input_shape=input_shape)
         self.units = _positive_int(units, "units")
+        if input_size is None and self.batch_input_shape is not None:
+            input_size = self.batch_input_shape[-1]
         self.input_size = None if input_size is None else _positive_int(input_size, "input_size")
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
+        if use_bias == "single":
+            if self.cell == "gru":
+                raise ValueError("use_bias='single' is for SimpleRNN and LSTM; a GRU already "
+                                 "has Keras's two bias rows (reset_after=True), use use_bias=True")
+            self.single_bias = True
+        elif isinstance(use_bias, (bool, np.bool_)):
+            self.single_bias = False
+        else:
+            raise ValueError(f"use_bias must be True, False or 'single', got {use_bias!r}")
         self.use_bias = bool(use_bias)
         if backend not in (None, "cython", "numpy"):
             raise ValueError(f"backend must be None, 'cython' or 'numpy', got {backend!r}")
         self.backend = backend
+        if init not in (None, "keras", "torch"):
+            raise ValueError(f"init must be None, 'keras' or 'torch', got {init!r}")
+        self.init = init
+        self._init_args = dict(kernel=kernel_initializer, recurrent=recurrent_initializer,
+                               bias=bias_initializer)
+        self._initializers = {k: self._resolve_init(v, k) for k, v in self._init_args.items()}
+        self.dropout = _rate(dropout, "dropout")
+        self.recurrent_dropout = _rate(recurrent_dropout, "recurrent_dropout")
+        self._drop_gen = None
+        self.stateful = bool(stateful)
+        self.states = None
         self._cache = None
+        self._drop = None
         self.d_initial_state = None
         if self.input_size is not None:
             self.build((None, None, self.input_size))
+
+    # -- initialisation -------------------------------------------------------------------
+    _KERAS_DEFAULTS = {"kernel": "glorot_uniform", "recurrent": "orthogonal", "bias": "zeros"}
+
+    def _resolve_init(self, value, which):
+        """An initializer for ``which`` in {kernel, recurrent, bias}. None is the scheme's
+        default: Keras's (glorot_uniform / orthogonal / zeros), or PyTorch's U(-1/sqrt(H),
+        1/sqrt(H)) with ``init="torch"``; an explicit argument always wins."""
+        torch = initializers.TorchUniform(self.units)
+        if value is None:
+            value = torch if self.init == "torch" else self._KERAS_DEFAULTS[which]
+        try:
+            return initializers.get(value, torch_default=torch)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{which}_initializer: {exc}") from None
+
+    def _draw(self, which, keras_shape, rng, transpose):
+        w = initializers.draw(self._initializers[which], keras_shape, self.dtype, rng,
+                              f"{type(self).__name__} {which}_initializer")
+        return np.ascontiguousarray(w.T) if transpose else w
+
+    def _init_bias(self, rng):
+        """(bias_ih, bias_hh). Keras keeps one bias (GRU: an input row and a recurrent row);
+        its initial value goes into bias_ih and bias_hh starts at zero, so the summed bias the
+        cell sees is Keras's. GRU draws both rows, as Keras does."""
+        GH = self.gates * self.units
+        torch = isinstance(self._initializers["bias"], initializers.TorchUniform)
+        b_ih = self._draw("bias", (GH,), rng, False)
+        if self.cell == "gru" or torch:
+            b_hh = self._draw("bias", (GH,), rng, False)
+        else:
+            b_hh = np.zeros(GH, dtype=self.dtype)
+        return b_ih, b_hh
 
     # -- parameters -----------------------------------------------------------------------
     def build(self, input_shape):
         I = _positive_int(input_shape[-1], "input feature size")
         H, GH = self.units, self.gates * self.units
-        k = 1.0 / np.sqrt(H)          # PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every parameter
         rng = self._rng()
-        uni = lambda shape: rng.uniform(-k, k, shape).astype(self.dtype)
         self.input_size = I
-        self.params["weight_ih"] = uni((GH, I))
-        self.params["weight_hh"] = uni((GH, H))
+        # initializers see Keras's (in, out) shapes; the parameters are their transposes
+        self.params["weight_ih"] = self._draw("kernel", (I, GH), rng, True)
+        self.params["weight_hh"] = self._draw("recurrent", (H, GH), rng, True)
         if self.use_bias:
-            self.params["bias_ih"] = uni((GH,))
-            self.params["bias_hh"] = uni((GH,))
+            b_ih, b_hh = self._init_bias(rng)
+            if self.single_bias:
+                self.params["bias_ih"] = b_ih + b_hh
+            else:
+                self.params["bias_ih"] = b_ih
+                self.params["bias_hh"] = b_hh
         self._finish_build()
 
     def get_config(self):
         cfg = super().get_config()
         cfg.update(units=self.units, input_size=self.input_size,
                    return_sequences=self.return_sequences, return_state=self.return_state,
-                   go_backwards=self.go_backwards, use_bias=self.use_bias)
+                   go_backwards=self.go_backwards,
+                   use_bias="single" if self.single_bias else self.use_bias)
+        for k, v in self._init_args.items():
+            ser = initializers.serialize(v)
+            if ser is not None:
+                cfg[f"{k}_initializer"] = ser
+        if self.init is not None:
+            cfg["init"] = self.init
+        if self.dropout:
+            cfg["dropout"] = self.dropout
+        if self.recurrent_dropout:
+            cfg["recurrent_dropout"] = self.recurrent_dropout
+        if self.stateful:
+            cfg["stateful"] = True
         return cfg
 
     def compute_output_shape(self, input_shape):
@@ -86,7 +179,7 @@ class RecurrentLayer(Layer):
         return mask[:, ::-1] if self.go_backwards else mask
 
     # -- engine glue (per cell) -----------------------------------------------------------
-    def _engine_forward(self, xt, states, mask, training, check_finite=True):
+    def _engine_forward(self, xt, states, mask, training, check_finite=True, rec_mask=None):
         raise NotImplementedError
 
     def _engine_backward(self, cache, dy, dstates):
@@ -94,7 +187,11 @@ class RecurrentLayer(Layer):
 
     def _bias(self):
         p = self.params
-        return (p["bias_ih"], p["bias_hh"]) if self.use_bias else (None, None)
+        if not self.use_bias:
+            return None, None
+        if self.single_bias:             # Keras's one bias: the engine adds a zero bias_hh
+            return p["bias_ih"], self._zero_bias()
+        return p["bias_ih"], p["bias_hh"]
 
     # -- input checks ---------------------------------------------------------------------
     def _check_x(self, x):
@@ -145,17 +242,76 @@ class RecurrentLayer(Layer):
         mt = m.T
         return mt[::-1] if self.go_backwards else mt
 
+    # -- dropout --------------------------------------------------------------------------
+    def _dropout_gen(self):
+        if self._drop_gen is None:      # its own stream: dropout never shifts the init draws
+            self._drop_gen = np.random.default_rng(
+                None if self.seed is None else np.random.SeedSequence([int(self.seed), 0xD12]))
+        return self._drop_gen
+
+    def _mask_for(self, rate, shape):
+        """Inverted-dropout mask: 0 with probability ``rate``, else ``1 / (1 - rate)``."""
+        keep = self._dropout_gen().random(shape) >= rate
+        return keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - rate))
+
+    def reset_dropout(self):
+        """Restart the dropout masks' random stream from ``seed``."""
+        self._drop_gen = None
+
+    # -- stateful -------------------------------------------------------------------------
+    def reset_states(self, states=None):
+        """Forget the carried state of a ``stateful=True`` layer (or set it to ``states``).
+
+        Parameters
+        ----------
+        states : None, array (B, units), or (h, c) for LSTM
+            None: the next batch starts from zeros.
+        """
+        if states is None:
+            self.states = None
+            return
+        parts = self._split_state(states, None)
+        arrs = [np.array(p, dtype=self.dtype, copy=True) for p in parts]
+        for a in arrs:
+            if a.ndim != 2 or a.shape[1] != self.units or a.shape[0] != arrs[0].shape[0]:
+                raise ValueError(f"reset_states: each state must have shape (batch, "
+                                 f"{self.units}), got {[x.shape for x in arrs]}")
+        self.states = arrs
+
+    reset_state = reset_states          # Keras 3's name
+
+    def _stateful_initial(self, initial_state, B):
+        if not self.stateful or initial_state is not None or self.states is None:
+            return initial_state
+        if self.states[0].shape[0] != B:
+            raise ValueError(f"{type(self).__name__}(stateful=True) carries the state of "
+                             f"{self.states[0].shape[0]} sequences but got a batch of {B}: "
+                             f"every batch must have the same size (choose a batch_size that "
+                             f"divides the data, or call reset_states() first)")
+        return list(self.states) if self.n_states > 1 else self.states[0]
+
     # -- public API -----------------------------------------------------------------------
     def forward(self, x, initial_state=None, training=False, mask=None):
         x = self._check_x(x)
         B, T, _ = x.shape
+        initial_state = self._stateful_initial(initial_state, B)
         states = self._split_state(initial_state, B)
         mt = self._time_major_mask(mask, B, T)
+        training = bool(training)
+        in_mask = rec_mask = None
+        if training and self.dropout > 0:
+            in_mask = self._mask_for(self.dropout, (B, self.input_size))
+            x = x * in_mask[:, None, :]          # one mask per sequence, as in Keras
+        if training and self.recurrent_dropout > 0:
+            rec_mask = self._mask_for(self.recurrent_dropout, (B, self.units))
         xt = x.transpose(1, 0, 2)
         if self.go_backwards:
             xt = xt[::-1]
-        y, finals, cache = self._engine_forward(xt, states, mt, bool(training))
+        y, finals, cache = self._engine_forward(xt, states, mt, training, rec_mask=rec_mask)
         self._cache = (cache, B, T) if training else None
+        self._drop = in_mask
+        if self.stateful:
+            self.states = [np.array(f, copy=True) for f in finals]
         if self.return_sequences:
             out = np.ascontiguousarray(y.transpose(1, 0, 2))
         else:
@@ -200,7 +356,10 @@ class RecurrentLayer(Layer):
             self.d_initial_state = g["h0"]
         else:
             self.d_initial_state = (g["h0"], g["c0"])
-        return np.ascontiguousarray(dx.transpose(1, 0, 2))
+        dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
+        if self._drop is not None:
+            dx *= self._drop[:, None, :]
+        return dx
 
     def step(self, x_t, state=None):
         """Advance one time step: ``x_t (B, I)`` -> ``(h_t, new_state)``.
@@ -270,10 +429,9 @@ class SimpleRNN(RecurrentLayer):
     cell = "rnn"
     gates = 1
 
-    def __init__(self, units, *, activation="tanh", **kw):
-        if activation not in ("tanh", "relu"):
-            raise ValueError(f"activation must be 'tanh' or 'relu', got {activation!r}")
-        self.activation = activation
+    def __init__(self, units, activation="tanh", **kw):
+        self.activation = _check_activation("SimpleRNN", "activation", activation,
+                                            ("tanh", "relu"))
         super().__init__(units, **kw)
 
     def get_config(self):
@@ -281,12 +439,13 @@ class SimpleRNN(RecurrentLayer):
         cfg["activation"] = self.activation
         return cfg
 
-    def _engine_forward(self, xt, states, mask, training, check_finite=True):
+    def _engine_forward(self, xt, states, mask, training, check_finite=True, rec_mask=None):
         b_ih, b_hh = self._bias()
         y, h, cache = F.rnn_forward(xt, states[0], self.params["weight_ih"],
                                     self.params["weight_hh"], b_ih, b_hh,
                                     activation=self.activation, mask=mask, training=training,
-                                    backend=self.backend, check_finite=check_finite)
+                                    backend=self.backend, check_finite=check_finite,
+                                    recurrent_mask=rec_mask)
         return y, [h], cache
 
     def _engine_backward(self, cache, dy, dstates):
@@ -305,12 +464,38 @@ class LSTM(RecurrentLayer):
     gates = 4
     n_states = 2
 
-    def _engine_forward(self, xt, states, mask, training, check_finite=True):
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 unit_forget_bias=None, **kw):
+        self.activation = _check_activation("LSTM", "activation", activation, ("tanh",))
+        self.recurrent_activation = _check_activation(
+            "LSTM", "recurrent_activation", recurrent_activation, ("sigmoid",))
+        if unit_forget_bias is not None and not isinstance(unit_forget_bias, (bool, np.bool_)):
+            raise TypeError(f"unit_forget_bias must be True, False or None, got "
+                            f"{unit_forget_bias!r}")
+        # None: Keras's True with the default (Keras) init, PyTorch's False with init="torch"
+        self.unit_forget_bias = (kw.get("init") != "torch" if unit_forget_bias is None
+                                 else bool(unit_forget_bias))
+        super().__init__(units, **kw)
+
+    def _init_bias(self, rng):
+        b_ih, b_hh = super()._init_bias(rng)
+        if self.unit_forget_bias:      # Keras: forget-gate bias 1 (in the summed bias)
+            H = self.units
+            b_ih[H:2 * H] = 1
+            b_hh[H:2 * H] = 0
+        return b_ih, b_hh
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["unit_forget_bias"] = self.unit_forget_bias
+        return cfg
+
+    def _engine_forward(self, xt, states, mask, training, check_finite=True, rec_mask=None):
         b_ih, b_hh = self._bias()
         y, h, c, cache = F.lstm_forward(xt, states[0], states[1], self.params["weight_ih"],
                                         self.params["weight_hh"], b_ih, b_hh, mask=mask,
                                         training=training, backend=self.backend,
-                                        check_finite=check_finite)
+                                        check_finite=check_finite, recurrent_mask=rec_mask)
         return y, [h, c], cache
 
     def _engine_backward(self, cache, dy, dstates):
@@ -328,12 +513,25 @@ class GRU(RecurrentLayer):
     cell = "gru"
     gates = 3
 
-    def _engine_forward(self, xt, states, mask, training, check_finite=True):
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 reset_after=True, **kw):
+        self.activation = _check_activation("GRU", "activation", activation, ("tanh",))
+        self.recurrent_activation = _check_activation(
+            "GRU", "recurrent_activation", recurrent_activation, ("sigmoid",))
+        if reset_after is not True:
+            raise ValueError(f"GRU: reset_after={reset_after!r} is not supported; fastrnn's GRU "
+                             "applies the reset gate after the recurrent product (Keras's "
+                             "reset_after=True, PyTorch's form). reset_after=False computes a "
+                             "different function")
+        self.reset_after = True
+        super().__init__(units, **kw)
+
+    def _engine_forward(self, xt, states, mask, training, check_finite=True, rec_mask=None):
         b_ih, b_hh = self._bias()
         y, h, cache = F.gru_forward(xt, states[0], self.params["weight_ih"],
                                     self.params["weight_hh"], b_ih, b_hh, mask=mask,
                                     training=training, backend=self.backend,
-                                    check_finite=check_finite)
+                                    check_finite=check_finite, recurrent_mask=rec_mask)
         return y, [h], cache
 
     def _engine_backward(self, cache, dy, dstates):

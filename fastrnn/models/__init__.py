@@ -1,4 +1,15 @@
-"""Models: containers of layers with compile / fit / evaluate / predict / save."""
-from .model import Sequential
+"""Models: containers of layers with compile / fit / evaluate / predict / save.
 
-__all__ = ["Sequential"]
+``graph`` holds the layer graph (Input, symbolic tensors, topological forward/backward),
+``model`` the Model class and its training loop, ``sequential`` the chain special case.
+"""
+from .graph import Input, SymbolicTensor
+from .model import Model
+from .sequential import Sequential
+from .. import io as _io
+
+# the file format rebuilds models through this registry (io never imports the training loop)
+_io.register_model("Sequential", Sequential)
+_io.register_model("Model", Model)
+
+__all__ = ["Model", "Sequential", "Input", "SymbolicTensor"]

@@ -1,10 +1,15 @@
-"""Sequential: a Keras-shaped stack of layers with compile / fit / evaluate / predict.
+"""Model: a graph of layers with compile / fit / evaluate / predict / summary / save.
 
-Masks flow through the stack: ``Embedding(mask_zero=True)`` (or ``Masking``) produces a (B, T)
-mask, recurrent layers take it as ``mask=`` and pass it on when they return sequences, Dense
-and Dropout pass it through. When the model output is a sequence (B, T, C) and a mask reaches
-the end, the loss and the metrics average over the valid steps only (padded steps get zero
-gradient), as in Keras.
+``Model(inputs, outputs)`` takes symbolic tensors (``fastrnn.Input`` and layers called on
+them, see :mod:`fastrnn.models.graph`) and trains any DAG of layers: several inputs and
+outputs, shared layers, states passed between recurrent layers. :class:`~fastrnn.models.
+Sequential` is the special case of a chain and uses this same training loop.
+
+Masks flow along the graph's edges: ``Embedding(mask_zero=True)`` (or ``Masking``) produces a
+(B, T) mask, recurrent layers take it as ``mask=`` and pass it on when they return sequences,
+Dense and Dropout pass it through. When an output is a sequence (B, T, C) and a mask reaches
+it, its loss and metrics average over the valid steps only (padded steps get zero gradient),
+as in Keras.
 
 Training steps are never applied when they are not finite: a NaN/Inf loss or gradient skips the
 step (counted in ``model.skipped_steps``); ``callbacks.TerminateOnNaN`` stops training then.
@@ -25,8 +30,11 @@ from ..layers import Layer, serialize, deserialize
 from ..layers.core import Dense, InputLayer
 from ..layers.dropout import Dropout
 from ..layers.embedding import Embedding
+from ..distributed import entry_point as _distributed_entry, is_dask_array as _is_dask_array
+from . import graph as graph_module
+from .graph import Graph, SymbolicTensor
 
-__all__ = ["Sequential"]
+__all__ = ["Model"]
 
 
 def _positive_int(value, name, allow_none=False):
@@ -71,28 +79,51 @@ def _format_shape(shape):
     return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
 
 
-class Sequential:
-    """A linear stack of layers.
+def _check_seed_and_name(seed, name):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
+        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, got {type(name).__name__}")
 
-    ``Sequential(layers=None, name=None, seed=None)``; ``add`` / ``pop``; ``compile(optimizer,
-    loss, metrics)``; ``fit`` -> :class:`fastrnn.callbacks.History`; ``evaluate``; ``predict``;
-    ``train_on_batch`` / ``test_on_batch``; ``summary``; ``get_config`` / ``from_config``;
-    ``get_weights`` / ``set_weights``; ``params()`` -> (``"layers.{i}.{name}"``, array) pairs;
-    ``save(path)`` (see :func:`fastrnn.load_model`).
+
+class Model:
+    """A model made of layers called on symbolic tensors (the functional API).
+
+    Parameters
+    ----------
+    inputs : SymbolicTensor or list of SymbolicTensor
+        Tensors from :func:`fastrnn.Input`.
+    outputs : SymbolicTensor or list of SymbolicTensor
+        Tensors computed from ``inputs`` by calling layers on them.
+    name : str, optional
+    seed : int, optional
+        Layers without their own seed, whose initial weights were never replaced, are
+        re-initialised from seeds derived from it (so the model is reproducible), and Dropout
+        masks and batch shuffling derive from it.
+
+    Methods follow Keras: ``compile`` (one loss for every output, or a list/dict per output,
+    ``loss_weights``, metrics per output), ``fit`` -> :class:`fastrnn.callbacks.History`,
+    ``evaluate``, ``predict``, ``train_on_batch`` / ``test_on_batch``, ``summary``,
+    ``get_config`` / ``from_config``, ``get_weights`` / ``set_weights``, ``save`` (see
+    :func:`fastrnn.load_model`). ``params()`` yields ``("layers.{i}.{name}", array)`` with ``i``
+    the index in ``model.layers``. Data for several inputs (outputs) is a list in the order of
+    ``inputs`` (``outputs``) or a dict keyed by input (output layer) names.
+
+    Example
+    -------
+    >>> import fastrnn as fr
+    >>> x = fr.Input((None, 3))
+    >>> seq, h, c = fr.LSTM(8, return_sequences=True, return_state=True)(x)
+    >>> y = fr.Dense(1)(fr.LSTM(8)(seq, initial_state=[h, c]))
+    >>> model = fr.Model(x, y)
+    >>> model.compile("adam", "mse")
     """
 
-    def __init__(self, layers=None, name=None, seed=None):
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or seed < 0):
-            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
-        self.name = name or "sequential"
+    def __init__(self, inputs=None, outputs=None, name=None, seed=None):
+        _check_seed_and_name(seed, name)
+        self.name = name or ("model" if type(self) is Model else type(self).__name__.lower())
         self.seed = None if seed is None else int(seed)
-        self._layers = []
-        self._input_shape = None          # per-model input shape with batch axis, e.g. (None, T, F)
-        self._input_dtype = None
-        self._output_shape = None
         self.optimizer = None
         self.loss = None
         self.compiled_metrics = []
@@ -101,193 +132,173 @@ class Sequential:
         self.skipped_steps = 0
         self._shuffle_rng = None
         self._compiled = False
-        if layers is not None:
-            if isinstance(layers, Layer):
-                layers = [layers]
-            if not isinstance(layers, (list, tuple)):
-                raise TypeError(f"layers must be a list of fastrnn layers, got "
-                                f"{type(layers).__name__}")
-            for layer in layers:
-                self.add(layer)
+        self._graph = None
+        self._losses = []
+        self._loss_weights = []
+        self._metric_slots = []          # (output index, Metric, log name)
+        self._compile_args = None
+        self._last_run = None
+        if type(self) is Model or inputs is not None or outputs is not None:
+            self._init_graph(inputs, outputs)
 
     # ---- structure ------------------------------------------------------------------------
+    def _init_graph(self, inputs, outputs):
+        if inputs is None or outputs is None:
+            raise TypeError("Model(inputs, outputs): both are required (symbolic tensors from "
+                            "fastrnn.Input and layers called on them)")
+        self._inputs_list = isinstance(inputs, (list, tuple))
+        self._outputs_list = isinstance(outputs, (list, tuple))
+        ins = list(inputs) if self._inputs_list else [inputs]
+        outs = list(outputs) if self._outputs_list else [outputs]
+        if not ins or not outs:
+            raise ValueError("Model: inputs and outputs must not be empty")
+        for what, ts in (("inputs", ins), ("outputs", outs)):
+            for t in ts:
+                if not isinstance(t, SymbolicTensor):
+                    raise TypeError(f"Model: {what} must be symbolic tensors (fastrnn.Input "
+                                    f"and layers called on it), got {type(t).__name__}")
+        self._graph = Graph(ins, outs)
+        self._reseed_graph()
+
+    @property
+    def inputs(self):
+        return list(self._graph.inputs) if self._graph is not None else []
+
+    @property
+    def outputs(self):
+        return list(self._graph.outputs) if self._graph is not None else []
+
+    @property
+    def input_names(self):
+        return [t.node.layer.name for t in self.inputs]
+
+    @property
+    def output_names(self):
+        """One name per output: the producing layer's name (made unique)."""
+        names, seen = [], {}
+        for t in self.outputs:
+            base = t.node.layer.name
+            k = seen.get(base, 0)
+            seen[base] = k + 1
+            names.append(base if k == 0 else f"{base}_{k}")
+        return names
+
     @property
     def layers(self):
-        return list(self._layers)
+        return list(self._graph.layers) if self._graph is not None else []
+
+    def _n_outputs(self):
+        return len(self._graph.outputs) if self._graph is not None else 1
 
     @property
     def dtype(self):
-        for layer in self._layers:
-            return layer.dtype.name
+        for layer in self.layers:
+            if not isinstance(layer, InputLayer):
+                return layer.dtype.name
         return "float32"
 
     @property
     def built(self):
-        return bool(self._layers) and all(l.built for l in self._layers) and \
-            self._output_shape is not None
+        return self._graph is not None
 
     def get_layer(self, name=None, index=None):
         """A layer by index or by name (the first with that name)."""
+        layers = self.layers
         if (name is None) == (index is None):
             raise ValueError("get_layer: give exactly one of name= or index=")
         if index is not None:
             if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
                 raise TypeError(f"get_layer: index must be an int, got {index!r}")
-            if not -len(self._layers) <= index < len(self._layers):
+            if not -len(layers) <= index < len(layers):
                 raise ValueError(f"get_layer: index {index} out of range for "
-                                 f"{len(self._layers)} layers")
-            return self._layers[index]
-        for layer in self._layers:
+                                 f"{len(layers)} layers")
+            return layers[index]
+        for layer in layers:
             if layer.name == name:
                 return layer
         raise ValueError(f"get_layer: no layer named {name!r}; layers: "
-                         f"{[l.name for l in self._layers]}")
+                         f"{[l.name for l in layers]}")
 
-    def add(self, layer):
-        """Append a layer. ``Input(shape)`` as the first entry fixes the input shape instead."""
-        if not isinstance(layer, Layer):
-            raise TypeError(f"add: layer must be a fastrnn Layer instance, got "
-                            f"{type(layer).__name__}")
-        if isinstance(layer, InputLayer):
-            if self._layers or self._input_shape is not None:
-                raise ValueError("add: an Input layer can only come first")
-            self._input_shape = (None,) + tuple(layer.shape)
-            self._input_dtype = layer.input_dtype
-            return
-        if getattr(layer, "return_state", False):
-            raise ValueError(f"add: {type(layer).__name__} has return_state=True; a Sequential "
-                             f"model passes a single array between layers")
-        if any(l is layer for l in self._layers):
-            raise ValueError(f"add: this {type(layer).__name__} instance is already in the model")
-        if isinstance(layer, Embedding) and self._layers:
-            raise ValueError("add: Embedding must be the first layer (it takes integer ids)")
-        self._reseed_fresh(layer, len(self._layers))
-        self._layers.append(layer)
-        self._output_shape = None
-        try:
-            self._try_build()
-        except Exception:
-            self._layers.pop()
-            raise
+    def _trainable_layers(self):
+        """Layers that may own parameters or random state, without Input layers: their
+        position in this list keys the seeds derived from the model's seed."""
+        return [l for l in self.layers if not isinstance(l, InputLayer)]
 
-    def pop(self):
-        """Remove and return the last layer."""
-        if not self._layers:
-            raise ValueError("pop: the model has no layers")
-        layer = self._layers.pop()
-        self._output_shape = None
-        if self._layers:
-            self._try_build()
-        return layer
-
-    def _reseed_fresh(self, layer, index):
-        """With a model seed, a layer that was built at construction (input_size=...) without
-        a seed and never given weights is re-initialised from a seed derived from the model's,
-        so ``Sequential(seed=...)`` is reproducible whichever way the layer was declared."""
-        if self.seed is None or layer.seed is not None:
-            return
-        seed = _derive_seed(self.seed, index)
-        from ..layers.bidirectional import Bidirectional
-        if isinstance(layer, Bidirectional):
-            layer.reseed_if_fresh(seed)
-        elif layer.built and _fresh_unseeded(layer) and getattr(layer, "input_size", None):
-            layer.seed = seed
-            layer.build((None, None, layer.input_size))
-
-    def _assign_seeds(self):
+    def _reseed_graph(self):
+        """With a model seed, layers built when they were called (without a seed, weights never
+        replaced) are re-initialised from seeds derived from the model's, numbered like a
+        Sequential's layers, so both are reproducible and agree for the same layer list."""
         if self.seed is None:
             return
-        for i, layer in enumerate(self._layers):
+        from ..layers.bidirectional import Bidirectional
+        first_shape = {}
+        for node in self._graph.nodes:
+            if id(node.layer) not in first_shape:
+                shapes = [t.shape for t in node.x_tensors]
+                first_shape[id(node.layer)] = shapes if node.x_is_list else shapes[0]
+        for i, layer in enumerate(self._trainable_layers()):
             if layer.seed is not None:
                 continue
-            if isinstance(layer, Dropout):
+            seed = _derive_seed(self.seed, i)
+            if isinstance(layer, Bidirectional):
+                layer.reseed_if_fresh(seed)
+            elif isinstance(layer, Dropout):
                 if layer._gen is None:
-                    layer.seed = _derive_seed(self.seed, i)
-            elif not layer.built:
+                    layer.seed = seed
+            elif layer.built and _fresh_unseeded(layer):
+                layer.seed = seed
+                layer.build(first_shape[id(layer)])
+
+    def _assign_seeds(self):
+        """Seeds for layers that will draw random numbers later (Dropout masks)."""
+        if self.seed is None:
+            return
+        for i, layer in enumerate(self._trainable_layers()):
+            if layer.seed is None and isinstance(layer, Dropout) and layer._gen is None:
                 layer.seed = _derive_seed(self.seed, i)
-
-    def _infer_input_shape(self):
-        if self._input_shape is not None:
-            return self._input_shape
-        if not self._layers:
-            return None
-        first = self._layers[0]
-        if isinstance(first, Embedding):
-            return (None, None)
-        size = getattr(first, "input_size", None)
-        if size is not None:
-            from ..layers.recurrent import RecurrentLayer
-            from ..layers.bidirectional import Bidirectional
-            if isinstance(first, (RecurrentLayer, Bidirectional)):
-                return (None, None, size)
-            return (None, size)
-        return None
-
-    def _try_build(self):
-        shape = self._infer_input_shape()
-        if shape is not None:
-            self.build(shape)
-
-    def build(self, input_shape):
-        """Create every layer's parameters for inputs of ``input_shape`` (batch axis included,
-        e.g. ``(None, T, F)``; None for unknown sizes)."""
-        if not self._layers:
-            raise ValueError("build: the model has no layers")
-        if not isinstance(input_shape, (tuple, list)) or len(input_shape) < 1:
-            raise ValueError(f"build: input_shape must be a tuple with the batch axis first, got "
-                             f"{input_shape!r}")
-        shape = tuple(None if s is None else int(s) for s in input_shape)
-        self._assign_seeds()
-        for i, layer in enumerate(self._layers):
-            if not layer.built:
-                if not isinstance(layer, Embedding) and shape[-1] is None:
-                    raise ValueError(f"build: the feature size reaching {type(layer).__name__} "
-                                     f"is unknown (input_shape {input_shape})")
-                layer.build(shape)
-            elif not isinstance(layer, Embedding):
-                size = getattr(layer, "input_size", None)
-                if size is not None and shape[-1] is not None and shape[-1] != size:
-                    raise ValueError(f"layer {i} ({type(layer).__name__}) takes {size} input "
-                                     f"features, but the previous layer gives {shape[-1]} "
-                                     f"(shape {shape})")
-            shape = layer.compute_output_shape(shape)
-            shape = tuple(shape)
-        self._input_shape = tuple(None if i == 0 else s for i, s in
-                                  enumerate(tuple(None if s is None else int(s) for s in input_shape)))
-        self._output_shape = shape
-
-    def _output_shapes(self):
-        """Per-layer output shapes, or None per layer when they cannot be known yet."""
-        shape = self._infer_input_shape()
-        out = []
-        for layer in self._layers:
-            if shape is None:
-                out.append(None)
-                continue
-            try:
-                shape = tuple(layer.compute_output_shape(shape))
-            except Exception:
-                shape = None
-            out.append(shape)
-        return out
 
     # ---- parameters -----------------------------------------------------------------------
     def params(self):
         """Iterate ``("layers.{i}.{name}", array)`` over every parameter, in order."""
-        for i, layer in enumerate(self._layers):
+        for i, layer in enumerate(self.layers):
             for k, v in layer.params.items():
                 yield f"layers.{i}.{k}", v
 
     def grads(self):
         """Iterate ``("layers.{i}.{name}", gradient)`` after a training step."""
-        for i, layer in enumerate(self._layers):
+        for i, layer in enumerate(self.layers):
             for k in layer.params:
                 g = layer.grads.get(k)
                 if g is not None:
                     yield f"layers.{i}.{k}", g
 
-    def count_params(self):
-        return int(sum(v.size for _, v in self.params()))
+    def count_params(self, trainable=None):
+        """Number of parameters; ``trainable=True`` / ``False`` counts only the layers with
+        that ``trainable`` flag."""
+        return int(sum(v.size for layer in self.layers for v in layer.params.values()
+                       if trainable is None or bool(getattr(layer, "trainable", True))
+                       == trainable))
+
+    @property
+    def trainable_weights(self):
+        """The parameter arrays fit() updates (layers with ``trainable=True``)."""
+        return [v for layer in self.layers if getattr(layer, "trainable", True)
+                for v in layer.params.values()]
+
+    @property
+    def non_trainable_weights(self):
+        """The parameter arrays of frozen layers (``trainable=False``)."""
+        return [v for layer in self.layers if not getattr(layer, "trainable", True)
+                for v in layer.params.values()]
+
+    def reset_states(self):
+        """Forget the carried state of every ``stateful=True`` layer (Keras 2's
+        ``model.reset_states()``; Keras 3 calls ``layer.reset_state()`` per layer)."""
+        for layer in self.layers:
+            for inner in (layer, getattr(layer, "forward_layer", None),
+                          getattr(layer, "backward_layer", None)):
+                if inner is not None and callable(getattr(inner, "reset_states", None)):
+                    inner.reset_states()
 
     def get_weights(self):
         """Copies of every parameter array, in ``params()`` order."""
@@ -296,7 +307,7 @@ class Sequential:
     def set_weights(self, weights):
         """Set every parameter from a list in ``get_weights()`` order. Everything is checked
         before anything is changed."""
-        entries = [(layer, k) for layer in self._layers for k in layer.params]
+        entries = [(layer, k) for layer in self.layers for k in layer.params]
         if not isinstance(weights, (list, tuple)):
             raise TypeError(f"set_weights: weights must be a list of arrays, got "
                             f"{type(weights).__name__}")
@@ -319,40 +330,128 @@ class Sequential:
 
     # ---- config ---------------------------------------------------------------------------
     def get_config(self):
-        cfg = {
-            "name": self.name,
-            "layers": [serialize(l) for l in self._layers],
-            "build_input_shape": None if self._input_shape is None else list(self._input_shape),
-        }
+        """JSON-able architecture: every layer (``serialize``d) with the calls that connect it
+        (its inbound tensors as ``[layer index, node index, output index]``) and the model's
+        inputs and outputs in the same form."""
+        layers = self.layers
+        index = {id(l): i for i, l in enumerate(layers)}
+        node_index = {}
+        per_layer = {}
+        for t in self._graph.inputs:
+            node_index[id(t.node)] = 0
+        for node in self._graph.nodes:
+            k = per_layer.get(id(node.layer), 0)
+            per_layer[id(node.layer)] = k + 1
+            node_index[id(node)] = k
+
+        def ref(t):
+            return [index[id(t.node.layer)], node_index[id(t.node)], t.index]
+
+        entries = []
+        calls = {id(l): [] for l in layers}
+        for node in self._graph.nodes:
+            call = {"x": [ref(t) for t in node.x_tensors], "x_is_list": node.x_is_list}
+            if node.has_states:
+                call["initial_state"] = [ref(t) for t in node.states]
+                call["states_is_list"] = node.states_is_list
+            if node.kwargs:
+                call["kwargs"] = dict(node.kwargs)
+            calls[id(node.layer)].append(call)
+        for layer in layers:
+            entries.append({"class_name": type(layer).__name__ if isinstance(layer, InputLayer)
+                            else serialize(layer)["class_name"],
+                            "config": layer.get_config(),
+                            "calls": calls[id(layer)]})
+        cfg = {"name": self.name, "layers": entries,
+               "inputs": [ref(t) for t in self._graph.inputs],
+               "outputs": [ref(t) for t in self._graph.outputs],
+               "inputs_is_list": self._inputs_list, "outputs_is_list": self._outputs_list}
         if self.seed is not None:
             cfg["seed"] = self.seed
         return cfg
 
     @classmethod
     def from_config(cls, config):
-        """Rebuild an (uncompiled) model from ``get_config()``; layers come only from
-        fastrnn.layers.LAYER_REGISTRY."""
+        """Rebuild an (uncompiled) functional model from ``get_config()``; layers come only
+        from fastrnn.layers.LAYER_REGISTRY. Weights are freshly initialised (``load_model``
+        restores them)."""
         if not isinstance(config, dict):
             raise ValueError(f"from_config: config must be a dict, got {type(config).__name__}")
-        unknown = set(config) - {"name", "layers", "build_input_shape", "seed"}
+        unknown = set(config) - {"name", "layers", "inputs", "outputs", "inputs_is_list",
+                                 "outputs_is_list", "seed"}
         if unknown:
             raise ValueError(f"from_config: unknown keys {sorted(unknown)}")
-        layer_cfgs = config.get("layers", [])
-        if not isinstance(layer_cfgs, list):
-            raise ValueError(f"from_config: 'layers' must be a list, got {type(layer_cfgs).__name__}")
-        model = cls([deserialize(c) for c in layer_cfgs], name=config.get("name"),
-                    seed=config.get("seed"))
-        shape = config.get("build_input_shape")
-        if shape is not None:
-            if not isinstance(shape, (list, tuple)) or not all(
-                    s is None or (isinstance(s, int) and not isinstance(s, bool) and s > 0)
-                    for s in shape[1:]):
-                raise ValueError(f"from_config: bad build_input_shape {shape!r}")
-            if model._layers:
-                model.build(tuple(shape))
+        entries = config.get("layers")
+        if not isinstance(entries, list) or not entries:
+            raise ValueError("from_config: 'layers' must be a non-empty list")
+        layers, made = [], []
+        for i, e in enumerate(entries):
+            if not isinstance(e, dict) or not isinstance(e.get("calls", []), list):
+                raise ValueError(f"from_config: layers[{i}] must be a dict with 'class_name', "
+                                 f"'config' and 'calls'")
+            if e.get("class_name") == "InputLayer":
+                cfg = e.get("config")
+                if not isinstance(cfg, dict):
+                    raise ValueError(f"from_config: layers[{i}] config must be a dict")
+                layer = InputLayer(**cfg)
+                made.append([graph_module._input_tensor(layer).node])
             else:
-                model._input_shape = tuple(shape)
-        return model
+                layer = deserialize({"class_name": e.get("class_name"),
+                                     "config": e.get("config")})
+                made.append([])
+            layers.append(layer)
+
+        def tensor(r, what):
+            if not (isinstance(r, list) and len(r) == 3 and all(
+                    isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in r)):
+                raise ValueError(f"from_config: bad tensor reference {r!r} in {what}")
+            li, ni, oi = r
+            if li >= len(made) or ni >= len(made[li]) or oi >= len(made[li][ni].outputs):
+                raise ValueError(f"from_config: tensor reference {r!r} in {what} points to a "
+                                 f"call that does not exist (yet)")
+            return made[li][ni].outputs[oi]
+
+        # replay the calls in an order that respects dependencies (a few passes at most)
+        pending = [(i, k) for i, e in enumerate(entries) for k in range(len(e.get("calls", [])))]
+        progress = True
+        while pending and progress:
+            progress = False
+            rest = []
+            for i, k in pending:
+                if k != len(made[i]):
+                    rest.append((i, k))
+                    continue
+                call = entries[i]["calls"][k]
+                if not isinstance(call, dict):
+                    raise ValueError(f"from_config: layers[{i}] call {k} must be a dict")
+                try:
+                    xs = [tensor(r, f"layers[{i}]") for r in call.get("x", [])]
+                    sts = [tensor(r, f"layers[{i}]") for r in call.get("initial_state", [])]
+                except ValueError:
+                    rest.append((i, k))
+                    continue
+                if not xs:
+                    raise ValueError(f"from_config: layers[{i}] call {k} has no inputs")
+                kwargs = call.get("kwargs", {}) or {}
+                if not isinstance(kwargs, dict):
+                    raise ValueError(f"from_config: layers[{i}] call kwargs must be a dict")
+                x = xs if call.get("x_is_list") else xs[0]
+                if sts:
+                    kwargs = dict(kwargs, initial_state=sts if call.get("states_is_list")
+                                  else sts[0])
+                out = graph_module.call_layer(layers[i], x, (), kwargs)
+                first = out[0] if isinstance(out, list) else out
+                made[i].append(first.node)
+                progress = True
+            pending = rest
+        if pending:
+            raise ValueError("from_config: the layer calls reference tensors that are never "
+                             "produced")
+        ins = [tensor(r, "inputs") for r in config.get("inputs", [])]
+        outs = [tensor(r, "outputs") for r in config.get("outputs", [])]
+        inputs = ins if config.get("inputs_is_list", len(ins) > 1) else ins[0]
+        outputs = outs if config.get("outputs_is_list", len(outs) > 1) else outs[0]
+        return Model(inputs, outputs, name=config.get("name"), seed=config.get("seed"))
 
     def save(self, path, **kw):
         """Save architecture and weights (see fastrnn.io.save_model)."""
@@ -360,9 +459,41 @@ class Sequential:
         return io.save_model(self, path, **kw)
 
     # ---- compile --------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Set the optimizer (name or fastrnn.optimizers object), the loss (name or
-        fastrnn.losses object) and the metrics (list of names or fastrnn.metrics objects)."""
+    def _per_output(self, value, what, names):
+        """A single value for every output, or a list (in output order) / dict (by output
+        name) -> one entry per output."""
+        n = len(names)
+        if isinstance(value, dict) and "class_name" in value:
+            return [value] * n            # one serialized loss/metric, not a dict by output
+        if isinstance(value, dict):
+            unknown = set(value) - set(names)
+            if unknown:
+                raise ValueError(f"compile: {what} names unknown outputs {sorted(unknown)}; "
+                                 f"outputs: {names}")
+            return [value.get(k) for k in names]
+        if isinstance(value, (list, tuple)) and n > 1:
+            if len(value) != n:
+                raise ValueError(f"compile: {what} must have one entry per output ({n}), got "
+                                 f"{len(value)}")
+            return list(value)
+        return [value] * n
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
+        """Set the optimizer, the loss and the metrics.
+
+        Parameters
+        ----------
+        optimizer : str, dict or fastrnn.optimizers object
+        loss : str or fastrnn.losses object, or (several outputs) a list / dict by output name
+            One loss for every output, or one per output (None leaves an output out of the
+            loss).
+        metrics : list, optional
+            Metric names or objects applied to every output, or (several outputs) a list of
+            lists / dict of lists per output. Logged as ``name`` (one output) or
+            ``{output}_{name}``.
+        loss_weights : list or dict of float, optional
+            The training loss is ``sum_k w_k * loss_k`` (default weights 1).
+        """
         from .. import optimizers as optimizers_module
         if loss is None:
             raise ValueError("compile: loss is required (e.g. loss='mse')")
@@ -371,43 +502,97 @@ class Sequential:
         elif not callable(getattr(optimizer, "apply", None)):
             raise TypeError(f"compile: optimizer must be a name or an optimizer with an apply() "
                             f"method, got {type(optimizer).__name__}")
-        loss_obj = losses_module.get(loss)
+        names = self.output_names if self._graph is not None else ["output"]
+        n = len(names)
+        losses = [None if l is None else losses_module.get(l)
+                  for l in self._per_output(loss, "loss", names)]
+        if all(l is None for l in losses):
+            raise ValueError("compile: loss is required for at least one output")
+        if loss_weights is None:
+            weights = [1.0] * n
+        else:
+            if not isinstance(loss_weights, (list, tuple, dict)):
+                raise TypeError(f"compile: loss_weights must be a list or a dict, got "
+                                f"{type(loss_weights).__name__}")
+            if isinstance(loss_weights, (list, tuple)) and len(loss_weights) != n:
+                raise ValueError(f"compile: loss_weights must have one entry per output ({n}), "
+                                 f"got {len(loss_weights)}")
+            weights = self._per_output(loss_weights, "loss_weights", names)
+            weights = [1.0 if w is None else w for w in weights]
+            for w in weights:
+                if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) \
+                        or w < 0:
+                    raise ValueError(f"compile: loss_weights must be finite numbers >= 0, got "
+                                     f"{loss_weights!r}")
+            weights = [float(w) for w in weights]
         if metrics is None:
-            metrics = []
+            per = [[] for _ in range(n)]
         elif isinstance(metrics, (str, metrics_module.Metric)):
-            metrics = [metrics]
-        elif not isinstance(metrics, (list, tuple)):
+            per = [[metrics] for _ in range(n)]
+        elif isinstance(metrics, dict):
+            per = [m if isinstance(m, (list, tuple)) else ([] if m is None else [m])
+                   for m in self._per_output(metrics, "metrics", names)]
+        elif isinstance(metrics, (list, tuple)):
+            if n > 1 and len(metrics) == n and all(isinstance(m, (list, tuple)) or m is None
+                                                   for m in metrics):
+                per = [list(m or []) for m in metrics]
+            else:
+                per = [list(metrics) for _ in range(n)]
+        else:
             raise TypeError(f"compile: metrics must be a list of metric names or Metric objects, "
                             f"got {type(metrics).__name__}")
-        metric_objs = [metrics_module.get(m, loss=loss_obj) for m in metrics]
-        names = [m.name for m in metric_objs]
-        if len(set(names)) != len(names) or "loss" in names:
-            raise ValueError(f"compile: metric names must be unique and not 'loss', got {names}")
+        slots = []
+        for k, ms in enumerate(per):
+            for m in ms:
+                obj = metrics_module.get(m, loss=losses[k])
+                if n > 1 and any(obj is s[1] for s in slots):
+                    obj = metrics_module.get(metrics_module.serialize(obj), loss=losses[k])
+                log = obj.name if n == 1 else f"{names[k]}_{obj.name}"
+                slots.append((k, obj, log))
+        logs = [s[2] for s in slots]
+        if len(set(logs)) != len(logs) or "loss" in logs:
+            raise ValueError(f"compile: metric names must be unique and not 'loss', got {logs}")
         self.optimizer = optimizer
-        self.loss = loss_obj
-        self.compiled_metrics = metric_objs
+        self._losses = losses
+        self._loss_weights = weights
+        self.loss = losses[0] if n == 1 else losses
+        self._metric_slots = slots
+        self.compiled_metrics = [s[1] for s in slots]
+        self._compile_args = {"n": n}
         self._compiled = True
 
     def get_compile_config(self):
         """JSON-able ``compile()`` arguments except the optimizer (saved separately by io):
-        ``{"loss": {...}, "metrics": [...]}``; None when not compiled."""
+        ``{"loss": ..., "metrics": [...]}`` (per output lists with several outputs, plus
+        ``loss_weights``); None when not compiled."""
         if not self._compiled:
             return None
-        return {"loss": losses_module.serialize(self.loss),
-                "metrics": [metrics_module.serialize(m) for m in self.compiled_metrics]}
+        if len(self._losses) == 1:
+            return {"loss": losses_module.serialize(self._losses[0]),
+                    "metrics": [metrics_module.serialize(m) for m in self.compiled_metrics]}
+        per = [[] for _ in self._losses]
+        for k, m, _ in self._metric_slots:
+            per[k].append(metrics_module.serialize(m))
+        return {"loss": [None if l is None else losses_module.serialize(l) for l in self._losses],
+                "metrics": per, "loss_weights": list(self._loss_weights)}
 
     def _require_compiled(self, what):
         if not self._compiled:
             raise RuntimeError(f"{what}: the model must be compiled first: call "
                                f"model.compile(optimizer=..., loss=...)")
 
-    def _fused_loss(self):
-        """The logits twin of the loss when the last layer's activation can be fused with it."""
-        if not self._layers:
+    def _fused_loss(self, k=0):
+        """The logits twin of output k's loss when its Dense layer's activation can be fused
+        with it (softmax/sigmoid + cross-entropy), else None."""
+        g = self._graph
+        if g is None or k >= len(self._losses) or not g.fusable_output(k):
             return None
-        last = self._layers[-1]
-        loss = self.loss
-        if not isinstance(last, Dense) or getattr(loss, "from_logits", True):
+        last = g.outputs[k].node.layer
+        loss = self._losses[k]
+        from ..layers.wrappers import TimeDistributed
+        if isinstance(last, TimeDistributed):     # TimeDistributed(Dense): same fused path
+            last = last.layer
+        if loss is None or not isinstance(last, Dense) or getattr(loss, "from_logits", True):
             return None
         if last.activation == "softmax" and isinstance(
                 loss, (losses_module.CategoricalCrossentropy,
@@ -417,8 +602,29 @@ class Sequential:
             return losses_module.BinaryCrossentropy(from_logits=True)
         return None
 
-    # ---- running ------------------------------------------------------------------------
-    def _prepare_x(self, x, name="x"):
+    # ---- data -----------------------------------------------------------------------------
+    def _split(self, data, names, what):
+        """Array / list / dict -> list of entries, one per name."""
+        n = len(names)
+        if isinstance(data, dict):
+            missing = [k for k in names if k not in data]
+            unknown = sorted(set(data) - set(names))
+            if missing or unknown:
+                raise ValueError(f"{what}: dict keys must be {names}; missing {missing}, unknown "
+                                 f"{unknown}")
+            return [data[k] for k in names]
+        if isinstance(data, (list, tuple)) and n > 1:
+            if len(data) != n:
+                raise ValueError(f"{what} must be a list of {n} arrays (one per "
+                                 f"{'input' if what.startswith('x') else 'output'}: {names}), "
+                                 f"got {len(data)}")
+            return list(data)
+        if n > 1:
+            raise ValueError(f"{what} must be a list or dict of {n} arrays ({names}), got "
+                             f"{type(data).__name__}")
+        return [data]
+
+    def _prepare_one_x(self, x, k, name):
         x = _to_array(x, name)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}")
@@ -426,87 +632,182 @@ class Sequential:
             raise ValueError(f"{name} must have a batch axis, got a scalar")
         if x.shape[0] == 0:
             raise ValueError(f"{name} has no samples (shape {x.shape})")
-        first = self._layers[0] if self._layers else None
-        if not isinstance(first, Embedding):
-            if x.dtype.kind != "f" or x.dtype != first.dtype:
-                x = x.astype(first.dtype if first is not None else np.float32)
+        t = self._graph.inputs[k]
+        want = t.shape[1:]
+        if len(want) != x.ndim - 1 or any(w is not None and w != s
+                                          for w, s in zip(want, x.shape[1:])):
+            raise ValueError(f"{name} must have shape {_format_shape(t.shape)} (input "
+                             f"{self.input_names[k]!r}), got {x.shape}")
+        dt = np.dtype(t.dtype)
+        if dt.kind == "f":
+            if x.dtype != dt:
+                x = x.astype(dt)
             if not np.isfinite(x).all():
                 bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
                 raise ValueError(f"{name} must be finite, got {x[bad]} at index {bad}")
         return x
 
-    def _prepare_y(self, y, n, name="y"):
+    def _prepare_x(self, x, name="x"):
+        """Validated input arrays: one array (one input) or a list."""
+        names = self.input_names
+        parts = self._split(x, names, name)
+        xs = [self._prepare_one_x(v, k, name if len(names) == 1 else f"{name}[{names[k]!r}]")
+              for k, v in enumerate(parts)]
+        n = xs[0].shape[0]
+        for k, v in enumerate(xs):
+            if v.shape[0] != n:
+                raise ValueError(f"{name}: every input must have the same number of samples, "
+                                 f"got {[a.shape[0] for a in xs]}")
+        return xs[0] if len(xs) == 1 else xs
+
+    def _prepare_one_y(self, y, n, k, name):
         y = _to_array(y, name)
         if y.ndim == 0 or y.shape[0] != n:
             raise ValueError(f"{name} must have the same number of samples as x ({n}), got "
                              f"shape {y.shape}")
         if y.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be a numeric array, got dtype {y.dtype}")
-        if not isinstance(self.loss, losses_module.SparseCategoricalCrossentropy):
-            y = y.astype(self.dtype, copy=False)
+        loss = self._losses[k] if k < len(self._losses) else None
+        if not isinstance(loss, losses_module.SparseCategoricalCrossentropy):
+            y = y.astype(self._output_dtype(k), copy=False)
             if not np.isfinite(y).all():
                 raise ValueError(f"{name} must be finite")
         return y
 
+    def _output_dtype(self, k):
+        t = self._graph.outputs[k] if self._graph is not None else None
+        if t is None or np.dtype(t.dtype).kind != "f":
+            return self.dtype
+        return t.dtype
+
+    def _prepare_y(self, y, n, name="y"):
+        names = self.output_names if self._graph is not None else ["output"]
+        parts = self._split(y, names, name)
+        ys = [None if (v is None and self._losses[k] is None)
+              else self._prepare_one_y(v, n, k, name if len(names) == 1
+                                       else f"{name}[{names[k]!r}]")
+              for k, v in enumerate(parts)]
+        return ys[0] if len(ys) == 1 else ys
+
+    @staticmethod
+    def _as_list(v):
+        return list(v) if isinstance(v, list) else [v]
+
+    @staticmethod
+    def _n_samples(x):
+        return (x[0] if isinstance(x, list) else x).shape[0]
+
+    @staticmethod
+    def _take(x, idx):
+        if isinstance(x, list):
+            return [None if a is None else a[idx] for a in x]
+        return x[idx]
+
+    # ---- running ------------------------------------------------------------------------
+    def _ensure_graph(self, x):
+        """The graph to run (Sequential builds its own on first data)."""
+        return self._graph
+
     def _forward(self, x, training):
-        if not self._layers:
-            raise ValueError("the model has no layers")
-        if not self.built:
-            shape = (None,) + tuple(x.shape[1:])
-            if self._input_shape is not None and len(self._input_shape) == len(shape):
-                shape = self._input_shape
-            self.build(shape)
-        mask = None
-        for layer in self._layers:
-            if layer.supports_masking:
-                out = layer.forward(x, training=training, mask=mask)
-            else:
-                out = layer.forward(x, training=training)
-            mask = layer.compute_mask(x, mask)
-            x = out
-        return x, mask
+        """Run on prepared data: ``(output, mask)`` for one output, else lists of them."""
+        g = self._ensure_graph(x)
+        outs, masks, run = g.forward(self._as_list(x), training=training)
+        self._last_run = run
+        if len(outs) == 1:
+            return outs[0], masks[0]
+        return outs, masks
 
     def __call__(self, x, training=False):
         x = self._prepare_x(x)
         return self._forward(x, training)[0]
 
     def _loss_on(self, y, out, mask, with_grad):
-        fused = self._fused_loss()
-        if fused is not None:
-            logits = self._layers[-1].last_logits
-            if with_grad:
-                return fused.loss_and_gradient(y, logits, mask)
-            return fused.loss(y, logits, mask), None
-        if with_grad:
-            return self.loss.loss_and_gradient(y, out, mask)
-        return self.loss.loss(y, out, mask), None
+        """Weighted total loss (and per-output losses and gradients) on prepared arrays."""
+        ys, outs, masks = self._as_list(y), self._as_list(out), self._as_list(mask)
+        total, parts, grads, fused_flags = 0.0, [], [], []
+        for k, loss in enumerate(self._losses):
+            if loss is None:
+                parts.append(None)
+                grads.append(None)
+                fused_flags.append(False)
+                continue
+            fused = self._fused_loss() if len(self._losses) == 1 else self._fused_loss(k)
+            logits = None
+            if fused is not None and self._last_run is not None:
+                logits = self._graph.output_logits(self._last_run, k)
+            if fused is not None and logits is not None:
+                if with_grad:
+                    value, d = fused.loss_and_gradient(ys[k], logits, masks[k])
+                else:
+                    value, d = fused.loss(ys[k], logits, masks[k]), None
+                fused_flags.append(True)
+            else:
+                if with_grad:
+                    value, d = loss.loss_and_gradient(ys[k], outs[k], masks[k])
+                else:
+                    value, d = loss.loss(ys[k], outs[k], masks[k]), None
+                fused_flags.append(False)
+            w = self._loss_weights[k]
+            if d is not None and w != 1.0:
+                d = d * d.dtype.type(w)
+            total += w * float(value)
+            parts.append(float(value))
+            grads.append(d)
+        if len(self._losses) == 1:
+            total = parts[0]
+        return total, parts, grads, fused_flags
 
-    def _train_step(self, x, y):
-        """One step on prepared arrays. Returns (loss, output, mask, applied)."""
+    def _loss_logs(self, total, parts):
+        logs = {"loss": total}
+        if len(self._losses) > 1:
+            for name, v in zip(self.output_names, parts):
+                if v is not None:
+                    logs[f"{name}_loss"] = v
+        return logs
+
+    def _metric_values(self, y, out, mask, update):
+        ys, outs, masks = self._as_list(y), self._as_list(out), self._as_list(mask)
+        res = {}
+        for k, m, log in self._metric_slots:
+            if update:
+                m.update_state(ys[k], outs[k], masks[k])
+            else:
+                res[log] = m(ys[k], outs[k], masks[k])
+        return res
+
+    def _train_step(self, x, y, distributed=None):
+        """One step on prepared arrays. Returns (loss, output, mask, applied).
+        ``distributed`` (a fastrnn.distributed context) turns the gradients and losses into
+        those of all ranks' batches together, between backward and the optimizer step."""
         out, mask = self._forward(x, training=True)
-        loss, d = self._loss_on(y, out, mask, with_grad=True)
+        loss, parts, d, fused_flags = self._loss_on(y, out, mask, with_grad=True)
+        self._last_parts = parts
         raise_mode = getattr(self.optimizer, "on_nonfinite", "skip") == "raise"
-        if not math.isfinite(loss):
+        if distributed is not None:      # every rank takes part in every collective
+            d = distributed.before_backward(self, d, out, mask)
+        elif not math.isfinite(loss):
             if raise_mode:
                 from ..optimizers import NonFiniteGradientError
                 raise NonFiniteGradientError(f"the loss is not finite ({loss}); no step was "
                                              f"applied")
             self.skipped_steps += 1
             return loss, out, mask, False
-        fused = self._fused_loss() is not None
-        n = len(self._layers)
-        for i in range(n - 1, -1, -1):
-            layer = self._layers[i]
-            if i == n - 1 and fused:
-                d = layer.backward(d, from_logits=True)
-            else:
-                d = layer.backward(d)
-            if d is None:
-                break
+        self._graph.backward(self._last_run, d, fused_flags)
         items = []
-        for i, layer in enumerate(self._layers):
+        for i, layer in enumerate(self.layers):
+            if not getattr(layer, "trainable", True):      # frozen: never updated
+                continue
             for k, p in layer.params.items():
                 items.append((f"layers.{i}.{k}", p, layer.grads[k]))
+        if distributed is not None:      # all ranks then decide alike on the reduced values
+            items, loss, self._last_parts = distributed.reduce(self, items, parts, out, mask)
+            if not math.isfinite(loss):
+                if raise_mode:
+                    from ..optimizers import NonFiniteGradientError
+                    raise NonFiniteGradientError(f"the loss is not finite ({loss}) on some "
+                                                 f"rank; no step was applied")
+                self.skipped_steps += 1
+                return loss, out, mask, False
         if not raise_mode:      # in raise mode the optimizer reports non-finite gradients
             for name, _, g in items:
                 if not np.isfinite(g).all():
@@ -517,17 +818,22 @@ class Sequential:
             self.skipped_steps += 1
         return loss, out, mask, applied is not False
 
-    def train_on_batch(self, x, y, return_dict=False):
+    @_distributed_entry
+    def train_on_batch(self, x, y, return_dict=False, *, distributed=None):
         """One optimizer step on one batch; returns the loss (before the step) as a float, or a
-        dict with the loss and the metrics on this batch with ``return_dict=True``."""
+        dict with the loss and the metrics on this batch with ``return_dict=True``.
+        ``distributed="mpi"``: this rank's batch of a data-parallel step (see
+        fastrnn.distributed.mpi); the loss is then that of all ranks' batches together."""
         self._require_compiled("train_on_batch")
         x = self._prepare_x(x)
-        y = self._prepare_y(y, x.shape[0])
-        loss, out, mask, _ = self._train_step(x, y)
+        y = self._prepare_y(y, self._n_samples(x))
+        if distributed is not None:
+            distributed.ensure_synced(self)
+        loss, out, mask, _ = (self._train_step(x, y) if distributed is None
+                              else self._train_step(x, y, distributed))
         if return_dict:
-            logs = {"loss": loss}
-            for m in self.compiled_metrics:
-                logs[m.name] = m(y, out, mask)
+            logs = self._loss_logs(loss, self._last_parts)
+            logs.update(self._metric_values(y, out, mask, update=False))
             return logs
         return float(loss)
 
@@ -535,38 +841,45 @@ class Sequential:
         """Loss (and with ``return_dict=True`` the metrics) on one batch, without training."""
         self._require_compiled("test_on_batch")
         x = self._prepare_x(x)
-        y = self._prepare_y(y, x.shape[0])
+        y = self._prepare_y(y, self._n_samples(x))
         out, mask = self._forward(x, training=False)
-        loss, _ = self._loss_on(y, out, mask, with_grad=False)
+        loss, parts, _, _ = self._loss_on(y, out, mask, with_grad=False)
         if return_dict:
-            logs = {"loss": loss}
-            for m in self.compiled_metrics:
-                logs[m.name] = m(y, out, mask)
+            logs = self._loss_logs(loss, parts)
+            logs.update(self._metric_values(y, out, mask, update=False))
             return logs
         return float(loss)
 
     def _batches(self, n, batch_size):
         return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
 
+    def _metric_results(self):
+        return {log: m.result() for _, m, log in self._metric_slots}
+
     def _evaluate_arrays(self, x, y, batch_size, callbacks=None, verbose=0):
         for m in self.compiled_metrics:
             m.reset_state()
-        n = x.shape[0]
+        n = self._n_samples(x)
         batches = self._batches(n, batch_size)
         total, seen = 0.0, 0
+        part_tot = None
         bar = callbacks_module.Progbar(len(batches), verbose) if verbose else None
         logs = {}
         for step, (a, b) in enumerate(batches):
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step, None)
-            out, mask = self._forward(x[a:b], training=False)
-            loss, _ = self._loss_on(y[a:b], out, mask, with_grad=False)
+            sl = slice(a, b)
+            xb, yb = self._take(x, sl), self._take(y, sl)
+            out, mask = self._forward(xb, training=False)
+            loss, parts, _, _ = self._loss_on(yb, out, mask, with_grad=False)
             total += loss * (b - a)
+            part_tot = [None if p is None else p * (b - a) + (0 if part_tot is None else part_tot[i])
+                        for i, p in enumerate(parts)]
             seen += b - a
-            for m in self.compiled_metrics:
-                m.update_state(y[a:b], out, mask)
-            logs = {"loss": total / seen}
-            logs.update({m.name: m.result() for m in self.compiled_metrics})
+            self._metric_values(yb, out, mask, update=True)
+            logs = self._loss_logs(total / seen, [None if p is None else p / seen
+                                                  for p in part_tot])
+            logs.update(self._metric_results())
             if callbacks is not None:
                 callbacks.on_test_batch_end(step, logs)
             if bar is not None and verbose == 1:
@@ -577,29 +890,36 @@ class Sequential:
 
     def evaluate(self, x, y, batch_size=32, verbose=0, callbacks=None, return_dict=False):
         """Loss (and metrics) over ``x, y`` in batches: returns the loss, ``[loss, *metrics]``
-        when metrics were compiled, or a dict with ``return_dict=True``."""
+        when metrics were compiled (or there are several outputs), or a dict with
+        ``return_dict=True``."""
         self._require_compiled("evaluate")
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
         x = self._prepare_x(x)
-        y = self._prepare_y(y, x.shape[0])
-        if x.shape[0] == 0:
+        y = self._prepare_y(y, self._n_samples(x))
+        n = self._n_samples(x)
+        if n == 0:
             raise ValueError("evaluate: x has no samples")
         cbs = callbacks_module.CallbackList(callbacks, model=self, params={
-            "verbose": verbose, "steps": math.ceil(x.shape[0] / batch_size)})
+            "verbose": verbose, "steps": math.ceil(n / batch_size)})
         cbs.on_test_begin(None)
         logs = self._evaluate_arrays(x, y, batch_size, cbs, verbose)
         cbs.on_test_end(logs)
         if return_dict:
             return logs
-        if self.compiled_metrics:
-            return [logs["loss"]] + [logs[m.name] for m in self.compiled_metrics]
+        if len(logs) > 1:
+            return list(logs.values())
         return logs["loss"]
 
     def predict(self, x, batch_size=32, verbose=0, callbacks=None):
-        """Model outputs for ``x``, computed in batches of ``batch_size`` (inference mode)."""
+        """Model outputs for ``x``, computed in batches of ``batch_size`` (inference mode):
+        one array, or a list with several outputs. A ``dask.array`` ``x`` gives a lazy dask
+        array (see fastrnn.distributed.predict)."""
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
+        if _is_dask_array(x):
+            from ..distributed import predict as _dask_predict
+            return _dask_predict(self, x, batch_size=batch_size)
         x = self._prepare_x(x)
-        n = x.shape[0]
+        n = self._n_samples(x)
         if n == 0:
             raise ValueError("predict: x has no samples")
         batches = self._batches(n, batch_size)
@@ -610,7 +930,7 @@ class Sequential:
         outs = []
         for step, (a, b) in enumerate(batches):
             cbs.on_predict_batch_begin(step, None)
-            out, _ = self._forward(x[a:b], training=False)
+            out, _ = self._forward(self._take(x, slice(a, b)), training=False)
             outs.append(out)
             cbs.on_predict_batch_end(step, {"outputs": out})
             if bar is not None and verbose == 1:
@@ -618,10 +938,14 @@ class Sequential:
         if bar is not None:
             bar.update(len(batches), final=True)
         cbs.on_predict_end(None)
+        if isinstance(outs[0], list):
+            return [np.concatenate([o[k] for o in outs], axis=0) for k in range(len(outs[0]))]
         return np.concatenate(outs, axis=0)
 
+    @_distributed_entry
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0, *,
+            distributed=None):
         """Train for ``epochs`` epochs; returns a History (also ``model.history``).
 
         ``validation_split`` holds out the LAST fraction of the samples (before shuffling);
@@ -629,6 +953,10 @@ class Sequential:
         2 one line per epoch. The loss and metrics logged per epoch are the batch-size-weighted
         means over the epoch's batches (taken before each step), validation values are computed
         after the epoch.
+
+        ``distributed="mpi"`` (run under ``mpiexec``; x, y are this rank's shard): data-parallel
+        training, one step per local batch on every rank, gradients averaged over the ranks;
+        callbacks and printing on rank 0 only (see fastrnn.distributed.mpi).
         """
         self._require_compiled("fit")
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
@@ -646,8 +974,8 @@ class Sequential:
             raise ValueError(f"validation_split must be a number in [0, 1), got "
                              f"{validation_split!r}")
         x = self._prepare_x(x)
-        y = self._prepare_y(y, x.shape[0])
-        n = x.shape[0]
+        n = self._n_samples(x)
+        y = self._prepare_y(y, n)
         if n == 0:
             raise ValueError("fit: x has no samples")
         val = None
@@ -655,8 +983,8 @@ class Sequential:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (x_val, y_val)")
             xv = self._prepare_x(validation_data[0], "validation_data[0]")
-            yv = self._prepare_y(validation_data[1], xv.shape[0], "validation_data[1]")
-            if xv.shape[0] == 0:
+            yv = self._prepare_y(validation_data[1], self._n_samples(xv), "validation_data[1]")
+            if self._n_samples(xv) == 0:
                 raise ValueError("validation_data has no samples")
             val = (xv, yv)
         elif validation_split:
@@ -664,18 +992,20 @@ class Sequential:
             if split_at == 0 or split_at == n:
                 raise ValueError(f"validation_split={validation_split} leaves an empty training "
                                  f"or validation set for {n} samples")
-            val = (x[split_at:], y[split_at:])
-            x, y = x[:split_at], y[:split_at]
+            val = (self._take(x, slice(split_at, None)), self._take(y, slice(split_at, None)))
+            x, y = self._take(x, slice(0, split_at)), self._take(y, slice(0, split_at))
             n = split_at
         if self._shuffle_rng is None:
             self._shuffle_rng = np.random.default_rng(
                 None if self.seed is None else np.random.SeedSequence([self.seed, 0x5EED]))
-        if not self.built:
-            shape = (None,) + tuple(x.shape[1:])
-            self.build(shape)
+        self._ensure_graph(x)
         self._assign_seeds()
 
         batches = self._batches(n, batch_size)
+        dist = distributed
+        if dist is not None:     # rank 0 prints and runs the callbacks; all start from its model
+            verbose, callbacks = dist.begin_fit(self, len(batches), epochs, initial_epoch,
+                                                val is not None, verbose, callbacks)
         history = callbacks_module.History()
         user = list(callbacks) if callbacks is not None else []
         cb_list = ([callbacks_module.ProgbarLogger(verbose)] if verbose else []) + user + [history]
@@ -693,76 +1023,97 @@ class Sequential:
             cbs.on_epoch_begin(epoch, None)
             order = self._shuffle_rng.permutation(n) if shuffle else None
             total, seen = 0.0, 0
+            part_tot = None
             logs = {}
             for step, (a, b) in enumerate(batches):
                 cbs.on_train_batch_begin(step, None)
-                if order is not None:
-                    idx = order[a:b]
-                    xb, yb = x[idx], y[idx]
-                else:
-                    xb, yb = x[a:b], y[a:b]
-                loss, out, mask, _ = self._train_step(xb, yb)
+                idx = order[a:b] if order is not None else slice(a, b)
+                xb, yb = self._take(x, idx), self._take(y, idx)
+                loss, out, mask, _ = (self._train_step(xb, yb) if dist is None
+                                      else self._train_step(xb, yb, dist))
+                parts = getattr(self, "_last_parts", [loss])
                 total += loss * (b - a)
+                part_tot = [None if p is None else
+                            p * (b - a) + (0 if part_tot is None else part_tot[i])
+                            for i, p in enumerate(parts)]
                 seen += b - a
-                for m in self.compiled_metrics:
-                    m.update_state(yb, out, mask)
-                logs = {"loss": total / seen}
-                logs.update({m.name: m.result() for m in self.compiled_metrics})
+                self._metric_values(yb, out, mask, update=True)
+                logs = self._loss_logs(total / seen, [None if p is None else p / seen
+                                                      for p in part_tot])
+                logs.update(self._metric_results())
                 cbs.on_train_batch_end(step, logs)
+                if dist is not None:
+                    dist.sync_control(self)
                 if self.stop_training:
                     break
-            epoch_logs = dict(logs)
+            epoch_logs = dict(logs) if dist is None else dist.global_logs(self, logs, seen)
             if val is not None:
                 val_logs = self._evaluate_arrays(val[0], val[1], batch_size)
+                if dist is not None:
+                    val_logs = dist.global_logs(self, val_logs, self._n_samples(val[0]))
                 epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, epoch_logs)
             logs = epoch_logs
+            if dist is not None:
+                dist.sync_control(self)
             if self.stop_training:
                 break
         cbs.on_train_end(logs)
+        if dist is not None:
+            dist.end_fit(self)
         return history
 
     # ---- summary --------------------------------------------------------------------------
+    def _summary_rows(self):
+        """(layer column, output shape column, param count column, connected-to column)."""
+        rows = []
+        names = {}
+        for layer in self.layers:
+            base = layer.name
+            k = names.get(id(layer))
+            if k is None:
+                names[id(layer)] = base
+        for t in self._graph.inputs:
+            layer = t.node.layer
+            rows.append((f"{layer.name} (InputLayer)", _format_shape(t.shape), "0", ""))
+        seen = set()
+        for node in self._graph.nodes:
+            layer = node.layer
+            shapes = [t.shape for t in node.outputs]
+            shape = _format_shape(shapes if len(shapes) > 1 else shapes[0])
+            first = id(layer) not in seen
+            seen.add(id(layer))
+            pc = str(layer.count_params()) if first else "(shared)"
+            conn = ", ".join(t.node.layer.name for t in node.inputs)
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape, pc, conn))
+        return rows
+
     def summary(self, line_length=None, print_fn=None):
-        """Print the layers, their output shapes and parameter counts. ``print_fn`` receives
-        each line (default: print)."""
+        """Print the layers (one row per call), their output shapes, parameter counts and
+        what each is connected to. ``print_fn`` receives each line (default: print)."""
         if print_fn is None:
             print_fn = print
-        if not self.built:
-            self._try_build()
-        shapes = self._output_shapes()
-        counts = {}
-        rows = []
-        for layer, shape in zip(self._layers, shapes):
-            cls = type(layer).__name__
-            base = layer.name
-            k = counts.get(base, 0)
-            counts[base] = k + 1
-            lname = base if k == 0 else f"{base}_{k}"
-            if layer.built:
-                pc = str(layer.count_params())
-            else:
-                pc = "0 (unbuilt)"
-            rows.append((f"{lname} ({cls})", "?" if shape is None else _format_shape(shape), pc))
-        w1 = max([len("Layer (type)")] + [len(r[0]) for r in rows]) + 3
-        w2 = max([len("Output Shape")] + [len(r[1]) for r in rows]) + 3
-        w3 = max([len("Param #")] + [len(r[2]) for r in rows])
-        width = line_length or (w1 + w2 + w3)
+        rows = self._summary_rows()
+        heads = ("Layer (type)", "Output Shape", "Param #", "Connected to")
+        w = [max([len(heads[j])] + [len(r[j]) for r in rows]) + 3 for j in range(4)]
+        width = line_length or sum(w)
         print_fn(f'Model: "{self.name}"')
         print_fn("_" * width)
-        print_fn(f"{'Layer (type)':<{w1}}{'Output Shape':<{w2}}{'Param #':>{w3}}")
+        print_fn(f"{heads[0]:<{w[0]}}{heads[1]:<{w[1]}}{heads[2]:>{w[2] - 3}}   {heads[3]}")
         print_fn("=" * width)
-        for i, (a, b, c) in enumerate(rows):
-            print_fn(f"{a:<{w1}}{b:<{w2}}{c:>{w3}}")
+        for i, r in enumerate(rows):
+            print_fn(f"{r[0]:<{w[0]}}{r[1]:<{w[1]}}{r[2]:>{w[2] - 3}}   {r[3]}")
             if i != len(rows) - 1:
                 print_fn("_" * width)
         print_fn("=" * width)
-        total = sum(l.count_params() for l in self._layers if l.built)
+        total = self.count_params()
+        frozen = self.count_params(trainable=False)
         print_fn(f"Total params: {total:,}")
-        print_fn(f"Trainable params: {total:,}")
-        print_fn("Non-trainable params: 0")
+        print_fn(f"Trainable params: {total - frozen:,}")
+        print_fn(f"Non-trainable params: {frozen:,}")
         print_fn("_" * width)
         return None
 
     def __repr__(self):
-        return f"Sequential(name={self.name!r}, layers={[type(l).__name__ for l in self._layers]})"
+        return (f"Model(name={self.name!r}, inputs={len(self.inputs)}, "
+                f"outputs={len(self.outputs)}, layers={[type(l).__name__ for l in self.layers]})")

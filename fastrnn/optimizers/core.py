@@ -1,16 +1,35 @@
 """Optimizers: SGD, Adam, AdamW, RMSprop, Adagrad.
 
-The update rules, defaults and argument checks follow ``torch.optim`` exactly
-(only the learning rate is spelled ``learning_rate`` as in Keras), so a model
-trained here and its PyTorch twin take the same steps.  Every update is
-computed in the dtype of the parameter (float32 parameters stay float32) in
-the same order of operations as PyTorch's CPU implementation.
+Two conventions
+---------------
+Every optimizer follows one of two sets of update rules, chosen when it is built and kept
+in its config (``opt.convention``):
+
+* ``"keras"`` (the default, and what ``compile(optimizer="rmsprop")`` and
+  :func:`get` build): Keras 3's update rules and defaults (``keras.optimizers``), with
+  Keras's argument names ``learning_rate``, ``rho``, ``epsilon``, ``beta_1``, ``beta_2``,
+  ``momentum``, ``nesterov``, ``amsgrad``, ``centered``, ``initial_accumulator_value`` and
+  ``weight_decay`` as *decoupled* decay (``p <- p - p * weight_decay * lr`` before each
+  step, as in Keras 3).  A Keras script gets the steps it got in Keras.
+* ``"torch"``: ``torch.optim``'s update rules and defaults exactly, in the same order of
+  operations as PyTorch's CPU implementation (``weight_decay`` is then PyTorch's: an L2
+  term added to the gradient, except AdamW).  PyTorch's own argument names (``lr``,
+  ``betas``, ``eps``, ``alpha``, ``dampening``, ``lr_decay``) select it, or pass
+  ``convention="torch"`` with the Keras spellings.  A model trained so and its PyTorch twin
+  take the same steps.
+
+Each class docstring writes out both rules.  The per-parameter step ``t`` counts that
+parameter's updates (Keras counts the optimizer's iterations: the same number when every
+parameter is updated on every step).  Every update is computed in the dtype of the
+parameter (float32 parameters stay float32).  ``learning_rate`` may be a
+:mod:`fastrnn.optimizers.schedules` schedule, read at ``opt.iterations`` on each step.
 
 Usage
 -----
 An optimizer updates parameter arrays **in place**::
 
-    opt = fastrnn.optimizers.Adam(learning_rate=1e-3, clipnorm=1.0)
+    opt = fastrnn.optimizers.Adam(learning_rate=1e-3, clipnorm=1.0)      # Keras rules
+    twin = fastrnn.optimizers.Adam(lr=1e-3)                              # torch.optim rules
     applied = opt.apply([("layers.0.weight_ih", w, dw), ("layers.0.bias_ih", b, db)])
 
 ``apply`` takes a list of ``(name, param, grad)`` triples (recommended: the
@@ -39,16 +58,20 @@ State
 -----
 ``opt.get_state()`` returns ``(serialize(opt), slots)`` where ``slots`` maps
 ``"{slot}.{param_name}"`` to an array (``step`` slots are int64 scalars) plus
-``"iterations"``; ``opt.set_state(config, slots)`` restores it.
+``"iterations"``; ``opt.set_state(config, slots)`` restores it (step counters above 2**53
+are rejected).
 ``opt.get_config()`` returns the constructor keyword arguments;
 ``serialize(opt)`` / ``from_config(d)`` (alias ``deserialize``) convert to and
 from ``{"class_name": ..., "config": ...}`` using an allowlist of classes.
 """
 
+import inspect
 import math
 import numbers
 
 import numpy as np
+
+from . import schedules as _schedules
 
 __all__ = [
     "Optimizer",
@@ -148,6 +171,8 @@ def _lerp(start, end, weight):
 
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_CONVENTIONS = ("keras", "torch")
+_MAX_COUNT = 2 ** 53
 
 
 # --------------------------------------------------------------------------
@@ -156,13 +181,28 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 class Optimizer:
     """Base class.  Subclasses define ``_hyper`` (names of constructor
-    hyperparameters, in order), ``_slots()`` and ``_update()``."""
+    hyperparameters, in order), ``_slots()`` and ``_update()``.
+
+    Attributes
+    ----------
+    convention : {"keras", "torch"}
+        Which update rules the optimizer follows (see the module docstring).
+    iterations : int
+        Number of applied steps.
+    skipped_steps : int
+        Number of steps skipped because of non-finite values.
+    """
 
     _hyper = ()
+    _torch_only_hyper = ()
     _registry_name = None
 
     def __init__(self, learning_rate, *, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 on_nonfinite="skip"):
+                 on_nonfinite="skip", convention="keras"):
+        if convention not in _CONVENTIONS:
+            raise ValueError(f"convention must be 'keras' or 'torch', got {convention!r}")
+        self.convention = convention
+        self._schedule = None
         self.learning_rate = learning_rate
         self.clipnorm, self.clipvalue, self.global_clipnorm = _check_clip(
             clipnorm, clipvalue, global_clipnorm)
@@ -173,35 +213,72 @@ class Optimizer:
         self.iterations = 0     # number of applied steps
         self.skipped_steps = 0  # number of skipped (non-finite) steps
 
-    # -- learning rate is settable (schedules, callbacks) and always validated
+    # -- learning rate is settable (callbacks) and always validated; a schedule is
+    # evaluated at the number of steps applied so far (Keras: 0 on the first step)
     @property
     def learning_rate(self):
+        """The learning rate of the next step (a float; a schedule's value at
+        ``iterations``)."""
+        if self._schedule is not None:
+            return _check_number("learning_rate (from the schedule)",
+                                 self._schedule(self.iterations), low=0.0)
         return self._learning_rate
 
     @learning_rate.setter
     def learning_rate(self, value):
+        if isinstance(value, _schedules.LearningRateSchedule):
+            self._schedule = value
+            self._learning_rate = None
+            return
+        if isinstance(value, dict):       # a serialized schedule (from get_config)
+            self._schedule = _schedules.deserialize(value)
+            self._learning_rate = None
+            return
+        if self._schedule is not None:
+            raise TypeError("this optimizer's learning_rate is a LearningRateSchedule "
+                            f"({type(self._schedule).__name__}); it cannot be set to a number")
         self._learning_rate = _check_number("learning_rate", value, low=0.0)
+
+    @property
+    def learning_rate_schedule(self):
+        """The :class:`~fastrnn.optimizers.schedules.LearningRateSchedule`, or None."""
+        return self._schedule
 
     # -- configuration ------------------------------------------------------
     def get_config(self):
         """Constructor keyword arguments (JSON-able): ``type(opt)(**opt.get_config())``
         builds an equivalent optimizer without state."""
-        cfg = {"learning_rate": self.learning_rate}
-        for name in self._hyper:
+        lr = _schedules.serialize(self._schedule) if self._schedule is not None \
+            else self._learning_rate
+        cfg = {"learning_rate": lr}
+        for name in self._hyper_names():
             cfg[name] = getattr(self, name)
         cfg.update(clipnorm=self.clipnorm, clipvalue=self.clipvalue,
-                   global_clipnorm=self.global_clipnorm, on_nonfinite=self.on_nonfinite)
+                   global_clipnorm=self.global_clipnorm, on_nonfinite=self.on_nonfinite,
+                   convention=self.convention)
         return cfg
+
+    def _hyper_names(self):
+        """Hyperparameters of this convention (PyTorch-only ones are left out of a Keras
+        optimizer's config)."""
+        torch_only = self._torch_only_hyper if self.convention == "keras" else ()
+        return tuple(n for n in self._hyper if n not in torch_only)
 
     @classmethod
     def from_config(cls, config):
+        """Build an optimizer from :meth:`get_config`'s dict.  A config without
+        ``convention`` (written before conventions existed) gets ``"torch"``, the only
+        update rules fastrnn had then."""
         if not isinstance(config, dict):
             raise TypeError(f"config must be a dict, got {type(config).__name__}")
-        allowed = set(cls().get_config())
+        allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+        allowed |= {"clipnorm", "clipvalue", "global_clipnorm", "on_nonfinite"}
         unknown = sorted(set(config) - allowed)
         if unknown:
             raise ValueError(f"Unknown {cls.__name__} config keys {unknown}; "
                              f"expected a subset of {sorted(allowed)}")
+        if "convention" not in config:
+            config = {**config, "convention": "torch"}
         return cls(**config)
 
     def __repr__(self):
@@ -421,6 +498,7 @@ class Optimizer:
             if not np.isfinite(g).all():
                 return self._skip(f"gradient for {name!r} contains NaN or Inf; step skipped")
         entries = self._clip(entries)
+        lr = self.learning_rate       # once per step (a schedule is read at `iterations`)
         staged = []
         for name, p, g in entries:
             st = self._state.get(name)
@@ -432,7 +510,7 @@ class Optimizer:
                 st = {**self._new_state(p), **st}
             step = st["step"] + 1
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                new_p, new_slots = self._update(p, g, st, step)
+                new_p, new_slots = self._update(p, g, st, step, lr)
             if not np.isfinite(new_p).all():
                 return self._skip(f"update of {name!r} is not finite; step skipped")
             for s, a in new_slots.items():
@@ -446,9 +524,18 @@ class Optimizer:
         self.iterations += 1
         return True
 
-    def _update(self, p, g, state, step):
+    def _update(self, p, g, state, step, lr):
         """Return ``(new_param, new_slots)`` without modifying anything."""
         raise NotImplementedError
+
+    def _keras_decay(self, p, lr):
+        """Keras 3's decoupled weight decay, applied before the update:
+        ``p <- p - p * weight_decay * lr`` (in the parameter's dtype)."""
+        wd = getattr(self, "weight_decay", 0.0)
+        if not wd:
+            return p
+        t = p.dtype.type
+        return p - p * t(wd) * t(lr)
 
 
 def _as_count(name, value):
@@ -459,7 +546,57 @@ def _as_count(name, value):
     v = int(arr)
     if v < 0:
         raise ValueError(f"{name} must be >= 0, got {v}")
+    if v > _MAX_COUNT:
+        # beyond 2**53 the count is no longer exact as a float (bias corrections, schedules)
+        # and no real run gets there: a file claiming it is corrupt or hostile
+        raise ValueError(f"{name} must be <= 2**53, got {v}")
     return v
+
+
+# --------------------------------------------------------------------------
+# conventions: Keras's rules by default, PyTorch's when asked for (or by PyTorch's names)
+# --------------------------------------------------------------------------
+
+def _alias(cls_name, name, value, alias, alias_value):
+    """``value`` (Keras spelling) or ``alias_value`` (PyTorch spelling), never both."""
+    if alias_value is None:
+        return value
+    if value is not None:
+        raise TypeError(f"{cls_name}: pass either {name}= or {alias}= (PyTorch's name for "
+                        f"it), not both; got {name}={value!r}, {alias}={alias_value!r}")
+    return alias_value
+
+
+def _resolve_convention(cls_name, convention, torch_names):
+    """The convention asked for; PyTorch-only argument names select "torch"."""
+    if convention is None:
+        return "torch" if torch_names else "keras"
+    if convention not in _CONVENTIONS:
+        raise ValueError(f"{cls_name}: convention must be 'keras' or 'torch', got {convention!r}")
+    if convention == "keras" and torch_names:
+        verb = "is a PyTorch argument name" if len(torch_names) == 1 else \
+            "are PyTorch argument names"
+        raise ValueError(f"{cls_name}: {', '.join(torch_names)} {verb} (they select "
+                         "convention='torch'), but convention='keras' was given")
+    return convention
+
+
+def _given(**named):
+    return [n for n, v in named.items() if v is not None]
+
+
+def _betas(cls_name, betas):
+    if betas is None:
+        return None, None
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"{cls_name}: betas must be a pair (beta_1, beta_2), got {betas!r}")
+    return betas[0], betas[1]
+
+
+def _default(value, convention, keras, torch):
+    if value is not None:
+        return value
+    return keras if convention == "keras" else torch
 
 
 # --------------------------------------------------------------------------
@@ -467,32 +604,65 @@ def _as_count(name, value):
 # --------------------------------------------------------------------------
 
 class SGD(Optimizer):
-    r"""Stochastic gradient descent with optional momentum (``torch.optim.SGD``).
+    r"""Stochastic gradient descent with optional momentum.
 
-    With gradient ``g_t``, learning rate ``lr``, momentum ``mu``, dampening
-    ``tau`` and weight decay ``lambda``::
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.01 (PyTorch convention 0.001)
+        ``lr`` is PyTorch's name for it.
+    momentum : float, default 0
+    nesterov : bool, default False
+    weight_decay : float, default 0
+        Keras convention: decoupled (``p <- p - p * weight_decay * lr`` before the step);
+        PyTorch convention: L2 added to the gradient.
+    dampening : float, PyTorch only, default 0
+    convention : {"keras", "torch"}, optional
+        Default "keras"; PyTorch names (``lr``, ``dampening``) select "torch".
+    clipnorm, clipvalue, global_clipnorm, on_nonfinite
+        See the module docstring.
 
-        g_t = g_t + lambda * p_{t-1}                       (if weight_decay != 0)
-        b_t = g_t                                          (first step)
-        b_t = mu * b_{t-1} + (1 - tau) * g_t               (later steps, momentum != 0)
-        g_t = g_t + mu * b_t      (nesterov)   or   g_t = b_t   (otherwise; momentum != 0)
-        p_t = p_{t-1} - lr * g_t
+    Update rules, gradient ``g``, learning rate ``lr``, momentum ``mu``:
 
-    Slots: ``momentum_buffer`` (only when momentum != 0).  Nesterov requires
-    momentum > 0 and dampening == 0.
+    Keras (``keras.optimizers.SGD``)::
+
+        p = p - p * weight_decay * lr                       (weight_decay != 0)
+        momentum == 0:  p = p - lr * g
+        otherwise:      m = mu * m - lr * g            (m starts at 0)
+                        p = p + m                 or   p = p + mu * m - lr * g   (nesterov)
+
+    PyTorch (``torch.optim.SGD``; dampening ``tau``)::
+
+        g = g + weight_decay * p                            (weight_decay != 0)
+        b = g                                               (first step)
+        b = mu * b + (1 - tau) * g                          (later steps, momentum != 0)
+        g = g + mu * b  (nesterov)   or   g = b  (otherwise; momentum != 0)
+        p = p - lr * g
+
+    With a constant learning rate and no weight decay the two agree; they differ when the
+    learning rate changes (Keras keeps ``lr`` inside the buffer) and in weight decay.
+    Slots: ``momentum_buffer`` (m or b, only when momentum != 0).  PyTorch's Nesterov
+    requires momentum > 0 and zero dampening.
+
+    Example
+    -------
+    >>> opt = SGD(learning_rate=0.1, momentum=0.9)
     """
 
     _hyper = ("momentum", "nesterov", "weight_decay", "dampening")
+    _torch_only_hyper = ("dampening",)
     _registry_name = "sgd"
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0.0,
-                 dampening=0.0, **kwargs):
-        super().__init__(learning_rate, **kwargs)
+    def __init__(self, learning_rate=None, momentum=0.0, nesterov=False, weight_decay=None,
+                 dampening=None, *, lr=None, convention=None, **kwargs):
+        conv = _resolve_convention("SGD", convention, _given(lr=lr, dampening=dampening))
+        learning_rate = _alias("SGD", "learning_rate", learning_rate, "lr", lr)
+        super().__init__(_default(learning_rate, conv, 0.01, 0.001), convention=conv, **kwargs)
         self.momentum = _check_number("momentum", momentum, low=0.0)
         self.nesterov = _check_bool("nesterov", nesterov)
-        self.weight_decay = _check_number("weight_decay", weight_decay, low=0.0)
-        self.dampening = _check_number("dampening", dampening)
-        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+        self.weight_decay = _check_number("weight_decay", _default(weight_decay, conv, 0.0, 0.0),
+                                          low=0.0)
+        self.dampening = _check_number("dampening", 0.0 if dampening is None else dampening)
+        if conv == "torch" and self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening; "
                              f"got momentum={self.momentum}, dampening={self.dampening}")
 
@@ -502,7 +672,19 @@ class SGD(Optimizer):
     def _new_state(self, p):
         return {}
 
-    def _update(self, p, g, state, step):
+    def _update(self, p, g, state, step, lr):
+        if self.convention == "keras":
+            p = self._keras_decay(p, lr)
+            if self.momentum == 0:
+                return p - g * p.dtype.type(lr), {}
+            t = p.dtype.type
+            m = state.get("momentum_buffer")
+            if m is None:
+                m = np.zeros_like(p)
+            m = (-g) * t(lr) + m * t(self.momentum)
+            if self.nesterov:
+                return p + ((-g) * t(lr) + m * t(self.momentum)), {"momentum_buffer": m}
+            return p + m, {"momentum_buffer": m}
         if self.weight_decay != 0:
             g = g + self.weight_decay * p
         slots = {}
@@ -513,38 +695,76 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] * self.momentum + (1 - self.dampening) * g
             slots["momentum_buffer"] = buf
             g = g + self.momentum * buf if self.nesterov else buf
-        return p + (-self.learning_rate) * g, slots
+        return p + (-lr) * g, slots
 
 
 class Adam(Optimizer):
-    r"""Adam (``torch.optim.Adam``; with ``decoupled`` weight decay: AdamW).
+    r"""Adam (AdamW with decoupled weight decay under the PyTorch convention).
 
-    With ``beta_1, beta_2, eps``, step ``t`` (per parameter, from 1)::
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.001
+        ``lr`` is PyTorch's name.
+    beta_1, beta_2 : float, default 0.9, 0.999
+        ``betas=(beta_1, beta_2)`` is PyTorch's spelling.
+    epsilon : float, default 1e-7 (PyTorch convention 1e-8)
+        ``eps`` is PyTorch's name.
+    amsgrad : bool, default False
+    weight_decay : float, default 0
+        Keras convention: decoupled (``p <- p - p * weight_decay * lr`` before the step);
+        PyTorch convention: ``torch.optim.Adam``'s L2 term added to the gradient.
+    convention : {"keras", "torch"}, optional
+        Default "keras"; PyTorch names (``lr``, ``betas``, ``eps``) select "torch".
 
-        g_t = g_t + lambda * p_{t-1}                   (Adam, weight_decay != 0)
-        p_{t-1} = p_{t-1} * (1 - lr * lambda)          (AdamW)
-        m_t = m_{t-1} + (1 - beta_1) * (g_t - m_{t-1})          (lerp)
-        v_t = beta_2 * v_{t-1} + (1 - beta_2) * g_t * g_t
-        vmax_t = max(vmax_{t-1}, v_t);  v_hat = vmax_t if amsgrad else v_t
-        denom = sqrt(v_hat) / sqrt(1 - beta_2**t) + eps
-        p_t = p_{t-1} - (lr / (1 - beta_1**t)) * m_t / denom
+    Update rules at step ``t`` (per parameter, from 1); both keep
+    ``m = m + (1 - beta_1) * (g - m)``, ``v = beta_2 * v + (1 - beta_2) * g * g`` and, with
+    amsgrad, ``v_hat = max(v_hat_prev, v)`` (else ``v_hat = v``).
 
-    Note eps is added *after* the bias correction of ``sqrt(v)`` (PyTorch's
-    placement), not to ``sqrt(v_hat_t)`` of the paper's corrected ``v``.
+    Keras (``keras.optimizers.Adam``)::
+
+        p = p - p * weight_decay * lr                             (weight_decay != 0)
+        a = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        p = p - a * m / (sqrt(v_hat) + epsilon)          (epsilon on the uncorrected sqrt(v))
+
+    PyTorch (``torch.optim.Adam``)::
+
+        g = g + weight_decay * p                                  (weight_decay != 0)
+        denom = sqrt(v_hat) / sqrt(1 - beta_2**t) + eps           (eps after the correction)
+        p = p - (lr / (1 - beta_1**t)) * m / denom
+
     Slots: ``exp_avg`` (m), ``exp_avg_sq`` (v), ``max_exp_avg_sq`` (amsgrad).
+
+    Example
+    -------
+    >>> opt = Adam(learning_rate=1e-3)              # Keras's rule and defaults
+    >>> twin = Adam(lr=1e-3)                        # torch.optim.Adam's rule and defaults
     """
 
     _hyper = ("beta_1", "beta_2", "epsilon", "weight_decay", "amsgrad")
     _registry_name = "adam"
     _decoupled = False
+    _wd_default = (0.0, 0.0)
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.0, amsgrad=False, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1 = _check_number("beta_1", beta_1, low=0.0, high=1.0, high_inclusive=False)
-        self.beta_2 = _check_number("beta_2", beta_2, low=0.0, high=1.0, high_inclusive=False)
-        self.epsilon = _check_number("epsilon", epsilon, low=0.0)
-        self.weight_decay = _check_number("weight_decay", weight_decay, low=0.0)
+    def __init__(self, learning_rate=None, beta_1=None, beta_2=None, epsilon=None,
+                 amsgrad=False, weight_decay=None, *, lr=None, betas=None, eps=None,
+                 convention=None, **kwargs):
+        name = type(self).__name__
+        conv = _resolve_convention(name, convention, _given(lr=lr, betas=betas, eps=eps))
+        learning_rate = _alias(name, "learning_rate", learning_rate, "lr", lr)
+        b1, b2 = _betas(name, betas)
+        beta_1 = _alias(name, "beta_1", beta_1, "betas", b1)
+        beta_2 = _alias(name, "beta_2", beta_2, "betas", b2)
+        epsilon = _alias(name, "epsilon", epsilon, "eps", eps)
+        super().__init__(_default(learning_rate, conv, 0.001, 0.001), convention=conv,
+                         **kwargs)
+        self.beta_1 = _check_number("beta_1", _default(beta_1, conv, 0.9, 0.9), low=0.0,
+                                    high=1.0, high_inclusive=False)
+        self.beta_2 = _check_number("beta_2", _default(beta_2, conv, 0.999, 0.999), low=0.0,
+                                    high=1.0, high_inclusive=False)
+        self.epsilon = _check_number("eps" if eps is not None else "epsilon",
+                                     _default(epsilon, conv, 1e-7, 1e-8), low=0.0)
+        self.weight_decay = _check_number(
+            "weight_decay", _default(weight_decay, conv, *self._wd_default), low=0.0)
         self.amsgrad = _check_bool("amsgrad", amsgrad)
 
     def _slots(self):
@@ -556,8 +776,9 @@ class Adam(Optimizer):
             st["max_exp_avg_sq"] = np.zeros_like(p)
         return st
 
-    def _update(self, p, g, state, step):
-        lr = self.learning_rate
+    def _update(self, p, g, state, step, lr):
+        if self.convention == "keras":
+            return self._update_keras(p, g, state, step, lr)
         if self.weight_decay != 0:
             if self._decoupled:
                 p = p * (1 - lr * self.weight_decay)
@@ -585,46 +806,99 @@ class Adam(Optimizer):
         upd += p
         return upd, slots
 
+    def _update_keras(self, p, g, state, step, lr):
+        t = p.dtype.type
+        p = self._keras_decay(p, lr)
+        m = state["exp_avg"] + (g - state["exp_avg"]) * t(1 - self.beta_1)
+        v = state["exp_avg_sq"] + (g * g - state["exp_avg_sq"]) * t(1 - self.beta_2)
+        slots = {"exp_avg": m, "exp_avg_sq": v}
+        if self.amsgrad:
+            v = np.maximum(state["max_exp_avg_sq"], v)
+            slots["max_exp_avg_sq"] = v
+        alpha = lr * math.sqrt(1 - self.beta_2 ** step) / (1 - self.beta_1 ** step)
+        return p - (m * t(alpha)) / (np.sqrt(v) + t(self.epsilon)), slots
+
 
 class AdamW(Adam):
-    r"""AdamW (``torch.optim.AdamW``): Adam with decoupled weight decay
-    ``p <- p * (1 - lr * weight_decay)`` applied before the Adam step (see
-    :class:`Adam` for the rest of the formulas).  Default weight_decay 0.01."""
+    r"""AdamW: Adam with decoupled weight decay (default 0.004 as in Keras; 0.01 under the
+    PyTorch convention, as in ``torch.optim.AdamW``).
+
+    Keras: ``p <- p - p * weight_decay * lr`` then the Keras Adam step.  PyTorch:
+    ``p <- p * (1 - lr * weight_decay)`` then the PyTorch Adam step.  See :class:`Adam`
+    for the arguments and the rest of the formulas.
+    """
 
     _registry_name = "adamw"
     _decoupled = True
-
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.01, amsgrad=False, **kwargs):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay, amsgrad, **kwargs)
+    _wd_default = (0.004, 0.01)
 
 
 class RMSprop(Optimizer):
-    r"""RMSprop (``torch.optim.RMSprop``)::
+    r"""RMSprop.
 
-        g_t = g_t + lambda * p_{t-1}                        (weight_decay != 0)
-        v_t = alpha * v_{t-1} + (1 - alpha) * g_t * g_t
-        centered:  a_t = a_{t-1} + (1 - alpha) * (g_t - a_{t-1});
-                   s_t = sqrt(v_t - a_t * a_t) + eps
-        otherwise: s_t = sqrt(v_t) + eps
-        momentum > 0: b_t = mu * b_{t-1} + g_t / s_t;  p_t = p_{t-1} - lr * b_t
-        otherwise:    p_t = p_{t-1} - lr * g_t / s_t
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.001 (PyTorch convention 0.01)
+        ``lr`` is PyTorch's name.
+    rho : float, default 0.9 (PyTorch convention 0.99)
+        Discount of the squared-gradient average; ``alpha`` is PyTorch's name.
+    momentum : float, default 0
+    epsilon : float, default 1e-7 (PyTorch convention 1e-8)
+        ``eps`` is PyTorch's name.
+    centered : bool, default False
+    weight_decay : float, default 0
+        Keras convention: decoupled; PyTorch convention: L2 added to the gradient.
+    convention : {"keras", "torch"}, optional
+        Default "keras"; PyTorch names (``lr``, ``alpha``, ``eps``) select "torch".
 
-    (eps outside the square root.)  Slots: ``square_avg`` (v), ``momentum_buffer``
-    (momentum > 0), ``grad_avg`` (a, centered).  Buffers start at zero.
+    Both keep ``v = rho * v + (1 - rho) * g * g`` and, centered,
+    ``a = rho * a + (1 - rho) * g``.
+
+    Keras (``keras.optimizers.RMSprop``; epsilon *inside* the square root)::
+
+        p = p - p * weight_decay * lr                       (weight_decay != 0)
+        den = v - a * a + epsilon   (centered)   or   v + epsilon
+        inc = lr * g / sqrt(den)
+        momentum > 0:  b = mu * b + inc;  p = p - b      otherwise  p = p - inc
+
+    PyTorch (``torch.optim.RMSprop``; eps *outside* the square root)::
+
+        g = g + weight_decay * p                            (weight_decay != 0)
+        s = sqrt(v - a * a) + eps   (centered)   or   sqrt(v) + eps
+        momentum > 0:  b = mu * b + g / s;  p = p - lr * b   otherwise  p = p - lr * g / s
+
+    Slots: ``square_avg`` (v), ``momentum_buffer`` (momentum > 0), ``grad_avg`` (a,
+    centered).  Buffers start at zero.
+
+    Example
+    -------
+    >>> opt = RMSprop()           # what compile(optimizer="rmsprop") builds
     """
 
-    _hyper = ("alpha", "epsilon", "weight_decay", "momentum", "centered")
+    _hyper = ("rho", "epsilon", "weight_decay", "momentum", "centered")
     _registry_name = "rmsprop"
 
-    def __init__(self, learning_rate=0.01, alpha=0.99, epsilon=1e-8, weight_decay=0.0,
-                 momentum=0.0, centered=False, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        self.alpha = _check_number("alpha", alpha, low=0.0)
-        self.epsilon = _check_number("epsilon", epsilon, low=0.0)
-        self.weight_decay = _check_number("weight_decay", weight_decay, low=0.0)
+    def __init__(self, learning_rate=None, rho=None, momentum=0.0, epsilon=None,
+                 centered=False, weight_decay=None, *, lr=None, alpha=None, eps=None,
+                 convention=None, **kwargs):
+        conv = _resolve_convention("RMSprop", convention, _given(lr=lr, alpha=alpha, eps=eps))
+        learning_rate = _alias("RMSprop", "learning_rate", learning_rate, "lr", lr)
+        rho = _alias("RMSprop", "rho", rho, "alpha", alpha)
+        epsilon = _alias("RMSprop", "epsilon", epsilon, "eps", eps)
+        super().__init__(_default(learning_rate, conv, 0.001, 0.01), convention=conv, **kwargs)
+        self.rho = _check_number("alpha" if alpha is not None else "rho",
+                                 _default(rho, conv, 0.9, 0.99), low=0.0)
+        self.epsilon = _check_number("eps" if eps is not None else "epsilon",
+                                     _default(epsilon, conv, 1e-7, 1e-8), low=0.0)
+        self.weight_decay = _check_number("weight_decay", _default(weight_decay, conv, 0.0, 0.0),
+                                          low=0.0)
         self.momentum = _check_number("momentum", momentum, low=0.0)
         self.centered = _check_bool("centered", centered)
+
+    @property
+    def alpha(self):
+        """PyTorch's name for :attr:`rho`."""
+        return self.rho
 
     def _slots(self):
         s = ("square_avg",)
@@ -637,13 +911,15 @@ class RMSprop(Optimizer):
     def _new_state(self, p):
         return {s: np.zeros_like(p) for s in self._slots()}
 
-    def _update(self, p, g, state, step):
+    def _update(self, p, g, state, step, lr):
+        if self.convention == "keras":
+            return self._update_keras(p, g, state, lr)
         if self.weight_decay != 0:
             g = g + self.weight_decay * p
-        v = state["square_avg"] * self.alpha + ((1 - self.alpha) * g) * g
+        v = state["square_avg"] * self.rho + ((1 - self.rho) * g) * g
         slots = {"square_avg": v}
         if self.centered:
-            a = _lerp(state["grad_avg"], g, 1 - self.alpha)
+            a = _lerp(state["grad_avg"], g, 1 - self.rho)
             slots["grad_avg"] = a
             with np.errstate(invalid="ignore"):
                 avg = np.sqrt(v + (-1.0 * a) * a)
@@ -654,32 +930,83 @@ class RMSprop(Optimizer):
             if self.momentum > 0:
                 buf = state["momentum_buffer"] * self.momentum + g / avg
                 slots["momentum_buffer"] = buf
-                return p + (-self.learning_rate) * buf, slots
-            return p + ((-self.learning_rate) * g) / avg, slots
+                return p + (-lr) * buf, slots
+            return p + ((-lr) * g) / avg, slots
+
+    def _update_keras(self, p, g, state, lr):
+        t = p.dtype.type
+        rho = t(self.rho)
+        p = self._keras_decay(p, lr)
+        v = rho * state["square_avg"] + t(1 - self.rho) * (g * g)
+        slots = {"square_avg": v}
+        if self.centered:
+            a = rho * state["grad_avg"] + t(1 - self.rho) * g
+            slots["grad_avg"] = a
+            den = v - a * a + t(self.epsilon)
+        else:
+            den = v + t(self.epsilon)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inc = (t(lr) * g) / np.sqrt(den)
+        if self.momentum > 0:
+            b = t(self.momentum) * state["momentum_buffer"] + inc
+            slots["momentum_buffer"] = b
+            return p - b, slots
+        return p - inc, slots
 
 
 class Adagrad(Optimizer):
-    r"""Adagrad (``torch.optim.Adagrad``)::
+    r"""Adagrad.
 
-        g_t = g_t + lambda * p_{t-1}                        (weight_decay != 0)
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.001 (PyTorch convention 0.01)
+        ``lr`` is PyTorch's name.
+    initial_accumulator_value : float, default 0.1 (PyTorch convention 0)
+    epsilon : float, default 1e-7 (PyTorch convention 1e-10)
+        ``eps`` is PyTorch's name.
+    weight_decay : float, default 0
+        Keras convention: decoupled; PyTorch convention: L2 added to the gradient.
+    lr_decay : float, PyTorch only, default 0
+    convention : {"keras", "torch"}, optional
+        Default "keras"; PyTorch names (``lr``, ``eps``, ``lr_decay``) select "torch".
+
+    Both keep ``s = s + g * g`` (``s`` starts at ``initial_accumulator_value``).
+
+    Keras (``keras.optimizers.Adagrad``; epsilon inside the square root)::
+
+        p = p - p * weight_decay * lr                       (weight_decay != 0)
+        p = p - lr * g / sqrt(s + epsilon)
+
+    PyTorch (``torch.optim.Adagrad``; eps outside)::
+
+        g = g + weight_decay * p                            (weight_decay != 0)
         clr = lr / (1 + (t - 1) * lr_decay)
-        s_t = s_{t-1} + g_t * g_t            (s_0 = initial_accumulator_value)
-        p_t = p_{t-1} - clr * g_t / (sqrt(s_t) + eps)
+        p = p - clr * g / (sqrt(s) + eps)
 
     Slot: ``sum`` (s).
     """
 
     _hyper = ("lr_decay", "weight_decay", "initial_accumulator_value", "epsilon")
+    _torch_only_hyper = ("lr_decay",)
     _registry_name = "adagrad"
 
-    def __init__(self, learning_rate=0.01, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, epsilon=1e-10, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        self.lr_decay = _check_number("lr_decay", lr_decay, low=0.0)
-        self.weight_decay = _check_number("weight_decay", weight_decay, low=0.0)
+    def __init__(self, learning_rate=None, initial_accumulator_value=None, epsilon=None,
+                 weight_decay=None, *, lr=None, eps=None, lr_decay=None, convention=None,
+                 **kwargs):
+        conv = _resolve_convention("Adagrad", convention,
+                                   _given(lr=lr, eps=eps, lr_decay=lr_decay))
+        learning_rate = _alias("Adagrad", "learning_rate", learning_rate, "lr", lr)
+        epsilon = _alias("Adagrad", "epsilon", epsilon, "eps", eps)
+        super().__init__(_default(learning_rate, conv, 0.001, 0.01), convention=conv, **kwargs)
+        self.lr_decay = _check_number("lr_decay", 0.0 if lr_decay is None else lr_decay,
+                                      low=0.0)
+        self.weight_decay = _check_number("weight_decay", _default(weight_decay, conv, 0.0, 0.0),
+                                          low=0.0)
         self.initial_accumulator_value = _check_number(
-            "initial_accumulator_value", initial_accumulator_value, low=0.0)
-        self.epsilon = _check_number("epsilon", epsilon, low=0.0)
+            "initial_accumulator_value", _default(initial_accumulator_value, conv, 0.1, 0.0),
+            low=0.0)
+        self.epsilon = _check_number("eps" if eps is not None else "epsilon",
+                                     _default(epsilon, conv, 1e-7, 1e-10), low=0.0)
 
     def _slots(self):
         return ("sum",)
@@ -687,10 +1014,16 @@ class Adagrad(Optimizer):
     def _new_state(self, p):
         return {"sum": np.full_like(p, self.initial_accumulator_value)}
 
-    def _update(self, p, g, state, step):
+    def _update(self, p, g, state, step, lr):
+        if self.convention == "keras":
+            t = p.dtype.type
+            p = self._keras_decay(p, lr)
+            s = state["sum"] + g * g
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return p - (t(lr) * g) / np.sqrt(s + t(self.epsilon)), {"sum": s}
         if self.weight_decay != 0:
             g = g + self.weight_decay * p
-        clr = self.learning_rate / (1 + (step - 1) * self.lr_decay)
+        clr = lr / (1 + (step - 1) * self.lr_decay)
         s = state["sum"] + (1.0 * g) * g
         std = np.sqrt(s) + self.epsilon
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -731,9 +1064,21 @@ from_config = deserialize
 
 
 def get(identifier):
-    """Return an optimizer from a name (``"sgd"``, ``"adam"``, ``"adamw"``,
-    ``"rmsprop"``, ``"adagrad"``; case-insensitive, default arguments), a
-    serialized dict, or an Optimizer instance (returned as is)."""
+    """Return an optimizer from a name, a serialized dict, or an Optimizer instance.
+
+    Parameters
+    ----------
+    identifier : str, dict or Optimizer
+        A name (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"adagrad"``;
+        case-insensitive) builds the optimizer with Keras's defaults and update rules (so
+        ``compile(optimizer="rmsprop")`` trains as in Keras: RMSprop lr 0.001, rho 0.9,
+        epsilon 1e-7); a dict is :func:`deserialize`'d; an instance is returned as is.
+
+    Example
+    -------
+    >>> get("rmsprop").get_config()["rho"]
+    0.9
+    """
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):

@@ -1,0 +1,125 @@
+"""Timing and memory measurement: warm-up, sample sizing, interleaved rounds, peak memory.
+
+Nothing here knows about RNNs: it times ``fn(n)`` callables (n calls per sample).
+"""
+
+import gc
+import time
+import tracemalloc
+
+__all__ = ["time_round_robin", "peak_memory"]
+
+
+def time_round_robin(fns, min_repeats, max_repeats, budget, sample_time, warmup=1,
+                     slow_repeats=3, gap=0.0):
+    """Time several ``fn(n)`` callables interleaved.
+
+    Each fn is warmed up (``warmup`` calls, at least one), its per-call time estimated and an
+    inner count ``n`` chosen so that one sample lasts about ``sample_time`` seconds. Then rounds
+    of one sample per implementation run, the starting implementation rotating, until every
+    implementation has ``min_repeats`` samples and the round loop has used ``budget`` seconds,
+    or ``max_repeats`` rounds ran. An implementation whose single call is so slow that
+    ``min_repeats`` samples of it alone would exceed the budget takes part in only
+    ``slow_repeats`` rounds (never fewer than 1). Before each sample the loop sleeps ``gap``
+    seconds, so that the previous implementation's thread pool (OpenMP, OpenBLAS and ORT workers
+    spin-wait for a while after their work) has gone idle and does not steal the cores of the
+    next one. Returns name -> dict(times (per call), n).
+    """
+    names = list(fns)
+    est, inner = {}, {}
+    for name in names:
+        fn = fns[name]
+        t0 = time.perf_counter()
+        fn(1)
+        t = time.perf_counter() - t0
+        for _ in range(max(0, warmup - 1)):
+            t0 = time.perf_counter()
+            fn(1)
+            t = min(t, time.perf_counter() - t0)
+        if t < sample_time / 4:
+            # cheap call: a second estimate over several calls (warms caches further)
+            k = max(1, int(sample_time / 4 / max(t, 1e-7)))
+            t0 = time.perf_counter()
+            fn(k)
+            t = (time.perf_counter() - t0) / k
+        est[name] = t
+        inner[name] = max(1, int(round(sample_time / max(t, 1e-9)))) if t < sample_time else 1
+    limit = {}
+    for name in names:
+        if est[name] * min_repeats > budget and len(names) > 1:
+            limit[name] = max(1, min(slow_repeats, min_repeats))
+        else:
+            limit[name] = max_repeats
+    times = {name: [] for name in names}
+    gc_was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        r = 0
+        while r < max_repeats:
+            order = names[r % len(names):] + names[:r % len(names)]
+            for name in order:
+                if len(times[name]) >= limit[name]:
+                    continue
+                n = inner[name]
+                if gap > 0 and len(names) > 1:
+                    time.sleep(gap)
+                t0 = time.perf_counter()
+                fns[name](n)
+                times[name].append((time.perf_counter() - t0) / n)
+            r += 1
+            done_min = all(len(times[nm]) >= min(min_repeats, limit[nm]) for nm in names)
+            used = time.perf_counter() - start - (r * len(names) * gap if len(names) > 1 else 0)
+            if done_min and used >= budget:
+                break
+    finally:
+        if gc_was:
+            gc.enable()
+    return {name: {"times": times[name], "n": inner[name]} for name in names}
+
+
+def _rss_kib(field):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def peak_memory(fn, method):
+    """Peak extra memory (bytes) of one ``fn(1)`` call, and the method actually used.
+
+    tracemalloc: numpy (and anything registered with tracemalloc) allocations, exact.
+    rss: peak resident set size (VmHWM, reset through /proc/self/clear_refs) minus the RSS
+    before the call; memory the allocator already holds is reused and not counted, so this is
+    a lower bound. Falls back to a ru_maxrss delta (only counts growth of the process peak)."""
+    gc.collect()
+    if method == "tracemalloc":
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            fn(1)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        return max(0, peak - base), "tracemalloc"
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        base = _rss_kib("VmRSS")
+        fn(1)
+        peak = _rss_kib("VmHWM")
+        if base is not None and peak is not None:
+            return max(0, peak - base) * 1024, "rss"
+    except OSError:
+        pass
+    import resource
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fn(1)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return max(0, after - before) * 1024, "maxrss"

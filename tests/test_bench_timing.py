@@ -1,0 +1,71 @@
+"""fastrnn.bench.timing: sample counts and interleaving, peak memory. No timing assertions."""
+
+import numpy as np
+
+from fastrnn.bench import timing
+
+
+def test_time_round_robin_counts():
+    calls = {"a": 0, "b": 0}
+
+    def make(name):
+        def fn(n):
+            calls[name] += n
+        return fn
+
+    res = timing.time_round_robin({"a": make("a"), "b": make("b")}, min_repeats=3,
+                                  max_repeats=4, budget=0.0, sample_time=0.0001)
+    for name in ("a", "b"):
+        assert 3 <= len(res[name]["times"]) <= 4 and res[name]["n"] >= 1
+        assert all(t >= 0 for t in res[name]["times"])
+        assert calls[name] >= len(res[name]["times"]) * res[name]["n"]
+
+
+def test_rounds_interleave_and_rotate():
+    order = []
+
+    def make(name):
+        def fn(n):
+            order.append(name)
+        return fn
+
+    fns = {"a": make("a"), "b": make("b"), "c": make("c")}
+    # sample_time 0: one call per sample, so `order` shows the schedule after the warm-up
+    timing.time_round_robin(fns, min_repeats=3, max_repeats=3, budget=0.0, sample_time=0.0,
+                            warmup=1)
+    rounds = order[-9:]
+    assert rounds == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+
+
+def test_slow_implementation_gets_fewer_samples():
+    import time
+
+    def slow(n):
+        time.sleep(0.02 * n)
+
+    def fast(n):
+        pass
+
+    res = timing.time_round_robin({"slow": slow, "fast": fast}, min_repeats=5,
+                                  max_repeats=6, budget=0.05, sample_time=0.001,
+                                  slow_repeats=2)
+    assert len(res["slow"]["times"]) == 2
+    assert len(res["fast"]["times"]) >= 5
+
+
+def test_peak_memory_tracemalloc():
+    def fn(n):
+        for _ in range(n):
+            a = np.ones(1 << 20)        # 8 MiB
+            del a
+    peak, method = timing.peak_memory(fn, "tracemalloc")
+    assert method == "tracemalloc" and peak >= 8 << 20
+
+
+def test_peak_memory_rss_is_a_lower_bound():
+    def fn(n):
+        for _ in range(n):
+            a = np.ones(4 << 20)        # 32 MiB, touched
+            a.sum()
+    peak, method = timing.peak_memory(fn, "rss")
+    assert method in ("rss", "maxrss") and peak >= 0
