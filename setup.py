@@ -41,6 +41,11 @@ ENGINE = os.path.join("fastrnn", "_engine")
 SRC = os.path.join(ENGINE, "src")
 DEBUG = os.environ.get("FASTRNN_DEBUG", "") not in ("", "0")
 NO_OPENMP = os.environ.get("FASTRNN_NO_OPENMP", "") not in ("", "0")
+# how to ask the compiler for OpenMP; Apple clang + Homebrew libomp needs e.g.
+# FASTRNN_OPENMP_CFLAGS="-Xpreprocessor -fopenmp -I$(brew --prefix libomp)/include"
+# FASTRNN_OPENMP_LDFLAGS="-L$(brew --prefix libomp)/lib -lomp"   (docs/release.md, macOS)
+OMP_CFLAGS = os.environ.get("FASTRNN_OPENMP_CFLAGS", "-fopenmp").split()
+OMP_LDFLAGS = os.environ.get("FASTRNN_OPENMP_LDFLAGS", "-fopenmp").split()
 
 
 def scipy_blas_int64():
@@ -162,9 +167,9 @@ class BuildExt(build_ext):
             # compiler if-convert the activations' selects into vector blends
             cflags += ["-fno-trapping-math", "-fno-math-errno", "-std=gnu99"]
             openmp = False
-            if not NO_OPENMP and _try_compile(cc, OMP_PROBE, ["-fopenmp"], ["-fopenmp"]):
-                cflags.append("-fopenmp")
-                lflags.append("-fopenmp")
+            if not NO_OPENMP and _try_compile(cc, OMP_PROBE, OMP_CFLAGS, OMP_LDFLAGS):
+                cflags += OMP_CFLAGS
+                lflags += OMP_LDFLAGS
                 openmp = True
             elif _try_compile(cc, SIMD_PROBE, ["-fopenmp-simd", "-Werror"], link=False):
                 cflags.append("-fopenmp-simd")
@@ -177,10 +182,49 @@ class BuildExt(build_ext):
             macros.append(("NDEBUG", "1"))
         return msvc, openmp, cflags, lflags, macros
 
+    def _cython_inputs_digest(self):
+        """Hash of everything the generated C depends on: the engine's Cython sources, the
+        directives, Cython's version and SciPy's cython_blas.pxd (by content, not date)."""
+        import Cython
+        import scipy.linalg
+        h = hashlib.sha256(repr((directives, Cython.__version__)).encode())
+        files = sorted(glob.glob(os.path.join(ENGINE, "*.pyx")) +
+                       glob.glob(os.path.join(ENGINE, "*.pxd")))
+        files.append(os.path.join(os.path.dirname(scipy.linalg.__file__), "cython_blas.pxd"))
+        for f in files:
+            h.update(f.encode())
+            try:
+                with open(f, "rb") as fh:
+                    h.update(fh.read())
+            except OSError:
+                h.update(b"missing")
+        return h.hexdigest()
+
     def _cythonize(self):
-        """Turn the .pyx sources into C, several modules at once (Cython is single-threaded)."""
+        """Turn the .pyx sources into C, several modules at once (Cython is single-threaded).
+
+        Cython compares file dates, and pip's isolated build environment installs SciPy's
+        cython_blas.pxd afresh for every `pip install`, so `.`, `.[test]`, `.[examples]` would
+        each regenerate (and recompile) everything. A content digest of the inputs decides
+        instead: unchanged inputs reuse the generated C, and build_ext then skips the modules
+        whose compiled file is up to date.
+        """
         pyx = [e for e in self.extensions if any(s.endswith(".pyx") for s in e.sources)]
         if not pyx:
+            return
+        digest = self._cython_inputs_digest()
+        stamp = os.path.join(self.build_temp, "fastrnn-cython-inputs.txt")
+        generated = {e.name: [s[:-4] + ".c" if s.endswith(".pyx") else s for s in e.sources]
+                     for e in pyx}
+        try:
+            with open(stamp) as fh:
+                same = fh.read() == digest
+        except OSError:
+            same = False
+        if same and not self.force and all(os.path.exists(c) for srcs in generated.values()
+                                           for c in srcs):
+            for ext in pyx:
+                ext.sources = generated[ext.name]
             return
         # worker processes fork cleanly on Linux; elsewhere Cython runs in this process
         nthreads = self.parallel if sys.platform.startswith("linux") else 0
@@ -189,6 +233,9 @@ class BuildExt(build_ext):
         by_name = {e.name: e for e in done}
         for ext in pyx:
             ext.sources = by_name[ext.name].sources
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as fh:
+            fh.write(digest)
 
     def _build_helpers(self, msvc, cflags, macros):
         """Compile src/*.c once, in parallel, into a static library; return (dir, path)."""
@@ -222,6 +269,16 @@ class BuildExt(build_ext):
               "(about a minute on 2 cores) ...", file=sys.stderr, flush=True)
         msvc, openmp, cflags, lflags, macros = self._flags()
         print(f"fastrnn build: openmp={openmp} debug={DEBUG} macros={macros}")
+        # Cython and build_ext compare timestamps only: after a switch between release and
+        # FASTRNN_DEBUG builds, rebuild everything instead of mixing the two
+        stamp = os.path.join(self.build_temp, "fastrnn-build-flags.txt")
+        flags = repr((cflags, lflags, macros, directives))
+        try:
+            with open(stamp) as fh:
+                if fh.read() != flags:
+                    self.force = True
+        except OSError:
+            pass
         self._cythonize()
         lib_dir, lib_path = self._build_helpers(msvc, cflags, macros)
         for ext in self.extensions:
@@ -233,6 +290,9 @@ class BuildExt(build_ext):
                 ext.library_dirs = list(ext.library_dirs or []) + [lib_dir]
                 ext.depends = list(ext.depends or []) + [lib_path]   # relink on a new archive
         super().build_extensions()
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as fh:
+            fh.write(flags)
         print(f"fastrnn: engine compiled in {time.time() - t0:.0f} s", file=sys.stderr,
               flush=True)
 
@@ -245,7 +305,7 @@ def make_ext(name, with_c=True):
         include_dirs=[SRC],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         depends=[os.path.join(SRC, f) for f in
-                 ("fr_common.h", "fr_act.h", "fr_cells_impl.h", "fr_gemm_impl.h",
+                 ("fr_common.h", "fr_act.h", "fr_cells_impl.h", "fr_kern_impl.h",
                   "fr_blas_int.h")],
     )
     ext.uses_helpers = with_c

@@ -43,15 +43,19 @@ from .layers import GRU, LSTM, SimpleRNN, Layer
 from . import interop
 from .layers import Bidirectional, Dense, Dropout, Embedding, Masking
 from .models import Sequential, Model, Input
+from .layers import (Concatenate, Add, Subtract, Multiply, Average, Dot, Attention,
+                     AdditiveAttention)
 from . import callbacks, losses, metrics
 from . import io, optimizers
 from . import datasets
+from . import utils
 from .io import load_model, load_weights, save_model, save_weights, ModelFileError
 from . import initializers
 from .layers import (Activation, Conv1D, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D,
                      LayerNormalization, MaxPooling1D, RepeatVector, SpatialDropout1D,
                      TimeDistributed)
 from . import distributed
+from . import onnx          # imports the onnx package only when used
 
 __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "Layer", "__version__",
            "Sequential", "Dense", "Embedding", "Dropout", "Bidirectional", "Input", "Masking",
@@ -61,4 +65,5 @@ __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "La
            "Model",
            "initializers", "Activation", "Conv1D", "Flatten", "GlobalAveragePooling1D",
            "GlobalMaxPooling1D", "LayerNormalization", "MaxPooling1D", "RepeatVector",
-           "SpatialDropout1D", "TimeDistributed", "distributed"]
+           "SpatialDropout1D", "TimeDistributed", "distributed", "Concatenate", "Add", "Subtract",
+           "Multiply", "Average", "Dot", "Attention", "AdditiveAttention", "utils", "onnx"]

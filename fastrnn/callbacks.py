@@ -19,7 +19,8 @@ import numpy as np
 
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "TerminateOnNaN",
-    "ModelCheckpoint", "ReduceLROnPlateau", "CSVLogger", "LambdaCallback",
+    "ModelCheckpoint", "ReduceLROnPlateau", "LearningRateScheduler", "CSVLogger",
+    "LambdaCallback",
 ]
 
 
@@ -186,6 +187,9 @@ class Progbar:
     def _line(self, current, logs, final, columns=None):
         elapsed = time.perf_counter() - self.start
         per = elapsed / current if current else 0.0
+        if self.target is None:     # a generator of unknown length: no total, no bar
+            return (f"{current} - {elapsed:.0f}s - {_format_time_per(per, self.unit)}"
+                    + _logs_str(logs))
         if self.verbose == 2:
             return (f"{current}/{self.target} - {elapsed:.0f}s - {_format_time_per(per, self.unit)}"
                     + _logs_str(logs))
@@ -500,6 +504,74 @@ class ReduceLROnPlateau(Callback):
                                          f"learning rate to {new}.\n")
                     self.cooldown_counter = self.cooldown
                     self.wait = 0
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate at the start of every epoch (Keras semantics).
+
+    Parameters
+    ----------
+    schedule : callable
+        ``schedule(epoch, lr) -> new lr`` (``epoch`` counts from 0, or from ``fit``'s
+        ``initial_epoch``; ``lr`` is the current rate), or ``schedule(epoch)``.  The result
+        must be a finite number >= 0.
+    verbose : int, default 0
+        > 0 prints the new rate at every epoch.
+
+    The rate in effect is added to the epoch logs as ``learning_rate``.  An optimizer whose
+    learning rate is a :mod:`fastrnn.optimizers.schedules` schedule cannot be driven by this
+    callback (its rate is not settable).
+
+    Example
+    -------
+    >>> cb = LearningRateScheduler(lambda epoch, lr: lr if epoch < 10 else lr * 0.9)
+    """
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"schedule must be callable, got {type(schedule).__name__}")
+        self.schedule = schedule
+        self.verbose = verbose
+        self._two_args = self._takes_two(schedule)
+
+    @staticmethod
+    def _takes_two(fn):
+        import inspect
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):   # builtins without a signature: try (epoch, lr)
+            return True
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY,
+                                                       p.POSITIONAL_OR_KEYWORD)]
+        return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+    def _optimizer(self):
+        opt = getattr(self.model, "optimizer", None)
+        if opt is None or not hasattr(opt, "learning_rate"):
+            raise RuntimeError("LearningRateScheduler needs a compiled model whose optimizer "
+                               "has a learning_rate")
+        return opt
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = self._optimizer()
+        if self._two_args:
+            lr = self.schedule(epoch, float(opt.learning_rate))
+        else:
+            lr = self.schedule(epoch)
+        if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer,
+                                                                    np.floating)) \
+                or not math.isfinite(float(lr)) or lr < 0:
+            raise ValueError(f"LearningRateScheduler: schedule({epoch}) must return a finite "
+                             f"number >= 0, got {lr!r}")
+        opt.learning_rate = float(lr)
+        if self.verbose > 0:
+            sys.stdout.write(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning "
+                             f"rate to {float(lr)}.\n")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self._optimizer().learning_rate)
 
 
 class CSVLogger(Callback):

@@ -9,15 +9,15 @@ means the fans, the orthogonal directions and any user callable written for Kera
 
 Keras's defaults, which fastrnn's layers use by default:
 
-=================  ==========================================================================
-layer              default initialisers
-=================  ==========================================================================
-SimpleRNN/LSTM/GRU ``kernel_initializer="glorot_uniform"``, ``recurrent_initializer=
-                   "orthogonal"``, ``bias_initializer="zeros"``; LSTM ``unit_forget_bias=True``
-Dense              ``kernel_initializer="glorot_uniform"``, ``bias_initializer="zeros"``
-Embedding          ``embeddings_initializer="uniform"`` (U(-0.05, 0.05))
-Conv1D             ``kernel_initializer="glorot_uniform"``, ``bias_initializer="zeros"``
-=================  ==========================================================================
+====================  ==========================================================================
+layer                 default initialisers
+====================  ==========================================================================
+SimpleRNN/LSTM/GRU    ``kernel_initializer="glorot_uniform"``, ``recurrent_initializer=
+                      "orthogonal"``, ``bias_initializer="zeros"``; LSTM ``unit_forget_bias=True``
+Dense                 ``kernel_initializer="glorot_uniform"``, ``bias_initializer="zeros"``
+Embedding             ``embeddings_initializer="uniform"`` (U(-0.05, 0.05))
+Conv1D                ``kernel_initializer="glorot_uniform"``, ``bias_initializer="zeros"``
+====================  ==========================================================================
 
 PyTorch's scheme is one argument away: ``init="torch"`` on a layer (U(-1/sqrt(H), 1/sqrt(H))
 for every recurrent parameter, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for Dense/Conv1D, N(0, 1)
@@ -32,10 +32,8 @@ Example
 True
 """
 
-import contextlib
 import math
 import numbers
-import threading
 
 import numpy as np
 
@@ -444,44 +442,17 @@ def serialize(initializer):
     return None
 
 
-_skip = threading.local()
-
-
-class ParameterBudgetError(ValueError):
-    """Building asked for more parameter bytes than :func:`skip_initialization` allows."""
-
-
-@contextlib.contextmanager
-def skip_initialization(budget=None):
-    """Build layers in this block (this thread only) without computing initial values.
-
-    For loaders that overwrite every parameter right after building the model (``load_model``):
-    :func:`draw` returns uninitialised arrays, so building costs one allocation per parameter
-    and no random numbers. With ``budget`` (bytes), a parameter that would take the total
-    allocated in the block beyond it raises :class:`ParameterBudgetError` *before* it is
-    allocated: a tiny hostile file cannot make the rebuild allocate gigabytes.
-    """
-    old = getattr(_skip, "state", None)
-    _skip.state = [budget]
-    try:
-        yield
-    finally:
-        _skip.state = old
-
-
 def draw(initializer, shape, dtype, rng, what):
     """Call ``initializer`` for ``shape`` and check what comes back (user callables may not
-    take ``rng``). Returns a C-contiguous array of ``dtype``."""
-    state = getattr(_skip, "state", None)
-    if state is not None:              # inside skip_initialization: allocate only
-        dt = np.dtype(dtype)
-        nbytes = math.prod(int(d) for d in shape) * dt.itemsize
-        if state[0] is not None:
-            if nbytes > state[0]:
-                raise ParameterBudgetError(f"{what} of shape {tuple(shape)} needs {nbytes} "
-                                           f"bytes, only {state[0]} remain of the budget")
-            state[0] -= nbytes
-        return np.empty(tuple(shape), dtype=dt)
+    take ``rng``). Returns a C-contiguous array of ``dtype``.
+
+    Inside :func:`fastrnn.layers.base.skip_initialization` (a loader about to overwrite every
+    parameter from a file) nothing is computed: an uninitialised array of the shape is
+    returned, so loading never pays for random numbers or an orthogonal QR."""
+    from .layers.base import charge_parameter, initialization_skipped
+    if initialization_skipped():
+        charge_parameter(shape, dtype, what)
+        return np.empty(tuple(shape), dtype=dtype)
     if isinstance(initializer, Initializer):
         out = initializer(shape, dtype=dtype, rng=rng)
     else:

@@ -8,7 +8,15 @@ default), keeps an input row and a recurrent row of biases ``(2, 3H)``. A Keras 
 ``reset_after=False`` computes a different function (reset before the recurrent product) and
 cannot be loaded: that is an error, not a silent approximation.
 
-torch is never imported here; modules are read through their attributes.
+* PyTorch: ``load_torch_weights`` (one layer), ``from_torch`` (a whole ``nn.RNN/LSTM/GRU``, as
+  fastrnn layers or, with ``as_module=True``, as a :class:`TorchRNN` with the module's own call
+  signature: time-major input, ``lengths``/PackedSequence, ``hx``).
+* Keras 3: ``load_keras_weights`` / ``to_keras_weights`` (one recurrent or Bidirectional layer),
+  ``from_keras`` / ``to_keras`` (whole Sequential and functional models, configurations
+  checked, ``KerasConversionError`` for what fastrnn would compute differently).
+
+torch is imported only to unpack a PackedSequence it was given, Keras only by ``to_keras``;
+everything else reads their objects through their attributes.
 """
 
 import numpy as np
@@ -46,6 +54,28 @@ def load_torch_weights(layer, module, layer_index=0, reverse=False):
     The fastrnn layer is built to the module's input size if it is not built yet. Shapes, the
     cell type, the Elman nonlinearity and the presence of biases must match; nothing is written
     unless all of them do.
+
+    Parameters
+    ----------
+    layer : SimpleRNN, LSTM or GRU
+        The fastrnn layer to fill (same cell type as ``module``).
+    module : torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU
+        Read through its ``weight_ih_l{k}`` etc. attributes (torch is not imported here).
+    layer_index : int, default 0
+        Which of the module's ``num_layers`` to copy.
+    reverse : bool, default False
+        Copy the reverse direction (``*_reverse`` parameters) of a bidirectional module.
+
+    Returns
+    -------
+    layer
+        The same layer, filled.
+
+    Examples
+    --------
+    >>> import torch, fastrnn as fr                                   # doctest: +SKIP
+    >>> tm = torch.nn.LSTM(8, 16, batch_first=True)                   # doctest: +SKIP
+    >>> layer = fr.interop.load_torch_weights(fr.LSTM(16), tm)        # doctest: +SKIP
     """
     _check_layer(layer)
     kind = type(module).__name__
@@ -106,6 +136,12 @@ def from_torch(module, *, dtype=None, return_sequences=False, return_state=False
         (PyTorch's output layout). The layers are batch-first ``(B, T, F)`` like every
         fastrnn layer; for a ``batch_first=False`` module a ``UserWarning`` says so (use
         ``as_module=True`` to keep the module's time-major layout).
+
+    Examples
+    --------
+    >>> import torch, fastrnn as fr                                   # doctest: +SKIP
+    >>> tm = torch.nn.GRU(8, 16, num_layers=2, batch_first=True)      # doctest: +SKIP
+    >>> model = fr.Sequential(fr.interop.from_torch(tm, return_sequences=True))  # doctest: +SKIP
     """
     kind = type(module).__name__
     cls = {"RNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}.get(kind)
@@ -366,6 +402,16 @@ def load_keras_weights(layer, weights):
     Keras has one bias per layer (GRU: an input row and a recurrent row ``(2, 3H)``); it goes
     into ``bias_ih`` and ``bias_hh`` becomes zero, which computes the same function. Everything
     is checked before anything is written.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> rng = np.random.default_rng(0)
+    >>> keras_weights = [rng.standard_normal((3, 8)), rng.standard_normal((2, 8)),
+    ...                  np.zeros(8)]                             # an LSTM(2) on 3 features
+    >>> layer = fr.interop.load_keras_weights(fr.LSTM(2, dtype="float64"), keras_weights)
+    >>> layer.params["weight_ih"].shape                           # PyTorch layout (4H, I)
+    (8, 3)
     """
     from .layers import Bidirectional
     if not isinstance(layer, (RecurrentLayer, Bidirectional)):
@@ -487,9 +533,6 @@ def _recurrent_kwargs(klayer, where, cfg=None):
         raise KerasConversionError(f"{where}: GRU(reset_after=False) applies the reset gate "
                                    "before the recurrent product, a different function; fastrnn "
                                    "computes reset_after=True (PyTorch's form) only")
-    if cfg.get("stateful"):
-        raise KerasConversionError(f"{where}: stateful=True is not supported here; carry the "
-                                   "state yourself with initial_state= / return_state=True")
     kw = dict(return_sequences=bool(cfg.get("return_sequences", False)),
               return_state=bool(cfg.get("return_state", False)),
               go_backwards=bool(cfg.get("go_backwards", False)),
@@ -500,21 +543,25 @@ def _recurrent_kwargs(klayer, where, cfg=None):
     for rate in ("dropout", "recurrent_dropout"):
         if cfg.get(rate):
             kw[rate] = float(cfg[rate])
+    if cfg.get("stateful"):
+        kw["stateful"] = True
     return kw
+
+
+_OPTIONAL_RECURRENT = ("dropout", "recurrent_dropout", "stateful")
 
 
 def _make_recurrent(cls, units, kw, where):
     try:
         return cls(units, **kw)
     except TypeError:
-        # this fastrnn has no recurrent-layer dropout: the layer computes the same function at
-        # inference, but training would differ, so say so rather than drop it
-        drops = {k: kw[k] for k in ("dropout", "recurrent_dropout") if k in kw}
-        if not drops:
+        # options this fastrnn's layers do not take: never drop them silently (dropout only
+        # acts in training, but training would differ; stateful changes every later call)
+        extra = {k: kw[k] for k in _OPTIONAL_RECURRENT if k in kw}
+        if not extra:
             raise
-        raise KerasConversionError(f"{where}: {drops} is not supported by fastrnn's "
-                                   f"{cls.__name__}; set it to 0 (it only acts in training) or "
-                                   "use a Dropout layer") from None
+        raise KerasConversionError(f"{where}: {extra} is not supported by fastrnn's "
+                                   f"{cls.__name__}") from None
 
 
 def _check_keras_matches(klayer, layer):
@@ -614,29 +661,134 @@ def _from_keras_layer(klayer, where):
         return Dropout(float(cfg["rate"]), seed=cfg.get("seed"))
     if name == "Masking":
         return Masking(float(cfg.get("mask_value", 0.0)))
-    merge = _merge_layer(name, cfg, where)
+    other = _from_keras_other(klayer, name, cfg, where)
+    if other is not None:
+        return other
+    merge = _merge_layer(name, cfg, where, klayer)
     if merge is not None:
         return merge
     raise KerasConversionError(f"{where}: Keras {name} has no fastrnn counterpart (supported: "
                                "Embedding, Dense, SimpleRNN, LSTM, GRU, Bidirectional, Dropout, "
-                               "Masking, InputLayer)")
+                               "Masking, Activation, Conv1D, LayerNormalization, pooling, "
+                               "Flatten, RepeatVector, SpatialDropout1D, TimeDistributed)")
 
 
-_MERGE_LAYERS = ("Concatenate", "Add", "Subtract", "Multiply", "Average")
+def _channels_last(cfg, where, name):
+    fmt = cfg.get("data_format", "channels_last")
+    if fmt not in (None, "channels_last"):
+        raise KerasConversionError(f"{where}: {name}(data_format={fmt!r}) is not supported; "
+                                   "fastrnn layers take (batch, time, channels)")
 
 
-def _merge_layer(name, cfg, where):
-    """Keras merge layers, when this fastrnn has the layer of the same name."""
+def _from_keras_other(klayer, name, cfg, where):
+    """Keras layers beyond the recurrent core, when this fastrnn has them (None otherwise)."""
+    from . import layers as fl
+    cls = getattr(fl, name, None)
+    if cls is None:
+        return None
+    dtype = _keras_dtype(klayer, where)
+    if name == "Activation":
+        act = _act_name(cfg.get("activation"))
+        from .layers.activation import ACTIVATION_FUNCTIONS
+        if act not in ACTIVATION_FUNCTIONS:
+            raise KerasConversionError(f"{where}: Activation({act!r}) is not supported; fastrnn "
+                                       f"has {sorted(ACTIVATION_FUNCTIONS)}")
+        return cls(act, dtype=dtype)
+    if name == "Conv1D":
+        _channels_last(cfg, where, name)
+        if cfg.get("groups", 1) != 1:
+            raise KerasConversionError(f"{where}: Conv1D(groups={cfg['groups']}) is not "
+                                       "supported")
+        act = _act_name(cfg.get("activation"))
+        w = klayer.get_weights()
+        one = lambda v: v[0] if isinstance(v, (list, tuple)) else v     # noqa: E731
+        try:
+            layer = cls(int(cfg["filters"]), one(cfg["kernel_size"]), strides=one(cfg["strides"]),
+                        padding=cfg["padding"], dilation_rate=one(cfg["dilation_rate"]),
+                        activation=act, use_bias=bool(cfg.get("use_bias", True)),
+                        input_size=w[0].shape[1], dtype=dtype)
+        except ValueError as exc:
+            raise KerasConversionError(f"{where}: {exc}") from None
+        layer.params["weight"] = w[0].transpose(2, 1, 0)      # (k, C, F) -> (F, C, k)
+        if layer.use_bias:
+            layer.params["bias"] = w[1]
+        return layer
+    if name == "LayerNormalization":
+        axis = cfg.get("axis", -1)
+        if axis not in (-1, [-1], (-1,)):
+            raise KerasConversionError(f"{where}: LayerNormalization(axis={axis}) is not "
+                                       "supported; fastrnn normalises the last axis")
+        if cfg.get("rms_scaling"):
+            raise KerasConversionError(f"{where}: LayerNormalization(rms_scaling=True) is not "
+                                       "supported")
+        w = klayer.get_weights()
+        layer = cls(epsilon=float(cfg.get("epsilon", 1e-3)), center=bool(cfg.get("center", True)),
+                    scale=bool(cfg.get("scale", True)), dtype=dtype)
+        if w:
+            layer.build((None, w[0].shape[0]))
+            names = (["weight"] if layer.scale else []) + (["bias"] if layer.center else [])
+            for k, v in zip(names, w):             # Keras order: gamma, beta
+                layer.params[k] = v
+        return layer
+    if name == "RepeatVector":
+        return cls(int(cfg["n"]), dtype=dtype)
+    if name == "Flatten":
+        _channels_last(cfg, where, name)
+        return cls(dtype=dtype)
+    if name in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+        _channels_last(cfg, where, name)
+        return cls(keepdims=bool(cfg.get("keepdims", False)), dtype=dtype)
+    if name == "MaxPooling1D":
+        _channels_last(cfg, where, name)
+        one = lambda v: v[0] if isinstance(v, (list, tuple)) else v     # noqa: E731
+        strides = cfg.get("strides")
+        return cls(one(cfg.get("pool_size", 2)), strides=None if strides is None else one(strides),
+                   padding=cfg.get("padding", "valid"), dtype=dtype)
+    if name == "SpatialDropout1D":
+        return cls(float(cfg["rate"]), seed=cfg.get("seed"), dtype=dtype)
+    if name == "TimeDistributed":
+        inner = _from_keras_layer(klayer.layer, where + " (wrapped)")
+        return cls(inner)
+    return None
+
+
+_MERGE_LAYERS = ("Concatenate", "Add", "Subtract", "Multiply", "Average", "Dot", "Attention",
+                 "AdditiveAttention")
+
+
+def _merge_layer(name, cfg, where, klayer=None):
+    """Keras merge and attention layers, when this fastrnn has the layer of the same name."""
     from . import layers as fr_layers
     cls = getattr(fr_layers, name, None) if name in _MERGE_LAYERS else None
     if cls is None:
         return None
-    kw = {"axis": int(cfg.get("axis", -1))} if name == "Concatenate" else {}
+    kw = {}
+    if name == "Concatenate":
+        kw = {"axis": int(cfg.get("axis", -1))}
+    elif name == "Dot":
+        axes = cfg.get("axes")
+        kw = {"axes": list(axes) if isinstance(axes, (list, tuple)) else axes,
+              "normalize": bool(cfg.get("normalize", False))}
+    elif name in ("Attention", "AdditiveAttention"):
+        if cfg.get("score_mode", "dot") != "dot":
+            raise KerasConversionError(f"{where}: Attention(score_mode="
+                                       f"{cfg['score_mode']!r}) is not supported; fastrnn's "
+                                       "Attention is the dot-product score")
+        if cfg.get("dropout"):
+            raise KerasConversionError(f"{where}: {name}(dropout={cfg['dropout']}) is not "
+                                       "supported (fastrnn's attention has no dropout)")
+        kw = {"use_scale": bool(cfg.get("use_scale", name == "AdditiveAttention"))}
     try:
-        return cls(**kw)
+        layer = cls(**kw)
     except (TypeError, ValueError) as exc:
         raise KerasConversionError(f"{where}: Keras {name}{kw or ''} cannot be built in "
                                    f"fastrnn: {exc}") from None
+    if klayer is not None and kw.get("use_scale"):
+        (scale,) = klayer.get_weights()
+        scale = np.asarray(scale).reshape(-1)
+        layer.build([(None, None, scale.size)] * 2)
+        layer.params["scale"] = scale
+    return layer
 
 
 def _from_keras_functional(model):
@@ -676,6 +828,8 @@ def _from_keras_functional(model):
                 raise KerasConversionError(f"{where}: an explicit mask= argument is not "
                                            "supported; use Masking or Embedding(mask_zero=True)")
         init = kwargs.pop("initial_state", None)
+        passed = {k: kwargs.pop(k) for k in ("use_causal_mask", "return_attention_scores")
+                  if k in kwargs and oname in ("Attention", "AdditiveAttention")}
         if kwargs:
             raise KerasConversionError(f"{where}: call arguments {sorted(kwargs)} are not "
                                        "supported")
@@ -685,7 +839,7 @@ def _from_keras_functional(model):
             if layer is None:
                 raise KerasConversionError(f"{where}: a Keras {oname} inside a model")
             made[id(op)] = layer
-        call_kw = {}
+        call_kw = {k: bool(v) for k, v in passed.items() if v is not None}
         if init is not None:
             call_kw["initial_state"] = ([convert(v) for v in init]
                                         if isinstance(init, (list, tuple)) else convert(init))
@@ -710,10 +864,13 @@ def from_keras(model):
     Parameters
     ----------
     model : keras.Sequential, a functional keras.Model, or a layer
-        Made of Embedding, Dense, SimpleRNN, LSTM, GRU, Bidirectional, Dropout and Masking
-        (and the merge layers Concatenate, Add, Subtract, Multiply, Average when fastrnn has
-        them). Functional models may have several inputs and outputs, shared layers and
-        states passed as ``initial_state=``.
+        Made of Embedding, Dense, SimpleRNN, LSTM, GRU, Bidirectional, Dropout, Masking,
+        Activation, Conv1D, LayerNormalization, MaxPooling1D, GlobalAverage/MaxPooling1D,
+        Flatten, RepeatVector, SpatialDropout1D, TimeDistributed, the merge layers
+        (Concatenate, Add, Subtract, Multiply, Average), Dot, Attention (``score_mode="dot"``)
+        and AdditiveAttention. Functional
+        models may have several inputs and outputs, shared layers and states passed as
+        ``initial_state=``.
 
     Returns
     -------
@@ -727,7 +884,7 @@ def from_keras(model):
     KerasConversionError (a ValueError)
         For a configuration fastrnn would compute differently: non-default activations
         (LSTM/GRU ``activation`` other than tanh, ``recurrent_activation`` other than
-        sigmoid; SimpleRNN tanh or relu), ``GRU(reset_after=False)``, ``stateful=True``,
+        sigmoid; SimpleRNN tanh or relu), ``GRU(reset_after=False)``,
         ``Bidirectional(merge_mode=None)`` or with a different backward layer, Dense
         activations fastrnn lacks, ``Dropout(noise_shape=...)``, any other layer type,
         mixed precision. Regularizers and constraints (training-time only) are not carried.
@@ -776,6 +933,8 @@ def _keras_layer_for(layer, keras, return_state=None):
                   return_state=layer.return_state if return_state is None else return_state,
                   go_backwards=layer.go_backwards, use_bias=layer.use_bias,
                   dtype=layer.dtype.name)
+        if getattr(layer, "stateful", False):
+            kw["stateful"] = True
         for rate in ("dropout", "recurrent_dropout"):
             if getattr(layer, rate, 0):
                 kw[rate] = getattr(layer, rate)
@@ -795,21 +954,80 @@ def _keras_layer_for(layer, keras, return_state=None):
     if isinstance(layer, Embedding):
         return (L.Embedding(layer.input_dim, layer.output_dim, mask_zero=layer.mask_zero,
                             dtype=layer.dtype.name), [layer.params["weight"].copy()])
-    if isinstance(layer, Dropout):
+    if type(layer) is Dropout:
         return L.Dropout(layer.rate, seed=layer.seed), []
     if isinstance(layer, Masking):
         return L.Masking(mask_value=layer.mask_value), []
+    other = _to_keras_other(layer, L)
+    if other is not None:
+        return other
     raise KerasConversionError(f"to_keras: fastrnn {type(layer).__name__} has no Keras "
                                "counterpart here")
 
 
-def to_keras(model):
+def _to_keras_other(layer, L):
+    name = type(layer).__name__
+    dt = layer.dtype.name
+    if name == "Activation":
+        return L.Activation(layer.activation, dtype=dt), []
+    if name == "Conv1D":
+        k = L.Conv1D(layer.filters, layer.kernel_size, strides=layer.strides,
+                     padding=layer.padding, dilation_rate=layer.dilation_rate,
+                     activation=None if layer.activation == "linear" else layer.activation,
+                     use_bias=layer.use_bias, dtype=dt)
+        w = [layer.params["weight"].transpose(2, 1, 0).copy()]
+        return k, w + ([layer.params["bias"].copy()] if layer.use_bias else [])
+    if name == "LayerNormalization":
+        w = ([layer.params["weight"].copy()] if layer.scale else []) + \
+            ([layer.params["bias"].copy()] if layer.center else [])
+        return L.LayerNormalization(epsilon=layer.epsilon, center=layer.center,
+                                    scale=layer.scale, dtype=dt), w
+    if name == "RepeatVector":
+        return L.RepeatVector(layer.n, dtype=dt), []
+    if name == "Flatten":
+        return L.Flatten(dtype=dt), []
+    if name in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+        return getattr(L, name)(keepdims=layer.keepdims, dtype=dt), []
+    if name == "MaxPooling1D":
+        return L.MaxPooling1D(layer.pool_size, strides=layer.strides, padding=layer.padding,
+                              dtype=dt), []
+    if name == "SpatialDropout1D":
+        return L.SpatialDropout1D(layer.rate, seed=layer.seed), []
+    if name == "TimeDistributed":
+        import keras
+        inner, w = _keras_layer_for(layer.layer, keras)
+        return L.TimeDistributed(inner), w
+    if name == "Concatenate":
+        return L.Concatenate(axis=layer.axis, dtype=dt), []
+    if name in ("Add", "Subtract", "Multiply", "Average"):
+        return getattr(L, name)(dtype=dt), []
+    if name == "Dot":
+        return L.Dot(axes=layer.axes, normalize=layer.normalize, dtype=dt), []
+    if name in ("Attention", "AdditiveAttention"):
+        w = [layer.params["scale"].reshape(() if name == "Attention" else -1).copy()] \
+            if layer.use_scale else []
+        return getattr(L, name)(use_scale=layer.use_scale, dtype=dt), w
+    return None
+
+
+def _stateful(model_layers):
+    from .layers import Bidirectional
+    for l in model_layers:
+        inner = l.forward_layer if isinstance(l, Bidirectional) else getattr(l, "layer", l)
+        if getattr(inner, "stateful", False):
+            return True
+    return False
+
+
+def to_keras(model, batch_size=None):
     """Convert a fastrnn ``Sequential`` (or one layer) to a Keras 3 model, weights included.
 
     Keras is imported here (``pip install keras``; any backend). The model must be built
     (its input feature size known). Returns a ``keras.Sequential`` starting with
-    ``keras.Input`` of the model's input shape (int32 ids before an Embedding), or a built
-    Keras layer for a fastrnn layer. ``keras_model(x)`` equals ``model.predict(x)`` to
+    ``keras.Input`` of the model's input shape (int32 ids before an Embedding), a functional
+    ``keras.Model`` for a ``fastrnn.Model``, or a built Keras layer for a fastrnn layer.
+    ``batch_size`` fixes the inputs' batch size, which Keras needs for ``stateful=True``
+    layers. ``keras_model(x)`` equals ``model.predict(x)`` to
     float32 rounding (for masked sequence outputs of a Bidirectional: on the valid steps).
 
     Example
@@ -821,8 +1039,14 @@ def to_keras(model):
     except ImportError:
         raise ImportError("to_keras needs Keras 3: pip install keras") from None
     from .models import Model, Sequential
+    if batch_size is not None and (isinstance(batch_size, bool) or
+                                   not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    if isinstance(model, Model) and batch_size is None and _stateful(model.layers):
+        raise ValueError("to_keras: the model has stateful=True layers; Keras needs a fixed "
+                         "batch: pass batch_size=")
     if isinstance(model, Model) and not isinstance(model, Sequential):
-        return _to_keras_functional(model, keras)
+        return _to_keras_functional(model, keras, batch_size)
     if not isinstance(model, Sequential):
         klayer, weights = _keras_layer_for(model, keras)
         if not model.built:
@@ -839,7 +1063,8 @@ def to_keras(model):
     from .layers import Embedding
     first = model.layers[0]
     dtype = "int32" if isinstance(first, Embedding) else first.dtype.name
-    kmodel = keras.Sequential([keras.Input(shape=tuple(shape[1:]), dtype=dtype)])
+    kmodel = keras.Sequential([keras.Input(shape=tuple(shape[1:]), dtype=dtype,
+                                           batch_size=batch_size)])
     pending = []
     for layer in model.layers:
         klayer, weights = _keras_layer_for(layer, keras)
@@ -851,7 +1076,7 @@ def to_keras(model):
     return kmodel
 
 
-def _to_keras_functional(model, keras):
+def _to_keras_functional(model, keras, batch_size=None):
     graph = model._graph
     if graph is None or not model.built:
         raise ValueError("to_keras: the model is not built")
@@ -860,7 +1085,7 @@ def _to_keras_functional(model, keras):
     for t in graph.inputs:
         kind = np.dtype(t.dtype).kind
         kt = keras.Input(shape=tuple(t.shape[1:]), dtype="int32" if kind in "iu" else t.dtype,
-                         name=t.node.layer.name)
+                         name=t.node.layer.name, batch_size=batch_size)
         env[t._id] = kt
         ins.append(kt)
     for node in graph.nodes:
@@ -870,7 +1095,9 @@ def _to_keras_functional(model, keras):
             pending.append(made[id(layer)])
         klayer = made[id(layer)][0]
         xs = [env[t._id] for t in node.x_tensors]
-        kw = {}
+        kw = dict(node.kwargs)
+        if getattr(layer, "causal", False) and "use_causal_mask" not in kw:
+            kw["use_causal_mask"] = True        # fastrnn's constructor default, Keras's call
         if node.has_states:
             sts = [env[t._id] for t in node.states]
             kw["initial_state"] = sts if node.states_is_list or len(sts) > 1 else sts[0]

@@ -559,7 +559,8 @@ _RESERVED_META = ("format", "format_version", "fastrnn_version", "kind", "archit
                   "optimizer", "compile", _CHECKSUM_KEY)
 
 
-def save_model(model, path, include_optimizer=True, metadata=None):
+def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True,
+               metadata: "dict | None" = None) -> None:
     """Save architecture, weights and (optionally) optimizer state to ``path``, atomically.
 
     The file is a safetensors file: weights ``layers.{i}.{param}``, optimizer slots
@@ -568,9 +569,29 @@ def save_model(model, path, include_optimizer=True, metadata=None):
     state and the loss/metrics are saved too, so :func:`load_model` returns a compiled model
     that resumes training exactly; without it the loaded model is not compiled.
 
-    ``metadata`` (dict str -> str) adds application entries to the file's metadata (for
-    example a character model's vocabulary), written in the same atomic write as the weights;
-    the keys fastrnn uses itself (``format``, ``architecture``, ...) are refused."""
+    Parameters
+    ----------
+    model : Sequential or Model
+        A built model.
+    path : str or os.PathLike
+        Destination; written to a temporary file, synced, then renamed over ``path``.
+    include_optimizer : bool, default True
+        Also save the optimizer state and compile settings.
+    metadata : dict of str -> str, optional
+        Application entries added to the file's metadata (for example a character model's
+        vocabulary), written in the same atomic write as the weights; the keys fastrnn uses
+        itself (``format``, ``architecture``, ...) are refused.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, fastrnn as fr
+    >>> model = fr.Sequential([fr.GRU(4, input_size=3), fr.Dense(1)], seed=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.safetensors")
+    >>> fr.save_model(model, path)
+    >>> x = np.ones((2, 5, 3), dtype="float32")
+    >>> np.array_equal(fr.load_model(path).predict(x), model.predict(x))
+    True
+    """
     from . import optimizers as _opt
     extra = {} if metadata is None else metadata
     if not isinstance(extra, dict) or not all(
@@ -596,8 +617,16 @@ def save_model(model, path, include_optimizer=True, metadata=None):
     write_tensors(path, tensors, meta)
 
 
-def save_weights(model, path):
-    """Save only the weights (``layers.{i}.{param}``) to ``path``, atomically."""
+def save_weights(model, path: "str | os.PathLike") -> None:
+    """Save only the weights (``layers.{i}.{param}``) to ``path``, atomically.
+
+    Parameters
+    ----------
+    model : Sequential or Model
+        A built model.
+    path : str or os.PathLike
+        Destination (safetensors layout; read back with :func:`load_weights`).
+    """
     meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
             "fastrnn_version": _version(), "kind": "weights",
             "architecture": _architecture_json(model)}
@@ -641,8 +670,9 @@ def _check_allowlisted(cfg, source):
 _UNBUILT_DIM_LIMIT = 1024
 
 
-def _ints(node, skip=("seed", "mask_value")):
-    """All integers (not bools) anywhere in a config, except under keys in ``skip``."""
+def _ints(node, skip=("seed", "mask_value", "strides", "dilation_rate", "pool_size")):
+    """All integers (not bools) anywhere in a config, except under keys in ``skip`` (seeds,
+    mask values and window steps: they size no array)."""
     stack = [node]
     while stack:
         n = stack.pop()
@@ -838,12 +868,14 @@ def _rebuild(meta, source, hdr):
     if cname not in MODEL_REGISTRY:
         raise ModelFileError(f"{source}: model class {cname!r} is not registered (import "
                              f"fastrnn.models)")
+    # a Sequential's weights can be listed from its config alone: every one must be in the
+    # file with its exact shape before anything is built (other models: the dimension cap)
     expected = _expected_params(arch) if cname == "Sequential" else None
     if expected is None:
         _check_dimensions(arch, hdr, source)
     else:
         _check_expected(expected, hdr, source)
-    from .initializers import ParameterBudgetError, skip_initialization
+    from .layers.base import ParameterBudgetError, skip_initialization
     weight_bytes = sum(e - b for k, (_, _, b, e) in hdr.entries.items()
                        if not k.startswith("optimizer."))
     try:
@@ -907,13 +939,31 @@ def _check_optimizer_entries(hdr, opt, expected, source):
                                  f"expected {want_dt} {want_shape}")
 
 
-def load_model(path, compile=True):
+def load_model(path: "str | os.PathLike", compile: bool = True):
     """Load a model saved by :func:`save_model` (or ``model.save``).
 
     Rebuilds the architecture from the layer allowlist, checks every weight against it,
     restores the weights and, when the file has them and ``compile`` is true, the
     optimizer state and compile settings.  Raises :class:`ModelFileError` for any problem
-    with the file's content."""
+    with the file's content.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save_model`.
+    compile : bool, default True
+        Restore the optimizer and compile settings when the file has them.
+
+    Returns
+    -------
+    Sequential or Model
+        The rebuilt model (compiled when the file holds an optimizer and ``compile``).
+
+    Raises
+    ------
+    ModelFileError
+        The file is not a fastrnn/safetensors model file, or is damaged or inconsistent.
+    """
     from . import optimizers as _opt
     source = os.fspath(path)
     with open(source, "rb") as f:
@@ -971,9 +1021,17 @@ def load_model(path, compile=True):
     return model
 
 
-def load_weights(model, path):
+def load_weights(model, path: "str | os.PathLike") -> None:
     """Load weights saved by :func:`save_weights` or :func:`save_model` into ``model``.
-    The names, shapes and dtypes must match ``model`` exactly; nothing changes on error."""
+    The names, shapes and dtypes must match ``model`` exactly; nothing changes on error.
+
+    Parameters
+    ----------
+    model : Sequential or Model
+        A built model with the same architecture.
+    path : str or os.PathLike
+        A file written by :func:`save_weights` or :func:`save_model`.
+    """
     source = os.fspath(path)
     expected = _model_tensors(model)
     with open(source, "rb") as f:

@@ -1,7 +1,7 @@
 """ONNX export and import (needs the optional ``onnx`` package: ``pip install fastrnn[onnx]``).
 
-``export(model, f)`` writes a ``Sequential`` model (or a single recurrent / Bidirectional
-layer) as an ONNX graph that ONNX Runtime runs with the same outputs:
+``export(model, f)`` writes a ``Sequential`` model, a functional ``fastrnn.Model`` or a single
+recurrent / Bidirectional layer as an ONNX graph that ONNX Runtime runs with the same outputs:
 
 * SimpleRNN / LSTM / GRU become one ``RNN`` / ``LSTM`` / ``GRU`` node each (time-major,
   ``layout=0``), with ONNX's gate orders: LSTM i, o, f, c (fastrnn i, f, g, o), GRU z, r, h
@@ -15,23 +15,27 @@ layer) as an ONNX graph that ONNX Runtime runs with the same outputs:
 * ``Embedding`` is a ``Gather``, ``Dense`` a ``Gemm`` (2-D input) or ``MatMul`` + ``Add``
   followed by its activation node, ``Dropout`` an ``Identity`` (inference).
 
-The graph has one input ``"input"``: ``(batch, time, features)`` floats, or int64 ids
-``(batch, time)`` when the model starts with an Embedding; batch and time are dynamic. The
-outputs are ``"output"`` (plus the states when a single layer with ``return_state`` is
-exported: ``"h"``, ``"c"``, or ``"h_forward"``, ``"c_forward"``, ``"h_backward"``, ...).
+A ``Sequential`` graph has one input ``"input"``: ``(batch, time, features)`` floats, or
+int64 ids ``(batch, time)`` when the model starts with an Embedding; batch and time are
+dynamic. Its output is ``"output"`` (plus the states when a single layer with
+``return_state`` is exported: ``"h"``, ``"c"``, or ``"h_forward"``, ``"c_forward"``,
+``"h_backward"``, ...). A functional model's inputs and outputs keep its names
+(``model.input_names``, ``model.output_names``; integer inputs become int64), and states
+passed as ``initial_state=`` become the nodes' ``initial_h``/``initial_c``.
 
 ``load_model(f)`` reads an ONNX graph back into fastrnn: a graph with a single
 ``RNN``/``LSTM``/``GRU`` node gives one layer (``return_sequences=True, return_state=True``;
 pass ``mask=``/``initial_state=`` to it yourself), a chain of recurrent, ``Gather`` (embedding),
 ``Gemm``/``MatMul`` (dense) and activation nodes joined by layout operations (``Transpose``,
-``Squeeze``, ``Reshape``, direction ``Gather``/``Concat``) gives a ``Sequential``. Graphs written
-by :func:`export` come back exactly, masks included. What fastrnn cannot compute exactly is
-refused with a ``ValueError`` naming the node and attribute: GRU ``linear_before_reset=0``,
-LSTM peepholes or ``input_forget``, ``clip``, activations other than the defaults (SimpleRNN:
-Tanh or Relu), ``activation_alpha/beta``.
+``Squeeze``, ``Reshape``, direction ``Gather``/``Concat``) gives a ``Sequential`` (PyTorch's
+exporter's stacks included: its zero initial states are recognised). Graphs written
+by :func:`export` (functional models too) come back exactly, masks included: the fastrnn
+configuration is stored in the graph's metadata, every number is read from the graph.
+What fastrnn cannot compute exactly is refused with a ``ValueError`` naming the node and
+attribute: GRU ``linear_before_reset=0``, LSTM peepholes or ``input_forget``, ``clip``,
+activations other than the defaults (SimpleRNN: Tanh or Relu), ``activation_alpha/beta``.
 """
 
-import io as _io
 import json
 import os
 
@@ -55,7 +59,6 @@ _FROM_ONNX = {"rnn": [0], "lstm": [0, 2, 3, 1], "gru": [1, 0, 2]}  # iofc -> ifg
 _OP = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 _CELL_OF_OP = {"RNN": "rnn", "LSTM": "lstm", "GRU": "gru"}
 _LAYER_OF_CELL = {"rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
-_DENSE_ACTS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax"}
 _META_KEY = "fastrnn_config"
 _INT64_MIN = -(2 ** 63)
 
@@ -161,12 +164,7 @@ class _Exporter:
             z = g.op("MatMul", [x, kn], "dense")
             if b:
                 z = g.op("Add", [z, b], "dense")
-        act = layer.activation
-        if act == "linear":
-            return z
-        if act == "softmax":
-            return g.op("Softmax", [z], "softmax", axis=-1)
-        return g.op(_DENSE_ACTS[act], [z], act)
+        return _activation(g, layer.activation, z)
 
     # -- recurrent -----------------------------------------------------------------------------
     def recurrent(self, layer, x, mask, mask_reversed, want_states=False, init=None):
@@ -284,6 +282,40 @@ class _Exporter:
         return g.op("Mul", [g.op("Add", [a, b]), g.const(np.array(0.5))], "ave")
 
 
+_SIMPLE_ACTS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softplus": "Softplus",
+                "softsign": "Softsign", "exponential": "Exp"}
+
+
+def _activation(g, name, z):
+    """fastrnn's activation ``name`` (same constants as fastrnn.layers.activation) on z."""
+    if name == "linear":
+        return z
+    if name in _SIMPLE_ACTS:
+        return g.op(_SIMPLE_ACTS[name], [z], name)
+    if name == "softmax":
+        return g.op("Softmax", [z], "softmax", axis=-1)
+    if name == "log_softmax":
+        return g.op("LogSoftmax", [z], "log_softmax", axis=-1)
+    if name == "relu6":
+        return g.op("Clip", [z, g.const(np.array(0.0)), g.const(np.array(6.0))], "relu6")
+    if name == "leaky_relu":
+        return g.op("LeakyRelu", [z], "leaky_relu", alpha=0.2)
+    if name == "hard_sigmoid":            # Keras 3: clip(x / 6 + 0.5, 0, 1)
+        return g.op("HardSigmoid", [z], "hard_sigmoid", alpha=1.0 / 6.0, beta=0.5)
+    if name == "elu":
+        return g.op("Elu", [z], "elu", alpha=1.0)
+    if name == "selu":
+        from .layers.activation import _SELU_ALPHA, _SELU_SCALE
+        return g.op("Selu", [z], "selu", alpha=_SELU_ALPHA, gamma=_SELU_SCALE)
+    if name in ("swish", "silu"):
+        return g.op("Mul", [z, g.op("Sigmoid", [z])], "swish")
+    if name == "gelu":                    # exact form: 0.5 * x * (1 + erf(x / sqrt(2)))
+        e = g.op("Erf", [g.op("Mul", [z, g.const(np.array(1 / np.sqrt(2.0)))])])
+        half = g.op("Mul", [z, g.const(np.array(0.5))])
+        return g.op("Mul", [half, g.op("Add", [e, g.const(np.array(1.0))])], "gelu")
+    raise ValueError(f"export: activation {name!r} has no ONNX translation")
+
+
 def _emit(ex, layer, x, rank, mask, mask_rev, init, want_states):
     """One layer's nodes: returns (output, [state outputs], rank, mask, mask reversed?)."""
     g = ex.g
@@ -297,11 +329,55 @@ def _emit(ex, layer, x, rank, mask, mask_rev, init, want_states):
         return g.op("Identity", [x], "dropout"), [], rank, mask, mask_rev
     if isinstance(layer, Dense):
         return ex.dense(layer, x, rank), [], rank, mask, mask_rev
+    kind = type(layer).__name__
+    if kind == "Activation":
+        return _activation(g, layer.activation, x), [], rank, mask, mask_rev
+    if kind == "TimeDistributed" and type(layer.layer).__name__ in ("Dense", "Dropout",
+                                                                    "Activation"):
+        # these act on the last axis only, so one node over (B, T, ...) is the same
+        out = _emit(ex, layer.layer, x, rank, None, False, None, False)[0]
+        if id(layer.layer) in ex.weights:      # the wrapper is what models list
+            ex.weights.setdefault(id(layer), ex.weights.pop(id(layer.layer)))
+        return out, [], rank, mask, mask_rev
     if isinstance(layer, (RecurrentLayer, Bidirectional)):
         out, states, mask, mask_rev = ex.recurrent(layer, x, mask, mask_rev,
                                                    want_states=want_states, init=init)
         return out, states, 3 if layer.return_sequences else 2, mask, mask_rev
     raise ValueError(f"export: {type(layer).__name__} {layer.name!r} has no ONNX translation")
+
+
+_MERGE_OPS = {"Add": "Sum", "Multiply": "Mul", "Average": "Mean", "Subtract": "Sub"}
+
+
+def _merge(g, layer, ins):
+    """Merge layers on several tensors -> (name, rank, mask, mask reversed?)."""
+    kind = type(layer).__name__
+    names = [t[0] for t in ins]
+    ranks = {t[1] for t in ins}
+    masks = [t[2] for t in ins if t[2] is not None]
+    if kind == "Concatenate":
+        rank = ranks.pop()
+        axis = layer.axis if layer.axis >= 0 else rank + layer.axis
+        if masks and axis != rank - 1:
+            raise ValueError(f"export: Concatenate {layer.name!r} joins masked sequences along "
+                             f"axis {layer.axis}; only the features axis is exported")
+        out = g.op("Concat", names, "concat", axis=axis)
+    elif kind in _MERGE_OPS:
+        op = _MERGE_OPS[kind]
+        if op == "Mul" and len(names) > 2:
+            out = names[0]
+            for n in names[1:]:
+                out = g.op("Mul", [out, n], "multiply")
+        else:
+            out = g.op(op, names, kind.lower())
+        rank = ranks.pop()
+    else:
+        raise ValueError(f"export: {kind} {layer.name!r} takes several inputs; it has no ONNX "
+                         "translation yet")
+    mask = None
+    for m in masks:                    # fastrnn's merges keep the steps valid in every input
+        mask = m if mask is None else g.op("And", [mask, m], "mask")
+    return out, rank, mask, any(t[3] for t in ins if t[2] is not None)
 
 
 def _functional_to_onnx(model, onnx, opset, dtype, producer):
@@ -328,8 +404,9 @@ def _functional_to_onnx(model, onnx, opset, dtype, producer):
     for node in graph.nodes:
         layer = node.layer
         if node.x_is_list:
-            raise ValueError(f"export: {type(layer).__name__} {layer.name!r} takes several "
-                             "inputs; it has no ONNX translation yet")
+            ins = [env[t._id] for t in node.x_tensors]
+            env[node.outputs[0]._id] = _merge(g, layer, ins)
+            continue
         if node.kwargs:
             raise ValueError(f"export: {layer.name!r} is called with {sorted(node.kwargs)}; "
                              "only initial_state= is exported")
@@ -389,7 +466,8 @@ def to_onnx(model, *, opset=DEFAULT_OPSET, dtype=None, producer="fastrnn"):
             raise ValueError(f"export: layer {i} ({type(layer).__name__}) is not built; run the "
                              "model once or give input_size= so its weights exist")
         if not isinstance(layer, (RecurrentLayer, Bidirectional, Dense, Embedding, Dropout,
-                                  Masking)):
+                                  Masking)) and type(layer).__name__ not in ("Activation",
+                                                                             "TimeDistributed"):
             raise ValueError(f"export: layer {i} ({type(layer).__name__}) has no ONNX "
                              "translation")
     dtypes = {l.dtype for l in layers if isinstance(l, (RecurrentLayer, Bidirectional, Dense,
@@ -438,6 +516,8 @@ def to_onnx(model, *, opset=DEFAULT_OPSET, dtype=None, producer="fastrnn"):
     proto.ir_version = min(proto.ir_version, 10)   # readable by older runtimes too
     cfg = ({"sequential": [serialize(l) for l in layers]} if not single
            else {"layer": serialize(layers[0])})
+    index = {id(l): i for i, l in enumerate(layers)}
+    cfg["weights"] = {str(index[k]): v for k, v in ex.weights.items()}
     h.set_model_props(proto, {_META_KEY: json.dumps(cfg)})
     onnx.checker.check_model(proto)
     return proto
@@ -853,11 +933,15 @@ class _Importer:
         axis = _attrs(node).get("axis")
         if len(ins) == 2 and self._pair(node, *ins) and ins[0].axes[axis] == "F":
             return self._merged(ins[0], "concat")
+        if all(v.kind in ("const", "aux", "zeros") for v in ins):
+            return _V("aux")
         self.fail(node, "unsupported Concat (only the two directions of a bidirectional node "
                         "along the features)")
 
     def op_Add(self, node, ins):
         a, b = ins
+        if a.kind == "const" and b.kind == "act":        # bias + x, as PyTorch writes it
+            a, b = b, a
         if len(ins) == 2 and self._pair(node, a, b):
             return self._merged(a, "sum")
         if a.kind == "act" and a.dense is not None and b.kind == "const" and \
@@ -890,6 +974,8 @@ class _Importer:
 
     def op_Slice(self, node, ins):
         v = ins[0]
+        if v.kind in ("zeros", "aux"):
+            return _V(v.kind)
         vals = [self.const_of(n) if n else None for n in node.input[1:]]
         if v.kind == "act" and v.spec is not None and len(vals) >= 4 and all(
                 x is not None for x in vals[:4]):
@@ -904,6 +990,15 @@ class _Importer:
         return _V("aux")
 
     op_Equal = op_Not = op_Cast = op_ReduceSum = op_Greater = op_And = op_Unsqueeze = _aux
+    op_Shape = _aux
+
+    def op_ConstantOfShape(self, node, ins):
+        # PyTorch's exporter builds zero initial states this way: they are no initial state
+        value = _attrs(node).get("value")
+        if value is None:
+            return _V("zeros")
+        from onnx import numpy_helper
+        return _V("zeros" if not np.any(numpy_helper.to_array(value)) else "aux")
 
     # compute nodes
     def op_RNN(self, node, ins):
@@ -921,6 +1016,9 @@ class _Importer:
             elif have != need:
                 self.fail(node, f"input X has axes {self.resolve(x.axes)}, expected {want} "
                                 f"for layout={spec.layout}")
+        # initial states that are computed zeros are no initial state
+        names = list(node.input) + [""] * 8
+        spec.has_init = any(names[k] and self.values[names[k]].kind != "zeros" for k in (5, 6))
         self.layers.append(("spec", spec))
         D = ("T", "D", "B", "H") if spec.layout == 0 else ("B", "T", "D", "H")
         S = ("D", "B", "H") if spec.layout == 0 else ("B", "D", "H")
@@ -1005,46 +1103,6 @@ def _single_node(proto, arrays, dtype):
     return spec.layer(dtype, return_state=True)
 
 
-def _from_config(proto, cfg, specs, dtype):
-    """Rebuild a graph written by export() from its stored config, with the numbers read from
-    the graph's nodes (so the weights are exactly the graph's)."""
-    from .models import Sequential
-    if "layer" in cfg:
-        layers = [deserialize(cfg["layer"])]
-    else:
-        layers = [deserialize(c) for c in cfg["sequential"]]
-    queue = list(specs)
-    for layer in layers:
-        if isinstance(layer, (Dropout, Masking)):
-            continue
-        if not queue:
-            raise ONNXImportError("the graph holds fewer weighted nodes than its stored fastrnn "
-                                  "config lists layers")
-        kind, spec = queue.pop(0)
-        if isinstance(layer, Embedding) and kind == "emb":
-            layer.build()
-            layer.params["weight"] = spec
-        elif isinstance(layer, Dense) and kind == "dense":
-            layer.build((None, spec["weight"].shape[1]))
-            layer.params["weight"] = spec["weight"]
-            if layer.use_bias:
-                layer.params["bias"] = spec["bias"]
-        elif isinstance(layer, (RecurrentLayer, Bidirectional)) and kind == "spec":
-            cells = ([layer.forward_layer, layer.backward_layer]
-                     if isinstance(layer, Bidirectional) else [layer])
-            if cells[0].cell != spec.cell or len(cells) != spec.n_dirs:
-                raise ONNXImportError(f"node {spec.node.name!r} does not match the stored "
-                                      f"config's {type(layer).__name__}")
-            layer.build((None, None, spec.weights[0]["weight_ih"].shape[1]))
-            _assign_recurrent(cells, spec.weights)
-        else:
-            raise ONNXImportError(f"the graph's nodes do not match the stored fastrnn config "
-                                  f"(a {kind} node for a {type(layer).__name__})")
-    if "layer" in cfg:
-        return layers[0]
-    return Sequential(layers)
-
-
 def _onnx_weights(cell, W, R, B, where):
     """ONNX W (D, G*H, I), R (D, G*H, H), B (D, 2*G*H) -> per direction fastrnn params."""
     G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
@@ -1072,6 +1130,20 @@ def _assign_recurrent(cells, weights):
             c.params[k] = v
 
 
+def _layers_from_config(cfg, arrays):
+    """A Sequential or single layer written by export(), numbers from the initializers."""
+    from .models import Sequential
+    try:
+        if "layer" in cfg:
+            layers = [deserialize(cfg["layer"])]
+        else:
+            layers = [deserialize(c) for c in cfg["sequential"]]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ONNXImportError(f"the stored fastrnn config is invalid: {exc}") from None
+    _fill_weights(layers, cfg["weights"], arrays)
+    return layers[0] if "layer" in cfg else Sequential(layers)
+
+
 def _functional_from_config(cfg, arrays):
     """A fastrnn.Model written by export(): architecture from the stored config, every number
     from the graph's initializers (through the inverse gate permutations)."""
@@ -1080,8 +1152,13 @@ def _functional_from_config(cfg, arrays):
         model = Model.from_config(cfg["model"])
     except (TypeError, ValueError, KeyError) as exc:
         raise ONNXImportError(f"the stored fastrnn model config is invalid: {exc}") from None
-    layers = model.layers
-    table = cfg.get("weights")
+    _fill_weights(model.layers, cfg.get("weights"), arrays)
+    return model
+
+
+def _fill_weights(layers, table, arrays):
+    """Give ``layers`` the numbers of the graph's initializers named in ``table``
+    ({layer index: {"kind": ..., role: initializer name}}), building layers from the shapes."""
     if not isinstance(table, dict):
         raise ONNXImportError("the stored fastrnn config has no 'weights' table")
 
@@ -1097,11 +1174,18 @@ def _functional_from_config(cfg, arrays):
         except (ValueError, IndexError, KeyError, TypeError):
             raise ONNXImportError(f"bad weights entry {key!r} in the stored config") from None
         where = f"layer {key} ({type(layer).__name__})"
+        wrapper = layer if type(layer).__name__ == "TimeDistributed" else None
+        if wrapper is not None:
+            layer = wrapper.layer
         if kind == "embedding" and isinstance(layer, Embedding):
+            if not layer.built:
+                layer.build()
             layer.params["weight"] = arr(entry["weight"], where)
         elif kind == "dense" and isinstance(layer, Dense):
             w = arr(entry["weight"], where) if entry.get("weight") else \
                 arr(entry["kernel"], where).T
+            if not layer.built:
+                layer.build((None, w.shape[1]))
             layer.params["weight"] = w
             if entry.get("bias"):
                 layer.params["bias"] = arr(entry["bias"], where)
@@ -1114,10 +1198,13 @@ def _functional_from_config(cfg, arrays):
             if cells[0].cell != kind or len(weights) != len(cells):
                 raise ONNXImportError(f"{where}: the graph holds a {kind} with "
                                       f"{len(weights)} direction(s)")
+            if not layer.built:
+                layer.build((None, None, weights[0]["weight_ih"].shape[1]))
             _assign_recurrent(cells, weights)
         else:
             raise ONNXImportError(f"{where}: the graph's {kind!r} weights do not fit it")
-    return model
+        if wrapper is not None:
+            wrapper.built = layer.built
 
 
 def load_model(f):
@@ -1162,6 +1249,8 @@ def load_model(f):
             raise ONNXImportError(f"metadata {_META_KEY!r} is not a fastrnn model config")
     if cfg is not None and "model" in cfg:
         return _functional_from_config(cfg, imp.arrays)
+    if cfg is not None and "weights" in cfg:
+        return _layers_from_config(cfg, imp.arrays)
     layers = imp.run(states_ok=cfg is not None and "layer" in cfg)
     for kind, item in layers:
         if kind == "spec" and item.has_init:
@@ -1169,8 +1258,6 @@ def load_model(f):
                                   "multi-layer graph are not supported (import one-node graphs "
                                   "to pass initial_state=)")
     specs = layers
-    if cfg is not None:
-        return _from_config(proto, cfg, specs, dtype)
     from .models import Sequential
     if imp.masking:
         raise ONNXImportError("the graph multiplies its input by a computed mask; only graphs "

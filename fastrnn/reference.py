@@ -22,7 +22,7 @@ Conventions (shared with ``fastrnn._engine``, which has exactly the same signatu
   (zeros);
 * every array of one call has one dtype (float32 or float64) and results keep it.
 
-Equations (sigma is the logistic function, * is elementwise):
+Equations (sigma is the logistic function, * is elementwise)::
 
     Elman  h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),  act = tanh | relu
     LSTM   i, f, g, o = sigma, sigma, tanh, sigma of (W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)

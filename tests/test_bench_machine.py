@@ -94,3 +94,15 @@ def test_fastrnn_description_survives_a_failing_show_config(monkeypatch):
     lines = machine.fastrnn_description()
     assert any("show_config failed: boom" in ln for ln in lines)
     assert machine.loadavg() is None or machine.loadavg() >= 0
+
+
+def test_isa_info_function_of_the_engine_is_read(monkeypatch):
+    # the engine's isa_info() (one line: path, how it was chosen, what the CPU supports)
+    import fastrnn._engine.config as cfg
+    monkeypatch.setattr(machine, "_ISA_MODULES", ("fastrnn._engine.config",))
+    for attr in machine._ISA_ATTRS:
+        monkeypatch.delattr(cfg, attr, raising=False)
+    monkeypatch.setattr(cfg, "isa_info", lambda: "avx2 (8 lanes; chosen by CPUID at import)",
+                        raising=False)
+    info = machine.fastrnn_isa(show_text="")
+    assert info["path"].startswith("avx2") and info["source"].endswith("isa_info")

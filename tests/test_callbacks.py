@@ -337,3 +337,64 @@ def test_narrow_terminal_drops_the_rate_then_shortens_the_bar(monkeypatch):
     narrow = bar._line(5, logs, final=False, columns=50)
     assert "samples/s" in wide and "samples/s" not in narrow
     assert len(narrow) <= 50 and "loss: 0.5000" in narrow
+
+
+# ---------------------------------------------------------------- LearningRateScheduler
+
+def test_learning_rate_scheduler_sets_rate_each_epoch_in_fit(capsys):
+    x, y = data()
+    m = model()
+    seen = []
+
+    def schedule(epoch, lr):
+        seen.append((epoch, lr))
+        return 0.1 / (epoch + 1)
+
+    class Spy(callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            rates.append(m.optimizer.learning_rate)
+    rates = []
+    hist = m.fit(x, y, epochs=3, batch_size=8, verbose=0,
+                 callbacks=[callbacks.LearningRateScheduler(schedule, verbose=1), Spy()])
+    assert [e for e, _ in seen] == [0, 1, 2]
+    assert seen[0][1] == pytest.approx(0.05)                 # the compiled rate comes in
+    assert seen[1][1] == pytest.approx(0.1)                  # then the previous epoch's
+    assert rates == pytest.approx([0.1, 0.05, 0.1 / 3])
+    assert hist.history["learning_rate"] == pytest.approx([0.1, 0.05, 0.1 / 3])
+    assert "Epoch 2: LearningRateScheduler setting learning rate to 0.05." in \
+        capsys.readouterr().out
+
+
+def test_learning_rate_scheduler_one_argument_schedule_and_sgd_step():
+    # with one-argument schedule(epoch); the weights move by exactly lr * gradient
+    m = fr.Sequential([fr.Dense(1, use_bias=False)], seed=0)
+    m.compile(optimizers.SGD(0.5), "mse")
+    x = np.ones((1, 1), np.float32)
+    y = np.zeros((1, 1), np.float32)
+    m.fit(x, y, epochs=1, batch_size=1, verbose=0)            # builds; one step at 0.5
+    w0 = float(m.get_weights()[0].ravel()[0])
+    m.fit(x, y, epochs=1, batch_size=1, verbose=0,
+          callbacks=[callbacks.LearningRateScheduler(lambda epoch: 0.25)])
+    w1 = float(m.get_weights()[0].ravel()[0])
+    # mse = (w x)^2, gradient 2 w: w1 = w0 - 0.25 * 2 w0
+    assert w1 == pytest.approx(w0 * 0.5, rel=1e-6)
+
+
+@pytest.mark.parametrize("bad", [lambda e, lr: "0.1", lambda e, lr: float("nan"),
+                                 lambda e, lr: -1.0, lambda e, lr: None])
+def test_learning_rate_scheduler_bad_schedule_output(bad):
+    cb = callbacks.LearningRateScheduler(bad)
+    m = model()
+    cb.set_model(m)
+    with pytest.raises(ValueError, match="schedule"):
+        cb.on_epoch_begin(0)
+    assert m.optimizer.learning_rate == 0.05
+
+
+def test_learning_rate_scheduler_arguments():
+    with pytest.raises(TypeError, match="callable"):
+        callbacks.LearningRateScheduler(0.1)
+    cb = callbacks.LearningRateScheduler(lambda e, lr: lr)
+    cb.set_model(FakeModel())
+    with pytest.raises(RuntimeError, match="learning_rate"):
+        cb.on_epoch_begin(0)

@@ -311,6 +311,43 @@ def test_console_script_entry_point():
     assert eps[0].value == "fastrnn.__main__:main"
 
 
+# ---- train-text's default budget, the undertrained warning, help that agrees with itself ------
+def test_train_text_without_a_budget_trains_for_the_default_minutes(corpus, call, monkeypatch):
+    monkeypatch.setattr(cli, "TRAIN_TEXT_MINUTES", 0.003)      # 0.18 s instead of 3 minutes
+    p = call("train-text", corpus, *TINY, "--length", "0")
+    assert p.returncode == 0, p.stderr
+    assert "training: 0.003 min," in p.stdout and "epoch" not in p.stdout.split("training:")[1] \
+        .split(",")[0]
+    # a 0.18 s model is no better than counting character pairs: the user is told what to do
+    assert "undertrained" in p.stderr and "--minutes 10" in p.stderr
+
+
+def test_undertrained_warning_absent_when_the_network_beats_the_counts(corpus, call,
+                                                                      monkeypatch):
+    from fastrnn import _ngram
+    monkeypatch.setattr(_ngram, "bigram_bpc", lambda *a, **k: 99.0)   # counts: hopeless
+    p = call("train-text", corpus, *TINY, "--max-steps", "2", "--length", "0")
+    assert p.returncode == 0, p.stderr
+    assert "undertrained" not in p.stderr
+
+
+def test_train_text_help_agrees_with_itself(call):
+    p = call("train-text", "--help")
+    assert p.returncode == 0
+    text = " ".join(p.stdout.split())                 # argparse wraps lines
+    assert "1 epoch" not in text and "until --minutes is used up" not in text
+    assert f"trains for {cli.TRAIN_TEXT_MINUTES:g} minutes" in text
+    assert f"(default: {cli.TRAIN_TEXT_MINUTES:g} when neither --epochs nor --max-steps" in text
+    d = " ".join(call("demo", "--help").stdout.split())
+    assert "(default: 1.0)" in d and "--minutes ends the training" in d
+
+
+def test_bench_help_says_quick_is_always_on(call):
+    p = call("bench", "--help")
+    assert p.returncode == 0
+    assert p.stdout.startswith("`fastrnn bench` always runs the suite with --quick")
+
+
 # ------------------------------------------------------------------------------------------
 # issue 9, defect 5: train-text input limits and argument ranges; SIGTERM like SIGINT
 
@@ -386,39 +423,3 @@ def test_sigterm_saves_and_exits_143(corpus, tmp_path, call):
     assert "interrupted" in out and "saved model to" in out
     g = call("generate", model, "--length", "10", "--seed", "0")
     assert g.returncode == 0, g.stderr
-
-# ---- train-text's default budget, the undertrained warning, help that agrees with itself ------
-def test_train_text_without_a_budget_trains_for_the_default_minutes(corpus, call, monkeypatch):
-    monkeypatch.setattr(cli, "TRAIN_TEXT_MINUTES", 0.003)      # 0.18 s instead of 3 minutes
-    p = call("train-text", corpus, *TINY, "--length", "0")
-    assert p.returncode == 0, p.stderr
-    assert "training: 0.003 min," in p.stdout and "epoch" not in p.stdout.split("training:")[1] \
-        .split(",")[0]
-    # a 0.18 s model is no better than counting character pairs: the user is told what to do
-    assert "undertrained" in p.stderr and "--minutes 10" in p.stderr
-
-
-def test_undertrained_warning_absent_when_the_network_beats_the_counts(corpus, call,
-                                                                      monkeypatch):
-    from fastrnn import _ngram
-    monkeypatch.setattr(_ngram, "bigram_bpc", lambda *a, **k: 99.0)   # counts: hopeless
-    p = call("train-text", corpus, *TINY, "--max-steps", "2", "--length", "0")
-    assert p.returncode == 0, p.stderr
-    assert "undertrained" not in p.stderr
-
-
-def test_train_text_help_agrees_with_itself(call):
-    p = call("train-text", "--help")
-    assert p.returncode == 0
-    text = " ".join(p.stdout.split())                 # argparse wraps lines
-    assert "1 epoch" not in text and "until --minutes is used up" not in text
-    assert f"trains for {cli.TRAIN_TEXT_MINUTES:g} minutes" in text
-    assert f"(default: {cli.TRAIN_TEXT_MINUTES:g} when neither --epochs nor --max-steps" in text
-    d = " ".join(call("demo", "--help").stdout.split())
-    assert "(default: 1.0)" in d and "--minutes ends the training" in d
-
-
-def test_bench_help_says_quick_is_always_on(call):
-    p = call("bench", "--help")
-    assert p.returncode == 0
-    assert p.stdout.startswith("`fastrnn bench` always runs the suite with --quick")

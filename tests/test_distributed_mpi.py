@@ -75,9 +75,36 @@ WORKER = textwrap.dedent('''
         take = lambda a: a[i * b:(i + 1) * b]
         return take(x), [take(a) for a in y] if isinstance(y, list) else take(y)
 
+    def control(out, rank):
+        """Rank 0's callbacks: early stopping and learning-rate changes reach every rank;
+        Dropout draws differently per rank; only rank 0 runs callbacks."""
+        m = fr.Sequential([fr.GRU(4, input_size=3, recurrent_dropout=0.2), fr.Dropout(0.5),
+                           fr.Dense(2)], seed=1)
+        m.compile(fr.optimizers.SGD(0.05), "mse")
+        x, y = shard("gru", "even", rank)
+        marker = lambda epoch, logs: open(f"{out}.callback-ran-on-rank{rank}", "w").close()
+        halve = lambda batch, logs: setattr(m.optimizer, "learning_rate",
+                                            m.optimizer.learning_rate * 0.5)
+        cbs = [fr.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10.0),
+               fr.callbacks.LambdaCallback(on_epoch_end=marker, on_train_batch_begin=halve)]
+        ctx = fr.distributed.get_context("mpi")
+        pre = {}
+        end_fit = ctx.end_fit
+        def spy(model):      # the weights before the final broadcast: in step on every rank?
+            pre.update({f"pre{j}": w for j, w in enumerate(model.get_weights())})
+            end_fit(model)
+        ctx.end_fit = spy
+        h = m.fit(x[:16], y[:16], batch_size=4, epochs=50, verbose=0, callbacks=cbs,
+                  distributed="mpi")
+        np.savez(f"{out}.control.rank{rank}.npz", epochs=len(h.history["loss"]),
+                 lr=m.optimizer.learning_rate, mask=m.layers[1]._scale_mask,
+                 recurrent_draw=m.layers[0]._drop_gen.random(), **pre)
+
     def main(split, mode, out):
         from mpi4py import MPI
         rank = MPI.COMM_WORLD.Get_rank()
+        if mode == "control":
+            return control(out, rank)
         res = {}
         for kind in KINDS:
             x, y = shard(kind, split, rank)
@@ -194,6 +221,24 @@ def test_two_ranks_equal_single_process_on_concatenated_batches(worker, tmp_path
             want = float(np.sum(ref_loss * sizes) / np.sum(sizes))
             np.testing.assert_allclose(r0["multi.fit.loss"], [want], rtol=1e-10)
             assert "multi.fit.tags_loss" in r0 and "multi.fit.tags_accuracy" in r0
+
+
+def test_rank0_callbacks_steer_every_rank(worker, tmp_path):
+    path, _ = worker
+    out = tmp_path / "res"
+    proc = _run(path, "even", "control", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0 = np.load(f"{out}.control.rank0.npz")
+    r1 = np.load(f"{out}.control.rank1.npz")
+    assert int(r0["epochs"]) == int(r1["epochs"]) == 2      # stopped together, on rank 0's word
+    assert float(r0["lr"]) == float(r1["lr"]) == 0.05 * 0.5 ** 8   # halved before every step
+    for k in r0.files:       # the same learning rate at every step: the same weights
+        if k.startswith("pre"):
+            np.testing.assert_array_equal(r0[k], r1[k])
+    assert not np.array_equal(r0["mask"], r1["mask"])       # own dropout stream per rank
+    assert r0["recurrent_draw"] != r1["recurrent_draw"]     # also for recurrent dropout
+    assert os.path.exists(f"{out}.callback-ran-on-rank0")
+    assert not os.path.exists(f"{out}.callback-ran-on-rank1")
 
 
 @pytest.mark.parametrize("mode", ["fail-callback", "fail-rank1"])

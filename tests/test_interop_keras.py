@@ -96,6 +96,25 @@ def test_dense_round_trip(activation):
     round_trip(k, X)
 
 
+@pytest.mark.parametrize("name, make", [
+    ("Activation", lambda: [L.LSTM(4, return_sequences=True), L.Activation("gelu")]),
+    ("Conv1D", lambda: [L.Conv1D(4, 3, padding="causal", dilation_rate=2, activation="relu"),
+                        L.GRU(3)]),
+    ("Conv1D-valid", lambda: [L.Conv1D(4, 2, strides=2), L.LSTM(3)]),
+    ("LayerNormalization", lambda: [L.LSTM(4, return_sequences=True),
+                                    L.LayerNormalization(epsilon=1e-5), L.GRU(2)]),
+    ("pooling", lambda: [L.GRU(4, return_sequences=True), L.MaxPooling1D(2, padding="same"),
+                         L.GlobalAveragePooling1D()]),
+    ("GlobalMaxPooling1D", lambda: [L.SimpleRNN(4, return_sequences=True),
+                                    L.GlobalMaxPooling1D(keepdims=True), L.Flatten()]),
+    ("RepeatVector", lambda: [L.LSTM(4), L.RepeatVector(3), L.GRU(2, return_sequences=True)]),
+    ("TimeDistributed", lambda: [L.LSTM(4, return_sequences=True), L.SpatialDropout1D(0.3),
+                                 L.TimeDistributed(L.Dense(2, activation="softmax"))]),
+])
+def test_other_layers_round_trip(name, make):
+    round_trip(keras.Sequential([seq()] + make()), X)
+
+
 def test_embedding_mask_zero_and_masking_round_trip():
     ids = np.random.default_rng(2).integers(1, 10, (4, 6))
     ids[0, 3:] = 0
@@ -219,9 +238,23 @@ def test_refuses_reset_before_gru(use_bias):
     assert not layer.built
 
 
-def test_refuses_stateful_merge_none_and_odd_backward_layer():
-    refused([L.LSTM(3, stateful=True)], "stateful=True",
-            inp=keras.Input((5, 3), batch_size=4))
+def test_stateful_layers_carry_state_like_keras():
+    k = keras.Sequential([keras.Input((5, 3), batch_size=4), L.LSTM(3, stateful=True),
+                          L.Dense(2)])
+    randomize(k, 10)
+    model = interop.from_keras(k)
+    assert model.layers[0].stateful
+    with pytest.raises(ValueError, match="pass batch_size="):
+        interop.to_keras(model)
+    back = interop.to_keras(model, batch_size=4)
+    for step in range(2):             # the second call starts from the first call's state
+        x = X + step
+        want = knp(k(x))
+        np.testing.assert_allclose(model.predict(x, batch_size=4), want, **TOL)
+        np.testing.assert_allclose(knp(back(x)), want, **TOL)
+
+
+def test_refuses_merge_none_and_odd_backward_layer():
     refused([L.Bidirectional(L.LSTM(3), merge_mode=None)], "merge_mode=None")
     refused([L.Bidirectional(L.LSTM(3), backward_layer=L.LSTM(3, go_backwards=True,
                                                                use_bias=False))],
@@ -229,15 +262,16 @@ def test_refuses_stateful_merge_none_and_odd_backward_layer():
 
 
 def test_refuses_unknown_layers_and_options():
-    refused([L.Conv1D(2, 2)], "Keras Conv1D has no fastrnn counterpart")
+    refused([L.Conv1D(2, 2, data_format="channels_first")], "data_format='channels_first'")
+    refused([L.Conv2D(2, 2)], "Keras Conv2D has no fastrnn counterpart", inp=keras.Input((4, 4, 1)))
     refused([L.LSTM(3), L.Dense(2, activation="gelu")], r"Dense\(activation='gelu'\)")
     refused([L.Dropout(0.5, noise_shape=(None, 1, 3)), L.LSTM(2)], "noise_shape")
 
 
 def test_refuses_unknown_layers_inside_functional_models():
     a = keras.Input((5, 3))
-    out = L.LSTM(2)(L.LayerNormalization()(a))
-    with pytest.raises(KerasConversionError, match="LayerNormalization has no fastrnn"):
+    out = L.LSTM(2)(L.BatchNormalization()(a))
+    with pytest.raises(KerasConversionError, match="BatchNormalization has no fastrnn"):
         interop.from_keras(keras.Model(a, out))
 
 
@@ -253,3 +287,72 @@ def test_load_keras_weights_checks_the_layer_config():
 def test_to_keras_needs_a_built_model():
     with pytest.raises(ValueError, match="not built"):
         interop.to_keras(fr.Sequential([fr.LSTM(3)]))
+
+
+@pytest.mark.parametrize("bi", [False, True])
+def test_to_keras_single_layer(bi):
+    layer = fr.GRU(4, return_sequences=True, input_size=3, seed=8)
+    if bi:
+        layer = fr.Bidirectional(layer, merge_mode="mul")
+    klayer = interop.to_keras(layer)
+    np.testing.assert_allclose(knp(klayer(X)), layer(X), **TOL)
+
+
+def two_outputs_close(kmodel, feeds):
+    want = knp(kmodel(feeds))
+    model = interop.from_keras(kmodel)
+    got = model.predict(feeds)
+    back = knp(interop.to_keras(model)(feeds))
+    want, got, back = ([a] if not isinstance(a, list) else a for a in (want, got, back))
+    for w, g, b in zip(want, got, back):
+        np.testing.assert_allclose(g, w, **TOL)
+        np.testing.assert_allclose(b, g, **TOL)
+    return model
+
+
+@pytest.mark.parametrize("merge", ["Concatenate", "Add", "Subtract", "Multiply", "Average"])
+def test_merge_layers_round_trip(merge):
+    if not hasattr(fr, merge):
+        pytest.skip(f"this fastrnn has no {merge}")
+    a = keras.Input((5, 3))
+    b = keras.Input((5, 3))
+    h1 = L.LSTM(4, return_sequences=True)(a)
+    h2 = L.GRU(4, return_sequences=True)(b)
+    out = L.SimpleRNN(2)(getattr(L, merge)()([h1, h2]))
+    kmodel = keras.Model([a, b], out)
+    randomize(kmodel, 11)
+    x2 = np.random.default_rng(12).standard_normal((4, 5, 3)).astype(np.float32)
+    two_outputs_close(kmodel, [X, x2])
+
+
+@pytest.mark.parametrize("kind", ["Attention", "AdditiveAttention"])
+@pytest.mark.parametrize("use_scale", [False, True])
+def test_attention_encoder_decoder_round_trip(kind, use_scale):
+    if not hasattr(fr, kind):
+        pytest.skip(f"this fastrnn has no {kind}")
+    src = keras.Input((None,), dtype="int32")
+    tgt = keras.Input((None, 3))
+    enc, h, c = L.LSTM(4, return_sequences=True, return_state=True)(
+        L.Embedding(10, 4, mask_zero=True)(src))
+    dec = L.LSTM(4, return_sequences=True)(tgt, initial_state=[h, c])
+    ctx, scores = getattr(L, kind)(use_scale=use_scale)([dec, enc], use_causal_mask=False,
+                                                         return_attention_scores=True)
+    dot = L.Dot(axes=[2, 2], normalize=True)([dec, ctx])
+    out = L.Dense(2)(L.Concatenate()([dec, ctx]))
+    kmodel = keras.Model([src, tgt], [out, scores, dot])
+    randomize(kmodel, 13)
+    rng = np.random.default_rng(13)
+    ids = rng.integers(1, 10, (3, 6))
+    ids[0, 4:] = 0
+    x = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    two_outputs_close(kmodel, [ids, x])
+
+
+def test_refuses_concat_score_attention():
+    if not hasattr(fr, "Attention"):
+        pytest.skip("this fastrnn has no Attention")
+    q = keras.Input((4, 3))
+    v = keras.Input((5, 3))
+    out = L.Attention(score_mode="concat")([q, v])
+    with pytest.raises(KerasConversionError, match="score_mode='concat'"):
+        interop.from_keras(keras.Model([q, v], out))

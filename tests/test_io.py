@@ -798,6 +798,18 @@ def test_interop_with_safetensors_package(tmp_path):
     assert meta == {"k": "v"}
 
 
+def test_wrong_kind_of_file_says_so(tmp_path):
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "model.pt", "w") as z:         # torch.save writes a zip
+        z.writestr("archive/data.pkl", pickle.dumps({"w": [1.0, 2.0]}))
+    (tmp_path / "notes.txt").write_bytes(b"just some text, not a model\n")
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"w": list(range(100))}))
+    for name in ("model.pt", "notes.txt", "model.pkl"):
+        p = tmp_path / name
+        with pytest.raises(fr.ModelFileError, match="not a fastrnn/safetensors model file"):
+            fr.load_model(str(p))
+
+
 # ==========================================================================================
 # issue 9, defect 2: loading any file allocates at most a small multiple of its size
 # ==========================================================================================
@@ -936,9 +948,17 @@ def test_loading_builds_layers_without_initialising_them(tmp_path, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
-def test_known_layers_parameter_shapes_are_computed_before_building(tmp_path):
-    """For Sequential models of the core layers the loader computes every parameter shape
-    from the config before building (io._layer_params); this must agree with the layers."""
+def test_every_registered_layer_has_known_parameter_shapes(tmp_path):
+    """The loader computes each layer's parameter shapes from its config before building
+    (io._layer_params) for the layers of recurrent models; a Sequential holding any other
+    layer class falls back to the coarser dimension bound (io._check_dimensions)."""
+    from fastrnn.layers import LAYER_REGISTRY
+    known = set(fio._CELL_GATES) | {"Bidirectional", "Dense", "Embedding", *fio._NO_PARAMS}
+    assert known <= set(LAYER_REGISTRY), sorted(known - set(LAYER_REGISTRY))
+    other = sorted(set(LAYER_REGISTRY) - known)
+    if other:
+        arch = {"layers": [{"class_name": other[0], "config": {}}]}
+        assert fio._expected_params(arch) is None
     m = fr.Sequential([fr.Masking(), fr.SimpleRNN(4, return_sequences=True, seed=1),
                        fr.Dropout(0.1), fr.Bidirectional(fr.GRU(3, use_bias=False, seed=2),
                                                          merge_mode="sum"),
@@ -1016,14 +1036,3 @@ def test_absurd_optimizer_step_counter_is_refused(small_file, tmp_path):
         p = _rewrite(tmp_path, small_file[0], edit_tensors=edit)
         with pytest.raises(ModelFileError, match="step counter"):
             fio.load_model(p)
-
-def test_wrong_kind_of_file_says_so(tmp_path):
-    import zipfile
-    with zipfile.ZipFile(tmp_path / "model.pt", "w") as z:         # torch.save writes a zip
-        z.writestr("archive/data.pkl", pickle.dumps({"w": [1.0, 2.0]}))
-    (tmp_path / "notes.txt").write_bytes(b"just some text, not a model\n")
-    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"w": list(range(100))}))
-    for name in ("model.pt", "notes.txt", "model.pkl"):
-        p = tmp_path / name
-        with pytest.raises(fr.ModelFileError, match="not a fastrnn/safetensors model file"):
-            fr.load_model(str(p))

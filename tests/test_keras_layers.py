@@ -298,6 +298,15 @@ def test_all_new_layers_save_and_load(tmp_path):
     np.testing.assert_allclose(m2.predict(x), m.predict(x), rtol=1e-6)
 
 
+def test_conv_strides_larger_than_its_weights_load(tmp_path):
+    m = fr.Sequential([fr.Conv1D(2, 2, strides=7, dilation_rate=5, input_size=1),
+                       fr.MaxPooling1D(1, strides=9, padding="same"), fr.Flatten()])
+    x = _x(2, 40, 1).astype(np.float32)
+    m.save(tmp_path / "c.safetensors")
+    np.testing.assert_array_equal(fr.load_model(tmp_path / "c.safetensors").predict(x),
+                                  m.predict(x))
+
+
 # ---- against Keras (optional) ---------------------------------------------------------------
 
 def _keras():

@@ -184,6 +184,17 @@ def test_single_bias_trains_like_one_keras_bias(cls):
         fr.GRU(3, use_bias="single")
 
 
+def test_single_bias_streaming_step():
+    lstm = fr.LSTM(4, input_size=3, use_bias="single", seed=0, bias_initializer="uniform",
+                   return_sequences=True)
+    x = _x(2, 5, 3)
+    state, outs = None, []
+    for t in range(5):
+        h, state = lstm.step(x[:, t], state)
+        outs.append(h)
+    np.testing.assert_allclose(np.stack(outs, 1), lstm(x), rtol=1e-5, atol=1e-6)
+
+
 def test_single_bias_interop_round_trip():
     lstm = fr.LSTM(4, input_size=3, use_bias="single", seed=0)
     k = interop.to_keras_weights(lstm)

@@ -441,16 +441,84 @@ def test_functional_model_export_and_import(cell):
         np.testing.assert_array_equal(a, b)
 
 
-def test_functional_export_refuses_multi_input_layers():
-    class Pair(fr.Layer):          # stands for a merge layer: several inputs, no ONNX form
-        def compute_output_shape(self, shapes):
-            return shapes[0]
+@pytest.mark.parametrize("merge", ["Concatenate", "Add", "Subtract", "Multiply", "Average"])
+def test_functional_merges_export(merge):
+    if not hasattr(fr, merge):
+        pytest.skip(f"this fastrnn has no {merge}")
+    ids = fr.Input((None,), dtype="int64", name="ids")
+    e = fr.Embedding(10, 4, mask_zero=True, seed=0)(ids)
+    a = fr.LSTM(3, return_sequences=True, seed=1)(e)
+    b = fr.GRU(3, return_sequences=True, go_backwards=False, seed=2)(e)
+    m = getattr(fr, merge)()([a, b])
+    out = fr.Dense(2, seed=4)(fr.SimpleRNN(2, seed=3)(m))
+    model = fr.Model(ids, out)
+    x = np.random.default_rng(17).integers(1, 10, (3, 6))
+    x[1, 3:] = 0
+    (y,) = run_ort(fo.to_onnx(model), {"ids": x})
+    np.testing.assert_allclose(y, model.predict(x), **TOL)
+    np.testing.assert_array_equal(fo.load_model(fo.to_onnx(model)).predict(x), model.predict(x))
 
-        def forward(self, xs, training=False):
-            return xs[0] + xs[1]
 
-    a = fr.Input((None, 3))
-    b = fr.Input((None, 3))
-    model = fr.Model([a, b], fr.LSTM(2, seed=0)(Pair()([a, b])))
-    with pytest.raises(ValueError, match="takes several inputs"):
+def test_functional_export_refuses_attention():
+    if not hasattr(fr, "Attention"):
+        pytest.skip("this fastrnn has no Attention")
+    q = fr.Input((None, 3))
+    v = fr.Input((None, 3))
+    model = fr.Model([q, v], fr.Attention()([q, v]))
+    with pytest.raises(ValueError, match="Attention .* has no ONNX translation yet"):
         fo.to_onnx(model)
+
+
+ACTS = ["linear", "relu", "relu6", "leaky_relu", "tanh", "sigmoid", "hard_sigmoid", "softplus",
+        "softsign", "elu", "selu", "swish", "gelu", "exponential", "softmax", "log_softmax"]
+
+
+def test_export_activation_and_time_distributed_layers():
+    from fastrnn.layers import Activation, TimeDistributed
+    x = np.random.default_rng(15).standard_normal((3, 5, 3)).astype(np.float32)
+    for act in ACTS:
+        model = fr.Sequential([fr.Input((None, 3)), fr.GRU(4, return_sequences=True, seed=0),
+                               TimeDistributed(fr.Dense(3, seed=1)), Activation(act)])
+        (y,) = run_ort(exported(model), {"input": x})
+        np.testing.assert_allclose(y, model.predict(x), rtol=2e-5, atol=5e-6, err_msg=act)
+        back = fo.load_model(exported(model))
+        np.testing.assert_array_equal(back.predict(x), model.predict(x))
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("bi", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_imports_pytorch_exported_stacks(kind, bi, batch_first):
+    """Graphs from PyTorch's TorchScript exporter: zero initial states built from Shape /
+    ConstantOfShape / Slice, bidirectional outputs through Transpose + Reshape, bias + MatMul."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = getattr(torch.nn, kind)(3, 4, num_layers=2, bidirectional=bi,
+                                               batch_first=batch_first)
+            self.out = torch.nn.Linear(8 if bi else 4, 2)
+
+        def forward(self, x):
+            return torch.tanh(self.out(self.rnn(x)[0]))
+
+    buf = io.BytesIO()
+    try:
+        torch.onnx.export(Net().eval(), (torch.randn(2, 5, 3),), buf, dynamo=False,
+                          input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "a", 1: "b"}})
+    except Exception as exc:          # the exporter needs packages a minimal torch may lack
+        pytest.skip(f"torch.onnx.export unavailable: {exc}")
+    x = np.random.default_rng(16).standard_normal((3, 6, 3)).astype(np.float32)
+    (want,) = run_ort(buf.getvalue(), {"x": x})
+    model = fo.load_model(buf.getvalue())
+    first = "Bidirectional" if bi else CELLS[kind.lower()].__name__
+    assert [type(l).__name__ for l in model.layers] == [first, first, "Dense"]
+    if batch_first:
+        got = model.predict(x)
+    else:                             # the imported model is batch-first
+        got = model.predict(x.transpose(1, 0, 2)).transpose(1, 0, 2)
+    np.testing.assert_allclose(got, want, **TOL)

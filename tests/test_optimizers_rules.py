@@ -379,3 +379,35 @@ def test_step_counter_above_2_53_rejected(key):
     slots[key] = np.array(2 ** 64 - 1, dtype=np.uint64)
     with pytest.raises(ValueError, match=r"2\*\*53"):
         opt.set_state(config, slots)
+
+
+def test_schedule_survives_state_and_model_file(tmp_path):
+    import fastrnn as fr
+    sched = schedules.ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5)
+    m = fr.Sequential([fr.Dense(1)], seed=0)
+    m.compile(O.SGD(learning_rate=sched, momentum=0.5), "mse")
+    x = np.ones((4, 3), np.float32)
+    y = np.zeros((4, 1), np.float32)
+    m.fit(x, y, batch_size=2, epochs=1, verbose=0)            # 2 steps
+    assert m.optimizer.iterations == 2
+    assert m.optimizer.learning_rate == pytest.approx(0.05)
+    path = tmp_path / "m.safetensors"
+    m.save(path)
+    m2 = fr.load_model(path)
+    assert isinstance(m2.optimizer.learning_rate_schedule, schedules.ExponentialDecay)
+    assert m2.optimizer.iterations == 2 and m2.optimizer.learning_rate == pytest.approx(0.05)
+    # both continue identically
+    m.fit(x, y, batch_size=2, epochs=1, verbose=0, shuffle=False)
+    m2.fit(x, y, batch_size=2, epochs=1, verbose=0, shuffle=False)
+    for a, b in zip(m.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_schedule_overflow_is_rejected_before_any_change():
+    p = np.ones(2)
+    opt2 = O.SGD(learning_rate=schedules.ExponentialDecay(1.0, 1.0, 1e300))
+    opt2.iterations = 5                       # 1e300 ** 5 overflows: an infinite rate
+    before = p.copy()
+    with pytest.raises(ValueError, match="learning_rate"):
+        opt2.apply([("w", p, np.ones(2))])
+    np.testing.assert_array_equal(p, before)

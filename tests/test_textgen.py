@@ -190,6 +190,38 @@ def test_vocab_is_sorted_and_complete():
     assert lm.count_params() == sum(p.size for _, p, _ in lm.named_params())
 
 
+class _FakeTerminal:
+    """A text stream that says it is a terminal (the progress line redraws with '\\r')."""
+
+    encoding = "utf-8"
+
+    def __init__(self):
+        self.parts = []
+
+    def isatty(self):
+        return True
+
+    def write(self, s):
+        self.parts.append(s)
+
+    def flush(self):
+        pass
+
+
+def test_progress_line_fits_a_narrow_terminal(monkeypatch):
+    from fastrnn import textgen
+    monkeypatch.setenv("COLUMNS", "50")
+    term = _FakeTerminal()
+    bar = textgen._Progress(total_steps=100, stream=term)
+    logs = {"loss": "2.345 bits/char", "speed": "12,345 chars/s", "eta": "0:42"}
+    bar.update(10, logs)
+    bar.update(100, logs, final=True)
+    frames = "".join(term.parts).split("\r")[1:]
+    assert len(frames) == 2
+    for frame in frames:
+        assert len(frame.rstrip("\n")) <= 49, frame
+
+
 # issue 9, defect 8: the vocabulary lives in the model file itself (one atomic write)
 
 def test_vocabulary_is_saved_inside_the_one_model_file(tmp_path):
@@ -226,34 +258,3 @@ def test_save_metadata_cannot_override_fastrnn_keys(tmp_path):
         fastrnn.save_model(lm.to_sequential(), tmp_path / "x.safetensors",
                            metadata={"architecture": "{}"})
     assert not (tmp_path / "x.safetensors").exists()
-
-class _FakeTerminal:
-    """A text stream that says it is a terminal (the progress line redraws with '\\r')."""
-
-    encoding = "utf-8"
-
-    def __init__(self):
-        self.parts = []
-
-    def isatty(self):
-        return True
-
-    def write(self, s):
-        self.parts.append(s)
-
-    def flush(self):
-        pass
-
-
-def test_progress_line_fits_a_narrow_terminal(monkeypatch):
-    from fastrnn import textgen
-    monkeypatch.setenv("COLUMNS", "50")
-    term = _FakeTerminal()
-    bar = textgen._Progress(total_steps=100, stream=term)
-    logs = {"loss": "2.345 bits/char", "speed": "12,345 chars/s", "eta": "0:42"}
-    bar.update(10, logs)
-    bar.update(100, logs, final=True)
-    frames = "".join(term.parts).split("\r")[1:]
-    assert len(frames) == 2
-    for frame in frames:
-        assert len(frame.rstrip("\n")) <= 49, frame

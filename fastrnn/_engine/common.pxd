@@ -33,8 +33,10 @@ cdef inline int team_size() noexcept nogil:
 cdef extern from "fr_common.h" nogil:
     unsigned int fr_ftz_enter()
     void fr_ftz_exit(unsigned int saved)
-    int fr_simd_level()
-    int fr_have_target_clones()
+    int fr_isa_supported(int level)
+    int fr_isa_best()
+    int fr_isa_get()
+    int fr_isa_set(int level)
     void fr_colsum_add_f(int rows, int n, const float* a, float* acc)
     void fr_colsum_add_d(int rows, int n, const double* a, double* acc)
     void fr_act_f(int kind, int n, const float* x, float* y)
@@ -167,6 +169,86 @@ cdef extern from "fr_common.h" nogil:
                        int accumulate)
     void fr_gemv_axpy_f(int N, int K, const float* W, int ldw, const float* x, float* y)
     void fr_gemv_axpy_d(int N, int K, const double* W, int ldw, const double* x, double* y)
+    size_t fr_pack_cell_size_f(int G, int H)
+    size_t fr_pack_cell_size_d(int G, int H)
+    void fr_pack_cell_f(int G, int H, const float* w_hh, float* Wp)
+    void fr_pack_cell_d(int G, int H, const double* w_hh, double* Wp)
+    void fr_lstm_step_f(int nb, int H, const float* hp, const float* Wp, const float* g,
+                        const float* bias, const float* cp, float* h_out, float* c_out,
+                        float* gates_out, const unsigned char* mask)
+    void fr_lstm_step_d(int nb, int H, const double* hp, const double* Wp, const double* g,
+                        const double* bias, const double* cp, double* h_out, double* c_out,
+                        double* gates_out, const unsigned char* mask)
+    void fr_gru_step_f(int nb, int H, const float* hp, const float* Wp, const float* gi,
+                       const float* bias_rz, const float* b_in, const float* b_hn,
+                       float* h_out, float* gates_out, float* hn_out,
+                       const unsigned char* mask)
+    void fr_gru_step_d(int nb, int H, const double* hp, const double* Wp, const double* gi,
+                       const double* bias_rz, const double* b_in, const double* b_hn,
+                       double* h_out, double* gates_out, double* hn_out,
+                       const unsigned char* mask)
+    void fr_elman_step_f(int nb, int H, int act, const float* hp, const float* Wp,
+                         const float* g, const float* bias, float* h_out,
+                         const unsigned char* mask)
+    void fr_elman_step_d(int nb, int H, int act, const double* hp, const double* Wp,
+                         const double* g, const double* bias, double* h_out,
+                         const unsigned char* mask)
+
+
+cdef inline real* pack_cell_new(Py_ssize_t G, Py_ssize_t H, const real* w_hh) noexcept nogil:
+    """malloc + gate-interleaved pack of W_hh (G*H, H) for the fused steps; NULL on
+    failure (the caller falls back to the unfused path)."""
+    cdef size_t n
+    cdef real* wp
+    if real is float:
+        n = fr_pack_cell_size_f(<int>G, <int>H)
+    else:
+        n = fr_pack_cell_size_d(<int>G, <int>H)
+    wp = <real*>malloc(n * sizeof(real) + 64)
+    if wp == NULL:
+        return NULL
+    if real is float:
+        fr_pack_cell_f(<int>G, <int>H, w_hh, wp)
+    else:
+        fr_pack_cell_d(<int>G, <int>H, w_hh, wp)
+    return wp
+
+
+cdef inline void lstm_step(Py_ssize_t nb, Py_ssize_t H, const real* hp, const real* wp,
+                           const real* g, const real* bias, const real* cp, real* h_out,
+                           real* c_out, real* gates_out,
+                           const unsigned char* mask) noexcept nogil:
+    if real is float:
+        fr_lstm_step_f(<int>nb, <int>H, hp, wp, g, bias, cp, h_out, c_out, gates_out, mask)
+    else:
+        fr_lstm_step_d(<int>nb, <int>H, hp, wp, g, bias, cp, h_out, c_out, gates_out, mask)
+
+
+cdef inline void gru_step(Py_ssize_t nb, Py_ssize_t H, const real* hp, const real* wp,
+                          const real* gi, const real* bias_rz, const real* b_in,
+                          const real* b_hn, real* h_out, real* gates_out, real* hn_out,
+                          const unsigned char* mask) noexcept nogil:
+    if real is float:
+        fr_gru_step_f(<int>nb, <int>H, hp, wp, gi, bias_rz, b_in, b_hn, h_out, gates_out,
+                      hn_out, mask)
+    else:
+        fr_gru_step_d(<int>nb, <int>H, hp, wp, gi, bias_rz, b_in, b_hn, h_out, gates_out,
+                      hn_out, mask)
+
+
+cdef inline void elman_step(Py_ssize_t nb, Py_ssize_t H, int act, const real* hp,
+                            const real* wp, const real* g, const real* bias, real* h_out,
+                            const unsigned char* mask) noexcept nogil:
+    if real is float:
+        fr_elman_step_f(<int>nb, <int>H, act, hp, wp, g, bias, h_out, mask)
+    else:
+        fr_elman_step_d(<int>nb, <int>H, act, hp, wp, g, bias, h_out, mask)
+
+
+cdef inline bint use_fused(Py_ssize_t T, Py_ssize_t B) noexcept nogil:
+    """Pack W_hh for the fused steps? Packing costs about one step's product, so
+    single-step single-row calls (streaming) keep the unpacked GEMV path."""
+    return B > 1 or T > 1
 
 
 cdef inline real* pack_new(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize_t ld,

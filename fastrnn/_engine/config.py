@@ -1,9 +1,18 @@
 """Runtime configuration of the compiled kernels: thread count and a build /
 runtime report (``fastrnn.show_config()``)."""
+from __future__ import annotations
+
 import os
 import sys
+from typing import Optional, TextIO
 
 __all__ = ["show_config", "set_num_threads", "get_num_threads"]
+
+# Kernel paths (fastrnn/_engine/src/fr_kern.c): index = level.
+ISA_NAMES = ("baseline", "avx2", "avx2w16", "avx512")
+_ISA_DOC = {"baseline": "portable 128-bit vectors", "avx2": "AVX2+FMA, 256-bit vectors",
+            "avx2w16": "the AVX-512 tiling lowered to AVX2 (test path)",
+            "avx512": "AVX-512, 512-bit vectors"}
 
 _num_threads = None   # None: default (see get_num_threads)
 
@@ -41,10 +50,24 @@ def _compute_default_threads():
     return max(1, int(n))
 
 
-def set_num_threads(n):
+def set_num_threads(n: Optional[int]) -> None:
     """Set the number of threads the kernels may use (``None`` restores the default:
     OMP_NUM_THREADS if set, else the CPUs this process may run on). Without OpenMP in the
-    build the kernels are single-threaded whatever is set here."""
+    build the kernels are single-threaded whatever is set here.
+
+    Parameters
+    ----------
+    n : int or None
+        A positive thread count, or None for the default.
+
+    Examples
+    --------
+    >>> import fastrnn as fr
+    >>> fr.set_num_threads(1)
+    >>> fr.get_num_threads()
+    1
+    >>> fr.set_num_threads(None)
+    """
     global _num_threads
     if n is None:
         _num_threads = None
@@ -57,8 +80,15 @@ def set_num_threads(n):
     _num_threads = n
 
 
-def get_num_threads():
-    """Number of threads the kernels use (1 when the build has no OpenMP)."""
+def get_num_threads() -> int:
+    """Number of threads the kernels use (1 when the build has no OpenMP).
+
+    Returns
+    -------
+    int
+        The count set by :func:`set_num_threads`, else OMP_NUM_THREADS, else the CPUs this
+        process may run on.
+    """
     rt = _runtime()
     if rt is None or not rt.openmp_enabled():
         return 1
@@ -83,8 +113,22 @@ def _blas_info():
         return f"unknown ({exc})"
 
 
-def show_config(file=None):
-    """Print how the kernels were built and what they use at run time."""
+def show_config(file: Optional[TextIO] = None) -> None:
+    """Print how the kernels were built and what they use at run time.
+
+    Versions, OpenMP, the instruction set the kernels dispatch to, the BLAS libraries and
+    thread counts: the first thing to include in a bug report.
+
+    Parameters
+    ----------
+    file : file-like, optional
+        Where to print (default: ``sys.stdout``).
+
+    Examples
+    --------
+    >>> import fastrnn as fr
+    >>> fr.show_config()                     # doctest: +SKIP
+    """
     import numpy as np
     from .. import __version__
     rt = _runtime()
@@ -99,8 +143,7 @@ def show_config(file=None):
         lines += [f"  kernels           compiled (Cython + C helpers)",
                   f"  OpenMP            {'on' if rt.openmp_enabled() else 'off'}",
                   f"  threads           {get_num_threads()}",
-                  f"  SIMD dispatched   {rt.simd_level()}"
-                  f"{' (runtime dispatch)' if rt.target_clones() else ' (compile-time)'}"]
+                  f"  SIMD dispatched   {isa_info()}"]
     print("\n".join(lines), file=out)
 
 
@@ -172,3 +215,91 @@ def _blas_local_address():
 
 
 _blas_addr = None
+
+
+# ---------------------------------------------------------------- ISA path
+_isa_level = None      # chosen once, at the first engine import (see init_isa)
+_isa_modules = ()
+
+
+def _isa_from_env(rt, value):
+    """Level for a FASTRNN_ISA value: the best path when unset or 'auto'; a path the
+    CPU lacks, or an unknown name, warns and falls back to the best supported one."""
+    import warnings
+    best = rt.isa_best()
+    if value is None or value.strip().lower() in ("", "auto"):
+        return best
+    name = value.strip().lower()
+    if name not in ISA_NAMES:
+        warnings.warn(f"FASTRNN_ISA: expected one of {', '.join(ISA_NAMES)} or auto, got "
+                      f"{value!r}; using {ISA_NAMES[best]}", RuntimeWarning, stacklevel=3)
+        return best
+    level = ISA_NAMES.index(name)
+    if not rt.isa_supported(level):
+        warnings.warn(f"FASTRNN_ISA={name}: this CPU does not support it; using "
+                      f"{ISA_NAMES[best]}", RuntimeWarning, stacklevel=3)
+        return best
+    return level
+
+
+def init_isa(modules):
+    """Select the kernel path in every compiled module (each links its own copy of
+    the C kernels): FASTRNN_ISA if set (read once, at import), else the best path
+    this CPU supports."""
+    global _isa_level, _isa_modules
+    rt = _runtime()
+    if rt is None:
+        return
+    _isa_modules = tuple(modules) + (rt,)
+    if _isa_level is None:
+        _isa_level = _isa_from_env(rt, os.environ.get("FASTRNN_ISA"))
+    _apply_isa(_isa_level)
+
+
+def _apply_isa(level):
+    for m in _isa_modules:
+        if m._set_isa(level) != 0:
+            raise RuntimeError(f"kernel path {ISA_NAMES[level]} is not supported here")
+
+
+def _set_isa(name):
+    """Private (tests, benchmarks): switch every module to the path `name` and return
+    the previous one. Never while kernels run in another thread. A path the CPU
+    lacks raises ValueError."""
+    global _isa_level
+    rt = _runtime()
+    if rt is None:
+        raise RuntimeError("kernels not compiled")
+    if name not in ISA_NAMES:
+        raise ValueError(f"name: expected one of {', '.join(ISA_NAMES)}, got {name!r}")
+    level = ISA_NAMES.index(name)
+    if not rt.isa_supported(level):
+        raise ValueError(f"name: {name} is not supported by this CPU")
+    if not _isa_modules:
+        from . import kernels  # noqa: F401  (init_isa runs at its import)
+    prev = ISA_NAMES[_isa_level] if _isa_level is not None else None
+    _isa_level = level
+    _apply_isa(level)
+    return prev
+
+
+def supported_isas():
+    """Kernel paths this CPU can run, slowest first."""
+    rt = _runtime()
+    if rt is None:
+        return ()
+    return tuple(n for i, n in enumerate(ISA_NAMES) if rt.isa_supported(i))
+
+
+def isa_info():
+    """One line: the kernel path in use and what else this CPU supports."""
+    rt = _runtime()
+    if rt is None:
+        return "none"
+    if _isa_level is None:
+        from . import kernels  # noqa: F401
+    name = ISA_NAMES[_isa_level]
+    forced = os.environ.get("FASTRNN_ISA")
+    src = f"FASTRNN_ISA={forced}" if forced else "CPUID"
+    return (f"{name} ({_ISA_DOC[name]}; chosen by {src} at import; CPU supports "
+            f"{', '.join(n for n in supported_isas() if n != 'avx2w16')})")

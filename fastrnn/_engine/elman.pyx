@@ -35,7 +35,8 @@ active. No -ffast-math anywhere.
 from libc.stdlib cimport free
 from cython.parallel cimport parallel, threadid
 from fastrnn._engine.blas cimport real, gemm_rm
-from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, colsum_add, elman_fwd_pw,
+from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_isa_set,
+                              colsum_add, elman_fwd_pw, elman_step, pack_cell_new, use_fused,
                               elman_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
                               project, weight_grads)
 
@@ -53,8 +54,12 @@ cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
         hp = h0 + b0 * H if t == 0 else hseq + ((t - 1) * B + b0) * H
         if mask != NULL:
             m = mask + t * B + b0
-        recur_fwd(nb, H, H, hp, whh, wp, a, 1)
-        elman_fwd_pw(nb, H, act, a, bias, hp, hseq + (t * B + b0) * H, m)
+        if wp != NULL:
+            # fused: every register tile of h W_hh^T gets its activation in L1
+            elman_step(nb, H, act, hp, wp, a, bias, hseq + (t * B + b0) * H, m)
+        else:
+            recur_fwd(nb, H, H, hp, whh, NULL, a, 1)
+            elman_fwd_pw(nb, H, act, a, bias, hp, hseq + (t * B + b0) * H, m)
 
 
 def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
@@ -80,8 +85,8 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
             gemm_rm(c'N', c'T', T * B, H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
                     <real>0, &A[0, 0, 0], H)
         nthr = pick_threads(B, 1, H, nthreads)
-        if B > 1:
-            wp = pack_new(H, H, &w_hh[0, 0], H, 0)
+        if use_fused(T, B):
+            wp = pack_cell_new(1, H, &w_hh[0, 0])
             if wp == NULL:
                 nthr = 1
         if nthr > 1:
@@ -179,3 +184,9 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                      &hs[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], nthreads, blas_local)
         colsum_add(T * B, H, &dG[0, 0, 0], &db[0])
         fr_ftz_exit(csr)
+
+
+def _set_isa(int level):
+    """Kernel path of this module (set by fastrnn._engine.config, never while
+    kernels run). Returns 0, or -1 if the CPU lacks it (unchanged)."""
+    return fr_isa_set(level)

@@ -39,7 +39,8 @@ active. No -ffast-math anywhere.
 from libc.stdlib cimport free
 from cython.parallel cimport parallel, threadid
 from fastrnn._engine.blas cimport real, gemm_rm
-from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, colsum_add, gru_fwd_pw,
+from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_isa_set,
+                              colsum_add, gru_fwd_pw, gru_step, pack_cell_new, use_fused,
                               gru_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
                               project, weight_grads)
 
@@ -60,10 +61,15 @@ cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
         hp = h0 + b0 * H if t == 0 else hseq + ((t - 1) * B + b0) * H
         if mask != NULL:
             m = mask + t * B + b0
-        recur_fwd(nb, GH, H, hp, whh, wp, ghr, 0)
-        gru_fwd_pw(nb, H, gi, ghr, bias_rz, b_in, b_hn, hp, hseq + (t * B + b0) * H,
-                   gi if store else NULL,
-                   hn + (t * B + b0) * H if store else NULL, m)
+        if wp != NULL:
+            # fused: every register tile of h W_hh^T gets its pointwise update in L1
+            gru_step(nb, H, hp, wp, gi, bias_rz, b_in, b_hn, hseq + (t * B + b0) * H,
+                     gi if store else NULL, hn + (t * B + b0) * H if store else NULL, m)
+        else:
+            recur_fwd(nb, GH, H, hp, whh, NULL, ghr, 0)
+            gru_fwd_pw(nb, H, gi, ghr, bias_rz, b_in, b_hn, hp, hseq + (t * B + b0) * H,
+                       gi if store else NULL,
+                       hn + (t * B + b0) * H if store else NULL, m)
 
 
 def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
@@ -96,8 +102,8 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
             gemm_rm(c'N', c'T', T * B, 3 * H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
                     <real>0, &Gi[0, 0, 0], 3 * H)
         nthr = pick_threads(B, 3, H, nthreads)
-        if B > 1:
-            wp = pack_new(3 * H, H, &w_hh[0, 0], H, 0)
+        if use_fused(T, B):
+            wp = pack_cell_new(3, H, &w_hh[0, 0])
             if wp == NULL:
                 nthr = 1
         if nthr > 1:
@@ -202,3 +208,9 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
         colsum_add(T * B, GH, &dGi[0, 0, 0], &db_ih[0])
         colsum_add(T * B, GH, &dGh[0, 0, 0], &db_hh[0])
         fr_ftz_exit(csr)
+
+
+def _set_isa(int level):
+    """Kernel path of this module (set by fastrnn._engine.config, never while
+    kernels run). Returns 0, or -1 if the CPU lacks it (unchanged)."""
+    return fr_isa_set(level)

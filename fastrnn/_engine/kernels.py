@@ -11,6 +11,7 @@ import threading
 import numpy as np
 
 from . import elman as _elman, gru as _gru, lstm as _lstm
+from . import config as _config
 from .config import _blas_local_address, get_num_threads
 
 __all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
@@ -23,6 +24,9 @@ _ACT = {"tanh": 0, "relu": 1}
 
 
 _tls = threading.local()
+
+# kernel path (AVX-512 / AVX2 / baseline) chosen once per process, in every module
+_config.init_isa((_elman, _lstm, _gru))
 
 # Scratch policy: a buffer is kept for reuse only up to this many bytes (per slot, per
 # thread; at most 4 slots). Larger requests get a fresh array that is freed when the call

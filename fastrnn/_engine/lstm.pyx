@@ -41,7 +41,8 @@ active. No -ffast-math anywhere.
 from libc.stdlib cimport free
 from cython.parallel cimport parallel, threadid
 from fastrnn._engine.blas cimport real, gemm_rm
-from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, colsum_add, lstm_fwd_pw,
+from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_isa_set,
+                              colsum_add, lstm_fwd_pw, lstm_step, pack_cell_new, use_fused,
                               lstm_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
                               project, weight_grads)
 
@@ -83,9 +84,14 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
             co = cbuf + ((t & 1) * B + b0) * H
         if mask != NULL:
             m = mask + t * B + b0
-        recur_fwd(nb, GH, H, hp, whh, wp, g, 1)
-        lstm_fwd_pw(nb, H, g, bias, hp, cp, hseq + (t * B + b0) * H, co,
-                    g if store else NULL, m)
+        if wp != NULL:
+            # fused: every register tile of h W_hh^T gets its pointwise update in L1
+            lstm_step(nb, H, hp, wp, g, bias, cp, hseq + (t * B + b0) * H, co,
+                      g if store else NULL, m)
+        else:
+            recur_fwd(nb, GH, H, hp, whh, NULL, g, 1)
+            lstm_fwd_pw(nb, H, g, bias, hp, cp, hseq + (t * B + b0) * H, co,
+                        g if store else NULL, m)
 
 
 def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
@@ -121,8 +127,8 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
             gemm_rm(c'N', c'T', T * B, 4 * H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
                     <real>0, &G[0, 0, 0], 4 * H)
         nthr = pick_threads(B, 4, H, nthreads)
-        if B > 1:
-            wp = pack_new(4 * H, H, &w_hh[0, 0], H, 0)
+        if use_fused(T, B):
+            wp = pack_cell_new(4, H, &w_hh[0, 0])
             if wp == NULL:
                 nthr = 1
         if nthr > 1:
@@ -232,3 +238,9 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                      &hs[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], nthreads, blas_local)
         colsum_add(T * B, GH, &dG[0, 0, 0], &db[0])
         fr_ftz_exit(csr)
+
+
+def _set_isa(int level):
+    """Kernel path of this module (set by fastrnn._engine.config, never while
+    kernels run). Returns 0, or -1 if the CPU lacks it (unchanged)."""
+    return fr_isa_set(level)

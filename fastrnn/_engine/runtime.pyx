@@ -1,8 +1,8 @@
 # cython: language_level=3
 """Build / runtime facts for show_config(), and small test hooks for the
 vectorized activations of the C helpers."""
-from fastrnn._engine.common cimport (fr_simd_level, fr_have_target_clones, fr_act_f, fr_act_d,
-                              fr_ftz_enter, fr_ftz_exit)
+from fastrnn._engine.common cimport (fr_isa_supported, fr_isa_best, fr_isa_get, fr_isa_set,
+                              fr_act_f, fr_act_d, fr_ftz_enter, fr_ftz_exit)
 
 cdef extern from *:
     """
@@ -18,9 +18,6 @@ cdef extern from *:
     int fr_openmp_enabled() nogil
     int fr_omp_max_threads() nogil
 
-_SIMD_NAMES = {3: "avx512f", 2: "avx2+fma", 0: "baseline (sse2)", -1: "baseline (non-x86)"}
-
-
 def openmp_enabled():
     return bool(fr_openmp_enabled())
 
@@ -29,13 +26,33 @@ def omp_max_threads():
     return fr_omp_max_threads()
 
 
+def isa_supported(int level):
+    """True if this CPU can run the kernel path `level` (0 baseline, 1 avx2,
+    2 avx2w16, 3 avx512)."""
+    return bool(fr_isa_supported(level))
+
+
+def isa_best():
+    return fr_isa_best()
+
+
+ISA_NAMES = ("baseline", "avx2", "avx2w16", "avx512")
+
+
 def simd_level():
-    """Name of the instruction set the pointwise kernels dispatch to."""
-    return _SIMD_NAMES.get(fr_simd_level(), "unknown")
+    """Name of the kernel path in use in this module."""
+    return ISA_NAMES[fr_isa_get()]
 
 
-def target_clones():
-    return bool(fr_have_target_clones())
+def _isa():
+    """Kernel path in use in this module."""
+    return fr_isa_get()
+
+
+def _set_isa(int level):
+    """Select the kernel path of this module (test / configuration hook: never
+    while kernels run). Returns 0, or -1 if the CPU lacks it (unchanged)."""
+    return fr_isa_set(level)
 
 
 def activation(kind, x):

@@ -210,7 +210,8 @@ def loadavg():
 
 # Names under which the engine may expose the ISA path it selected (the engine owns that
 # choice; the bench only reports it, so every spelling is tried and none is required).
-_ISA_ATTRS = ("isa_path", "get_isa", "active_isa", "current_isa", "isa", "ISA", "ISA_PATH")
+_ISA_ATTRS = ("isa_path", "get_isa", "isa_info", "active_isa", "current_isa", "isa", "ISA",
+              "ISA_PATH")
 _ISA_MODULES = ("fastrnn._engine.config", "fastrnn._engine.dispatch", "fastrnn._engine.runtime")
 
 

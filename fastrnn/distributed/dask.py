@@ -25,10 +25,10 @@ How it works:
   cores (its ``nthreads``), unless ``threads=`` says otherwise. For a machine with C cores,
   ``LocalCluster(n_workers=C, threads_per_worker=1)`` or ``n_workers=1, threads_per_worker=C``
   both use every core once.
-* The result is a dask array whose chunks match ``x``'s batch chunks, in order, with the dtype
-  a single-process ``model.predict`` returns; the values are the same bit for bit (the same
-  kernels run on the same rows; ``batch_size`` splits each chunk the same way only when chunk
-  boundaries are multiples of it, and the kernels' results do not depend on the batch split).
+* The result is a dask array chunked along the batch axis like ``x`` (boundaries moved to
+  multiples of ``batch_size``), in order, with the dtype a single-process ``model.predict``
+  returns and the same values bit for bit: every batch the kernels see is one that the
+  single-process call would run.
 
 Token lists (a dask bag, or a dask dataframe column of lists) are not an array yet: pad them
 first with :func:`pad_token_lists`, then predict::
@@ -102,6 +102,7 @@ def model_from_bytes(data):
 # state; the lock serialises the chunks a multi-threaded worker would run at once on it.
 _CACHE = {}
 _CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 8          # model copies kept per process; the oldest is dropped first
 
 
 def _current_worker():
@@ -120,6 +121,8 @@ def _cached_model(key, payload, worker_id):
     with _CACHE_LOCK:
         entry = _CACHE.get((key, worker_id))
         if entry is None:
+            while len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
             entry = _CACHE[(key, worker_id)] = [model_from_bytes(payload), threading.Lock()]
         return entry
 
@@ -136,6 +139,20 @@ def _predict_block(block, payload, key, batch_size, threads, out_tail, out_dtype
             from .._engine.config import set_num_threads
             set_num_threads(int(n))
         return model.predict(np.asarray(block), batch_size=batch_size)
+
+
+def _aligned_chunks(chunks, batch_size):
+    """Batch-axis chunks whose inner boundaries are moved to the nearest multiple of
+    ``batch_size``, so that each chunk's batches are the ones a single-process ``predict``
+    runs (the kernels' rounding depends on the batch: batch 1 takes a matrix-vector path).
+    Unknown sizes (nan) are left alone."""
+    if any(np.isnan(c) for c in chunks):
+        return chunks
+    n = int(sum(chunks))
+    cuts = {min(n, max(0, int(round(b / batch_size)) * batch_size))
+            for b in np.cumsum(chunks[:-1])}
+    bounds = [0] + sorted(cuts - {0, n}) + [n]
+    return tuple(int(b - a) for a, b in zip(bounds[:-1], bounds[1:]))
 
 
 def _client(client):
@@ -161,8 +178,11 @@ def predict(model, x, batch_size=32, client=None, threads=None):
     model : fastrnn model
         Built (or buildable from ``x``'s shape); its current weights are what the workers use.
     x : dask.array.Array, shape (N, ...) as ``model.predict`` takes it
-        Chunked along axis 0 (chunk sizes may be unknown, e.g. from :func:`pad_token_lists`);
-        other axes are merged into single chunks if they are split.
+        Chunked along axis 0; other axes are merged into single chunks if they are split.
+        Chunk boundaries that are not multiples of ``batch_size`` are moved to the nearest
+        multiple (a rechunk), so that every batch is the one ``model.predict(x.compute(),
+        batch_size)`` runs and the values are identical. Unknown chunk sizes (e.g. from
+        :func:`pad_token_lists`) are kept as they are: values then agree to rounding.
     batch_size : int
         ``model.predict``'s batch size inside each chunk.
     client : dask.distributed.Client, None or False
@@ -176,7 +196,7 @@ def predict(model, x, batch_size=32, client=None, threads=None):
     Returns
     -------
     dask.array.Array, shape (N, ...) of the model output, dtype of ``model.predict``
-        Lazy; chunk i of the result is the prediction of chunk i of ``x``.
+        Lazy, in the order of ``x``.
 
     Example
     -------
@@ -201,6 +221,9 @@ def predict(model, x, batch_size=32, client=None, threads=None):
         raise ValueError(f"threads must be a positive int or None, got {threads!r}")
     if any(len(c) > 1 for c in x.chunks[1:]):
         x = x.rechunk({i: -1 for i in range(1, x.ndim)})
+    aligned = _aligned_chunks(x.chunks[0], int(batch_size))
+    if aligned != x.chunks[0]:
+        x = x.rechunk({0: aligned})
     # output shape and dtype from one zero sample, locally (this also builds an unbuilt model)
     probe = model.predict(np.zeros((1,) + tuple(int(s) for s in x.shape[1:]), dtype=x.dtype))
     out_tail, out_dtype = probe.shape[1:], probe.dtype

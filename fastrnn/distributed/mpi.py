@@ -19,7 +19,9 @@ What happens (``fit`` asks an :class:`MPIContext` at a few fixed points):
   of a masked sequence output), and the buffer is summed with one in-place ``Allreduce``
   (split into buckets of ``bucket_bytes`` when larger). Dividing by ``sum(w_r)`` gives exactly
   the gradient and loss of one step on the concatenation of the ranks' batches, however uneven
-  the batches are. Every rank then applies the same optimizer step (clipping such as
+  the batches are (a model with several outputs sums the per-output counts first, in a tiny
+  Allreduce before backward, because its losses count positions differently; see
+  :meth:`MPIContext.before_backward`). Every rank then applies the same optimizer step (clipping such as
   ``global_clipnorm`` acts on the averaged gradient; a non-finite loss or gradient on any rank
   makes every rank skip the step). Rank 0's learning rate is broadcast before the step, so a
   callback may change it.
@@ -229,19 +231,25 @@ class MPIContext:
         model.stop_training = False
 
     def _seed_dropout(self, model):
-        """One random stream per rank for every Dropout layer: identical masks on every rank
-        would make the data-parallel step differ from a step on the concatenated batch in a
-        way no single process ever produces. Rank 0 keeps its own stream."""
+        """One random stream per rank for every dropout draw (Dropout layers, recurrent layers'
+        ``dropout`` / ``recurrent_dropout``): identical masks on every rank would make the
+        data-parallel step differ from a step on the concatenated batch in a way no single
+        process ever produces. Rank 0 keeps its own streams."""
         if self.rank == 0:
             return
         from ..layers.dropout import Dropout
         base_seed = getattr(model, "seed", None)
         for i, layer in enumerate(_iter_layers(model)):
-            if not isinstance(layer, Dropout):
-                continue
-            seed = layer.seed if layer.seed is not None else base_seed
-            entropy = None if seed is None else [int(seed), i, self.rank, 0xD0]
-            layer._gen = np.random.default_rng(np.random.SeedSequence(entropy))
+            seed = layer.seed if getattr(layer, "seed", None) is not None else base_seed
+
+            def stream(tag):
+                entropy = None if seed is None else [int(seed), i, self.rank, tag]
+                return np.random.default_rng(np.random.SeedSequence(entropy))
+            if isinstance(layer, Dropout):
+                layer._gen = stream(0xD0)
+            elif hasattr(layer, "_drop_gen") and (getattr(layer, "dropout", 0)
+                                                  or getattr(layer, "recurrent_dropout", 0)):
+                layer._drop_gen = stream(0xD12)
 
     def ensure_synced(self, model):
         """Broadcast rank 0's model the first time this context trains ``model``."""
@@ -270,7 +278,7 @@ class MPIContext:
         if self.size == 1:
             return model.stop_training
         t0 = time.perf_counter()
-        opt = getattr(model, "optimizer", None)
+        opt = self._settable_optimizer(model)
         buf = np.zeros(2, dtype=np.float64)
         if self.rank == 0:
             buf[0] = 1.0 if model.stop_training else 0.0
@@ -284,8 +292,17 @@ class MPIContext:
         self.stats["control_seconds"] += time.perf_counter() - t0
         return model.stop_training
 
-    def _sync_learning_rate(self, model):
+    @staticmethod
+    def _settable_optimizer(model):
+        """The model's optimizer when its learning rate is a plain number rank 0 may change
+        (a schedule gives the same value on every rank: same step count)."""
         opt = getattr(model, "optimizer", None)
+        if opt is None or getattr(opt, "learning_rate_schedule", None) is not None:
+            return None
+        return opt
+
+    def _sync_learning_rate(self, model):
+        opt = self._settable_optimizer(model)
         if opt is None or self.size == 1:
             return
         t0 = time.perf_counter()

@@ -17,6 +17,8 @@ from .normalization import LayerNormalization
 from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .reshaping import Flatten, RepeatVector
 from .wrappers import TimeDistributed
+from .merge import Add, Average, Concatenate, Dot, Multiply, Subtract
+from .attention import AdditiveAttention, Attention
 
 LAYER_REGISTRY = {
     "SimpleRNN": SimpleRNN,
@@ -38,6 +40,14 @@ LAYER_REGISTRY = {
     "Flatten": Flatten,
     "RepeatVector": RepeatVector,
     "TimeDistributed": TimeDistributed,
+    "Concatenate": Concatenate,
+    "Add": Add,
+    "Subtract": Subtract,
+    "Multiply": Multiply,
+    "Average": Average,
+    "Dot": Dot,
+    "Attention": Attention,
+    "AdditiveAttention": AdditiveAttention,
 }
 
 
@@ -76,4 +86,5 @@ __all__ = ["Layer", "RecurrentLayer", "SimpleRNN", "LSTM", "GRU", "Dense", "Embe
            "Dropout", "Bidirectional", "Masking", "Input", "InputLayer", "LAYER_REGISTRY", "serialize",
            "deserialize", "SpatialDropout1D", "Activation", "Conv1D", "LayerNormalization",
            "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPooling1D", "Flatten",
-           "RepeatVector", "TimeDistributed"]
+           "RepeatVector", "TimeDistributed", "Concatenate", "Add", "Subtract", "Multiply", "Average", "Dot",
+           "Attention", "AdditiveAttention"]

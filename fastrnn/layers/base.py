@@ -6,12 +6,76 @@ returns the gradient of the input, after a ``forward(..., training=True)``. Laye
 parameters on the first input when the input size was not given.
 """
 
+import contextlib
+import itertools
+import threading
 import weakref
 
 import numpy as np
 
-__all__ = ["Layer", "ParamDict", "as_dtype"]
+__all__ = ["Layer", "ParamDict", "as_dtype", "skip_initialization"]
 
+_init_state = threading.local()
+
+
+class _NoInitRNG:
+    """Stands in for the initialisation generator inside :func:`skip_initialization`:
+    returns uninitialised float32 arrays of the requested shape (the caller casts them to the
+    layer dtype), so building costs one allocation per parameter and no random numbers."""
+
+    def _empty(self, *args, size=None, **kw):
+        if size is None:                           # uniform(low, high, size) / normal(...)
+            size = args[-1] if args else ()
+        return np.empty(size, dtype=np.float32)
+
+    uniform = normal = standard_normal = random = _empty
+
+
+class ParameterBudgetError(ValueError):
+    """Building asked for more parameter bytes than :func:`skip_initialization` allows."""
+
+
+def initialization_skipped():
+    """True inside :func:`skip_initialization` (this thread)."""
+    return getattr(_init_state, "skip", False)
+
+
+def charge_parameter(shape, dtype, what):
+    """Inside :func:`skip_initialization` with a budget: count a parameter about to be
+    allocated, raising :class:`ParameterBudgetError` *before* it is allocated when the block's
+    total would exceed the budget (``fastrnn.initializers.draw`` calls this)."""
+    budget = getattr(_init_state, "budget", None)
+    if budget is None:
+        return
+    nbytes = np.dtype(dtype).itemsize
+    for d in shape:
+        nbytes *= int(d)
+    if nbytes > budget[0]:
+        raise ParameterBudgetError(f"{what} of shape {tuple(shape)} needs {nbytes} bytes, only "
+                                   f"{budget[0]} remain of the budget")
+    budget[0] -= nbytes
+
+
+@contextlib.contextmanager
+def skip_initialization(budget=None):
+    """Build layers in this block (this thread only) without computing initial values.
+
+    For loaders that overwrite every parameter right after building the model: the
+    parameters are allocated but hold arbitrary values until they are assigned. Random
+    streams used at run time (Dropout) are not affected: they are created on first use.
+    With ``budget`` (bytes), a parameter that would take the total allocated in the block
+    beyond it raises :class:`ParameterBudgetError` before it is allocated, so a tiny hostile
+    file cannot make ``load_model`` allocate gigabytes.
+    """
+    old = (getattr(_init_state, "skip", False), getattr(_init_state, "budget", None))
+    _init_state.skip = True
+    _init_state.budget = None if budget is None else [int(budget)]
+    try:
+        yield
+    finally:
+        _init_state.skip, _init_state.budget = old
+
+_CREATED = itertools.count()
 _DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 
@@ -108,6 +172,9 @@ class Layer:
             raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
         self.seed = seed
         self.name = name or type(self).__name__.lower()
+        # a default name may be made unique (lstm -> lstm_1) by a functional Model
+        self._auto_name = name is None or name == type(self).__name__.lower()
+        self._created = next(_CREATED)       # creation order: the suffixes follow it
         self.params = ParamDict(self.dtype)
         self.grads = {}
         self.built = False

@@ -81,6 +81,31 @@ class Bidirectional(Layer):
     ``d_state`` in the same order. Masks (B, T) are passed to both directions; with
     ``return_sequences`` the outputs at masked steps are zeros (Keras forces
     ``zero_output_for_mask`` inside Bidirectional) and the output mask is the input mask.
+
+    Parameters
+    ----------
+    layer : SimpleRNN, LSTM or GRU
+        The layer to run in both directions (its config is cloned; its weights are copied into
+        ``forward_layer`` if it was built).
+    merge_mode : {"concat", "sum", "mul", "ave", None}, default "concat"
+        How the two outputs are combined: "concat" gives ``2 * units`` features.
+    backward_layer : SimpleRNN, LSTM or GRU, optional
+        The layer to run backwards (Keras's argument).
+    name : str, optional
+    trainable : bool, default True
+    input_shape : tuple, optional
+
+    Notes
+    -----
+    Shapes: input ``(B, T, I)``; output ``(B, T, 2H)`` (concat) or ``(B, T, H)`` with
+    ``return_sequences``, else ``(B, 2H)`` or ``(B, H)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> bi = fr.Bidirectional(fr.GRU(8, return_sequences=True, seed=0))
+    >>> bi.forward(np.zeros((2, 5, 3), dtype="float32")).shape
+    (2, 5, 16)
     """
 
     supports_masking = True

@@ -69,6 +69,40 @@ class Dense(Layer):
     (in, units)), or like torch with ``init="torch"`` (U(-1/sqrt(in), 1/sqrt(in)) for both).
     ``activation``: None/"linear", "relu", "tanh", "sigmoid", "softmax" (softmax over the last
     axis). Masks pass through unchanged.
+
+    Parameters
+    ----------
+    units : int
+        Output features.
+    activation : {None, "linear", "relu", "tanh", "sigmoid", "softmax"}, optional
+        Applied after the affine map; None means linear.
+    use_bias : bool, default True
+        Learn ``bias``.
+    kernel_initializer, bias_initializer : str or callable, optional
+        Keras names or objects (default: glorot_uniform, zeros).
+    input_size : int, optional
+        Input features; given, the weights are built at once (else on the first call).
+    init : {None, "keras", "torch"}, optional
+        "torch": torch.nn.Linear's initialisation.
+    dtype : {"float32", "float64"}, default "float32"
+    seed : int, optional
+        Seed of the initial weights.
+    name : str, optional
+    trainable : bool, default True
+    input_shape : tuple, optional
+        Keras's input shape without the batch axis.
+
+    Notes
+    -----
+    Shapes: input ``(..., in)`` -> output ``(..., units)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> dense = fr.Dense(3, activation="softmax", seed=0)
+    >>> y = dense.forward(np.ones((2, 5, 4), dtype="float32"))
+    >>> y.shape, np.allclose(y.sum(axis=-1), 1)
+    ((2, 5, 3), True)
     """
 
     supports_masking = True
@@ -184,6 +218,23 @@ class Masking(Layer):
     Input (B, T, F) floats; the output mask is ``any(x != mask_value, axis=-1)`` (combined with
     an incoming mask) and masked steps are zeroed in the output. For float sequences padded on
     the right, put it first: ``Sequential([Masking(), LSTM(32), Dense(1)])``.
+
+    Parameters
+    ----------
+    mask_value : float, default 0.0
+        A step whose features all equal it is padding.
+    dtype : {"float32", "float64"}, default "float32"
+    name : str, optional
+    trainable : bool, default True
+    input_shape : tuple, optional
+        Keras's input shape without the batch axis.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> x = np.array([[[1.0, 2.0], [0.0, 0.0]]], dtype="float32")     # (B=1, T=2, F=2)
+    >>> fr.Masking().compute_mask(x)
+    array([[ True, False]])
     """
 
     supports_masking = True

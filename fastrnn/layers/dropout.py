@@ -12,7 +12,33 @@ __all__ = ["Dropout", "SpatialDropout1D"]
 class Dropout(Layer):
     """Zero each input element with probability ``rate`` during training and scale the rest by
     ``1 / (1 - rate)``, so inference is the identity. A fixed ``seed`` gives the same sequence of
-    masks on every run (the generator is created on first use). Masks pass through unchanged."""
+    masks on every run (the generator is created on first use). Masks pass through unchanged.
+
+    Parameters
+    ----------
+    rate : float
+        Drop probability, in ``[0, 1)``.
+    seed : int, optional
+        Seed of the mask generator.
+    dtype : {"float32", "float64"}, default "float32"
+    name : str, optional
+    trainable : bool, default True
+    input_shape : tuple, optional
+
+    Notes
+    -----
+    Shapes: output = input, any shape.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> drop = fr.Dropout(0.5, seed=0)
+    >>> x = np.ones((2, 3), dtype="float32")
+    >>> bool((drop.forward(x) == x).all())               # inference: the identity
+    True
+    >>> set(drop.forward(x, training=True).ravel().tolist()) <= {0.0, 2.0}
+    True
+    """
 
     supports_masking = True
 

@@ -26,6 +26,35 @@ class Embedding(Layer):
     ``[0, input_dim)`` are a ValueError. With ``mask_zero=True`` id 0 is padding: the layer
     emits the mask ``x != 0`` for the layers after it (so the vocabulary must reserve id 0).
     ``backward`` accumulates the weight gradient and returns None (ids have no gradient).
+
+    Parameters
+    ----------
+    input_dim : int
+        Vocabulary size: ids are in ``[0, input_dim)``.
+    output_dim : int
+        Size of each vector.
+    embeddings_initializer : str or callable, optional
+        Keras name or object (default "uniform": U(-0.05, 0.05)).
+    mask_zero : bool, default False
+        Treat id 0 as padding and emit the mask ``x != 0``.
+    init : {None, "keras", "torch"}, optional
+        "torch": torch.nn.Embedding's N(0, 1).
+    input_length : int, optional
+        Ignored (Keras 2's argument).
+    dtype : {"float32", "float64"}, default "float32"
+    seed : int, optional
+        Seed of the initial weights.
+    name : str, optional
+    trainable : bool, default True
+    input_shape : tuple, optional
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> emb = fr.Embedding(10, 4, mask_zero=True, seed=0)
+    >>> ids = np.array([[3, 1, 0, 0]])                      # (B=1, T=4), right-padded
+    >>> emb.forward(ids).shape, emb.compute_mask(ids)
+    ((1, 4, 4), array([[ True,  True, False, False]]))
     """
 
     supports_masking = True

@@ -11,7 +11,10 @@ The sequence is transposed to time-major once, here, and handed to one validated
 is in ``layer.d_initial_state`` (``dh0``, or ``(dh0, dc0)`` for LSTM).
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import Optional
 
 import numpy as np
 
@@ -291,7 +294,28 @@ class RecurrentLayer(Layer):
         return list(self.states) if self.n_states > 1 else self.states[0]
 
     # -- public API -----------------------------------------------------------------------
-    def forward(self, x, initial_state=None, training=False, mask=None):
+    def forward(self, x: np.ndarray, initial_state=None, training: bool = False,
+                mask: Optional[np.ndarray] = None):
+        """Run the layer over a batch of sequences.
+
+        Parameters
+        ----------
+        x : array_like, shape (B, T, I)
+            Batch-first input.
+        initial_state : ndarray or sequence of ndarray, optional
+            ``h0`` (B, H), or ``(h0, c0)`` for LSTM; None for zeros (or the carried state of a
+            stateful layer).
+        training : bool, default False
+            Keep what :meth:`backward` needs; apply dropout.
+        mask : ndarray of bool, shape (B, T), optional
+            True where a step is real; masked steps carry the state unchanged.
+
+        Returns
+        -------
+        ndarray or tuple
+            ``(B, T, H)`` with ``return_sequences`` else ``(B, H)``; with ``return_state`` a
+            tuple ``(output, h)`` or ``(output, h, c)`` (LSTM), states ``(B, H)``.
+        """
         x = self._check_x(x)
         B, T, _ = x.shape
         initial_state = self._stateful_initial(initial_state, B)
@@ -320,7 +344,22 @@ class RecurrentLayer(Layer):
             return (out, *finals)
         return out
 
-    def backward(self, d_output, d_state=None):
+    def backward(self, d_output: np.ndarray, d_state=None) -> np.ndarray:
+        """Backpropagation through time after ``forward(..., training=True)``.
+
+        Parameters
+        ----------
+        d_output : ndarray
+            Gradient of the loss with respect to the output: ``(B, T, H)`` with
+            ``return_sequences``, else ``(B, H)``.
+        d_state : ndarray or sequence of ndarray, optional
+            Gradient with respect to the returned final state(s), each ``(B, H)``.
+
+        Returns
+        -------
+        ndarray, shape (B, T, I)
+            Gradient with respect to the input; ``grads`` and ``d_initial_state`` are filled.
+        """
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward needs a preceding "
                                "forward(..., training=True)")
@@ -361,12 +400,25 @@ class RecurrentLayer(Layer):
             dx *= self._drop[:, None, :]
         return dx
 
-    def step(self, x_t, state=None):
+    def step(self, x_t: np.ndarray, state=None):
         """Advance one time step: ``x_t (B, I)`` -> ``(h_t, new_state)``.
 
         ``state`` is ``h`` (or ``(h, c)`` for LSTM), or None for zeros; ``new_state`` has the
         same form, ready for the next call. Running a sequence step by step gives the same
         numbers as one ``forward`` over it.
+
+        Parameters
+        ----------
+        x_t : ndarray, shape (B, I)
+            The input of one time step.
+        state : ndarray or tuple of ndarray, optional
+            ``h`` (B, H), or ``(h, c)`` for LSTM; None for zeros.
+
+        Returns
+        -------
+        h_t : ndarray, shape (B, H)
+        new_state : ndarray or tuple of ndarray
+            The state to pass to the next call.
         """
         x_t = np.asarray(x_t)
         if x_t.ndim != 2:
@@ -404,7 +456,7 @@ class RecurrentLayer(Layer):
             full.append(s)
         p = self.params
         if self.use_bias:
-            b_ih, b_hh = p["bias_ih"], p["bias_hh"]
+            b_ih, b_hh = self._bias()      # use_bias="single": a zero bias_hh
         else:
             b_ih = b_hh = self._zero_bias()
         eng = F._backend_module(self.backend)
@@ -424,12 +476,74 @@ class RecurrentLayer(Layer):
 
 
 class SimpleRNN(RecurrentLayer):
-    """Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act = tanh | relu."""
+    """Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act = tanh | relu.
+
+    Parameters
+    ----------
+    units : int
+        Hidden size H (features of the output and of each state).
+    activation : {"tanh", "relu"}, default "tanh"
+        The nonlinearity (PyTorch's ``nonlinearity``).
+    input_size : int, optional
+        Features I of the input; given, the weights are built at once (else on the first call).
+    return_sequences : bool, default False
+        Return the output of every step ``(B, T, H)`` instead of the last one ``(B, H)``.
+    return_state : bool, default False
+        Also return the final state: ``(output, h)``.
+    go_backwards : bool, default False
+        Process the sequence in reverse (Keras semantics: the returned sequence is in reversed
+        time order).
+    use_bias : bool or "single", default True
+        Learn ``bias_ih`` and ``bias_hh`` ("single": one Keras-style bias).
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable, optional
+        Keras names or objects (default: glorot_uniform, orthogonal, zeros).
+    init : {None, "keras", "torch"}, optional
+        "torch": PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every parameter unless an initializer is
+        given.
+    dropout, recurrent_dropout : float, default 0
+        Keras's input and recurrent dropout rates (training only).
+    stateful : bool, default False
+        Carry the final state of a batch into the next call (``reset_states()`` clears it).
+    dtype : {"float32", "float64"}, default "float32"
+        Parameter and computation dtype.
+    seed : int, optional
+        Seed of the initial weights and dropout masks.
+    name : str, optional
+    trainable : bool, default True
+    input_shape : tuple, optional
+        Keras's ``(T, I)`` without the batch axis.
+    backend : {None, "cython", "numpy"}, optional
+        None: the compiled kernels when built; "numpy": the NumPy reference.
+
+    Attributes
+    ----------
+    params : dict of ndarray
+        ``weight_ih (H, I)``, ``weight_hh (H, H)``, ``bias_ih (H,)``,
+        ``bias_hh (H,)``: PyTorch's names, shapes and gate order.
+    grads : dict of ndarray
+        Gradients with the same keys, filled by :meth:`backward`.
+    d_initial_state : ndarray (B, H)
+        Gradient with respect to the initial state after :meth:`backward`.
+
+    Notes
+    -----
+    Shapes: input ``x`` ``(B, T, I)`` batch-first; ``mask`` ``(B, T)`` bool, True where a step
+    is real (a masked step carries the state unchanged); ``initial_state`` ``h0`` (or None for zeros), each
+    ``(B, H)``; output ``(B, T, H)`` with ``return_sequences``, else ``(B, H)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> x = np.random.default_rng(0).standard_normal((4, 10, 3)).astype("float32")
+    >>> layer = fr.SimpleRNN(8, activation="relu", return_sequences=True, seed=0)
+    >>> layer.forward(x).shape
+    (4, 10, 8)
+    """
 
     cell = "rnn"
     gates = 1
 
-    def __init__(self, units, activation="tanh", **kw):
+    def __init__(self, units: int, activation: str = "tanh", **kw) -> None:
         self.activation = _check_activation("SimpleRNN", "activation", activation,
                                             ("tanh", "relu"))
         super().__init__(units, **kw)
@@ -458,7 +572,79 @@ class SimpleRNN(RecurrentLayer):
 
 
 class LSTM(RecurrentLayer):
-    """LSTM with PyTorch's gates i, f, g, o: ``c_t = f*c + i*g``, ``h_t = o*tanh(c_t)``."""
+    """LSTM with PyTorch's gates i, f, g, o: ``c_t = f*c + i*g``, ``h_t = o*tanh(c_t)``.
+
+    ``i, f, g, o = sigmoid, sigmoid, tanh, sigmoid(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
+
+    Parameters
+    ----------
+    units : int
+        Hidden size H (features of the output and of each state).
+    activation : {"tanh"}, default "tanh"
+        Accepted for Keras compatibility (the kernels implement tanh).
+    recurrent_activation : {"sigmoid"}, default "sigmoid"
+        Accepted for Keras compatibility.
+    unit_forget_bias : bool, optional
+        Forget-gate bias starts at 1 (default: True, False with ``init="torch"``).
+    input_size : int, optional
+        Features I of the input; given, the weights are built at once (else on the first call).
+    return_sequences : bool, default False
+        Return the output of every step ``(B, T, H)`` instead of the last one ``(B, H)``.
+    return_state : bool, default False
+        Also return the final states: ``(output, h, c)``.
+    go_backwards : bool, default False
+        Process the sequence in reverse (Keras semantics: the returned sequence is in reversed
+        time order).
+    use_bias : bool or "single", default True
+        Learn ``bias_ih`` and ``bias_hh`` ("single": one Keras-style bias).
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable, optional
+        Keras names or objects (default: glorot_uniform, orthogonal, zeros).
+    init : {None, "keras", "torch"}, optional
+        "torch": PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every parameter unless an initializer is
+        given.
+    dropout, recurrent_dropout : float, default 0
+        Keras's input and recurrent dropout rates (training only).
+    stateful : bool, default False
+        Carry the final state of a batch into the next call (``reset_states()`` clears it).
+    dtype : {"float32", "float64"}, default "float32"
+        Parameter and computation dtype.
+    seed : int, optional
+        Seed of the initial weights and dropout masks.
+    name : str, optional
+    trainable : bool, default True
+    input_shape : tuple, optional
+        Keras's ``(T, I)`` without the batch axis.
+    backend : {None, "cython", "numpy"}, optional
+        None: the compiled kernels when built; "numpy": the NumPy reference.
+
+    Attributes
+    ----------
+    params : dict of ndarray
+        ``weight_ih (4H, I)``, ``weight_hh (4H, H)``, ``bias_ih (4H,)``,
+        ``bias_hh (4H,)``: PyTorch's names, shapes and gate order (i, f, g, o).
+    grads : dict of ndarray
+        Gradients with the same keys, filled by :meth:`backward`.
+    d_initial_state : ndarray pair (dh0, dc0)
+        Gradient with respect to the initial state after :meth:`backward`.
+
+    Notes
+    -----
+    Shapes: input ``x`` ``(B, T, I)`` batch-first; ``mask`` ``(B, T)`` bool, True where a step
+    is real (a masked step carries the state unchanged); ``initial_state`` ``(h0, c0)`` (or None for zeros), each
+    ``(B, H)``; output ``(B, T, H)`` with ``return_sequences``, else ``(B, H)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> x = np.random.default_rng(0).standard_normal((4, 10, 3)).astype("float32")
+    >>> lstm = fr.LSTM(16, return_sequences=True, return_state=True, seed=0)
+    >>> out, h, c = lstm.forward(x, training=True)
+    >>> out.shape, h.shape, c.shape
+    ((4, 10, 16), (4, 16), (4, 16))
+    >>> dx = lstm.backward(np.ones_like(out))        # fills lstm.grads
+    >>> dx.shape, lstm.grads["weight_hh"].shape
+    ((4, 10, 3), (64, 16))
+    """
 
     cell = "lstm"
     gates = 4
@@ -508,7 +694,80 @@ class LSTM(RecurrentLayer):
 
 
 class GRU(RecurrentLayer):
-    """GRU in PyTorch's form (reset applied after the recurrent product; Keras reset_after)."""
+    """GRU in PyTorch's form (reset applied after the recurrent product; Keras reset_after).
+
+    ``r, z = sigmoid(W_i{r,z} x_t + b_i{r,z} + W_h{r,z} h_{t-1} + b_h{r,z})``,
+    ``n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))``,
+    ``h_t = (1 - z) * n + z * h_{t-1}`` (ONNX ``linear_before_reset=1``).
+
+    Parameters
+    ----------
+    units : int
+        Hidden size H (features of the output and of each state).
+    activation : {"tanh"}, default "tanh"
+        Accepted for Keras compatibility (the kernels implement tanh).
+    recurrent_activation : {"sigmoid"}, default "sigmoid"
+        Accepted for Keras compatibility.
+    reset_after : True
+        Keras's flag; only True (PyTorch's form) is supported.
+    input_size : int, optional
+        Features I of the input; given, the weights are built at once (else on the first call).
+    return_sequences : bool, default False
+        Return the output of every step ``(B, T, H)`` instead of the last one ``(B, H)``.
+    return_state : bool, default False
+        Also return the final state: ``(output, h)``.
+    go_backwards : bool, default False
+        Process the sequence in reverse (Keras semantics: the returned sequence is in reversed
+        time order).
+    use_bias : bool or "single", default True
+        Learn ``bias_ih`` and ``bias_hh``.
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable, optional
+        Keras names or objects (default: glorot_uniform, orthogonal, zeros).
+    init : {None, "keras", "torch"}, optional
+        "torch": PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every parameter unless an initializer is
+        given.
+    dropout, recurrent_dropout : float, default 0
+        Keras's input and recurrent dropout rates (training only).
+    stateful : bool, default False
+        Carry the final state of a batch into the next call (``reset_states()`` clears it).
+    dtype : {"float32", "float64"}, default "float32"
+        Parameter and computation dtype.
+    seed : int, optional
+        Seed of the initial weights and dropout masks.
+    name : str, optional
+    trainable : bool, default True
+    input_shape : tuple, optional
+        Keras's ``(T, I)`` without the batch axis.
+    backend : {None, "cython", "numpy"}, optional
+        None: the compiled kernels when built; "numpy": the NumPy reference.
+
+    Attributes
+    ----------
+    params : dict of ndarray
+        ``weight_ih (3H, I)``, ``weight_hh (3H, H)``, ``bias_ih (3H,)``,
+        ``bias_hh (3H,)``: PyTorch's names, shapes and gate order (r, z, n).
+    grads : dict of ndarray
+        Gradients with the same keys, filled by :meth:`backward`.
+    d_initial_state : ndarray (B, H)
+        Gradient with respect to the initial state after :meth:`backward`.
+
+    Notes
+    -----
+    Shapes: input ``x`` ``(B, T, I)`` batch-first; ``mask`` ``(B, T)`` bool, True where a step
+    is real (a masked step carries the state unchanged); ``initial_state`` ``h0`` (or None for zeros), each
+    ``(B, H)``; output ``(B, T, H)`` with ``return_sequences``, else ``(B, H)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype("float32")
+    >>> gru = fr.GRU(8, seed=0)
+    >>> h = None
+    >>> for t in range(5):                           # streaming, one step at a time
+    ...     y, h = gru.step(x[:, t], h)
+    >>> np.allclose(y, gru.forward(x), atol=1e-6)    # the same as one call over the sequence
+    True
+    """
 
     cell = "gru"
     gates = 3

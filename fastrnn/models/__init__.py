@@ -4,7 +4,7 @@
 ``model`` the Model class and its training loop, ``sequential`` the chain special case.
 """
 from .graph import Input, SymbolicTensor
-from .model import Model
+from .model import Model, model_from_json
 from .sequential import Sequential
 from .. import io as _io
 
@@ -12,4 +12,4 @@ from .. import io as _io
 _io.register_model("Sequential", Sequential)
 _io.register_model("Model", Model)
 
-__all__ = ["Model", "Sequential", "Input", "SymbolicTensor"]
+__all__ = ["Model", "Sequential", "Input", "SymbolicTensor", "model_from_json"]

@@ -115,7 +115,7 @@ class Node:
         return f"<Node {self.layer.name} ({type(self.layer).__name__})>"
 
 
-def Input(shape, dtype="float32", name=None):
+def Input(shape=None, dtype="float32", name=None, batch_shape=None):
     """The entry point of a functional model: a symbolic tensor of per-sample ``shape``.
 
     Parameters
@@ -127,6 +127,11 @@ def Input(shape, dtype="float32", name=None):
         ``"float32"`` (default), ``"float64"`` or an integer dtype for Embedding ids.
     name : str, optional
         The input's name (used as the key when inputs are given as a dict).
+    batch_shape : tuple, optional
+        Keras's ``(batch_size,) + shape`` (what Keras needs before a ``stateful=True`` layer);
+        the batch size is recorded as ``batch_size`` on the input layer, fastrnn itself does
+        not need it (a stateful layer takes the first batch's size). Give ``shape`` or
+        ``batch_shape``, not both.
 
     Returns
     -------
@@ -141,7 +146,19 @@ def Input(shape, dtype="float32", name=None):
     >>> h = fr.LSTM(8)(fr.Embedding(100, 4)(ids))
     >>> model = fr.Model(ids, fr.Dense(2)(h))
     """
+    batch_size = None
+    if batch_shape is not None:
+        if shape is not None:
+            raise ValueError("Input: give shape or batch_shape, not both")
+        if not isinstance(batch_shape, (tuple, list)) or len(batch_shape) < 2:
+            raise ValueError(f"Input: batch_shape must be (batch_size, *shape), got "
+                             f"{batch_shape!r}")
+        batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
+    if shape is None:
+        raise ValueError("Input: shape is required (or batch_shape)")
     layer = InputLayer(shape, dtype=dtype, name=name or "input")
+    layer._auto_name = name is None
+    layer.batch_size = batch_size
     return _input_tensor(layer)
 
 
@@ -196,6 +213,8 @@ def call_layer(layer, x, args, kwargs):
         if is_symbolic(v):
             raise TypeError(f"{type(layer).__name__}: keyword argument {k!r} cannot be a "
                             f"symbolic tensor")
+    if kwargs:
+        _check_forward_kwargs(layer, kwargs)
     units = getattr(layer, "units", None)
     if states is not None and units is not None:
         for k, t in enumerate(states):
@@ -220,6 +239,22 @@ def call_layer(layer, x, args, kwargs):
     if multi:
         return list(node.outputs)
     return node.outputs[0]
+
+
+def _check_forward_kwargs(layer, kwargs):
+    """Constant keyword arguments must be ones the layer's forward accepts (checked when the
+    call is recorded, not at the first batch)."""
+    import inspect
+    try:
+        params = inspect.signature(layer.forward).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        raise TypeError(f"{type(layer).__name__}: unexpected keyword argument(s) {unknown}; "
+                        f"its forward accepts {sorted(k for k in params if k != 'x')}")
 
 
 def _int_input(layer):

@@ -31,6 +31,7 @@ from ..layers.core import Dense, InputLayer
 from ..layers.dropout import Dropout
 from ..layers.embedding import Embedding
 from ..distributed import entry_point as _distributed_entry, is_dask_array as _is_dask_array
+from . import data as data_module
 from . import graph as graph_module
 from .graph import Graph, SymbolicTensor
 
@@ -102,6 +103,8 @@ class Model:
         re-initialised from seeds derived from it (so the model is reproducible), and Dropout
         masks and batch shuffling derive from it.
 
+    Notes
+    -----
     Methods follow Keras: ``compile`` (one loss for every output, or a list/dict per output,
     ``loss_weights``, metrics per output), ``fit`` -> :class:`fastrnn.callbacks.History`,
     ``evaluate``, ``predict``, ``train_on_batch`` / ``test_on_batch``, ``summary``,
@@ -158,7 +161,29 @@ class Model:
                     raise TypeError(f"Model: {what} must be symbolic tensors (fastrnn.Input "
                                     f"and layers called on it), got {type(t).__name__}")
         self._graph = Graph(ins, outs)
+        self._unique_names()
         self._reseed_graph()
+
+    def _unique_names(self):
+        """Layers keep their names; default names that repeat get a suffix (``lstm``,
+        ``lstm_1``, ...) as in Keras, so outputs and saved files can refer to layers by name.
+        Two layers explicitly given the same name are an error."""
+        taken = {}
+        for layer in self._graph.layers:
+            if not getattr(layer, "_auto_name", False):
+                if layer.name in taken and taken[layer.name] is not layer:
+                    raise ValueError(f"Model: two different layers are named {layer.name!r}; "
+                                     f"layer names must be unique")
+                taken[layer.name] = layer
+        auto = [l for l in self._graph.layers if getattr(l, "_auto_name", False)]
+        for layer in sorted(auto, key=lambda l: getattr(l, "_created", 0)):
+            base = layer.name
+            if base in taken and taken[base] is not layer:
+                k = 1
+                while f"{base}_{k}" in taken:
+                    k += 1
+                layer.name = f"{base}_{k}"
+            taken[layer.name] = layer
 
     @property
     def inputs(self):
@@ -721,8 +746,10 @@ class Model:
         x = self._prepare_x(x)
         return self._forward(x, training)[0]
 
-    def _loss_on(self, y, out, mask, with_grad):
-        """Weighted total loss (and per-output losses and gradients) on prepared arrays."""
+    def _loss_on(self, y, out, mask, with_grad, sample_weight=None):
+        """Weighted total loss (and per-output losses and gradients) on prepared arrays;
+        ``sample_weight`` (Keras semantics, see fastrnn.losses) applies to every output."""
+        sw = sample_weight
         ys, outs, masks = self._as_list(y), self._as_list(out), self._as_list(mask)
         total, parts, grads, fused_flags = 0.0, [], [], []
         for k, loss in enumerate(self._losses):
@@ -737,15 +764,15 @@ class Model:
                 logits = self._graph.output_logits(self._last_run, k)
             if fused is not None and logits is not None:
                 if with_grad:
-                    value, d = fused.loss_and_gradient(ys[k], logits, masks[k])
+                    value, d = fused.loss_and_gradient(ys[k], logits, masks[k], sw)
                 else:
-                    value, d = fused.loss(ys[k], logits, masks[k]), None
+                    value, d = fused.loss(ys[k], logits, masks[k], sw), None
                 fused_flags.append(True)
             else:
                 if with_grad:
-                    value, d = loss.loss_and_gradient(ys[k], outs[k], masks[k])
+                    value, d = loss.loss_and_gradient(ys[k], outs[k], masks[k], sw)
                 else:
-                    value, d = loss.loss(ys[k], outs[k], masks[k]), None
+                    value, d = loss.loss(ys[k], outs[k], masks[k], sw), None
                 fused_flags.append(False)
             w = self._loss_weights[k]
             if d is not None and w != 1.0:
@@ -775,12 +802,14 @@ class Model:
                 res[log] = m(ys[k], outs[k], masks[k])
         return res
 
-    def _train_step(self, x, y, distributed=None):
+    def _train_step(self, x, y, distributed=None, *, sample_weight=None):
         """One step on prepared arrays. Returns (loss, output, mask, applied).
         ``distributed`` (a fastrnn.distributed context) turns the gradients and losses into
-        those of all ranks' batches together, between backward and the optimizer step."""
+        those of all ranks' batches together, between backward and the optimizer step;
+        ``sample_weight`` weights the loss (Keras semantics, see fastrnn.losses)."""
         out, mask = self._forward(x, training=True)
-        loss, parts, d, fused_flags = self._loss_on(y, out, mask, with_grad=True)
+        loss, parts, d, fused_flags = self._loss_on(y, out, mask, with_grad=True,
+                                                    sample_weight=sample_weight)
         self._last_parts = parts
         raise_mode = getattr(self.optimizer, "on_nonfinite", "skip") == "raise"
         if distributed is not None:      # every rank takes part in every collective
@@ -819,36 +848,48 @@ class Model:
         return loss, out, mask, applied is not False
 
     @_distributed_entry
-    def train_on_batch(self, x, y, return_dict=False, *, distributed=None):
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False, *,
+                       distributed=None):
         """One optimizer step on one batch; returns the loss (before the step) as a float, or a
         dict with the loss and the metrics on this batch with ``return_dict=True``.
+        ``sample_weight`` / ``class_weight`` weight the loss as in :meth:`fit`.
         ``distributed="mpi"``: this rank's batch of a data-parallel step (see
         fastrnn.distributed.mpi); the loss is then that of all ranks' batches together."""
         self._require_compiled("train_on_batch")
         x = self._prepare_x(x)
         y = self._prepare_y(y, self._n_samples(x))
+        sw = data_module.check_sample_weight(sample_weight, self._n_samples(x))
+        sw = data_module.with_class_weight(self, y, sw, class_weight)
         if distributed is not None:
             distributed.ensure_synced(self)
-        loss, out, mask, _ = (self._train_step(x, y) if distributed is None
-                              else self._train_step(x, y, distributed))
+        args = (x, y) if distributed is None else (x, y, distributed)
+        kw = {} if sw is None else {"sample_weight": sw}
+        loss, out, mask, _ = self._train_step(*args, **kw)
         if return_dict:
             logs = self._loss_logs(loss, self._last_parts)
             logs.update(self._metric_values(y, out, mask, update=False))
             return logs
         return float(loss)
 
-    def test_on_batch(self, x, y, return_dict=False):
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """Loss (and with ``return_dict=True`` the metrics) on one batch, without training."""
         self._require_compiled("test_on_batch")
         x = self._prepare_x(x)
         y = self._prepare_y(y, self._n_samples(x))
+        sw = data_module.check_sample_weight(sample_weight, self._n_samples(x))
         out, mask = self._forward(x, training=False)
-        loss, parts, _, _ = self._loss_on(y, out, mask, with_grad=False)
+        loss, parts, _, _ = self._loss_on(y, out, mask, with_grad=False, sample_weight=sw)
         if return_dict:
             logs = self._loss_logs(loss, parts)
             logs.update(self._metric_values(y, out, mask, update=False))
             return logs
         return float(loss)
+
+    def predict_on_batch(self, x):
+        """Outputs for one batch ``x`` (inference mode): one array, or a list with several
+        outputs."""
+        x = self._prepare_x(x)
+        return self._forward(x, training=False)[0]
 
     def _batches(self, n, batch_size):
         return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
@@ -856,26 +897,29 @@ class Model:
     def _metric_results(self):
         return {log: m.result() for _, m, log in self._metric_slots}
 
-    def _evaluate_arrays(self, x, y, batch_size, callbacks=None, verbose=0):
+    def _evaluate_arrays(self, x, y, batch_size, callbacks=None, verbose=0,
+                         sample_weight=None):
+        batches = data_module.ArrayBatches(self, x, y, sample_weight, batch_size)
+        return self._evaluate_batches(batches, callbacks, verbose)
+
+    def _evaluate_batches(self, batches, callbacks=None, verbose=0):
+        """Loss and metrics over the batches of an ArrayBatches / SourceBatches."""
         for m in self.compiled_metrics:
             m.reset_state()
-        n = self._n_samples(x)
-        batches = self._batches(n, batch_size)
         total, seen = 0.0, 0
         part_tot = None
-        bar = callbacks_module.Progbar(len(batches), verbose) if verbose else None
+        bar = callbacks_module.Progbar(batches.steps, verbose) if verbose else None
         logs = {}
-        for step, (a, b) in enumerate(batches):
+        step = -1
+        for step, (xb, yb, swb, nb) in enumerate(batches.epoch()):
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step, None)
-            sl = slice(a, b)
-            xb, yb = self._take(x, sl), self._take(y, sl)
             out, mask = self._forward(xb, training=False)
-            loss, parts, _, _ = self._loss_on(yb, out, mask, with_grad=False)
-            total += loss * (b - a)
-            part_tot = [None if p is None else p * (b - a) + (0 if part_tot is None else part_tot[i])
+            loss, parts, _, _ = self._loss_on(yb, out, mask, with_grad=False, sample_weight=swb)
+            total += loss * nb
+            part_tot = [None if p is None else p * nb + (0 if part_tot is None else part_tot[i])
                         for i, p in enumerate(parts)]
-            seen += b - a
+            seen += nb
             self._metric_values(yb, out, mask, update=True)
             logs = self._loss_logs(total / seen, [None if p is None else p / seen
                                                   for p in part_tot])
@@ -884,25 +928,57 @@ class Model:
                 callbacks.on_test_batch_end(step, logs)
             if bar is not None and verbose == 1:
                 bar.update(step + 1, logs)
+        if step < 0:
+            raise ValueError("evaluation got no batches (an empty generator?)")
         if bar is not None:
-            bar.update(len(batches), logs, final=True)
+            bar.update(step + 1, logs, final=True)
         return logs
 
-    def evaluate(self, x, y, batch_size=32, verbose=0, callbacks=None, return_dict=False):
+    def evaluate(self, x, y=None, batch_size=32, verbose=0, callbacks=None, return_dict=False,
+                 sample_weight=None, steps=None):
         """Loss (and metrics) over ``x, y`` in batches: returns the loss, ``[loss, *metrics]``
         when metrics were compiled (or there are several outputs), or a dict with
-        ``return_dict=True``."""
+        ``return_dict=True``.
+
+        ``x`` may be a :class:`fastrnn.utils.Sequence` or a generator of ``(x, y)`` /
+        ``(x, y, sample_weight)`` batches (then ``y`` is None; ``steps`` limits the batches).
+        ``sample_weight`` weights each sample's loss (Keras semantics, see
+        :mod:`fastrnn.losses`); metrics are not weighted.
+
+        Parameters
+        ----------
+        x, y : ndarray (or lists / dicts for several inputs / outputs)
+            Inputs and targets, as for :meth:`fit`.
+        batch_size : int, default 32
+        verbose : {0, 1, 2}, default 0
+        callbacks : list of Callback, optional
+        return_dict : bool, default False
+        sample_weight : ndarray (N,), optional
+        steps : int, optional
+            Batches to read from a Sequence or generator.
+
+        Returns
+        -------
+        float, list of float or dict
+        """
         self._require_compiled("evaluate")
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
-        x = self._prepare_x(x)
-        y = self._prepare_y(y, self._n_samples(x))
-        n = self._n_samples(x)
-        if n == 0:
-            raise ValueError("evaluate: x has no samples")
+        if data_module.is_source(x):
+            if y is not None or sample_weight is not None:
+                raise ValueError("evaluate: with a Sequence or generator as x, y and "
+                                 "sample_weight come from its batches (pass y=None)")
+            batches = data_module.SourceBatches(self, x, steps, "x", name="steps")
+        else:
+            x = self._prepare_x(x)
+            n = self._n_samples(x)
+            y = self._prepare_y(y, n)
+            sw = data_module.check_sample_weight(sample_weight, n)
+            batches = data_module.ArrayBatches(self, x, y, sw, batch_size, steps=steps,
+                                               name="steps")
         cbs = callbacks_module.CallbackList(callbacks, model=self, params={
-            "verbose": verbose, "steps": math.ceil(n / batch_size)})
+            "verbose": verbose, "steps": batches.steps})
         cbs.on_test_begin(None)
-        logs = self._evaluate_arrays(x, y, batch_size, cbs, verbose)
+        logs = self._evaluate_batches(batches, cbs, verbose)
         cbs.on_test_end(logs)
         if return_dict:
             return logs
@@ -910,33 +986,52 @@ class Model:
             return list(logs.values())
         return logs["loss"]
 
-    def predict(self, x, batch_size=32, verbose=0, callbacks=None):
+    def predict(self, x, batch_size=32, verbose=0, callbacks=None, steps=None):
         """Model outputs for ``x``, computed in batches of ``batch_size`` (inference mode):
-        one array, or a list with several outputs. A ``dask.array`` ``x`` gives a lazy dask
-        array (see fastrnn.distributed.predict)."""
+        one array, or a list with several outputs. ``x`` may be a
+        :class:`fastrnn.utils.Sequence` or a generator of batches (``x`` or ``(x, ...)``;
+        ``steps`` limits how many are read). A ``dask.array`` ``x`` gives a lazy dask
+        array (see fastrnn.distributed.predict).
+
+        Parameters
+        ----------
+        x : ndarray (or a list / dict for several inputs, or a dask array)
+            Batch-first inputs, ``N`` samples.
+        batch_size : int, default 32
+        verbose : {0, 1, 2}, default 0
+        callbacks : list of Callback, optional
+
+        Returns
+        -------
+        ndarray or list of ndarray
+            ``N`` rows of each output, e.g. ``(N, units)`` or ``(N, T, units)``.
+        """
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
         if _is_dask_array(x):
             from ..distributed import predict as _dask_predict
             return _dask_predict(self, x, batch_size=batch_size)
-        x = self._prepare_x(x)
-        n = self._n_samples(x)
-        if n == 0:
-            raise ValueError("predict: x has no samples")
-        batches = self._batches(n, batch_size)
+        if data_module.is_source(x):
+            batches = data_module.SourceBatches(self, x, steps, "x", targets=False, name="steps")
+        else:
+            x = self._prepare_x(x)
+            batches = data_module.ArrayBatches(self, x, None, None, batch_size, steps=steps,
+                                               name="steps")
         cbs = callbacks_module.CallbackList(callbacks, model=self,
-                                            params={"verbose": verbose, "steps": len(batches)})
+                                            params={"verbose": verbose, "steps": batches.steps})
         cbs.on_predict_begin(None)
-        bar = callbacks_module.Progbar(len(batches), verbose) if verbose else None
+        bar = callbacks_module.Progbar(batches.steps, verbose) if verbose else None
         outs = []
-        for step, (a, b) in enumerate(batches):
+        for step, (xb, _, _, _) in enumerate(batches.epoch()):
             cbs.on_predict_batch_begin(step, None)
-            out, _ = self._forward(self._take(x, slice(a, b)), training=False)
+            out, _ = self._forward(xb, training=False)
             outs.append(out)
             cbs.on_predict_batch_end(step, {"outputs": out})
             if bar is not None and verbose == 1:
                 bar.update(step + 1)
+        if not outs:
+            raise ValueError("predict: got no batches (an empty generator?)")
         if bar is not None:
-            bar.update(len(batches), final=True)
+            bar.update(len(outs), final=True)
         cbs.on_predict_end(None)
         if isinstance(outs[0], list):
             return [np.concatenate([o[k] for o in outs], axis=0) for k in range(len(outs[0]))]
@@ -944,22 +1039,74 @@ class Model:
 
     @_distributed_entry
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0, *,
-            distributed=None):
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, *, distributed=None):
         """Train for ``epochs`` epochs; returns a History (also ``model.history``).
 
-        ``validation_split`` holds out the LAST fraction of the samples (before shuffling);
-        ``validation_data=(x_val, y_val)`` overrides it. ``verbose``: 0 silent, 1 progress bar,
-        2 one line per epoch. The loss and metrics logged per epoch are the batch-size-weighted
-        means over the epoch's batches (taken before each step), validation values are computed
-        after the epoch.
+        Parameters (Keras's names and meaning)
+        --------------------------------------
+        x, y : arrays (lists / dicts for several inputs / outputs), or ``x`` a
+            :class:`fastrnn.utils.Sequence` or a Python generator of ``(x, y)`` /
+            ``(x, y, sample_weight)`` batches (then ``y`` is None); see
+            :mod:`fastrnn.models.data`.
+        batch_size : int, default 32 (arrays only).
+        epochs : int; training runs epochs ``initial_epoch .. epochs - 1``.
+        verbose : 0 silent, 1 progress bar, 2 one line per epoch.
+        validation_split : float in [0, 1): the LAST fraction of the samples (before
+            shuffling) is held out (arrays only).
+        validation_data : ``(x_val, y_val)``, ``(x_val, y_val, sample_weight_val)``, a Sequence
+            or a generator (then ``validation_steps`` batches are read, or all of it).
+        shuffle : reshuffle the samples every pass (arrays only).
+        class_weight : dict ``{class_id: weight}``: each sample's loss is multiplied by the
+            weight of its class (``fastrnn.losses.class_weight_to_sample_weight``).
+        sample_weight : ``(n,)`` or ``(n, T)`` weights of each sample's (or step's) loss.
+            The weighted loss is ``sum(w * loss) / count`` (Keras); metrics are not weighted.
+        initial_epoch : int; the epoch to start at (to resume a run).
+        steps_per_epoch : int; batches per epoch (the data is read on across epochs).
+        validation_batch_size : int; batch size of the validation pass (default batch_size).
+
+        The loss and metrics logged per epoch are the batch-size-weighted means over the
+        epoch's batches (taken before each step); validation values are computed after the
+        epoch.
 
         ``distributed="mpi"`` (run under ``mpiexec``; x, y are this rank's shard): data-parallel
         training, one step per local batch on every rank, gradients averaged over the ranks;
-        callbacks and printing on rank 0 only (see fastrnn.distributed.mpi).
+        callbacks and printing on rank 0 only (see fastrnn.distributed.mpi). It takes arrays
+        (not Sequences or generators).
+
+        Parameters
+        ----------
+        x : ndarray, or list / dict of ndarray (several inputs)
+            Batch-first inputs, e.g. ``(N, T, F)`` floats or ``(N, T)`` token ids.
+        y : ndarray, or list / dict of ndarray (several outputs)
+            Targets, ``N`` samples, shaped like the output (class ids for the sparse losses).
+        batch_size : int, default 32
+        epochs : int, default 1
+            Train until epoch ``epochs`` (counting from ``initial_epoch``).
+        verbose : {0, 1, 2, "auto"}, default 1
+            0 silent; 1 a progress bar fitted to the terminal (one line per epoch when the
+            output is not a terminal); 2 one line per epoch.
+        callbacks : list of Callback, optional
+        validation_split : float, default 0.0
+            Fraction of the samples, taken from the end, held out for validation.
+        validation_data : tuple (x_val, y_val), optional
+        shuffle : bool, default True
+            Shuffle the training samples every epoch (seeded by the model's seed).
+        initial_epoch : int, default 0
+            Epoch to resume from.
+        distributed : {None, "mpi"} or an MPI context, optional
+
+        Returns
+        -------
+        History
+            ``history.history`` maps ``loss``, each metric and their ``val_`` forms to per-epoch
+            lists.
         """
         self._require_compiled("fit")
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
+        val_batch_size = _positive_int(batch_size if validation_batch_size is None
+                                       else validation_batch_size, "validation_batch_size")
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
         if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
@@ -973,46 +1120,71 @@ class Model:
                 or not (0 <= validation_split < 1):
             raise ValueError(f"validation_split must be a number in [0, 1), got "
                              f"{validation_split!r}")
-        x = self._prepare_x(x)
-        n = self._n_samples(x)
-        y = self._prepare_y(y, n)
-        if n == 0:
-            raise ValueError("fit: x has no samples")
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            xv = self._prepare_x(validation_data[0], "validation_data[0]")
-            yv = self._prepare_y(validation_data[1], self._n_samples(xv), "validation_data[1]")
-            if self._n_samples(xv) == 0:
-                raise ValueError("validation_data has no samples")
-            val = (xv, yv)
-        elif validation_split:
-            split_at = int(math.floor(n * (1.0 - validation_split)))
-            if split_at == 0 or split_at == n:
-                raise ValueError(f"validation_split={validation_split} leaves an empty training "
-                                 f"or validation set for {n} samples")
-            val = (self._take(x, slice(split_at, None)), self._take(y, slice(split_at, None)))
-            x, y = self._take(x, slice(0, split_at)), self._take(y, slice(0, split_at))
-            n = split_at
+        if class_weight is not None and not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight must be a dict {{class_id: weight}}, got "
+                            f"{type(class_weight).__name__}")
         if self._shuffle_rng is None:
             self._shuffle_rng = np.random.default_rng(
                 None if self.seed is None else np.random.SeedSequence([self.seed, 0x5EED]))
-        self._ensure_graph(x)
+        n = None
+        if data_module.is_source(x):
+            if y is not None or sample_weight is not None:
+                raise ValueError("fit: with a Sequence or generator as x, y and sample_weight "
+                                 "come from its batches (pass y=None)")
+            if validation_split:
+                raise ValueError("fit: validation_split needs arrays; with a Sequence or "
+                                 "generator pass validation_data")
+            train = data_module.SourceBatches(self, x, steps_per_epoch, "x",
+                                              class_weight=class_weight)
+            first_x = train.peek_x()
+        else:
+            x = self._prepare_x(x)
+            n = self._n_samples(x)
+            y = self._prepare_y(y, n)
+            if n == 0:
+                raise ValueError("fit: x has no samples")
+            sw = data_module.check_sample_weight(sample_weight, n)
+            sw = data_module.with_class_weight(self, y, sw, class_weight)
+            val_split = None
+            if validation_split and validation_data is None:
+                split_at = int(math.floor(n * (1.0 - validation_split)))
+                if split_at == 0 or split_at == n:
+                    raise ValueError(f"validation_split={validation_split} leaves an empty "
+                                     f"training or validation set for {n} samples")
+                tail = slice(split_at, None)
+                val_split = (self._take(x, tail), self._take(y, tail),
+                             None if sw is None else sw[tail])
+                head = slice(0, split_at)
+                x, y = self._take(x, head), self._take(y, head)
+                sw = None if sw is None else sw[head]
+                n = split_at
+            train = data_module.ArrayBatches(self, x, y, sw, batch_size, shuffle,
+                                             self._shuffle_rng, steps_per_epoch)
+            first_x = x
+        val = None
+        if validation_data is not None:
+            val = self._validation_batches(validation_data, val_batch_size, validation_steps)
+        elif n is not None and validation_split:
+            val = data_module.ArrayBatches(self, *val_split, val_batch_size,
+                                           steps=validation_steps, name="validation_steps")
+        if distributed is not None and (
+                not isinstance(train, data_module.ArrayBatches) or
+                (val is not None and not isinstance(val, data_module.ArrayBatches))):
+            raise ValueError("fit(distributed=...) takes arrays, not a Sequence or a generator")
+        self._ensure_graph(first_x)
         self._assign_seeds()
 
-        batches = self._batches(n, batch_size)
         dist = distributed
         if dist is not None:     # rank 0 prints and runs the callbacks; all start from its model
-            verbose, callbacks = dist.begin_fit(self, len(batches), epochs, initial_epoch,
+            verbose, callbacks = dist.begin_fit(self, train.steps, epochs, initial_epoch,
                                                 val is not None, verbose, callbacks)
         history = callbacks_module.History()
         user = list(callbacks) if callbacks is not None else []
         cb_list = ([callbacks_module.ProgbarLogger(verbose)] if verbose else []) + user + [history]
-        params = {"verbose": verbose, "epochs": epochs, "steps": len(batches),
+        params = {"verbose": verbose, "epochs": epochs, "steps": train.steps,
                   "samples": n, "batch_size": batch_size}
         cbs = callbacks_module.CallbackList(cb_list, model=self, params=params)
-        history.params = {"verbose": verbose, "epochs": epochs, "steps": len(batches)}
+        history.params = {"verbose": verbose, "epochs": epochs, "steps": train.steps}
         self.history = history
         self.stop_training = False
         cbs.on_train_begin(None)
@@ -1021,22 +1193,20 @@ class Model:
             for m in self.compiled_metrics:
                 m.reset_state()
             cbs.on_epoch_begin(epoch, None)
-            order = self._shuffle_rng.permutation(n) if shuffle else None
             total, seen = 0.0, 0
             part_tot = None
             logs = {}
-            for step, (a, b) in enumerate(batches):
+            for step, (xb, yb, swb, nb) in enumerate(train.epoch()):
                 cbs.on_train_batch_begin(step, None)
-                idx = order[a:b] if order is not None else slice(a, b)
-                xb, yb = self._take(x, idx), self._take(y, idx)
-                loss, out, mask, _ = (self._train_step(xb, yb) if dist is None
-                                      else self._train_step(xb, yb, dist))
+                args = (xb, yb) if dist is None else (xb, yb, dist)
+                kw = {} if swb is None else {"sample_weight": swb}
+                loss, out, mask, _ = self._train_step(*args, **kw)
                 parts = getattr(self, "_last_parts", [loss])
-                total += loss * (b - a)
+                total += loss * nb
                 part_tot = [None if p is None else
-                            p * (b - a) + (0 if part_tot is None else part_tot[i])
+                            p * nb + (0 if part_tot is None else part_tot[i])
                             for i, p in enumerate(parts)]
-                seen += b - a
+                seen += nb
                 self._metric_values(yb, out, mask, update=True)
                 logs = self._loss_logs(total / seen, [None if p is None else p / seen
                                                       for p in part_tot])
@@ -1046,11 +1216,17 @@ class Model:
                     dist.sync_control(self)
                 if self.stop_training:
                     break
+            if getattr(train, "exhausted", False):
+                data_module.ran_out_warning("the training generator")
+                self.stop_training = True
+                if seen == 0:
+                    break
+            train.on_epoch_end()
             epoch_logs = dict(logs) if dist is None else dist.global_logs(self, logs, seen)
             if val is not None:
-                val_logs = self._evaluate_arrays(val[0], val[1], batch_size)
+                val_logs = self._evaluate_batches(val)
                 if dist is not None:
-                    val_logs = dist.global_logs(self, val_logs, self._n_samples(val[0]))
+                    val_logs = dist.global_logs(self, val_logs, val.n)
                 epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, epoch_logs)
             logs = epoch_logs
@@ -1062,6 +1238,51 @@ class Model:
         if dist is not None:
             dist.end_fit(self)
         return history
+
+    def _validation_batches(self, validation_data, batch_size, steps):
+        if data_module.is_source(validation_data):
+            return data_module.SourceBatches(self, validation_data, steps, "validation_data",
+                                              name="validation_steps")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                             "sample_weight_val), a Sequence or a generator")
+        xv = self._prepare_x(validation_data[0], "validation_data[0]")
+        nv = self._n_samples(xv)
+        yv = self._prepare_y(validation_data[1], nv, "validation_data[1]")
+        if nv == 0:
+            raise ValueError("validation_data has no samples")
+        swv = data_module.check_sample_weight(
+            validation_data[2] if len(validation_data) == 3 else None, nv,
+            "validation_data[2] (sample_weight)")
+        return data_module.ArrayBatches(self, xv, yv, swv, batch_size, steps=steps,
+                                        name="validation_steps")
+
+    # ---- weights and config shortcuts (Keras names) -----------------------------------------
+    @property
+    def weights(self):
+        """The parameter arrays themselves (not copies), in ``get_weights()`` order."""
+        return [v for _, v in self.params()]
+
+    def save_weights(self, path):
+        """Save the weights only (see :func:`fastrnn.io.save_weights`)."""
+        from .. import io
+        return io.save_weights(self, path)
+
+    def load_weights(self, path):
+        """Load weights saved by :meth:`save_weights` or :meth:`save` (checked against this
+        architecture first; see :func:`fastrnn.io.load_weights`)."""
+        from .. import io
+        return io.load_weights(self, path)
+
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string ``{"class_name", "config"}`` (no weights);
+        :func:`fastrnn.models.model_from_json` rebuilds it.  ``kwargs`` go to
+        ``json.dumps`` (e.g. ``indent=2``)."""
+        import json
+        from .. import io
+        name = io._model_class_name(self) or type(self).__name__
+        return json.dumps({"class_name": name, "config": self.get_config()}, allow_nan=False,
+                          **kwargs)
 
     # ---- summary --------------------------------------------------------------------------
     def _summary_rows(self):
@@ -1117,3 +1338,32 @@ class Model:
     def __repr__(self):
         return (f"Model(name={self.name!r}, inputs={len(self.inputs)}, "
                 f"outputs={len(self.outputs)}, layers={[type(l).__name__ for l in self.layers]})")
+
+
+def model_from_json(json_string):
+    """Rebuild a model from :meth:`Model.to_json` (architecture only, fresh weights).
+
+    Only registered model classes (``Sequential``, ``Model``) and allowlisted layers are
+    built; nothing named in the string is imported or executed.
+
+    Example
+    -------
+    >>> m2 = model_from_json(model.to_json())          # doctest: +SKIP
+    """
+    import json
+    from .. import io
+    if not isinstance(json_string, (str, bytes)):
+        raise TypeError(f"json_string must be a str, got {type(json_string).__name__}")
+    try:
+        spec = json.loads(json_string)
+    except ValueError as exc:
+        raise ValueError(f"model_from_json: not valid JSON: {exc}") from None
+    if not isinstance(spec, dict) or set(spec) != {"class_name", "config"} or \
+            not isinstance(spec["config"], dict):
+        raise ValueError("model_from_json: expected a JSON object {'class_name', 'config'}")
+    cls = io.MODEL_REGISTRY.get(spec["class_name"]) if isinstance(spec["class_name"], str) \
+        else None
+    if cls is None:
+        raise ValueError(f"model_from_json: unknown model class {str(spec['class_name'])[:100]!r}"
+                         f"; expected one of {sorted(io.MODEL_REGISTRY)}")
+    return cls.from_config(spec["config"])

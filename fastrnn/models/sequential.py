@@ -7,6 +7,10 @@ loop: masks, fused softmax/sigmoid + cross-entropy gradients, non-finite step sk
 seeding behave the same for both (see :mod:`fastrnn.models.model`).
 """
 
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
 import numpy as np
 
 from ..layers import Layer, serialize, deserialize
@@ -28,9 +32,38 @@ class Sequential(Model):
     ``train_on_batch`` / ``test_on_batch``; ``summary``; ``get_config`` / ``from_config``;
     ``get_weights`` / ``set_weights``; ``params()`` -> (``"layers.{i}.{name}"``, array) pairs;
     ``save(path)`` (see :func:`fastrnn.load_model`).
+
+    Parameters
+    ----------
+    layers : Layer or sequence of Layer, optional
+        The stack, first layer first (more with :meth:`add`).
+    name : str, optional
+        Model name (default "sequential").
+    seed : int, optional
+        Seeds the layers that have no seed of their own, the Dropout masks and the batch
+        shuffling, so a run is reproducible.
+
+    Notes
+    -----
+    Shapes: inputs are batch-first, ``(B, T, F)`` floats for a recurrent first layer or
+    ``(B, T)`` integer ids for an :class:`~fastrnn.layers.embedding.Embedding`; targets match
+    the last layer's output (class ids for ``sparse_categorical_crossentropy``).
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn as fr
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((64, 12, 3)).astype("float32")
+    >>> y = (x[:, :, 0].sum(axis=1) > 0).astype("int64")
+    >>> model = fr.Sequential([fr.LSTM(16), fr.Dense(2, activation="softmax")], seed=0)
+    >>> model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    >>> history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    >>> model.predict(x[:5]).shape
+    (5, 2)
     """
 
-    def __init__(self, layers=None, name=None, seed=None):
+    def __init__(self, layers: Optional[Union[Layer, Sequence[Layer]]] = None,
+                 name: Optional[str] = None, seed: Optional[int] = None) -> None:
         _check_seed_and_name(seed, name)
         super().__init__(name=name or "sequential", seed=seed)
         self._layers = []

@@ -621,6 +621,8 @@ class SGD(Optimizer):
     clipnorm, clipvalue, global_clipnorm, on_nonfinite
         See the module docstring.
 
+    Notes
+    -----
     Update rules, gradient ``g``, learning rate ``lr``, momentum ``mu``:
 
     Keras (``keras.optimizers.SGD``)::
@@ -716,6 +718,8 @@ class Adam(Optimizer):
     convention : {"keras", "torch"}, optional
         Default "keras"; PyTorch names (``lr``, ``betas``, ``eps``) select "torch".
 
+    Notes
+    -----
     Update rules at step ``t`` (per parameter, from 1); both keep
     ``m = m + (1 - beta_1) * (g - m)``, ``v = beta_2 * v + (1 - beta_2) * g * g`` and, with
     amsgrad, ``v_hat = max(v_hat_prev, v)`` (else ``v_hat = v``).
@@ -851,6 +855,8 @@ class RMSprop(Optimizer):
     convention : {"keras", "torch"}, optional
         Default "keras"; PyTorch names (``lr``, ``alpha``, ``eps``) select "torch".
 
+    Notes
+    -----
     Both keep ``v = rho * v + (1 - rho) * g * g`` and, centered,
     ``a = rho * a + (1 - rho) * g``.
 

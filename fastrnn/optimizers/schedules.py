@@ -104,7 +104,10 @@ class ExponentialDecay(LearningRateSchedule):
         p = _step(step) / self.decay_steps
         if self.staircase:
             p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
+        try:
+            return self.initial_learning_rate * self.decay_rate ** p
+        except OverflowError:       # decay_rate > 1 far out: the optimizer rejects inf
+            return math.inf
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate,

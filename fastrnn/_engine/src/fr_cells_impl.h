@@ -1,16 +1,17 @@
-/* Fused per-step pointwise passes, written once for REAL = float / double.
+/* Per-step pointwise passes, written once for REAL = float / double and included
+ * once per instruction set by fr_kern.c (the forward passes serve the unpacked
+ * B = 1 / T = 1 path; packed forward steps use the fused tiles of fr_kern_impl.h).
  * gates_out may alias g / gi (training stores the activated gates in place of
  * the pre-activations): those two are not restrict; `omp simd` asserts the
  * loops have no cross-iteration dependence, which holds (same index).
- * Included twice by fr_cells.c with:
+ * Included by fr_kern.c (inside a `#pragma GCC target` region) with:
  *   REAL, FR_FN(name) (adds _f / _d), SIGM, TANH, RELU.
  * Every row is independent; inner loops over hidden units are `omp simd`.
  * Rows are contiguous: gates rows have stride G*H, state rows stride H.
  */
 
 /* ----------------------------------------------------------------- Elman */
-FR_CLONES
-void FR_FN(fr_elman_fwd)(int nb, int H, int act, const REAL *FR_RESTRICT g,
+static void FR_FN(fr_elman_fwd)(int nb, int H, int act, const REAL *FR_RESTRICT g,
                          const REAL *FR_RESTRICT bias, const REAL *FR_RESTRICT h_prev,
                          REAL *FR_RESTRICT h_out, const unsigned char *mask)
 {
@@ -32,8 +33,7 @@ void FR_FN(fr_elman_fwd)(int nb, int H, int act, const REAL *FR_RESTRICT g,
     }
 }
 
-FR_CLONES
-void FR_FN(fr_elman_bwd)(int nb, int H, int act, const REAL *FR_RESTRICT h,
+static void FR_FN(fr_elman_bwd)(int nb, int H, int act, const REAL *FR_RESTRICT h,
                          const REAL *FR_RESTRICT dy, const REAL *FR_RESTRICT dh_next,
                          REAL *FR_RESTRICT dG, REAL *FR_RESTRICT dh_prev,
                          const unsigned char *mask)
@@ -85,8 +85,7 @@ void FR_FN(fr_elman_bwd)(int nb, int H, int act, const REAL *FR_RESTRICT h,
 }
 
 /* ------------------------------------------------------------------ LSTM */
-FR_CLONES
-void FR_FN(fr_lstm_fwd)(int nb, int H, const REAL *g,
+static void FR_FN(fr_lstm_fwd)(int nb, int H, const REAL *g,
                         const REAL *FR_RESTRICT bias, const REAL *FR_RESTRICT h_prev,
                         const REAL *FR_RESTRICT c_prev, REAL *FR_RESTRICT h_out,
                         REAL *FR_RESTRICT c_out, REAL *gates_out,
@@ -136,8 +135,7 @@ void FR_FN(fr_lstm_fwd)(int nb, int H, const REAL *g,
     }
 }
 
-FR_CLONES
-void FR_FN(fr_lstm_bwd)(int nb, int H, const REAL *FR_RESTRICT gates,
+static void FR_FN(fr_lstm_bwd)(int nb, int H, const REAL *FR_RESTRICT gates,
                         const REAL *FR_RESTRICT c, const REAL *FR_RESTRICT c_prev,
                         const REAL *FR_RESTRICT dy, const REAL *FR_RESTRICT dh_next,
                         REAL *FR_RESTRICT dc, REAL *FR_RESTRICT dG,
@@ -174,8 +172,7 @@ void FR_FN(fr_lstm_bwd)(int nb, int H, const REAL *FR_RESTRICT gates,
 }
 
 /* ------------------------------------------------------------------- GRU */
-FR_CLONES
-void FR_FN(fr_gru_fwd)(int nb, int H, const REAL *gi,
+static void FR_FN(fr_gru_fwd)(int nb, int H, const REAL *gi,
                        const REAL *FR_RESTRICT gh, const REAL *FR_RESTRICT bias_rz,
                        const REAL *FR_RESTRICT b_in, const REAL *FR_RESTRICT b_hn,
                        const REAL *FR_RESTRICT h_prev, REAL *FR_RESTRICT h_out,
@@ -222,8 +219,7 @@ void FR_FN(fr_gru_fwd)(int nb, int H, const REAL *gi,
     }
 }
 
-FR_CLONES
-void FR_FN(fr_gru_bwd)(int nb, int H, const REAL *FR_RESTRICT gates,
+static void FR_FN(fr_gru_bwd)(int nb, int H, const REAL *FR_RESTRICT gates,
                        const REAL *FR_RESTRICT hn, const REAL *FR_RESTRICT h_prev,
                        const REAL *FR_RESTRICT dy, const REAL *FR_RESTRICT dh_next,
                        REAL *FR_RESTRICT dGi, REAL *FR_RESTRICT dGh,
@@ -258,8 +254,7 @@ void FR_FN(fr_gru_bwd)(int nb, int H, const REAL *FR_RESTRICT gates,
 }
 
 /* ------------------------------------------------------------- utilities */
-FR_CLONES
-void FR_FN(fr_colsum_add)(int rows, int n, const REAL *FR_RESTRICT a, REAL *FR_RESTRICT acc)
+static void FR_FN(fr_colsum_add)(int rows, int n, const REAL *FR_RESTRICT a, REAL *FR_RESTRICT acc)
 {
     for (int r = 0; r < rows; r++) {
         const REAL *ar = a + (size_t)r * n;
@@ -268,8 +263,7 @@ void FR_FN(fr_colsum_add)(int rows, int n, const REAL *FR_RESTRICT a, REAL *FR_R
     }
 }
 
-FR_CLONES
-void FR_FN(fr_act)(int kind, int n, const REAL *FR_RESTRICT x, REAL *FR_RESTRICT y)
+static void FR_FN(fr_act)(int kind, int n, const REAL *FR_RESTRICT x, REAL *FR_RESTRICT y)
 {
     if (kind == 0) {
         FR_SIMD

@@ -1,9 +1,8 @@
 /* fastrnn C helpers: shared declarations.
  *
  * Everything here is plain C99 plus optional GCC/Clang extensions:
- *   - FR_CLONES: runtime ISA dispatch (AVX-512 / AVX2 / baseline) through
- *     __attribute__((target_clones(...))) when setup.py found it works
- *     (macro FASTRNN_HAVE_TARGET_CLONES); otherwise a single baseline build.
+ *   - per-ISA builds of the kernels under `#pragma GCC target` with a table of
+ *     function pointers chosen once by CPUID (fr_kern.c);
  *   - `#pragma omp simd` loops, compiled with -fopenmp-simd when available.
  * Never compiled with -ffast-math: the activations rely on NaN comparisons.
  */
@@ -13,11 +12,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(FASTRNN_HAVE_TARGET_CLONES)
-#define FR_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-#else
-#define FR_CLONES
-#endif
+/* Instruction-set paths (fr_kern.c): chosen once at run time by CPUID. */
+#define FR_ISA_BASELINE 0
+#define FR_ISA_AVX2 1
+#define FR_ISA_AVX2W16 2   /* the AVX-512 tiling compiled for AVX2 (tests only) */
+#define FR_ISA_AVX512 3
+int fr_isa_supported(int level);  /* 1 if this CPU (and build) can run the path */
+int fr_isa_best(void);            /* the fastest supported path */
+int fr_isa_get(void);             /* the path in use in this module */
+int fr_isa_set(int level);        /* 0, or -1 (unsupported: unchanged) */
 
 #if defined(__GNUC__)
 #define FR_INLINE static inline __attribute__((always_inline))
@@ -39,8 +42,6 @@ unsigned int fr_ftz_enter(void);
 void fr_ftz_exit(unsigned int saved);
 
 /* Runtime info. */
-int fr_simd_level(void);          /* 0 baseline, 2 avx2+fma, 3 avx512f */
-int fr_have_target_clones(void);
 
 /* acc[j] += sum_r a[r*n + j] over rows (column sums of a row-major matrix). */
 void fr_colsum_add_f(int rows, int n, const float *a, float *acc);
@@ -120,6 +121,33 @@ void fr_gemm_packed_f(int M, int N, int K, const float *A, int lda, const float 
                       float *C, int ldc, int accumulate);
 void fr_gemm_packed_d(int M, int N, int K, const double *A, int lda, const double *Wp,
                       double *C, int ldc, int accumulate);
+/* Gate-interleaved packing of W_hh (G*H, H) for the fused steps (G = 4 LSTM,
+ * 3 GRU, 1 Elman); layout in fr_kern_impl.h. */
+size_t fr_pack_cell_size_f(int G, int H);
+size_t fr_pack_cell_size_d(int G, int H);
+void fr_pack_cell_f(int G, int H, const float *w_hh, float *Wp);
+void fr_pack_cell_d(int G, int H, const double *w_hh, double *Wp);
+/* Fused recurrent steps for nb rows (pointers at the first row): the recurrent
+ * product of every register tile is followed, while in L1, by the cell's
+ * pointwise update (same contracts as the *_fwd passes above; g / gi are the
+ * input projections without bias, gates_out may alias them). */
+void fr_lstm_step_f(int nb, int H, const float *hp, const float *Wp, const float *g,
+                    const float *bias, const float *cp, float *h_out, float *c_out,
+                    float *gates_out, const unsigned char *mask);
+void fr_lstm_step_d(int nb, int H, const double *hp, const double *Wp, const double *g,
+                    const double *bias, const double *cp, double *h_out, double *c_out,
+                    double *gates_out, const unsigned char *mask);
+void fr_gru_step_f(int nb, int H, const float *hp, const float *Wp, const float *gi,
+                   const float *bias_rz, const float *b_in, const float *b_hn, float *h_out,
+                   float *gates_out, float *hn_out, const unsigned char *mask);
+void fr_gru_step_d(int nb, int H, const double *hp, const double *Wp, const double *gi,
+                   const double *bias_rz, const double *b_in, const double *b_hn,
+                   double *h_out, double *gates_out, double *hn_out, const unsigned char *mask);
+void fr_elman_step_f(int nb, int H, int act, const float *hp, const float *Wp, const float *g,
+                     const float *bias, float *h_out, const unsigned char *mask);
+void fr_elman_step_d(int nb, int H, int act, const double *hp, const double *Wp,
+                     const double *g, const double *bias, double *h_out,
+                     const unsigned char *mask);
 /* y (+)= W x, W (N, K) row-major. */
 void fr_gemv_dot_f(int N, int K, const float *W, int ldw, const float *x, float *y,
                    int accumulate);

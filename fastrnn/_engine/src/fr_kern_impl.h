@@ -1,0 +1,409 @@
+/* Register-blocked micro-kernels and fused recurrent steps, written ONCE over a
+ * GCC vector type whose width is a parameter. fr_kern.c includes this file once
+ * per (instruction set, dtype) inside a `#pragma GCC target` region, with:
+ *   REAL          float / double
+ *   VEC, VL       GCC vector of VL REALs (VL*sizeof(REAL) = 64 bytes on the
+ *                 AVX-512 path, 32 on AVX2, 16 on the baseline; the "avx2w16"
+ *                 test variant uses 64-byte vectors on AVX2, lowered to pairs)
+ *   FR_FN(name)   name with the dtype and ISA suffix
+ *   SIGM TANH RELU  scalar inline activations (fr_act.h), vectorized by omp simd
+ *   MR_GEN NV_GEN   generic GEMM tile: MR_GEN rows x NV_GEN vectors
+ *   MR_LSTM MR_GRU  fused-step tile rows (LSTM: 4 vectors = i f g o of VL units;
+ *                   GRU: 3 vectors = r z n of VL units)
+ *   MR_ELM U_ELM    Elman fused tile: MR_ELM rows x U_ELM vectors of units
+ * The tiles are sized so that MR x NV accumulators fill most of the register
+ * file: 24 of the 32 zmm on AVX-512, 12 of the 16 ymm/xmm on AVX2/baseline.
+ *
+ * Packing (once per call, or once per stepper): W (N, K) with N = G*H rows in
+ * PyTorch gate-blocked order is stored in panels of NR = G*U*VL columns; panel p
+ * holds units [p*U*VL, (p+1)*U*VL) of EVERY gate, gate-interleaved:
+ *     Wp[p][k][g*U*VL + v] = W[g*H + p*U*VL + v][k]   (0 past the last unit)
+ * so that one register tile holds all gate pre-activations of the same hidden
+ * units. The generic GEMM is the case G = 1 (N = H, U = NV_GEN).
+ */
+
+#undef FR_VLOAD
+#undef FR_VSTORE
+/* unaligned vector load / store (statement expressions: no vector-typed function
+ * arguments, whose ABI differs between the instruction sets) */
+#define FR_VLOAD(p) __extension__({ VEC v_; __builtin_memcpy(&v_, (p), sizeof(VEC)); v_; })
+#define FR_VSTORE(p, v) do { VEC w_ = (v); __builtin_memcpy((p), &w_, sizeof(VEC)); } while (0)
+
+#define FR_MRMAX 8
+#define FR_NVMAX 4
+
+/* --------------------------------------------------------------- packing */
+/* W[n][k] = trans ? src[k*ld + n] : src[n*ld + k], n = g*H + unit. */
+static void FR_FN(pack)(int G, int H, int K, int U, const REAL *src, int ld, int trans,
+                        REAL *Wp)
+{
+    const int UV = U * VL, NR = G * UV;
+    const int np = (H + UV - 1) / UV;
+    for (int p = 0; p < np; p++) {
+        REAL *dst = Wp + (size_t)p * NR * K;
+        for (int g = 0; g < G; g++) {
+            for (int v = 0; v < UV; v++) {
+                const int unit = p * UV + v, col = g * UV + v;
+                if (unit >= H) {
+                    for (int k = 0; k < K; k++) dst[(size_t)k * NR + col] = 0;
+                } else if (!trans) {
+                    const REAL *s = src + (size_t)(g * H + unit) * ld;
+                    for (int k = 0; k < K; k++) dst[(size_t)k * NR + col] = s[k];
+                } else {
+                    const REAL *s = src + (g * H + unit);
+                    for (int k = 0; k < K; k++) dst[(size_t)k * NR + col] = s[(size_t)k * ld];
+                }
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------- micro-kernel */
+/* out[i*ldo + v*VL + l] (+)= sum_k A[i*lda + k] * Bp[k*nv*VL + v*VL + l] for an
+ * mr x nv tile. mr and nv are compile-time constants at every call site
+ * (always_inline + the switch below), so acc[][] lives in registers: one
+ * broadcast of A per row and k, nv panel loads per k. */
+FR_INLINE void FR_FN(tile)(const int mr, const int nv, int K, const REAL *FR_RESTRICT A,
+                           int lda, const REAL *FR_RESTRICT Bp, REAL *FR_RESTRICT out,
+                           int ldo, int accumulate)
+{
+    VEC acc[FR_MRMAX][FR_NVMAX];
+    const int nr = nv * VL;
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) acc[i][v] = (VEC){0};
+    for (int k = 0; k < K; k++) {
+        const REAL *b = Bp + (size_t)k * nr;
+        VEC bv[FR_NVMAX];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) bv[v] = FR_VLOAD(b + v * VL);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            const REAL a = A[(size_t)i * lda + k];
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++) acc[i][v] += a * bv[v];
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        REAL *o = out + (size_t)i * ldo;
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) {
+            if (accumulate) FR_VSTORE(o + v * VL, FR_VLOAD(o + v * VL) + acc[i][v]);
+            else FR_VSTORE(o + v * VL, acc[i][v]);
+        }
+    }
+}
+
+/* run the tile with a constant row count mr in 1..MRX */
+#define FR_TILE_SWITCH(MRX, NV, mr, ...)                                          \
+    switch (mr) {                                                                 \
+    case 1: FR_FN(tile)(1, NV, __VA_ARGS__); break;                               \
+    case 2: if ((MRX) >= 2) FR_FN(tile)(2, NV, __VA_ARGS__); break;               \
+    case 3: if ((MRX) >= 3) FR_FN(tile)(3, NV, __VA_ARGS__); break;               \
+    case 4: if ((MRX) >= 4) FR_FN(tile)(4, NV, __VA_ARGS__); break;               \
+    case 5: if ((MRX) >= 5) FR_FN(tile)(5, NV, __VA_ARGS__); break;               \
+    case 6: if ((MRX) >= 6) FR_FN(tile)(6, NV, __VA_ARGS__); break;               \
+    case 7: if ((MRX) >= 7) FR_FN(tile)(7, NV, __VA_ARGS__); break;               \
+    case 8: if ((MRX) >= 8) FR_FN(tile)(8, NV, __VA_ARGS__); break;               \
+    default: break;                                                               \
+    }
+
+/* Rows are cut into nt = ceil(M / MRX) balanced tiles (sizes differ by at most
+ * one), so no 1-2 row tail ever runs behind full tiles: 16 rows with MRX = 6
+ * become 6+5+5, 8 rows become 4+4. */
+#define FR_ROW_TILES(M, MRX, nt) const int nt = ((M) + (MRX) - 1) / (MRX)
+#define FR_TILE_R0(M, nt, t) (int)(((long)(t) * (M)) / (nt))
+
+/* ------------------------------------------------------------ generic GEMM */
+#ifndef FR_KC
+#define FR_KC 256
+#endif
+/* C(M, N) (+)= A(M, K) @ W^T with W packed by pack(1, N, K, NV_GEN, ...).
+ * K in blocks of FR_KC (the panel slice reused by every row tile stays in L1),
+ * rows in blocks of MC (the A block stays in L2 while all panels stream past). */
+static void FR_FN(gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, int lda,
+                               const REAL *FR_RESTRICT Wp, REAL *FR_RESTRICT C, int ldc,
+                               int accumulate)
+{
+    const int NR = NV_GEN * VL;
+    int MCb = (int)(65536 / (K > 0 ? K : 1));
+    MCb = MCb < MR_GEN ? MR_GEN : MCb - MCb % MR_GEN;
+    if (M > MCb) {
+        for (int m0 = 0; m0 < M; m0 += MCb) {
+            int mc = M - m0 < MCb ? M - m0 : MCb;
+            FR_FN(gemm_packed)(mc, N, K, A + (size_t)m0 * lda, lda, Wp,
+                               C + (size_t)m0 * ldc, ldc, accumulate);
+        }
+        return;
+    }
+    REAL tmp[FR_MRMAX * FR_NVMAX * 16] __attribute__((aligned(64)));
+    FR_ROW_TILES(M, MR_GEN, nt);
+    const int np = (N + NR - 1) / NR;
+    for (int p = 0; p < np; p++) {
+        const int n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
+        for (int k0 = 0; k0 < K; k0 += FR_KC) {
+            const int kc = K - k0 < FR_KC ? K - k0 : FR_KC;
+            const int acc = accumulate || k0 > 0;
+            const REAL *Bp = Wp + (size_t)p * NR * K + (size_t)k0 * NR;
+            for (int t = 0; t < nt; t++) {
+                const int r0 = FR_TILE_R0(M, nt, t), mr = FR_TILE_R0(M, nt, t + 1) - r0;
+                const REAL *Ar = A + (size_t)r0 * lda + k0;
+                REAL *Cr = C + (size_t)r0 * ldc + n0;
+                if (nr == NR) {
+                    FR_TILE_SWITCH(MR_GEN, NV_GEN, mr, kc, Ar, lda, Bp, Cr, ldc, acc)
+                } else {
+                    FR_TILE_SWITCH(MR_GEN, NV_GEN, mr, kc, Ar, lda, Bp, tmp, NR, 0)
+                    for (int i = 0; i < mr; i++) {
+                        REAL *c = Cr + (size_t)i * ldc;
+                        const REAL *s = tmp + (size_t)i * NR;
+                        if (acc) for (int r = 0; r < nr; r++) c[r] += s[r];
+                        else for (int r = 0; r < nr; r++) c[r] = s[r];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------- fused LSTM step */
+/* One LSTM step for nb rows: pre = hp(nb, H) @ W_hh^T tile by tile (W packed
+ * with G = 4, U = 1), then, while the tile is in L1, bias + input projection
+ * g (nb, 4H) + sigma/tanh + cell update + mask, writing h_out, c_out and (when
+ * gates_out != NULL, which may alias g) the post-activation gates. */
+static void FR_FN(lstm_step)(int nb, int H, const REAL *FR_RESTRICT hp,
+                             const REAL *FR_RESTRICT Wp, const REAL *g,
+                             const REAL *FR_RESTRICT bias, const REAL *FR_RESTRICT cp,
+                             REAL *FR_RESTRICT h_out, REAL *FR_RESTRICT c_out,
+                             REAL *gates_out, const unsigned char *mask)
+{
+    const int UV = VL, NR = 4 * VL, K = H;
+    REAL tmp[FR_MRMAX * 4 * VL] __attribute__((aligned(64)));
+    FR_ROW_TILES(nb, MR_LSTM, nt);
+    const int np = (H + UV - 1) / UV;
+    for (int p = 0; p < np; p++) {
+        const int j0 = p * UV, nu = H - j0 < UV ? H - j0 : UV;
+        const REAL *Bp = Wp + (size_t)p * NR * K;
+        for (int t = 0; t < nt; t++) {
+            const int r0 = FR_TILE_R0(nb, nt, t), mr = FR_TILE_R0(nb, nt, t + 1) - r0;
+            FR_TILE_SWITCH(MR_LSTM, 4, mr, K, hp + (size_t)r0 * H, H, Bp, tmp, NR, 0)
+            for (int i = 0; i < mr; i++) {
+                const int b = r0 + i;
+                const size_t o = (size_t)b * H + j0, o4 = (size_t)b * 4 * H + j0;
+                const REAL *pre = tmp + (size_t)i * NR;
+                const REAL *gx = g + o4, *bi = bias + j0, *cpr = cp + o;
+                REAL *ho = h_out + o, *co = c_out + o;
+                if (mask && !mask[b]) {
+                    const REAL *hpr = hp + o;
+                    for (int v = 0; v < nu; v++) { ho[v] = hpr[v]; co[v] = cpr[v]; }
+                    if (gates_out) {
+                        REAL *w = gates_out + o4;
+                        for (int q = 0; q < 4; q++)
+                            for (int v = 0; v < nu; v++) w[(size_t)q * H + v] = 0;
+                    }
+                    continue;
+                }
+                if (gates_out) {
+                    REAL *w = gates_out + o4;
+                    FR_SIMD
+                    for (int v = 0; v < nu; v++) {
+                        REAL i_ = SIGM(pre[v] + gx[v] + bi[v]);
+                        REAL f_ = SIGM(pre[UV + v] + gx[H + v] + bi[H + v]);
+                        REAL g_ = TANH(pre[2 * UV + v] + gx[2 * H + v] + bi[2 * H + v]);
+                        REAL o_ = SIGM(pre[3 * UV + v] + gx[3 * H + v] + bi[3 * H + v]);
+                        REAL c = f_ * cpr[v] + i_ * g_;
+                        co[v] = c;
+                        ho[v] = o_ * TANH(c);
+                        w[v] = i_; w[H + v] = f_; w[2 * H + v] = g_; w[3 * H + v] = o_;
+                    }
+                } else {
+                    FR_SIMD
+                    for (int v = 0; v < nu; v++) {
+                        REAL i_ = SIGM(pre[v] + gx[v] + bi[v]);
+                        REAL f_ = SIGM(pre[UV + v] + gx[H + v] + bi[H + v]);
+                        REAL g_ = TANH(pre[2 * UV + v] + gx[2 * H + v] + bi[2 * H + v]);
+                        REAL o_ = SIGM(pre[3 * UV + v] + gx[3 * H + v] + bi[3 * H + v]);
+                        REAL c = f_ * cpr[v] + i_ * g_;
+                        co[v] = c;
+                        ho[v] = o_ * TANH(c);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* -------------------------------------------------------- fused GRU step */
+/* gi (nb, 3H): input projection (no bias); W packed with G = 3, U = 1.
+ * bias_rz (2H) = b_ih + b_hh for r, z; b_in, b_hn (H). Training (gates_out !=
+ * NULL, may alias gi): r, z, n stored in place of gi, hn_out = W_hn h + b_hn. */
+static void FR_FN(gru_step)(int nb, int H, const REAL *FR_RESTRICT hp,
+                            const REAL *FR_RESTRICT Wp, const REAL *gi,
+                            const REAL *FR_RESTRICT bias_rz, const REAL *FR_RESTRICT b_in,
+                            const REAL *FR_RESTRICT b_hn, REAL *FR_RESTRICT h_out,
+                            REAL *gates_out, REAL *FR_RESTRICT hn_out,
+                            const unsigned char *mask)
+{
+    const int UV = VL, NR = 3 * VL, K = H;
+    REAL tmp[FR_MRMAX * 3 * VL] __attribute__((aligned(64)));
+    FR_ROW_TILES(nb, MR_GRU, nt);
+    const int np = (H + UV - 1) / UV;
+    for (int p = 0; p < np; p++) {
+        const int j0 = p * UV, nu = H - j0 < UV ? H - j0 : UV;
+        const REAL *Bp = Wp + (size_t)p * NR * K;
+        const REAL *br = bias_rz + j0, *bz = bias_rz + H + j0, *bin = b_in + j0, *bhn = b_hn + j0;
+        for (int t = 0; t < nt; t++) {
+            const int r0 = FR_TILE_R0(nb, nt, t), mr = FR_TILE_R0(nb, nt, t + 1) - r0;
+            FR_TILE_SWITCH(MR_GRU, 3, mr, K, hp + (size_t)r0 * H, H, Bp, tmp, NR, 0)
+            for (int i = 0; i < mr; i++) {
+                const int b = r0 + i;
+                const size_t o = (size_t)b * H + j0, o3 = (size_t)b * 3 * H + j0;
+                const REAL *pre = tmp + (size_t)i * NR;
+                const REAL *x = gi + o3, *hpr = hp + o;
+                REAL *ho = h_out + o;
+                if (mask && !mask[b]) {
+                    for (int v = 0; v < nu; v++) ho[v] = hpr[v];
+                    if (gates_out) {
+                        REAL *w = gates_out + o3, *wn = hn_out + o;
+                        for (int q = 0; q < 3; q++)
+                            for (int v = 0; v < nu; v++) w[(size_t)q * H + v] = 0;
+                        for (int v = 0; v < nu; v++) wn[v] = 0;
+                    }
+                    continue;
+                }
+                if (gates_out) {
+                    REAL *w = gates_out + o3, *wn = hn_out + o;
+                    FR_SIMD
+                    for (int v = 0; v < nu; v++) {
+                        REAL r = SIGM(x[v] + pre[v] + br[v]);
+                        REAL z = SIGM(x[H + v] + pre[UV + v] + bz[v]);
+                        REAL hn = pre[2 * UV + v] + bhn[v];
+                        REAL n = TANH(x[2 * H + v] + bin[v] + r * hn);
+                        ho[v] = n + z * (hpr[v] - n);
+                        w[v] = r; w[H + v] = z; w[2 * H + v] = n; wn[v] = hn;
+                    }
+                } else {
+                    FR_SIMD
+                    for (int v = 0; v < nu; v++) {
+                        REAL r = SIGM(x[v] + pre[v] + br[v]);
+                        REAL z = SIGM(x[H + v] + pre[UV + v] + bz[v]);
+                        REAL hn = pre[2 * UV + v] + bhn[v];
+                        REAL n = TANH(x[2 * H + v] + bin[v] + r * hn);
+                        ho[v] = n + z * (hpr[v] - n);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------ fused Elman step */
+/* g (nb, H): input projection (no bias); W packed with G = 1, U = U_ELM.
+ * h_out = act(pre + g + bias); act 0 tanh, 1 relu; masked rows copy hp. */
+static void FR_FN(elman_step)(int nb, int H, int act, const REAL *FR_RESTRICT hp,
+                              const REAL *FR_RESTRICT Wp, const REAL *FR_RESTRICT g,
+                              const REAL *FR_RESTRICT bias, REAL *FR_RESTRICT h_out,
+                              const unsigned char *mask)
+{
+    const int UV = U_ELM * VL, NR = UV, K = H;
+    REAL tmp[FR_MRMAX * FR_NVMAX * VL] __attribute__((aligned(64)));
+    FR_ROW_TILES(nb, MR_ELM, nt);
+    const int np = (H + UV - 1) / UV;
+    for (int p = 0; p < np; p++) {
+        const int j0 = p * UV, nu = H - j0 < UV ? H - j0 : UV;
+        const REAL *Bp = Wp + (size_t)p * NR * K;
+        const REAL *bb = bias + j0;
+        for (int t = 0; t < nt; t++) {
+            const int r0 = FR_TILE_R0(nb, nt, t), mr = FR_TILE_R0(nb, nt, t + 1) - r0;
+            FR_TILE_SWITCH(MR_ELM, U_ELM, mr, K, hp + (size_t)r0 * H, H, Bp, tmp, NR, 0)
+            for (int i = 0; i < mr; i++) {
+                const int b = r0 + i;
+                const size_t o = (size_t)b * H + j0;
+                const REAL *pre = tmp + (size_t)i * NR, *x = g + o;
+                REAL *ho = h_out + o;
+                if (mask && !mask[b]) {
+                    const REAL *hpr = hp + o;
+                    for (int v = 0; v < nu; v++) ho[v] = hpr[v];
+                    continue;
+                }
+                if (act == 0) {
+                    FR_SIMD
+                    for (int v = 0; v < nu; v++) ho[v] = TANH(pre[v] + x[v] + bb[v]);
+                } else {
+                    FR_SIMD
+                    for (int v = 0; v < nu; v++) ho[v] = RELU(pre[v] + x[v] + bb[v]);
+                }
+            }
+        }
+    }
+}
+
+/* ----------------------------------------------------------------- GEMV */
+#undef FR_HSUM
+#define FR_HSUM(v) __extension__({ VEC h_ = (v); REAL s_ = 0; \
+    for (int i_ = 0; i_ < VL; i_++) { s_ += h_[i_]; } \
+    s_; })
+
+/* y[n] (+)= sum_k W[n][k] x[k], W (N, K) row-major, leading dimension ldw. Four
+ * rows at a time, two vector accumulators each (8 independent FMA chains). */
+static void FR_FN(gemv_dot)(int N, int K, const REAL *FR_RESTRICT W, int ldw,
+                            const REAL *FR_RESTRICT x, REAL *FR_RESTRICT y, int accumulate)
+{
+    int n = 0;
+    int K2 = K - K % (2 * VL);
+    for (; n + 4 <= N; n += 4) {
+        const REAL *w0 = W + (size_t)n * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        VEC a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        VEC b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+        int k = 0;
+        for (; k < K2; k += 2 * VL) {
+            VEC xv = FR_VLOAD(x + k), xw = FR_VLOAD(x + k + VL);
+            a0 += FR_VLOAD(w0 + k) * xv;
+            a1 += FR_VLOAD(w1 + k) * xv;
+            a2 += FR_VLOAD(w2 + k) * xv;
+            a3 += FR_VLOAD(w3 + k) * xv;
+            b0 += FR_VLOAD(w0 + k + VL) * xw;
+            b1 += FR_VLOAD(w1 + k + VL) * xw;
+            b2 += FR_VLOAD(w2 + k + VL) * xw;
+            b3 += FR_VLOAD(w3 + k + VL) * xw;
+        }
+        REAL s0 = FR_HSUM(a0 + b0), s1 = FR_HSUM(a1 + b1);
+        REAL s2 = FR_HSUM(a2 + b2), s3 = FR_HSUM(a3 + b3);
+        for (; k < K; k++) { s0 += w0[k] * x[k]; s1 += w1[k] * x[k]; s2 += w2[k] * x[k]; s3 += w3[k] * x[k]; }
+        if (accumulate) { y[n] += s0; y[n + 1] += s1; y[n + 2] += s2; y[n + 3] += s3; }
+        else { y[n] = s0; y[n + 1] = s1; y[n + 2] = s2; y[n + 3] = s3; }
+    }
+    for (; n < N; n++) {
+        const REAL *w0 = W + (size_t)n * ldw;
+        REAL s = 0;
+        for (int k = 0; k < K; k++) s += w0[k] * x[k];
+        if (accumulate) y[n] += s; else y[n] = s;
+    }
+}
+
+/* y[n] += sum_k W[k][n] x[k], W (K, N) row-major (y += W^T x), streaming rows. */
+static void FR_FN(gemv_axpy)(int N, int K, const REAL *FR_RESTRICT W, int ldw,
+                             const REAL *FR_RESTRICT x, REAL *FR_RESTRICT y)
+{
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const REAL *w0 = W + (size_t)k * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        REAL x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3];
+        FR_SIMD
+        for (int n = 0; n < N; n++)
+            y[n] += (w0[n] * x0 + w1[n] * x1) + (w2[n] * x2 + w3[n] * x3);
+    }
+    for (; k < K; k++) {
+        const REAL *w0 = W + (size_t)k * ldw;
+        REAL x0 = x[k];
+        FR_SIMD
+        for (int n = 0; n < N; n++) y[n] += w0[n] * x0;
+    }
+}
+
+#undef FR_MRMAX
+#undef FR_NVMAX
+#undef FR_TILE_SWITCH
+#undef FR_ROW_TILES
+#undef FR_TILE_R0
