@@ -45,6 +45,15 @@ def _check_activation(layer, name, value, supported):
     return value
 
 
+def _finite_batch_first(a, what, axes):
+    """NonFiniteError naming ``what`` and the first bad index, axis by axis (batch first)."""
+    if np.isfinite(a).all():
+        return
+    bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+    where = ", ".join(f"{n} {i}" for n, i in zip(axes, bad))
+    raise F.NonFiniteError(f"{what} must be finite, got {a[bad]} at index {bad} ({where})")
+
+
 class RecurrentLayer(Layer):
     """Shared machinery of the three cells. Subclasses set ``cell``, ``gates``, ``n_states``."""
 
@@ -231,6 +240,27 @@ class RecurrentLayer(Layer):
                              f"got {type(initial_state).__name__}")
         return list(initial_state)
 
+    def _check_public(self, x, states, x_name, state_name, axes):
+        """The checks whose messages must speak the caller's language: the argument names
+        of forward/step, batch-first indices, and this layer's name (inside a model the
+        input of a layer is another layer's output). Raises before any engine call."""
+        B, H = x.shape[0], self.units
+        names = ("h0", "c0") if state_name == "initial_state" else ("h", "c")
+        for k, s in enumerate(states):
+            if s is None:
+                continue
+            what = (f"{state_name}[{k}]: {names[k]}" if self.n_states > 1
+                    else f"{state_name}: {names[0]}")
+            a = s if isinstance(s, np.ndarray) else np.asarray(s)
+            if a.dtype.kind != "f" or a.dtype.itemsize < 4:
+                raise TypeError(f"{self.name}: {what} must be float32 or float64, got dtype "
+                                f"{a.dtype}")
+            if a.shape != (B, H):
+                raise ValueError(f"{self.name}: {what} must have shape {(B, H)}, got "
+                                 f"{a.shape} (expected (batch, units))")
+            _finite_batch_first(a, f"{self.name}: {what}", ("batch", "unit"))
+        _finite_batch_first(x, f"{self.name}: {x_name}", axes)
+
     def _time_major_mask(self, mask, B, T):
         if mask is None:
             return None
@@ -328,10 +358,12 @@ class RecurrentLayer(Layer):
             x = x * in_mask[:, None, :]          # one mask per sequence, as in Keras
         if training and self.recurrent_dropout > 0:
             rec_mask = self._mask_for(self.recurrent_dropout, (B, self.units))
+        self._check_public(x, states, "x", "initial_state", ("batch", "time", "feature"))
         xt = x.transpose(1, 0, 2)
         if self.go_backwards:
             xt = xt[::-1]
-        y, finals, cache = self._engine_forward(xt, states, mt, training, rec_mask=rec_mask)
+        y, finals, cache = self._engine_forward(xt, states, mt, training, check_finite=False,
+                                                rec_mask=rec_mask)
         self._cache = (cache, B, T) if training else None
         self._drop = in_mask
         if self.stateful:
@@ -429,7 +461,15 @@ class RecurrentLayer(Layer):
         states = self._split_state(state, x_t.shape[0])
         finals = self._fast_step(x_t, states)
         if finals is None:      # anything unusual: the fully validated path (and its errors)
-            _, finals, _ = self._engine_forward(x_t[None], states, None, False)
+            if x_t.dtype.kind != "f" or x_t.dtype.itemsize < 4:
+                raise TypeError(f"{self.name}: x_t must be float32 or float64, got dtype "
+                                f"{x_t.dtype}")
+            if x_t.shape[1] != self.input_size:
+                raise ValueError(f"{self.name}: x_t must have shape (batch, features) = "
+                                 f"({x_t.shape[0]}, {self.input_size}), got {x_t.shape}")
+            self._check_public(x_t, states, "x_t", "state", ("batch", "feature"))
+            _, finals, _ = self._engine_forward(x_t[None], states, None, False,
+                                                check_finite=False)
         h = finals[0]
         return h, (tuple(finals) if self.n_states > 1 else h)
 
