@@ -531,7 +531,7 @@ def test_truncation_at_every_byte(small_file, tmp_path):
             fio.load_model(p)
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=150, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(blob=st.binary(max_size=400), n=st.one_of(st.none(), st.integers(0, 2**64 - 1)))
 def test_random_bytes_only_model_file_error(tmp_path, blob, n):
@@ -550,7 +550,7 @@ _json_values = st.recursive(
     max_leaves=12)
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=150, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(header=st.dictionaries(
     st.sampled_from(["a", "b", "__metadata__"]),
