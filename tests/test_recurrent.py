@@ -1,6 +1,7 @@
 """The public recurrent layers: against PyTorch (same weights), and their own contracts."""
 
 import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -273,3 +274,34 @@ def test_step_fast_path_uses_biases_and_both_states(cell, backend, monkeypatch):
         assert not np.allclose(new_state[0], new_state[1])
     else:
         np.testing.assert_array_equal(new_state, h1)
+
+
+# issue 9, "Also": errors name the public argument and the batch-first shape the caller passed
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_errors_use_public_names_and_batch_first_shapes(cell):
+    layer = make_layer(cell, 4, 3, dtype="float32", backend="cython" if HAVE_ENGINE else
+                       "numpy", seed=1, return_sequences=True)
+    x = np.ones((2, 5, 3), np.float32)
+    layer.forward(x, training=True)
+    internal = re.compile(r"\bdy\b|dh_n|dc_n|weight_ih|\(T, B")
+    cases = [
+        (lambda: layer.backward(np.ones((2, 5, 4), np.complex64)), "d_output"),
+        (lambda: layer.backward(np.ones((2, 5, 4), np.float32),
+                                d_state=[np.ones((2, 4), np.complex64)] * layer.n_states),
+         "d_state[0]"),
+        (lambda: layer.step(np.ones((2, 7), np.float32)), "x_t must have shape (batch, "
+                                                          "features) = (2, 3), got (2, 7)"),
+        (lambda: layer.step(np.ones((2, 3), np.float32), [np.ones((2, 4))] * 3), "state must"),
+        (lambda: layer.forward(np.ones((0, 5, 3), np.float32)), "(0, 5, 3)"),
+        (lambda: layer.forward(np.ones((2, 0, 3), np.float32)), "(2, 0, 3)"),
+    ]
+    bad = np.ones((2, 5, 3), np.float32)
+    bad[1, 4, 2] = np.inf
+    cases.append((lambda: layer.forward(bad), "(batch 1, time 4, feature 2)"))
+    for call, needle in cases:
+        with pytest.raises((ValueError, TypeError)) as info:
+            call()
+        msg = str(info.value)
+        assert needle in msg, msg
+        assert not internal.search(msg), msg

@@ -222,22 +222,32 @@ class RecurrentLayer(Layer):
         if x.shape[2] != self.input_size:
             raise ValueError(f"x.shape[2] (features) must be {self.input_size} for this layer, "
                              f"got {x.shape[2]}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{self.name}: x must have a batch of at least one sequence, got "
+                             f"shape {x.shape} (batch, time, features)")
+        if x.shape[1] == 0:
+            raise ValueError(f"{self.name}: x must have at least one time step, got shape "
+                             f"{x.shape} (batch, time, features)")
         return x
 
-    def _split_state(self, initial_state, B):
+    def _split_state(self, initial_state, B, what="initial_state"):
+        # ``what``: the caller's argument (initial_state of forward, state of step, d_state)
+        h, c = {"state": ("h", "c"), "d_state": ("dh", "dc")}.get(what, ("h0", "c0"))
         if initial_state is None:
             return [None] * self.n_states
         if self.n_states == 1:
             if isinstance(initial_state, (list, tuple)):
                 if len(initial_state) != 1:
-                    raise ValueError(f"initial_state must be h0 (B, {self.units}) for "
+                    raise ValueError(f"{what} must be {h} (batch, {self.units}) for "
                                      f"{type(self).__name__}, got a sequence of "
                                      f"{len(initial_state)} arrays")
                 initial_state = initial_state[0]
             return [initial_state]
         if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
-            raise ValueError(f"initial_state must be (h0, c0), each (B, {self.units}), for LSTM, "
-                             f"got {type(initial_state).__name__}")
+            got = (f"a sequence of {len(initial_state)} arrays"
+                   if isinstance(initial_state, (list, tuple)) else type(initial_state).__name__)
+            raise ValueError(f"{what} must be ({h}, {c}), each (batch, {self.units}), for LSTM, "
+                             f"got {got}")
         return list(initial_state)
 
     def _check_public(self, x, states, x_name, state_name, axes):
@@ -398,6 +408,9 @@ class RecurrentLayer(Layer):
         cache, B, T = self._cache
         H = self.units
         d_output = np.asarray(d_output)
+        if d_output.dtype.kind != "f" or d_output.dtype.itemsize < 4:
+            raise TypeError(f"{self.name}: d_output must be float32 or float64, got dtype "
+                            f"{d_output.dtype}")
         dstates = [None] * self.n_states
         if self.return_sequences:
             if d_output.shape != (B, T, H):
@@ -409,11 +422,14 @@ class RecurrentLayer(Layer):
             dy = None
             dstates[0] = d_output     # the last output is the final hidden state
         if d_state is not None:
-            ds = self._split_state(d_state, B)
+            ds = self._split_state(d_state, B, "d_state")
             for k, d in enumerate(ds):
                 if d is None:
                     continue
                 d = np.asarray(d)
+                if d.dtype.kind != "f" or d.dtype.itemsize < 4:
+                    raise TypeError(f"{self.name}: d_state[{k}] must be float32 or float64, "
+                                    f"got dtype {d.dtype}")
                 if d.shape != (B, H):
                     raise ValueError(f"d_state[{k}] must have shape {(B, H)}, got {d.shape}")
                 dstates[k] = d if dstates[k] is None else dstates[k] + d
@@ -458,7 +474,7 @@ class RecurrentLayer(Layer):
                              f"{x_t.shape}")
         if not self.built:
             self.build(x_t.shape)
-        states = self._split_state(state, x_t.shape[0])
+        states = self._split_state(state, x_t.shape[0], "state")
         finals = self._fast_step(x_t, states)
         if finals is None:      # anything unusual: the fully validated path (and its errors)
             if x_t.dtype.kind != "f" or x_t.dtype.itemsize < 4:
