@@ -368,6 +368,8 @@ class RecurrentLayer(Layer):
             x = x * in_mask[:, None, :]          # one mask per sequence, as in Keras
         if training and self.recurrent_dropout > 0:
             rec_mask = self._mask_for(self.recurrent_dropout, (B, self.units))
+        # sizes first: the finiteness pass below would read a huge (zero-stride) x in full
+        F.check_engine_sizes(T, B, self.input_size, self.units, self.gates)
         self._check_public(x, states, "x", "initial_state", ("batch", "time", "feature"))
         xt = x.transpose(1, 0, 2)
         if self.go_backwards:
