@@ -10,7 +10,7 @@ spec.loader.exec_module(check_skips)
 REPORT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="tests.test_a" name="test_ok" time="0.1"/>
 <testcase classname="tests.test_a" name="test_keras" time="0.0">
-  <skipped type="pytest.skip" message="could not import 'keras': No module named 'keras'">x</skipped>
+  <skipped type="pytest.skip" message="keras parity runs with the torch backend">x</skipped>
 </testcase>
 <testcase classname="tests.test_engine" name="test_threads" time="0.0">
   <skipped type="pytest.skip" message="built without OpenMP">y</skipped>
@@ -28,8 +28,10 @@ def test_allowed_skips_pass_and_others_fail(tmp_path, capsys):
     assert check_skips.main([str(p)]) == 1
     assert "NOT ALLOWED: tests.test_engine::test_threads: built without OpenMP" in \
         capsys.readouterr().out
-    p.write_text(REPORT.replace("built without OpenMP", "could not import 'mpi4py'"))
+    p.write_text(REPORT.replace("built without OpenMP", "root ignores directory permissions"))
     assert check_skips.main([str(p)]) == 0
+    p.write_text(REPORT.replace("built without OpenMP", "could not import 'mpi4py'"))
+    assert check_skips.main([str(p)]) == 1          # CI installs MPI: its tests must run
     assert check_skips.main([str(tmp_path / "missing.xml")]) == 2
 
 

@@ -30,10 +30,9 @@ from .. import callbacks as callbacks_module
 from .. import losses as losses_module
 from .. import metrics as metrics_module
 from ..functional import NonFiniteError
-from ..layers import Layer, serialize, deserialize
+from ..layers import serialize, deserialize
 from ..layers.core import Dense, InputLayer
 from ..layers.dropout import Dropout
-from ..layers.embedding import Embedding
 from ..distributed import entry_point as _distributed_entry, is_dask_array as _is_dask_array
 from . import data as data_module
 from . import graph as graph_module
@@ -1179,27 +1178,50 @@ class Model:
             validation_batch_size=None, *, distributed=None):
         """Train for ``epochs`` epochs; returns a History (also ``model.history``).
 
-        Parameters (Keras's names and meaning)
-        --------------------------------------
-        x, y : arrays (lists / dicts for several inputs / outputs), or ``x`` a
+        Parameters
+        ----------
+        x, y : arrays, or a batch source
+            Arrays (lists / dicts for several inputs / outputs), or ``x`` a
             :class:`fastrnn.utils.Sequence` or a Python generator of ``(x, y)`` /
             ``(x, y, sample_weight)`` batches (then ``y`` is None); see
             :mod:`fastrnn.models.data`.
-        batch_size : int, default 32 (arrays only).
-        epochs : int; training runs epochs ``initial_epoch .. epochs - 1``.
-        verbose : 0 silent, 1 progress bar, 2 one line per epoch.
-        validation_split : float in [0, 1): the LAST fraction of the samples (before
-            shuffling) is held out (arrays only).
-        validation_data : ``(x_val, y_val)``, ``(x_val, y_val, sample_weight_val)``, a Sequence
-            or a generator (then ``validation_steps`` batches are read, or all of it).
-        shuffle : reshuffle the samples every pass (arrays only).
-        class_weight : dict ``{class_id: weight}``: each sample's loss is multiplied by the
-            weight of its class (``fastrnn.losses.class_weight_to_sample_weight``).
-        sample_weight : ``(n,)`` or ``(n, T)`` weights of each sample's (or step's) loss.
-            The weighted loss is ``sum(w * loss) / count`` (Keras); metrics are not weighted.
-        initial_epoch : int; the epoch to start at (to resume a run).
-        steps_per_epoch : int; batches per epoch (the data is read on across epochs).
-        validation_batch_size : int; batch size of the validation pass (default batch_size).
+        batch_size : int, default 32
+            Arrays only.
+        epochs : int, default 1
+            Training runs epochs ``initial_epoch .. epochs - 1``.
+        verbose : {0, 1, 2, "auto"}, default 1
+            0 silent, 1 progress bar, 2 one line per epoch.
+        callbacks : list of fastrnn.callbacks.Callback, optional
+        validation_split : float in [0, 1), default 0
+            The LAST fraction of the samples (before shuffling) is held out (arrays only).
+        validation_data : tuple or batch source, optional
+            ``(x_val, y_val)``, ``(x_val, y_val, sample_weight_val)``, a Sequence or a
+            generator (then ``validation_steps`` batches are read, or all of it).
+        shuffle : bool, default True
+            Reshuffle the samples every pass (arrays only).
+        class_weight : dict, optional
+            ``{class_id: weight}``: each training sample's loss is multiplied by the weight of
+            its class (``fastrnn.losses.class_weight_to_sample_weight``); not with
+            ``sample_weight``.
+        sample_weight : ndarray, optional
+            ``(n,)`` or ``(n, T)`` weights of each sample's (or step's) loss. The weighted
+            loss is ``sum(w * loss) / count`` (Keras); metrics are not weighted.
+        initial_epoch : int, default 0
+            The epoch to start at (to resume a run).
+        steps_per_epoch : int, optional
+            Batches per epoch (the data is read on across epochs).
+        validation_steps : int, optional
+            Batches of the validation pass.
+        validation_batch_size : int, optional
+            Batch size of the validation pass (default ``batch_size``).
+
+        Returns
+        -------
+        fastrnn.callbacks.History
+
+        Example
+        -------
+        >>> model.fit(x, y, epochs=10, class_weight={0: 1.0, 1: 4.0})   # doctest: +SKIP
 
         The loss and metrics logged per epoch are the batch-size-weighted means over the
         epoch's batches (taken before each step); validation values are computed after the
@@ -1279,7 +1301,8 @@ class Model:
             if n == 0:
                 raise ValueError("fit: x has no samples")
             sw = data_module.check_sample_weight(sample_weight, n)
-            sw = data_module.with_class_weight(self, y, sw, class_weight)
+            if class_weight is not None and sw is not None:
+                raise ValueError("pass either class_weight or sample_weight, not both")
             val_split = None
             if validation_split and validation_data is None:
                 split_at = int(math.floor(n * (1.0 - validation_split)))
@@ -1293,6 +1316,9 @@ class Model:
                 x, y = self._take(x, head), self._take(y, head)
                 sw = None if sw is None else sw[head]
                 n = split_at
+            # class weights weight the training loss only (the held-out tail keeps the user's
+            # sample weights, as in Keras)
+            sw = data_module.with_class_weight(self, y, sw, class_weight)
             train = data_module.ArrayBatches(self, x, y, sw, batch_size, shuffle,
                                              self._shuffle_rng, steps_per_epoch)
             first_x = x
