@@ -340,7 +340,7 @@ class BuildExt(build_ext):
         print(f"fastrnn: compiling the C/Cython engine with {self.parallel} parallel jobs "
               "(about a minute on 2 cores) ...", file=sys.stderr, flush=True)
         msvc, openmp, cflags, lflags, macros = self._flags()
-        print(f"fastrnn build: openmp={openmp} debug={DEBUG} macros={macros}")
+        print(f"fastrnn build: openmp={openmp} debug={DEBUG} macros={macros}" + ("" if openmp or NO_OPENMP else "\nfastrnn build: WARNING: the OpenMP compile probe failed, the kernels will use ONE thread (install the compiler's OpenMP runtime, or set FASTRNN_OPENMP_CFLAGS / FASTRNN_OPENMP_LDFLAGS; FASTRNN_NO_OPENMP=1 silences this)"), file=sys.stderr if not openmp and not NO_OPENMP else sys.stdout)
         # Cython and build_ext compare timestamps only: after a switch between release and
         # FASTRNN_DEBUG builds, rebuild everything instead of mixing the two
         stamp = os.path.join(self.build_temp, "fastrnn-build-flags.txt")
