@@ -55,13 +55,14 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="20 k sequences")
     p.add_argument("-n", type=int, default=None, help="sequences to score (default 1 M)")
     p.add_argument("--chunk", type=int, default=None,
-                   help="sequences per dask chunk (default 20 k)")
+                   help="sequences per dask chunk (default 20480; a multiple of --batch-size "
+                        "avoids a rechunk: predict moves chunk boundaries to batch multiples)")
     p.add_argument("--batch-size", type=int, default=256, help="model.predict batch size")
     p.add_argument("--workers", type=int, default=2, help="largest LocalCluster to try")
     p.add_argument("--scheduler", default=None, help="address of an existing dask scheduler")
     args = p.parse_args(argv)
     args.n = args.n or (20_000 if args.quick else 1_000_000)
-    args.chunk = args.chunk or (5_000 if args.quick else 20_000)
+    args.chunk = args.chunk or (5_120 if args.quick else 20_480)
     from dask.distributed import Client, LocalCluster
 
     old_threads = fr.get_num_threads()

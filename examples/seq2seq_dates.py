@@ -19,14 +19,12 @@ search. Prints exact-match accuracy on the held-out dates next to two baselines 
 majority character; nearest training input by character bigrams) and saves a PNG of the
 attention weights of one example (needs matplotlib; skipped with a message otherwise).
 
-    python examples/seq2seq_dates.py             # about 0.99 exact match in a few minutes
+    python examples/seq2seq_dates.py             # 0.997 exact match, ~200 s on 2 busy cores
     python examples/seq2seq_dates.py --quick     # tiny run for smoke tests
 """
 
 import argparse
 import datetime
-import os
-import sys
 import time
 
 import numpy as np

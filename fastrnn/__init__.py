@@ -44,7 +44,7 @@ from . import interop
 from .layers import Bidirectional, Dense, Dropout, Embedding, Masking
 from .models import Sequential, Model, Input
 from .layers import (Concatenate, Add, Subtract, Multiply, Average, Dot, Attention,
-                     AdditiveAttention)
+                     AdditiveAttention, MultiHeadAttention)
 from . import callbacks, losses, metrics
 from . import io, optimizers
 from . import datasets
@@ -66,4 +66,5 @@ __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "La
            "initializers", "Activation", "Conv1D", "Flatten", "GlobalAveragePooling1D",
            "GlobalMaxPooling1D", "LayerNormalization", "MaxPooling1D", "RepeatVector",
            "SpatialDropout1D", "TimeDistributed", "distributed", "Concatenate", "Add", "Subtract",
-           "Multiply", "Average", "Dot", "Attention", "AdditiveAttention", "utils", "onnx"]
+           "Multiply", "Average", "Dot", "Attention", "AdditiveAttention", "utils", "onnx",
+           "MultiHeadAttention"]

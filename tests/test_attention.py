@@ -156,7 +156,6 @@ def _keras():
     keras = pytest.importorskip("keras")
     if keras.backend.backend() != "torch":
         pytest.skip("keras parity runs with the torch backend")
-    keras.config.set_floatx("float64")
     return keras
 
 
@@ -199,3 +198,93 @@ def test_merge_layers_match_keras(name, kw):
     want = keras.ops.convert_to_numpy(getattr(keras.layers, name)(dtype="float64", **kw)(xs))
     got = getattr(fr, name)(**kw, **F64)(xs)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)     # float32 matmul in Keras
+
+
+# ---- MultiHeadAttention -------------------------------------------------------------------
+def loop_mha(layer, q, v, k, mask):
+    """Head by head, query row by query row."""
+    p = layer.params
+    N, H = layer.num_heads, layer.key_dim
+    B, T, S = q.shape[0], q.shape[1], k.shape[1]
+    out = np.zeros((B, T, p["output_kernel"].shape[2]))
+    weights = np.zeros((B, N, T, S))
+    for b in range(B):
+        for n in range(N):
+            Q = q[b] @ p["query_kernel"][:, n] + p["query_bias"][n]
+            K = k[b] @ p["key_kernel"][:, n] + p["key_bias"][n]
+            V = v[b] @ p["value_kernel"][:, n] + p["value_bias"][n]
+            for t in range(T):
+                s = K @ Q[t] / np.sqrt(H)
+                s = np.where(mask[b, t], s, -1e9)
+                w = np.exp(s - s.max())
+                w /= w.sum()
+                weights[b, n, t] = w
+                out[b, t] += (w @ V) @ p["output_kernel"][n]
+        out[b] += p["output_bias"]
+    return out, weights
+
+
+def _mha(seed=0, **kw):
+    layer = fr.MultiHeadAttention(2, 3, seed=seed, **F64, **kw)
+    return layer
+
+
+@pytest.mark.parametrize("key", [False, True])
+def test_mha_forward_and_gradients(key):
+    rng = np.random.default_rng(10)
+    q = rng.standard_normal((2, 3, 4))
+    v = rng.standard_normal((2, 5, 4 if not key else 3))
+    k = rng.standard_normal((2, 5, 4)) if key else None
+    layer = _mha(value_dim=2, output_shape=3)
+    xs = [q, v] + ([k] if key else [])
+    layer.build([a.shape for a in xs])
+    for name in layer.params:                     # no zero biases in a correctness test
+        if name.endswith("bias"):
+            layer.params[name] = rng.standard_normal(layer.params[name].shape)
+    qmask = np.array([[1, 1, 0], [1, 1, 1]], bool)
+    vmask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    out, w = layer(xs, mask=[qmask, vmask], use_causal_mask=True, return_attention_scores=True)
+    full = qmask[:, :, None] & vmask[:, None, :] & (np.arange(3)[:, None] >= np.arange(5))
+    want, ww = loop_mha(layer, q, v, k if key else v, full)
+    np.testing.assert_allclose(out, want, rtol=1e-12)
+    np.testing.assert_allclose(w, ww, rtol=1e-12, atol=1e-300)
+    kw = {"mask": [qmask, vmask], "use_causal_mask": True}
+    check_layer_grads(layer, xs, rng, fwd_kw=kw)
+    check_layer_grads(layer, xs, rng, fwd_kw=dict(kw, return_attention_scores=True), multi=True)
+
+
+def test_mha_in_a_model_and_config():
+    q = fr.Input((None, 4))
+    v = fr.Input((None, 6))
+    mha = fr.MultiHeadAttention(2, 3, seed=1)
+    out = mha(q, v)                                # Keras's call form
+    assert out.shape == (None, None, 4)
+    model = fr.Model([q, v], out)
+    again = fr.Model.from_config(model.get_config())
+    assert again.get_config() == model.get_config()
+    for name in mha.params:
+        assert again.layers[-1].params[name].shape == mha.params[name].shape
+
+
+def test_mha_matches_keras():
+    keras = _keras()
+    rng = np.random.default_rng(11)
+    q = rng.standard_normal((2, 4, 5))
+    v = rng.standard_normal((2, 6, 3))
+    k = rng.standard_normal((2, 6, 5))
+    kl = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, value_dim=2, output_shape=4,
+                                         dtype="float64")
+    vmask = np.array([[1, 1, 1, 1, 0, 0], [1] * 6], bool)
+    want, wscores = kl(q, v, k, value_mask=vmask, return_attention_scores=True,
+                       use_causal_mask=True)
+    ours = fr.MultiHeadAttention(2, 3, value_dim=2, output_shape=4, **F64)
+    ours.build([q.shape, v.shape, k.shape])
+    names = {"query": kl._query_dense, "key": kl._key_dense, "value": kl._value_dense,
+             "output": kl._output_dense}
+    for part, dense in names.items():
+        ours.params[f"{part}_kernel"] = keras.ops.convert_to_numpy(dense.kernel)
+        ours.params[f"{part}_bias"] = keras.ops.convert_to_numpy(dense.bias)
+    out, w = ours([q, v, k], mask=[None, vmask], use_causal_mask=True,
+                  return_attention_scores=True)
+    np.testing.assert_allclose(out, keras.ops.convert_to_numpy(want), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w, keras.ops.convert_to_numpy(wscores), rtol=1e-5, atol=1e-6)

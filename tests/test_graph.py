@@ -130,3 +130,49 @@ def test_masks_travel_along_edges():
     # a padded sample gives the same valid outputs as the unpadded one
     short = model.predict(x[:1, :2])
     np.testing.assert_allclose(model.predict(x)[0, :2], short[0], rtol=1e-6)
+
+
+def test_deep_chain_and_order():
+    """Topological order without recursion: a chain deeper than Python's recursion limit."""
+    import sys
+    x = fr.Input((2,))
+    t = x
+    layers = [fr.Add() for _ in range(sys.getrecursionlimit() + 50)]
+    for layer in layers:
+        t = layer([t, x])
+    g = Graph([x], [t])
+    assert [n.layer for n in g.nodes] == layers
+    model = fr.Model(x, t)
+    np.testing.assert_allclose(model.predict(np.ones((1, 2))), len(layers) + 1.0)
+
+
+def test_malformed_configs_are_value_errors():
+    x = fr.Input((3,))
+    model = fr.Model(x, fr.Dense(2)(fr.Dense(4)(x)))
+    good = model.get_config()
+    bad = []
+    c = json_copy(good)
+    c["layers"][2]["calls"][0]["x"] = [[2, 0, 0]]          # reads its own output: never ready
+    bad.append(c)
+    c = json_copy(good)
+    c["outputs"] = [[9, 0, 0]]
+    bad.append(c)
+    c = json_copy(good)
+    c["layers"][1]["calls"][0]["x"] = [[0, 0, True]]
+    bad.append(c)
+    c = json_copy(good)
+    c["layers"][1]["calls"][0]["kwargs"] = {"foo": 1}
+    bad.append(c)
+    c = json_copy(good)
+    c["unexpected"] = 1
+    bad.append(c)
+    for c in bad:
+        with pytest.raises((ValueError, TypeError)):
+            fr.Model.from_config(c)
+    again = fr.Model.from_config(json_copy(good))
+    assert again.get_config() == good
+
+
+def json_copy(obj):
+    import json
+    return json.loads(json.dumps(obj))

@@ -335,3 +335,16 @@ def test_progress_for_a_generator_of_unknown_length(verbose, capsys):
     m.fit(((x[i:i + 4], y[i:i + 4]) for i in range(0, 12, 4)), epochs=1, verbose=verbose)
     out = capsys.readouterr().out
     assert "None" not in out and "3 - " in out and "loss" in out
+
+
+def test_class_weight_applies_to_training_not_to_validation_split():
+    x, y = class_data(n=16)
+    cw = {0: 4.0, 1: 0.5, 2: 2.0}
+    m = classifier()
+    m.optimizer.learning_rate = 0.0        # weights fixed: both losses computable by hand
+    per = per_sample_ce(m, x, y)
+    h = m.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, class_weight=cw,
+              validation_split=0.25)
+    w = np.array([cw[int(c)] for c in y])
+    assert h.history["loss"][0] == pytest.approx(np.sum(w[:12] * per[:12]) / 12, rel=1e-5)
+    assert h.history["val_loss"][0] == pytest.approx(per[12:].mean(), rel=1e-5)

@@ -18,7 +18,7 @@ from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .reshaping import Flatten, RepeatVector
 from .wrappers import TimeDistributed
 from .merge import Add, Average, Concatenate, Dot, Multiply, Subtract
-from .attention import AdditiveAttention, Attention
+from .attention import AdditiveAttention, Attention, MultiHeadAttention
 
 LAYER_REGISTRY = {
     "SimpleRNN": SimpleRNN,
@@ -48,6 +48,7 @@ LAYER_REGISTRY = {
     "Dot": Dot,
     "Attention": Attention,
     "AdditiveAttention": AdditiveAttention,
+    "MultiHeadAttention": MultiHeadAttention,
 }
 
 
@@ -87,4 +88,4 @@ __all__ = ["Layer", "RecurrentLayer", "SimpleRNN", "LSTM", "GRU", "Dense", "Embe
            "deserialize", "SpatialDropout1D", "Activation", "Conv1D", "LayerNormalization",
            "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPooling1D", "Flatten",
            "RepeatVector", "TimeDistributed", "Concatenate", "Add", "Subtract", "Multiply", "Average", "Dot",
-           "Attention", "AdditiveAttention"]
+           "Attention", "AdditiveAttention", "MultiHeadAttention"]

@@ -29,7 +29,7 @@ import numpy as np
 
 from .base import Layer
 
-__all__ = ["Attention", "AdditiveAttention"]
+__all__ = ["Attention", "AdditiveAttention", "MultiHeadAttention"]
 
 _BIG = 1.0e9       # Keras subtracts this from masked scores (not -inf: rows stay finite)
 
@@ -312,3 +312,232 @@ class AdditiveAttention(_BaseAttention):
             dt = np.broadcast_to(dscores[..., None], t.shape)
         du = dt * (1 - t * t)
         return du.sum(axis=2), du.sum(axis=1)
+
+
+class MultiHeadAttention(Layer):
+    """Multi-head dot-product attention, ``keras.layers.MultiHeadAttention`` (default
+    ``attention_axes``, no dropout).
+
+    Called as ``mha(query, value)``, ``mha(query, value, key)`` or on the list
+    ``[query, value(, key)]`` with shapes ``(B, T, dq)``, ``(B, S, dv)``, ``(B, S, dk)``::
+
+        Q = query @ query_kernel + query_bias                 (B, T, heads, key_dim)
+        K = key @ key_kernel + key_bias,  V = value @ value_kernel + value_bias
+        scores = (Q / sqrt(key_dim)) . K over key_dim          (B, heads, T, S)
+        scores = where(mask, scores, -1e9);  weights = softmax(scores, axis=-1)
+        out = (weights @ V) @ output_kernel + output_bias      (B, T, output_dim)
+
+    ``mask`` (B, T, S) is the AND of the query mask (rows), the value mask (columns) and,
+    with ``use_causal_mask=True``, the causal mask, as in Keras; the output mask is the query
+    mask. ``return_attention_scores=True`` also returns ``weights``.
+
+    Parameters
+    ----------
+    num_heads, key_dim : int
+    value_dim : int, optional
+        Defaults to ``key_dim``.
+    use_bias : bool
+    output_shape : int, optional
+        The last axis of the output; defaults to the query's feature size.
+    dtype, seed, name : as for every layer.
+
+    Parameters (Keras's names and shapes): ``query_kernel (dq, heads, key_dim)``,
+    ``query_bias (heads, key_dim)``, the same for ``key_`` and ``value_`` (``value_dim``),
+    ``output_kernel (heads, value_dim, output_dim)``, ``output_bias (output_dim,)``; kernels
+    glorot-uniform, biases zero.
+    """
+
+    supports_masking = True
+
+    def __init__(self, num_heads, key_dim, value_dim=None, use_bias=True, output_shape=None,
+                 *, dtype="float32", seed=None, name=None):
+        super().__init__(dtype=dtype, seed=seed, name=name)
+        for what, v in (("num_heads", num_heads), ("key_dim", key_dim)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ValueError(f"MultiHeadAttention: {what} must be a positive int, got {v!r}")
+        self.num_heads, self.key_dim = int(num_heads), int(key_dim)
+        if value_dim is not None and (isinstance(value_dim, bool) or
+                                      not isinstance(value_dim, (int, np.integer)) or
+                                      value_dim <= 0):
+            raise ValueError(f"MultiHeadAttention: value_dim must be a positive int or None, "
+                             f"got {value_dim!r}")
+        self.value_dim = int(value_dim) if value_dim is not None else self.key_dim
+        if output_shape is not None and (isinstance(output_shape, bool) or
+                                         not isinstance(output_shape, (int, np.integer)) or
+                                         output_shape <= 0):
+            raise ValueError(f"MultiHeadAttention: output_shape must be a positive int or "
+                             f"None, got {output_shape!r}")
+        self.output_dim = None if output_shape is None else int(output_shape)
+        self.use_bias = bool(use_bias)
+        self.dims = None            # (dq, dv, dk) once built
+        self._cache = None
+        self.last_attention = None
+
+    def __call__(self, query, value=None, key=None, **kw):
+        if value is not None:
+            query = [query, value] + ([key] if key is not None else [])
+        return super().__call__(query, **kw)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(num_heads=self.num_heads, key_dim=self.key_dim, value_dim=self.value_dim,
+                   use_bias=self.use_bias, output_shape=self.output_dim)
+        if self.dims is not None:
+            cfg["input_dims"] = list(self.dims)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        dims = config.pop("input_dims", None)
+        layer = cls(**config)
+        if dims is not None:
+            if not (isinstance(dims, list) and len(dims) == 3):
+                raise ValueError(f"MultiHeadAttention: bad input_dims {dims!r}")
+            layer.build([(None, None, dims[0]), (None, None, dims[1]), (None, None, dims[2])])
+        return layer
+
+    def _split_shapes(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) not in (2, 3) or \
+                not isinstance(input_shape[0], (list, tuple)):
+            raise ValueError("MultiHeadAttention: expects [query, value] or [query, value, key]")
+        q, v = tuple(input_shape[0]), tuple(input_shape[1])
+        k = tuple(input_shape[2]) if len(input_shape) == 3 else v
+        for what, s in (("query", q), ("value", v), ("key", k)):
+            if len(s) != 3:
+                raise ValueError(f"MultiHeadAttention: {what} must have 3 dimensions (batch, "
+                                 f"time, features), got shape {s}")
+        if k[1] is not None and v[1] is not None and k[1] != v[1]:
+            raise ValueError(f"MultiHeadAttention: key and value must have the same number of "
+                             f"steps, got {k[1]} and {v[1]}")
+        return q, v, k
+
+    def build(self, input_shape):
+        from .. import initializers
+        q, v, k = self._split_shapes(input_shape)
+        dq, dv, dk = q[2], v[2], k[2]
+        if None in (dq, dv, dk):
+            raise ValueError("MultiHeadAttention: the feature sizes of query, value and key "
+                             "must be known")
+        N, H, Hv = self.num_heads, self.key_dim, self.value_dim
+        out = self.output_dim or dq
+        rng = self._rng()
+        glorot = initializers.get("glorot_uniform")
+        shapes = {"query": ((dq, N, H), (N, H)), "key": ((dk, N, H), (N, H)),
+                  "value": ((dv, N, Hv), (N, Hv)), "output": ((N, Hv, out), (out,))}
+        for part, (ks, bs) in shapes.items():
+            self.params[f"{part}_kernel"] = initializers.draw(glorot, ks, self.dtype, rng,
+                                                              f"MultiHeadAttention {part}")
+            if self.use_bias:
+                self.params[f"{part}_bias"] = np.zeros(bs, dtype=self.dtype)
+        self.dims = (int(dq), int(dv), int(dk))
+        self._finish_build()
+
+    def compute_output_shape(self, input_shape, return_attention_scores=False,
+                             use_causal_mask=False):
+        q, v, _ = self._split_shapes(input_shape)
+        out = (q[0], q[1], self.output_dim or q[2])
+        if return_attention_scores:
+            return [out, (q[0], self.num_heads, q[1], v[1])]
+        return out
+
+    def compute_mask(self, x, mask=None):
+        if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
+            return None
+        return np.asarray(mask[0], dtype=bool)
+
+    def _proj(self, x, part):
+        y = np.einsum("btd,dnh->btnh", x, self.params[f"{part}_kernel"])
+        if self.use_bias:
+            y = y + self.params[f"{part}_bias"]
+        return y
+
+    def forward(self, x, training=False, mask=None, return_attention_scores=False,
+                use_causal_mask=False):
+        if not isinstance(x, (list, tuple)) or len(x) not in (2, 3):
+            raise TypeError("MultiHeadAttention: expects query and value (and key)")
+        arrs = [np.asarray(a) for a in x]
+        for what, a in zip(("query", "value", "key"), arrs):
+            if a.dtype.kind not in "fiu":
+                raise TypeError(f"MultiHeadAttention: {what} must be a real numeric array, got "
+                                f"dtype {a.dtype}")
+        arrs = [a.astype(self.dtype, copy=False) for a in arrs]
+        q, v = arrs[0], arrs[1]
+        k = arrs[2] if len(arrs) == 3 else v
+        self._split_shapes([q.shape, v.shape, k.shape])
+        if not self.built:
+            self.build([q.shape, v.shape, k.shape])
+        if (q.shape[2], v.shape[2], k.shape[2]) != self.dims:
+            raise ValueError(f"MultiHeadAttention: feature sizes (query, value, key) must be "
+                             f"{self.dims}, got {(q.shape[2], v.shape[2], k.shape[2])}")
+        B, T, S = q.shape[0], q.shape[1], k.shape[1]
+        m = np.ones((B, T, S), dtype=bool)
+        if mask is not None:
+            masks = list(mask) + [None] * (3 - len(mask))
+            qm, vm, km = masks[:3]
+            for what, mm, shape in (("query", qm, (B, T)), ("value", vm, (B, S)),
+                                    ("key", km, (B, S))):
+                if mm is not None:
+                    mm = np.asarray(mm)
+                    if mm.shape != shape:
+                        raise ValueError(f"MultiHeadAttention: the {what} mask must have shape "
+                                         f"{shape}, got {mm.shape}")
+                    mm = mm.astype(bool)
+                    m &= mm[:, :, None] if what == "query" else mm[:, None, :]
+        if use_causal_mask:
+            m &= np.arange(T)[:, None] >= np.arange(S)[None, :]
+        scale = self.dtype.type(1.0 / np.sqrt(self.key_dim))
+        Q, K, V = self._proj(q, "query"), self._proj(k, "key"), self._proj(v, "value")
+        s = np.einsum("bsnh,btnh->bnts", K, Q * scale)
+        s = np.where(m[:, None], s, self.dtype.type(-1e9))
+        w = np.exp(s - s.max(axis=-1, keepdims=True))
+        w /= w.sum(axis=-1, keepdims=True)
+        O = np.einsum("bnts,bsnv->btnv", w, V)
+        out = np.einsum("btnv,nvo->bto", O, self.params["output_kernel"])
+        if self.use_bias:
+            out = out + self.params["output_bias"]
+        self.last_attention = w
+        self._cache = (q, v, k, len(arrs) == 3, Q, K, V, w, O, m, scale) if training else None
+        if return_attention_scores:
+            return [out, w]
+        return out
+
+    def backward(self, d_out, d_state=None):
+        """``[d_query, d_value(, d_key)]``; the weights' gradient (when they were returned)
+        comes as ``d_state=[d_weights]``. Fills every parameter's gradient."""
+        if self._cache is None:
+            raise RuntimeError("MultiHeadAttention.backward needs a preceding "
+                               "forward(..., training=True)")
+        q, v, k, has_key, Q, K, V, w, O, m, scale = self._cache
+        p = self.params
+        d = np.asarray(d_out).astype(self.dtype, copy=False)
+        shape = q.shape[:2] + (p["output_kernel"].shape[2],)
+        if d.shape != shape:
+            raise ValueError(f"MultiHeadAttention: d_out must have shape {shape}, got {d.shape}")
+        g = {}
+        g["output_kernel"] = np.einsum("btnv,bto->nvo", O, d)
+        if self.use_bias:
+            g["output_bias"] = d.sum(axis=(0, 1))
+        dO = np.einsum("bto,nvo->btnv", d, p["output_kernel"])
+        dw = np.einsum("btnv,bsnv->bnts", dO, V)
+        if d_state is not None:
+            ds = d_state[0] if isinstance(d_state, (list, tuple)) else d_state
+            if ds is not None:
+                dw = dw + np.asarray(ds, dtype=self.dtype)
+        dV = np.einsum("bnts,btnv->bsnv", w, dO)
+        ds_ = w * (dw - np.sum(dw * w, axis=-1, keepdims=True))
+        ds_ = np.where(m[:, None], ds_, 0)            # masked scores are constants
+        dQ = np.einsum("bnts,bsnh->btnh", ds_, K) * scale
+        dK = np.einsum("bnts,btnh->bsnh", ds_, Q * scale)
+        grads_x = []
+        for part, X, dY in (("query", q, dQ), ("value", v, dV), ("key", k, dK)):
+            g[f"{part}_kernel"] = np.einsum("btd,btnh->dnh", X, dY)
+            if self.use_bias:
+                g[f"{part}_bias"] = dY.sum(axis=(0, 1))
+            grads_x.append(np.einsum("btnh,dnh->btd", dY, p[f"{part}_kernel"]))
+        for name in self.params:
+            self.grads[name] = g[name].astype(self.dtype, copy=False)
+        dq, dv, dk = grads_x
+        if has_key:
+            return [dq, dv, dk]
+        return [dq, dv + dk]

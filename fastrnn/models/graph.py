@@ -343,26 +343,39 @@ class Graph:
         if len({t._id for t in self.inputs}) != len(self.inputs):
             raise ValueError("the same Input tensor is listed twice in the model inputs")
         input_ids = {t._id for t in self.inputs}
-        order, seen, active = [], set(), set()
+        order, seen = [], set()
 
-        def visit(node, via):
-            if id(node) in seen:
-                return
-            if id(node) in active:      # cannot happen with immutable tensors; stay defensive
-                raise ValueError("the layer graph has a cycle")
-            active.add(id(node))
-            for t in node.inputs:
-                if isinstance(t.node.layer, InputLayer):
-                    if t._id not in input_ids:
-                        raise ValueError(
-                            f"graph disconnected: layer {node.layer.name!r} needs the input "
-                            f"{t.name or '?'} {_format_shape(t.shape)}, which is not one of "
-                            f"the model's inputs")
-                    continue
-                visit(t.node, node)
-            active.discard(id(node))
-            seen.add(id(node))
-            order.append(node)
+        def visit(root):
+            """Depth-first post-order without recursion (a deep chain of layers, e.g. from a
+            file, must not exhaust the interpreter's stack)."""
+            stack = [(root, 0)]
+            active = {id(root)}
+            while stack:
+                node, k = stack.pop()
+                inputs = node.inputs
+                while k < len(inputs):
+                    t = inputs[k]
+                    k += 1
+                    if isinstance(t.node.layer, InputLayer):
+                        if t._id not in input_ids:
+                            raise ValueError(
+                                f"graph disconnected: layer {node.layer.name!r} needs the input "
+                                f"{t.name or '?'} {_format_shape(t.shape)}, which is not one of "
+                                f"the model's inputs")
+                        continue
+                    child = t.node
+                    if id(child) in seen:
+                        continue
+                    if id(child) in active:  # impossible with immutable tensors; defensive
+                        raise ValueError("the layer graph has a cycle")
+                    stack.append((node, k))
+                    stack.append((child, 0))
+                    active.add(id(child))
+                    break
+                else:
+                    active.discard(id(node))
+                    seen.add(id(node))
+                    order.append(node)
 
         for t in self.outputs:
             if not isinstance(t, SymbolicTensor):
@@ -373,7 +386,8 @@ class Graph:
                     raise ValueError("graph disconnected: an output is an Input that is not one "
                                      "of the model's inputs")
                 continue
-            visit(t.node, None)
+            if id(t.node) not in seen:
+                visit(t.node)
         self.nodes = order
         layers, lids = [t.node.layer for t in self.inputs], set()
         lids.update(id(l) for l in layers)
