@@ -46,7 +46,7 @@ autodoc_typehints = "signature"
 autodoc_class_signature = "mixed"
 autodoc_inherit_docstrings = True
 # the compiled engine is private and may be absent where the docs are built
-autodoc_mock_imports = ["fastrnn._engine.blas", "fastrnn._engine.runtime",
+autodoc_mock_imports = ["fastrnn._engine._cyutility", "fastrnn._engine.blas", "fastrnn._engine.runtime",
                         "fastrnn._engine.elman", "fastrnn._engine.lstm", "fastrnn._engine.gru"]
 
 html_theme = "alabaster"

@@ -65,6 +65,11 @@ class CallbackList:
     """Calls each hook on every callback in order."""
 
     def __init__(self, callbacks=None, model=None, params=None):
+        if isinstance(callbacks, Callback):
+            callbacks = [callbacks]
+        elif callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"callbacks must be a list of fastrnn.callbacks.Callback instances, "
+                            f"got {type(callbacks).__name__}")
         callbacks = [] if callbacks is None else list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, Callback):
@@ -518,6 +523,8 @@ class LearningRateScheduler(Callback):
     verbose : int, default 0
         > 0 prints the new rate at every epoch.
 
+    Notes
+    -----
     The rate in effect is added to the epoch logs as ``learning_rate``.  An optimizer whose
     learning rate is a :mod:`fastrnn.optimizers.schedules` schedule cannot be driven by this
     callback (its rate is not settable).

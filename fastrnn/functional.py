@@ -37,7 +37,7 @@ __all__ = [
     "rnn_forward", "rnn_backward",
     "lstm_forward", "lstm_backward",
     "gru_forward", "gru_backward",
-    "ForwardCache", "default_backend",
+    "ForwardCache", "default_backend", "NonFiniteError",
 ]
 
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -178,11 +178,18 @@ def _check_shape(arr, name, expected):
         raise ValueError(f"{name} must have shape {tuple(expected)}, got {arr.shape}")
 
 
+class NonFiniteError(ValueError):
+    """An input (or, inside a model, an activation reaching a layer) holds NaN or inf.
+
+    Inside ``Model.fit`` such an activation means a layer overflowed: the step is skipped
+    like a non-finite loss (see ``fastrnn.models.Model``)."""
+
+
 def _check_finite(arr, name):
     if not np.isfinite(arr).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise ValueError(f"{name} must be finite, got {arr[bad]} at index {bad} "
-                         "(pass check_finite=False to let NaN/inf propagate)")
+        raise NonFiniteError(f"{name} must be finite, got {arr[bad]} at index {bad} "
+                             "(pass check_finite=False to let NaN/inf propagate)")
 
 
 def _weights(cell, weight_ih, weight_hh, bias_ih, bias_hh):

@@ -449,8 +449,9 @@ def draw(initializer, shape, dtype, rng, what):
     Inside :func:`fastrnn.layers.base.skip_initialization` (a loader about to overwrite every
     parameter from a file) nothing is computed: an uninitialised array of the shape is
     returned, so loading never pays for random numbers or an orthogonal QR."""
-    from .layers.base import initialization_skipped
+    from .layers.base import charge_parameter, initialization_skipped
     if initialization_skipped():
+        charge_parameter(shape, dtype, what)
         return np.empty(tuple(shape), dtype=dtype)
     if isinstance(initializer, Initializer):
         out = initializer(shape, dtype=dtype, rng=rng)

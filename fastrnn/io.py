@@ -27,11 +27,13 @@ imported or evaluated; this module never imports the training loop: the models r
 themselves), every parameter name, shape and dtype
 must match the rebuilt model, and the checksum must match.  Memory is bounded by the file
 size: at most ``MAX_TENSORS`` tensors (counted before the JSON is parsed), a budget of JSON
-structure per declared tensor for the header and every JSON document in the metadata, and
-every weight the architecture will allocate must be in the file with exactly its shape and
-dtype *before* any layer is built; layers are then built without computing initial values
-(they are overwritten from the file).  A file whose metadata says ``format: fastrnn`` must
-carry its checksum (fastrnn always writes one: a missing one means the file was altered).
+structure per declared tensor for the header and every JSON document in the metadata; for
+Sequential models of the core layers every weight the architecture will allocate must be in
+the file with exactly its shape and dtype *before* any layer is built, and for every model
+the layers are built without computing initial values (they are overwritten from the file)
+within a parameter budget of a small multiple of the file's weight bytes, refused before an
+over-budget array is allocated.  A file whose metadata says ``format: fastrnn`` must carry
+its checksum (fastrnn always writes one: a missing one means the file was altered).
 Optimizer step counters above ``MAX_STEP_COUNT`` are refused.  Every problem with the file
 content raises :class:`ModelFileError` (a ``ValueError``) saying what was wrong, what was
 expected and what was found; OS errors (missing file, permissions) propagate unchanged.
@@ -65,9 +67,9 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "MAX_HEADER_BYTES",
+    "MAX_TENSORS",
     "MODEL_REGISTRY",
     "register_model",
-    "MAX_TENSORS",
 ]
 
 FORMAT_NAME = "fastrnn"
@@ -722,9 +724,10 @@ def _check_dimensions(arch, hdr, source):
                                  f"any weight dimension in the file ({limit})")
 
 
+_BUILD_BUDGET_FACTOR = 4
 _CELL_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 _DT_NAMES = {"float32": "F32", "float64": "F64"}
-_NO_PARAMS = ("Dropout", "Masking", "InputLayer")
+_NO_PARAMS = ("Dropout", "Masking", "InputLayer", "SpatialDropout1D", "Activation")
 
 
 class _Unknown(Exception):
@@ -872,10 +875,18 @@ def _rebuild(meta, source, hdr):
         _check_dimensions(arch, hdr, source)
     else:
         _check_expected(expected, hdr, source)
-    from .layers.base import skip_initialization
+    from .layers.base import ParameterBudgetError, skip_initialization
+    weight_bytes = sum(e - b for k, (_, _, b, e) in hdr.entries.items()
+                       if not k.startswith("optimizer."))
     try:
-        with skip_initialization():    # every parameter is overwritten from the file next
+        # every parameter is overwritten from the file next: allocate, never initialise, and
+        # refuse an architecture that asks for more than a small multiple of the file's
+        # weights (wrappers such as Bidirectional build their wrapped layer once more)
+        with skip_initialization(budget=_BUILD_BUDGET_FACTOR * weight_bytes + (1 << 20)):
             model = MODEL_REGISTRY[cname].from_config(arch)
+    except ParameterBudgetError as e:
+        raise ModelFileError(f"{source}: the architecture needs more parameters than the file "
+                             f"holds: {e}") from None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError,
             MemoryError, OverflowError) as e:
         raise ModelFileError(f"{source}: the architecture could not be rebuilt: "

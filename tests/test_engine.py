@@ -3,6 +3,8 @@
 Random weights always; float32 and float64; shapes with T=1, B=1, odd H, I != H;
 non-zero initial states; masks with invalid steps anywhere; every output and gradient.
 """
+import zlib
+
 import numpy as np
 import pytest
 
@@ -104,7 +106,7 @@ def check_cell(cell, shape, dt, mask_kind, seed, **kw):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_gated_vs_reference(cell, shape, dt):
-    check_cell(cell, shape, dt, None, seed=hash((cell, shape)) % 1000)
+    check_cell(cell, shape, dt, None, seed=zlib.crc32(repr((cell, shape)).encode()) % 1000)
 
 
 @pytest.mark.parametrize("dt", [np.float64, np.float32])

@@ -6,12 +6,17 @@ so the shapes below straddle every tile edge: batches of 1, 2, 7, 9, 17 rows (ro
 tiles of 2..8 and their balanced remainders), hidden sizes below, at and just past
 the vector widths 2/4/8/16 and the panel widths 48/64, T = 1, masks.
 """
+import tempfile
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+# subprocesses start outside the source checkout: `python -c` puts the working directory
+# first on sys.path, and the checkout's uncompiled fastrnn/ would shadow the installed one
+_OUTSIDE_SOURCE = tempfile.gettempdir()
 
 import fastrnn
 from fastrnn._engine import config as _config
@@ -118,6 +123,7 @@ print(buf.getvalue())
 def test_env_var_forces_path_in_fresh_process(name):
     env = dict(os.environ, FASTRNN_ISA=name, PYTHONPATH=PKG_PARENT)
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
+                          cwd=_OUTSIDE_SOURCE,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     first = out.stdout.splitlines()[0]
@@ -129,6 +135,7 @@ def test_env_var_forces_path_in_fresh_process(name):
 def test_env_var_bad_value_warns_in_fresh_process():
     env = dict(os.environ, FASTRNN_ISA="mmx", PYTHONPATH=PKG_PARENT)
     out = subprocess.run([sys.executable, "-W", "always", "-c", SCRIPT], env=env,
+                          cwd=_OUTSIDE_SOURCE,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "FASTRNN_ISA" in out.stderr and "expected one of" in out.stderr

@@ -8,11 +8,16 @@ forward and backward in a fresh process under such settings, on shapes large
 enough that every threaded path (batch split, projection, weight gradients) is
 asked for two threads, and compare with the float64 NumPy reference.
 """
+import tempfile
 import os
 import subprocess
 import sys
 
 import pytest
+
+# subprocesses start outside the source checkout: `python -c` puts the working directory
+# first on sys.path, and the checkout's uncompiled fastrnn/ would shadow the installed one
+_OUTSIDE_SOURCE = tempfile.gettempdir()
 
 import fastrnn
 from fastrnn._engine import runtime as _runtime
@@ -72,6 +77,7 @@ def test_smaller_team_than_requested_matches_reference(env):
     full.update(env)
     full["PYTHONPATH"] = PKG_PARENT + os.pathsep + full.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=full, capture_output=True,
+                          cwd=_OUTSIDE_SOURCE,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip() == "OK"

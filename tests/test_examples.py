@@ -70,7 +70,9 @@ def test_sentiment_bigru_quick(tmp_path, capsys):
     res = mod.main(["--quick", *_plot_arg(tmp_path, "sentiment")])
     out = capsys.readouterr().out
     assert "test accuracy" in out and "majority class" in out
-    assert 0.0 <= res["accuracy"] <= 1.0 and 0.4 < res["majority"] < 0.6
+    assert 0.4 < res["majority"] < 0.6
+    # the model must have learned something: better than always answering the majority class
+    assert res["accuracy"] > res["majority"] + 0.05, res
     _check_plot(tmp_path, "sentiment")
 
 

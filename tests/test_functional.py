@@ -1,9 +1,14 @@
 """fastrnn.functional: argument validation, conversions and the backend switch."""
 
+import tempfile
 import importlib.util
 
 import numpy as np
 import pytest
+
+# subprocesses start outside the source checkout: `python -c` puts the working directory
+# first on sys.path, and the checkout's uncompiled fastrnn/ would shadow the installed one
+_OUTSIDE_SOURCE = tempfile.gettempdir()
 
 from fastrnn import functional as F
 from fastrnn import reference as ref
@@ -244,7 +249,8 @@ def test_tampered_forward_cache_never_reaches_the_kernel():
     import fastrnn
     env = dict(os.environ)
     env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(fastrnn.__file__)))
-    proc = subprocess.run([sys.executable, "-c", TAMPER_SCRIPT], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", TAMPER_SCRIPT], capture_output=True,
+                          cwd=_OUTSIDE_SOURCE, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 0, f"crashed (status {proc.returncode}): {proc.stderr[-2000:]}"
     results = ast.literal_eval(proc.stdout.strip().splitlines()[-1])

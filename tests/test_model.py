@@ -544,3 +544,175 @@ def test_fuzz_fit_and_predict_give_clear_errors():
 
     check()
     assert hypothesis is not None
+
+
+# ------------------------------------------------------------------------------------------
+# issue 9, defect 4: predict in one thread never breaks fit in another
+
+def test_predict_in_another_thread_never_breaks_fit():
+    import threading
+    rng = np.random.default_rng(40)
+    x = rng.standard_normal((256, 6, 3)).astype(np.float32)
+    y = rng.integers(0, 4, 256)
+    m = fr.Sequential([fr.LSTM(16, return_sequences=True, seed=1), fr.GRU(8, seed=2),
+                       fr.Dense(4, activation="softmax", seed=3)])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    m.build((None, 6, 3))
+    errors, done = [], threading.Event()
+
+    def predictor():
+        try:
+            while not done.is_set():
+                out = m.predict(x[:40], batch_size=8, verbose=0)
+                assert out.shape == (40, 4) and np.isfinite(out).all()
+        except BaseException as e:          # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=predictor) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        hist = m.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    assert len(hist.history["loss"]) == 2 and np.isfinite(hist.history["loss"]).all()
+    assert m.skipped_steps == 0
+
+
+def test_concurrent_predict_equals_serial():
+    import threading
+    rng = np.random.default_rng(41)
+    m = fr.Sequential([fr.GRU(12, seed=4, input_size=5), fr.Dense(3, seed=5)])
+    xs = [rng.standard_normal((20, 7, 5)).astype(np.float32) for _ in range(8)]
+    serial = [m.predict(x, batch_size=4, verbose=0) for x in xs]
+    got = [None] * 8
+
+    def run(i):
+        got[i] = m.predict(xs[i], batch_size=4, verbose=0)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(got, serial):
+        np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 9, defect 7: an overflowing intermediate layer is named; fit skips the step
+
+def _overflowing_model():
+    m = fr.Sequential([fr.Dense(8, input_size=4, seed=1), fr.LSTM(3, seed=2, name="rec"),
+                       fr.Dense(1, seed=3)])
+    m.build((None, 5, 4))
+    m.compile(loss="mse", optimizer="sgd")
+    return m
+
+
+def test_overflow_inside_the_model_names_the_layer_with_a_batch_first_index():
+    m = _overflowing_model()
+    x = np.ones((3, 5, 4), np.float32)
+    m.layers[0].params["weight"][...] = 1e38          # Dense output: inf from sample 0 on
+    m.layers[0].params["bias"][...] = 0
+    x[:2] = 0.0                                       # ... but only samples 2.. overflow
+    x[2, :3] = 0.0                                    # ... from time step 3 on
+    with np.errstate(over="ignore"), pytest.raises(ValueError) as info:
+        m.predict(x, verbose=0)
+    msg = str(info.value)
+    assert isinstance(info.value, fr.functional.NonFiniteError)
+    assert msg.startswith("rec:") and "(batch 2, time 3, feature 0)" in msg
+    assert "model's input is finite" in msg and "check_finite" not in msg
+
+
+def test_fit_skips_an_overflowing_step_and_terminate_on_nan_fires():
+    m = _overflowing_model()
+    x = np.ones((8, 5, 4), np.float32)
+    y = np.zeros((8, 1), np.float32)
+    m.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    m.layers[0].params["weight"][...] = 1e38
+    before = m.get_weights()
+    with np.errstate(over="ignore"):
+        hist = m.fit(x, y, batch_size=4, epochs=5, verbose=0,
+                     callbacks=[fr.callbacks.TerminateOnNaN()])
+    assert m.stop_training and m.skipped_steps == 1
+    assert len(hist.history["loss"]) == 1 and np.isnan(hist.history["loss"][0])
+    for a, b in zip(before, m.get_weights()):       # nothing applied
+        np.testing.assert_array_equal(a, b)
+    with np.errstate(over="ignore"):
+        assert np.isnan(m.train_on_batch(x, y))
+
+
+def test_fit_raises_on_overflow_when_the_optimizer_says_so():
+    from fastrnn.optimizers import NonFiniteGradientError
+    m = _overflowing_model()
+    m.compile(loss="mse", optimizer=fr.optimizers.SGD(0.1, on_nonfinite="raise"))
+    m.layers[0].params["weight"][...] = 1e38
+    with np.errstate(over="ignore"), pytest.raises(NonFiniteGradientError, match="rec:"):
+        m.fit(np.ones((4, 5, 4), np.float32), np.zeros((4, 1), np.float32), verbose=0)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 9, "Also": SIGTERM during fit is handled like SIGINT; clear TypeErrors
+
+SIGTERM_FIT = r"""
+import os, signal, sys
+import numpy as np
+import fastrnn as fr
+
+class Kill(fr.callbacks.Callback):
+    def on_train_batch_end(self, step, logs=None):
+        if step == 2 and self.params.get("epochs") and not hasattr(self, "sent"):
+            self.sent = True
+            os.kill(os.getpid(), getattr(signal, sys.argv[2]))
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((64, 5, 3)).astype(np.float32)
+y = rng.standard_normal((64, 1)).astype(np.float32)
+m = fr.Sequential([fr.GRU(8, seed=1), fr.Dense(1, seed=2)])
+m.compile(optimizer="adam", loss="mse")
+try:
+    m.fit(x, y, batch_size=4, epochs=1000, verbose=0, callbacks=[Kill()])
+except KeyboardInterrupt as e:
+    m.save(sys.argv[1])
+    print("saved", type(e).__name__, getattr(e, "signal", None), m.optimizer.iterations)
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_during_fit_lets_the_caller_save(tmp_path, sig):
+    import os
+    import signal
+    import subprocess
+    import sys
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fr.__file__)))
+    path = tmp_path / "m.safetensors"
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_FIT, str(path), sig], timeout=120,
+                          capture_output=True, text=True, env=dict(os.environ,
+                                                                   PYTHONPATH=pkg_parent))
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-1500:])
+    words = proc.stdout.split()
+    assert words[:2] == ["saved", "TrainingInterrupted"]
+    assert int(words[2]) == getattr(signal, sig)
+    assert int(words[3]) == 3                 # the step running at the signal was completed
+    m = fr.load_model(path)
+    assert m.optimizer.iterations == 3
+
+
+def test_empty_model_and_bad_callbacks_are_type_errors():
+    x, y = np.zeros((2, 3, 4), np.float32), np.zeros((2, 1), np.float32)
+    empty = fr.Sequential([])
+    empty.compile(loss="mse")
+    for call in (lambda: empty.predict(x), lambda: empty.fit(x, y, verbose=0),
+                 lambda: empty.evaluate(x, y)):
+        with pytest.raises(TypeError, match="has no layers"):
+            call()
+    m = fr.Sequential([fr.LSTM(4, seed=0), fr.Dense(1, seed=1)])
+    m.compile(loss="mse", optimizer="adam")
+    for call in (lambda: m.fit(x, y, verbose=0, callbacks=5),
+                 lambda: m.predict(x, callbacks=5), lambda: m.evaluate(x, y, callbacks=5)):
+        with pytest.raises(TypeError, match="callbacks must be a list"):
+            call()

@@ -1,6 +1,7 @@
 """The public recurrent layers: against PyTorch (same weights), and their own contracts."""
 
 import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -235,7 +236,72 @@ def test_step_fast_and_validated_paths_agree(cell, backend):
     assert not np.shares_memory(fast, h)
     bad = h.copy()
     bad[0, 0] = np.nan
-    with pytest.raises(ValueError, match="h0 must be finite"):
+    # the messages name step's own argument (state) and its parts, not internal names
+    with pytest.raises(ValueError, match=r"state(\[0\])?: h must be finite.*batch 0, unit 0"):
         layer.step(x, (bad, h) if cell == "lstm" else bad)
-    with pytest.raises(ValueError, match=r"h0 must have shape \(2, 5\)"):
+    with pytest.raises(ValueError, match=r"state(\[0\])?: h must have shape \(2, 5\)"):
         layer.step(x, (h[:, :4].copy(), h) if cell == "lstm" else h[:, :4].copy())
+
+
+# issue 9: the step fast path with biases, distinct (h, c), every cell, against the reference
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_step_fast_path_uses_biases_and_both_states(cell, backend, monkeypatch):
+    from fastrnn import reference as ref
+    layer = make_layer(cell, 5, 3, dtype="float32", backend=backend, seed=11)
+    rng = np.random.default_rng(21)
+    for k in layer.params:                 # non-zero biases, distinct from each other
+        layer.params[k] = rng.uniform(-0.8, 0.8, layer.params[k].shape)
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    h = rng.standard_normal((4, 5)).astype(np.float32)
+    c = rng.standard_normal((4, 5)).astype(np.float32) * 2.0       # c != h
+    state = (h, c) if cell == "lstm" else h
+    # the fast path must be the one taken: the validated path is made to fail
+    monkeypatch.setattr(type(layer), "_engine_forward",
+                        lambda *a, **k: pytest.fail("the fast path was not taken"))
+    h1, new_state = layer.step(x, state)
+    p = {k: v.astype(np.float64) for k, v in layer.params.items()}
+    args = (x[None].astype(np.float64), h.astype(np.float64))
+    if cell == "lstm":
+        args += (c.astype(np.float64),)
+    out = getattr(ref, f"{cell}_forward")(*args, p["weight_ih"], p["weight_hh"], p["bias_ih"],
+                                           p["bias_hh"])
+    np.testing.assert_allclose(h1, out[1], rtol=2e-5, atol=2e-6)
+    if cell == "lstm":
+        np.testing.assert_allclose(new_state[0], out[1], rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(new_state[1], out[2], rtol=2e-5, atol=2e-6)
+        assert not np.allclose(new_state[0], new_state[1])
+    else:
+        np.testing.assert_array_equal(new_state, h1)
+
+
+# issue 9, "Also": errors name the public argument and the batch-first shape the caller passed
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_errors_use_public_names_and_batch_first_shapes(cell):
+    layer = make_layer(cell, 4, 3, dtype="float32", backend="cython" if HAVE_ENGINE else
+                       "numpy", seed=1, return_sequences=True)
+    x = np.ones((2, 5, 3), np.float32)
+    layer.forward(x, training=True)
+    internal = re.compile(r"\bdy\b|dh_n|dc_n|weight_ih|\(T, B")
+    cases = [
+        (lambda: layer.backward(np.ones((2, 5, 4), np.complex64)), "d_output"),
+        (lambda: layer.backward(np.ones((2, 5, 4), np.float32),
+                                d_state=[np.ones((2, 4), np.complex64)] * layer.n_states),
+         "d_state[0]"),
+        (lambda: layer.step(np.ones((2, 7), np.float32)), "x_t must have shape (batch, "
+                                                          "features) = (2, 3), got (2, 7)"),
+        (lambda: layer.step(np.ones((2, 3), np.float32), [np.ones((2, 4))] * 3), "state must"),
+        (lambda: layer.forward(np.ones((0, 5, 3), np.float32)), "(0, 5, 3)"),
+        (lambda: layer.forward(np.ones((2, 0, 3), np.float32)), "(2, 0, 3)"),
+    ]
+    bad = np.ones((2, 5, 3), np.float32)
+    bad[1, 4, 2] = np.inf
+    cases.append((lambda: layer.forward(bad), "(batch 1, time 4, feature 2)"))
+    for call, needle in cases:
+        with pytest.raises((ValueError, TypeError)) as info:
+            call()
+        msg = str(info.value)
+        assert needle in msg, msg
+        assert not internal.search(msg), msg

@@ -4,10 +4,13 @@ Layout:
   blas.pxd/.pyx     row-major GEMM/GEMV over scipy.linalg.cython_blas
   common.pxd        C-helper declarations, the thread split, projections, weight gradients
   elman.pyx lstm.pyx gru.pyx   one kernel file per cell (design notes at the top of each)
-  runtime.pyx       build/runtime facts (OpenMP, SIMD level) and the activation hook for tests
-  src/              C: vectorised activations, fused pointwise passes, packed GEMM kernels
+  runtime.pyx       build/runtime facts (OpenMP, ISA path) and hooks for tests
+  stepper.pyx       compiled one-step runner behind Layer.step (streaming)
+  src/              C: per-ISA micro-kernels and fused recurrent steps (fr_kern*.{c,h}, one
+                    source over GCC vector types, CPUID dispatch), pointwise passes, activations
   kernels.py        the Python driver: allocates outputs/workspaces, one kernel call per pass
-  config.py         show_config(), set_num_threads()/get_num_threads(), BLAS thread control
+  config.py         show_config(), set_num_threads()/get_num_threads(), BLAS thread control,
+                    the ISA path (FASTRNN_ISA)
 
 Importing this package loads nothing compiled; ``fastrnn._engine.kernels`` does. The only
 door into it from the public API is :mod:`fastrnn.functional`.

@@ -246,9 +246,9 @@ cdef inline void elman_step(Py_ssize_t nb, Py_ssize_t H, int act, const real* hp
 
 
 cdef inline bint use_fused(Py_ssize_t T, Py_ssize_t B) noexcept nogil:
-    """Pack W_hh for the fused steps? Packing costs about one step's product, so
-    single-step single-row calls (streaming) keep the unpacked GEMV path."""
-    return B > 1 or T > 1
+    """Pack W_hh for the fused steps? Packing reads W_hh once, as one step's product
+    does, so single-step calls (streaming) keep the unpacked path (GEMV / BLAS)."""
+    return T > 1
 
 
 cdef inline real* pack_new(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize_t ld,

@@ -20,16 +20,21 @@ Backward: per step the fused pass dG[t] = (dy_t + dh) * act'(h_t) and
 dh_{t-1} = dG[t] @ W_hh. After the loop dX, dW_ih, dW_hh as one GEMM each
 over T*B rows, db = column sums of dG. Masked (t, b): state carried, zero
 dG, dh passes through.
-Recurrent product and threads (shared by the three cells, see _common.pxd and
-src/fr_gemm_impl.h): W_hh is packed once per call into 16-column panels and a
-register-blocked 6x16 micro-kernel (K-blocked) runs per step; one-row slices use
-a GEMV kernel on the unpacked weights (no packing, so T=1 streaming calls stay
-cheap). The batch is split over OpenMP threads for the WHOLE sequence (no per-step
-synchronisation) when every thread gets >= 2 rows and enough work; each thread
-sets FTZ/DAZ for itself and restores it. The input projection and dX use the
-same packed kernel (rows split over the threads); the two weight-gradient GEMMs
-call BLAS single-threaded per OpenMP thread, so only one thread pool is ever
-active. No -ffast-math anywhere.
+Recurrent step and threads (shared by the three cells, see common.pxd and
+src/fr_kern.c, src/fr_kern_impl.h): W_hh is packed once per call (T > 1),
+gate-interleaved, into panels holding every gate of VL hidden units; per step one
+fused kernel runs the register-blocked product (AVX-512: 24 zmm accumulators, e.g.
+6 rows x i|f|g|o of 16 units; AVX2: 12 ymm) and, while each tile is in L1, the
+cell's pointwise update (bias, activations, state update, mask, training cache).
+The instruction-set path is chosen once at import by CPUID (FASTRNN_ISA forces a
+lower one). Single-step calls (streaming) skip the packing: GEMV for one row, BLAS
+otherwise, then the separate pointwise pass. The batch is split over OpenMP threads
+for the WHOLE sequence (no per-step synchronisation) when every thread gets >= 2
+rows and enough work; each thread sets FTZ/DAZ for itself and restores it. The
+input projection and dX use the engine's packed GEMM (measured >= OpenBLAS on
+these shapes; rows split over the threads); the two weight-gradient GEMMs call
+BLAS single-threaded per OpenMP thread, so only one thread pool is ever active.
+No -ffast-math anywhere.
 
 """
 from libc.stdlib cimport free

@@ -10,12 +10,12 @@ import threading
 
 import numpy as np
 
-from . import elman as _elman, gru as _gru, lstm as _lstm
+from . import elman as _elman, gru as _gru, lstm as _lstm, stepper as _stepper
 from . import config as _config
 from .config import _blas_local_address, get_num_threads
 
 __all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
-           "gru_forward", "gru_backward"]
+           "gru_forward", "gru_backward", "make_stepper"]
 
 _empty = np.empty
 _zeros = np.zeros
@@ -26,7 +26,7 @@ _ACT = {"tanh": 0, "relu": 1}
 _tls = threading.local()
 
 # kernel path (AVX-512 / AVX2 / baseline) chosen once per process, in every module
-_config.init_isa((_elman, _lstm, _gru))
+_config.init_isa((_elman, _lstm, _gru, _stepper))
 
 # Scratch policy: a buffer is kept for reuse only up to this many bytes (per slot, per
 # thread; at most 4 slots). Larger requests get a fresh array that is freed when the call
@@ -253,3 +253,31 @@ def gru_backward(cache, dy, dh_n):
                       dx, dw_ih, dw_hh, db_ih, db_hh, cache["mask"], get_num_threads(),
                       _blas_local_address())
     return dict(x=dx, h0=dh0, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db_ih, bias_hh=db_hh)
+
+
+# --------------------------------------------------------------------------- stepper
+def make_stepper(cell, weight_ih, weight_hh, bias_ih, bias_hh, activation="tanh"):
+    """Compiled one-step runner for streaming (see the notes in ``stepper.pyx``).
+
+    Parameters
+    ----------
+    cell : {"rnn", "lstm", "gru"}
+    weight_ih, weight_hh, bias_ih, bias_hh : ndarray
+        C-contiguous arrays of one float dtype in PyTorch layout, validated by the
+        caller. They are held by reference: in-place updates are seen; replacing an
+        array needs a new stepper (``stepper.matches(...)`` says whether it is current).
+    activation : {"tanh", "relu"}
+        Elman only.
+
+    Returns
+    -------
+    Stepper
+        ``stepper.step(x_t, states)`` with ``x_t (B, I)`` and ``states`` ``[h]`` or
+        ``[h, c]`` (``(B, H)`` each) returns the tuple of new states.
+
+    Example
+    -------
+    >>> st = make_stepper("gru", w_ih, w_hh, b_ih, b_hh)    # doctest: +SKIP
+    >>> (h,) = st.step(x_t, [h])                             # doctest: +SKIP
+    """
+    return _stepper.Stepper(cell, weight_ih, weight_hh, bias_ih, bias_hh, activation)

@@ -2,7 +2,7 @@
 """Build / runtime facts for show_config(), and small test hooks for the
 vectorized activations of the C helpers."""
 from fastrnn._engine.common cimport (fr_isa_supported, fr_isa_best, fr_isa_get, fr_isa_set,
-                              fr_act_f, fr_act_d, fr_ftz_enter, fr_ftz_exit)
+                              fr_act_f, fr_act_d, fr_ftz_enter, fr_ftz_exit, project)
 
 cdef extern from *:
     """
@@ -80,3 +80,40 @@ def activation(kind, x):
     else:
         raise TypeError(f"x: expected float32 or float64, got {x.dtype}")
     return y
+
+
+def _project(A, W, int nthreads=1, bint trans=False):
+    """Test / measurement hook: A (R, K) @ op(W)^T through the engine's hoisted
+    projection (op(W) = W (N, K), or W^T for W (K, N) when `trans`)."""
+    import numpy as np
+    A = np.ascontiguousarray(A)
+    W = np.ascontiguousarray(W, dtype=A.dtype)
+    cdef Py_ssize_t R = A.shape[0], K = A.shape[1]
+    cdef Py_ssize_t N = W.shape[1] if trans else W.shape[0]
+    C = np.empty((R, N), A.dtype)
+    cdef float[:, ::1] af, wf, cf
+    cdef double[:, ::1] ad, wd, cd
+    cdef unsigned int csr
+    cdef int rc = 0
+    if R == 0 or N == 0 or K == 0:
+        C[...] = 0
+        return C
+    if A.dtype == np.float32:
+        af = A
+        wf = W
+        cf = C
+        with nogil:
+            csr = fr_ftz_enter()
+            rc = project(R, N, K, &af[0, 0], &wf[0, 0], wf.shape[1], trans, &cf[0, 0], nthreads)
+            fr_ftz_exit(csr)
+    else:
+        ad = A
+        wd = W
+        cd = C
+        with nogil:
+            csr = fr_ftz_enter()
+            rc = project(R, N, K, &ad[0, 0], &wd[0, 0], wd.shape[1], trans, &cd[0, 0], nthreads)
+            fr_ftz_exit(csr)
+    if rc < 0:
+        raise MemoryError("packing buffer")
+    return C

@@ -31,25 +31,49 @@ class _NoInitRNG:
     uniform = normal = standard_normal = random = _empty
 
 
+class ParameterBudgetError(ValueError):
+    """Building asked for more parameter bytes than :func:`skip_initialization` allows."""
+
+
 def initialization_skipped():
     """True inside :func:`skip_initialization` (this thread)."""
     return getattr(_init_state, "skip", False)
 
 
+def charge_parameter(shape, dtype, what):
+    """Inside :func:`skip_initialization` with a budget: count a parameter about to be
+    allocated, raising :class:`ParameterBudgetError` *before* it is allocated when the block's
+    total would exceed the budget (``fastrnn.initializers.draw`` calls this)."""
+    budget = getattr(_init_state, "budget", None)
+    if budget is None:
+        return
+    nbytes = np.dtype(dtype).itemsize
+    for d in shape:
+        nbytes *= int(d)
+    if nbytes > budget[0]:
+        raise ParameterBudgetError(f"{what} of shape {tuple(shape)} needs {nbytes} bytes, only "
+                                   f"{budget[0]} remain of the budget")
+    budget[0] -= nbytes
+
+
 @contextlib.contextmanager
-def skip_initialization():
+def skip_initialization(budget=None):
     """Build layers in this block (this thread only) without computing initial values.
 
     For loaders that overwrite every parameter right after building the model: the
     parameters are allocated but hold arbitrary values until they are assigned. Random
     streams used at run time (Dropout) are not affected: they are created on first use.
+    With ``budget`` (bytes), a parameter that would take the total allocated in the block
+    beyond it raises :class:`ParameterBudgetError` before it is allocated, so a tiny hostile
+    file cannot make ``load_model`` allocate gigabytes.
     """
-    old = getattr(_init_state, "skip", False)
+    old = (getattr(_init_state, "skip", False), getattr(_init_state, "budget", None))
     _init_state.skip = True
+    _init_state.budget = None if budget is None else [int(budget)]
     try:
         yield
     finally:
-        _init_state.skip = old
+        _init_state.skip, _init_state.budget = old
 
 _CREATED = itertools.count()
 _DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
@@ -157,8 +181,6 @@ class Layer:
 
     # -- building -------------------------------------------------------------------------
     def _rng(self):
-        if getattr(_init_state, "skip", False):
-            return _NoInitRNG()
         return np.random.default_rng(self.seed)
 
     def build(self, input_shape):

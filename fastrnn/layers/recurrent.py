@@ -56,6 +56,15 @@ def _check_activation(layer, name, value, supported):
     return value
 
 
+def _finite_batch_first(a, what, axes):
+    """NonFiniteError naming ``what`` and the first bad index, axis by axis (batch first)."""
+    if np.isfinite(a).all():
+        return
+    bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+    where = ", ".join(f"{n} {i}" for n, i in zip(axes, bad))
+    raise F.NonFiniteError(f"{what} must be finite, got {a[bad]} at index {bad} ({where})")
+
+
 class RecurrentLayer(Layer):
     """Shared machinery of the three cells. Subclasses set ``cell``, ``gates``, ``n_states``."""
 
@@ -229,23 +238,54 @@ class RecurrentLayer(Layer):
         if x.shape[2] != self.input_size:
             raise ValueError(f"x.shape[2] (features) must be {self.input_size} for this layer, "
                              f"got {x.shape[2]}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{self.name}: x must have a batch of at least one sequence, got "
+                             f"shape {x.shape} (batch, time, features)")
+        if x.shape[1] == 0:
+            raise ValueError(f"{self.name}: x must have at least one time step, got shape "
+                             f"{x.shape} (batch, time, features)")
         return x
 
-    def _split_state(self, initial_state, B):
+    def _split_state(self, initial_state, B, what="initial_state"):
+        # ``what``: the caller's argument (initial_state of forward, state of step, d_state)
+        h, c = {"state": ("h", "c"), "d_state": ("dh", "dc")}.get(what, ("h0", "c0"))
         if initial_state is None:
             return [None] * self.n_states
         if self.n_states == 1:
             if isinstance(initial_state, (list, tuple)):
                 if len(initial_state) != 1:
-                    raise ValueError(f"initial_state must be h0 (B, {self.units}) for "
+                    raise ValueError(f"{what} must be {h} (batch, {self.units}) for "
                                      f"{type(self).__name__}, got a sequence of "
                                      f"{len(initial_state)} arrays")
                 initial_state = initial_state[0]
             return [initial_state]
         if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
-            raise ValueError(f"initial_state must be (h0, c0), each (B, {self.units}), for LSTM, "
-                             f"got {type(initial_state).__name__}")
+            got = (f"a sequence of {len(initial_state)} arrays"
+                   if isinstance(initial_state, (list, tuple)) else type(initial_state).__name__)
+            raise ValueError(f"{what} must be ({h}, {c}), each (batch, {self.units}), for LSTM, "
+                             f"got {got}")
         return list(initial_state)
+
+    def _check_public(self, x, states, x_name, state_name, axes):
+        """The checks whose messages must speak the caller's language: the argument names
+        of forward/step, batch-first indices, and this layer's name (inside a model the
+        input of a layer is another layer's output). Raises before any engine call."""
+        B, H = x.shape[0], self.units
+        names = ("h0", "c0") if state_name == "initial_state" else ("h", "c")
+        for k, s in enumerate(states):
+            if s is None:
+                continue
+            what = (f"{state_name}[{k}]: {names[k]}" if self.n_states > 1
+                    else f"{state_name}: {names[0]}")
+            a = s if isinstance(s, np.ndarray) else np.asarray(s)
+            if a.dtype.kind != "f" or a.dtype.itemsize < 4:
+                raise TypeError(f"{self.name}: {what} must be float32 or float64, got dtype "
+                                f"{a.dtype}")
+            if a.shape != (B, H):
+                raise ValueError(f"{self.name}: {what} must have shape {(B, H)}, got "
+                                 f"{a.shape} (expected (batch, units))")
+            _finite_batch_first(a, f"{self.name}: {what}", ("batch", "unit"))
+        _finite_batch_first(x, f"{self.name}: {x_name}", axes)
 
     def _time_major_mask(self, mask, B, T):
         if mask is None:
@@ -344,10 +384,14 @@ class RecurrentLayer(Layer):
             x = x * in_mask[:, None, :]          # one mask per sequence, as in Keras
         if training and self.recurrent_dropout > 0:
             rec_mask = self._mask_for(self.recurrent_dropout, (B, self.units))
+        # sizes first: the finiteness pass below would read a huge (zero-stride) x in full
+        F.check_engine_sizes(T, B, self.input_size, self.units, self.gates)
+        self._check_public(x, states, "x", "initial_state", ("batch", "time", "feature"))
         xt = x.transpose(1, 0, 2)
         if self.go_backwards:
             xt = xt[::-1]
-        y, finals, cache = self._engine_forward(xt, states, mt, training, rec_mask=rec_mask)
+        y, finals, cache = self._engine_forward(xt, states, mt, training, check_finite=False,
+                                                rec_mask=rec_mask)
         self._cache = (cache, B, T) if training else None
         self._drop = in_mask
         if self.stateful:
@@ -382,6 +426,9 @@ class RecurrentLayer(Layer):
         cache, B, T = self._cache
         H = self.units
         d_output = np.asarray(d_output)
+        if d_output.dtype.kind != "f" or d_output.dtype.itemsize < 4:
+            raise TypeError(f"{self.name}: d_output must be float32 or float64, got dtype "
+                            f"{d_output.dtype}")
         dstates = [None] * self.n_states
         if self.return_sequences:
             if d_output.shape != (B, T, H):
@@ -393,11 +440,14 @@ class RecurrentLayer(Layer):
             dy = None
             dstates[0] = d_output     # the last output is the final hidden state
         if d_state is not None:
-            ds = self._split_state(d_state, B)
+            ds = self._split_state(d_state, B, "d_state")
             for k, d in enumerate(ds):
                 if d is None:
                     continue
                 d = np.asarray(d)
+                if d.dtype.kind != "f" or d.dtype.itemsize < 4:
+                    raise TypeError(f"{self.name}: d_state[{k}] must be float32 or float64, "
+                                    f"got dtype {d.dtype}")
                 if d.shape != (B, H):
                     raise ValueError(f"d_state[{k}] must have shape {(B, H)}, got {d.shape}")
                 dstates[k] = d if dstates[k] is None else dstates[k] + d
@@ -442,10 +492,18 @@ class RecurrentLayer(Layer):
                              f"{x_t.shape}")
         if not self.built:
             self.build(x_t.shape)
-        states = self._split_state(state, x_t.shape[0])
+        states = self._split_state(state, x_t.shape[0], "state")
         finals = self._fast_step(x_t, states)
         if finals is None:      # anything unusual: the fully validated path (and its errors)
-            _, finals, _ = self._engine_forward(x_t[None], states, None, False)
+            if x_t.dtype.kind != "f" or x_t.dtype.itemsize < 4:
+                raise TypeError(f"{self.name}: x_t must be float32 or float64, got dtype "
+                                f"{x_t.dtype}")
+            if x_t.shape[1] != self.input_size:
+                raise ValueError(f"{self.name}: x_t must have shape (batch, features) = "
+                                 f"({x_t.shape[0]}, {self.input_size}), got {x_t.shape}")
+            self._check_public(x_t, states, "x_t", "state", ("batch", "feature"))
+            _, finals, _ = self._engine_forward(x_t[None], states, None, False,
+                                                check_finite=False)
         h = finals[0]
         return h, (tuple(finals) if self.n_states > 1 else h)
 
@@ -476,6 +534,15 @@ class RecurrentLayer(Layer):
         else:
             b_ih = b_hh = self._zero_bias()
         eng = F._backend_module(self.backend)
+        make = getattr(eng, "make_stepper", None)
+        if make is not None:
+            # compiled stepper: weights bound once, no per-call engine validation
+            act = getattr(self, "activation", "tanh")
+            st = self.__dict__.get("_stepper")
+            if st is None or not st.matches(p["weight_ih"], p["weight_hh"], b_ih, b_hh, act):
+                st = self._stepper = make(self.cell, p["weight_ih"], p["weight_hh"], b_ih,
+                                          b_hh, act)
+            return list(st.step(x_t, full))
         out = self._fast_engine_call(eng, x_t[None], full, p["weight_ih"], p["weight_hh"],
                                      b_ih, b_hh)
         return list(out)

@@ -18,14 +18,18 @@ With ``seed=`` training is reproducible: layers without their own seed get seeds
 it (initialisation and Dropout masks) and batch shuffling uses a generator derived from it.
 """
 
+import contextlib
 import math
 import numbers
+import signal
+import threading
 
 import numpy as np
 
 from .. import callbacks as callbacks_module
 from .. import losses as losses_module
 from .. import metrics as metrics_module
+from ..functional import NonFiniteError
 from ..layers import serialize, deserialize
 from ..layers.core import Dense, InputLayer
 from ..layers.dropout import Dropout
@@ -35,6 +39,98 @@ from . import graph as graph_module
 from .graph import Graph, SymbolicTensor
 
 __all__ = ["Model"]
+
+
+class _RWLock:
+    """Many readers (inference) or one writer (a training step), never both.
+
+    Inference clears the layers' training caches and reads the weights an optimizer step
+    updates in place, so a ``predict`` in one thread must never run inside another thread's
+    training step. Concurrent inference calls only read the weights: they may overlap."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = None            # thread id of the writer; re-entrant for it
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def read(self):
+        me = threading.get_ident()
+        if self._writer == me:          # inference inside this thread's own training step
+            yield
+            return
+        with self._cond:
+            while self._writer is not None:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def write(self):
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer != me:
+                while self._writer is not None or self._readers:
+                    self._cond.wait()
+                self._writer = me
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._depth -= 1
+                if not self._depth:
+                    self._writer = None
+                    self._cond.notify_all()
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """``fit`` was stopped by SIGINT (Ctrl-C) or SIGTERM; ``signal`` says which. Raised after
+    the current step finished (weights are never half-updated) and ``on_train_end`` ran, so
+    ``except KeyboardInterrupt: model.save(...)`` keeps everything learned so far."""
+
+    def __init__(self, signum):
+        super().__init__(f"training interrupted by {signal.Signals(signum).name}")
+        self.signal = signum
+
+
+class _StopOnSignal:
+    """During ``fit`` (main thread only): the first SIGINT or SIGTERM asks the loop to stop
+    after the current step; a second one interrupts at once."""
+
+    def __init__(self, enabled=True):
+        self.signum = None
+        self._old = {}
+        self._enabled = enabled
+
+    def _handler(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self):
+        if self._enabled and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+                if sig is None:
+                    continue
+                try:
+                    self._old[sig] = signal.signal(sig, self._handler)
+                except (ValueError, OSError):
+                    pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+        return False
 
 
 def _positive_int(value, name, allow_none=False):
@@ -139,7 +235,8 @@ class Model:
         self._loss_weights = []
         self._metric_slots = []          # (output index, Metric, log name)
         self._compile_args = None
-        self._last_run = None
+        self._lock = _RWLock()              # see predict / fit: thread safety
+        self._runs = threading.local()      # each thread's last forward run (loss, backward)
         if type(self) is Model or inputs is not None or outputs is not None:
             self._init_graph(inputs, outputs)
 
@@ -673,6 +770,9 @@ class Model:
 
     def _prepare_x(self, x, name="x"):
         """Validated input arrays: one array (one input) or a list."""
+        if not self.layers:
+            raise TypeError(f"{self.name} has no layers: add layers (Sequential([...]) or "
+                            f"model.add(layer)) before passing it data")
         names = self.input_names
         parts = self._split(x, names, name)
         xs = [self._prepare_one_x(v, k, name if len(names) == 1 else f"{name}[{names[k]!r}]")
@@ -732,10 +832,23 @@ class Model:
         """The graph to run (Sequential builds its own on first data)."""
         return self._graph
 
+    @property
+    def _last_run(self):
+        return getattr(self._runs, "run", None)
+
+    @_last_run.setter
+    def _last_run(self, run):
+        self._runs.run = run
+
     def _forward(self, x, training):
         """Run on prepared data: ``(output, mask)`` for one output, else lists of them."""
         g = self._ensure_graph(x)
-        outs, masks, run = g.forward(self._as_list(x), training=training)
+        try:
+            outs, masks, run = g.forward(self._as_list(x), training=training)
+        except NonFiniteError as e:
+            # the model's input was checked finite: a layer before this one overflowed
+            raise NonFiniteError(f"{e}; the model's input is finite, so the layers before "
+                                 "it produced NaN/inf (an overflow)") from None
         self._last_run = run
         if len(outs) == 1:
             return outs[0], masks[0]
@@ -743,7 +856,8 @@ class Model:
 
     def __call__(self, x, training=False):
         x = self._prepare_x(x)
-        return self._forward(x, training)[0]
+        with (self._lock.write() if training else self._lock.read()):
+            return self._forward(x, training)[0]
 
     def _loss_on(self, y, out, mask, with_grad, sample_weight=None):
         """Weighted total loss (and per-output losses and gradients) on prepared arrays;
@@ -805,12 +919,27 @@ class Model:
         """One step on prepared arrays. Returns (loss, output, mask, applied).
         ``distributed`` (a fastrnn.distributed context) turns the gradients and losses into
         those of all ranks' batches together, between backward and the optimizer step;
-        ``sample_weight`` weights the loss (Keras semantics, see fastrnn.losses)."""
-        out, mask = self._forward(x, training=True)
+        ``sample_weight`` weights the loss (Keras semantics, see fastrnn.losses).
+        Exclusive against inference in other threads (``predict`` waits for the step)."""
+        with self._lock.write():
+            return self._train_step_locked(x, y, distributed, sample_weight=sample_weight)
+
+    def _train_step_locked(self, x, y, distributed=None, *, sample_weight=None):
+        raise_mode = getattr(self.optimizer, "on_nonfinite", "skip") == "raise"
+        try:
+            out, mask = self._forward(x, training=True)
+        except NonFiniteError as e:
+            # an activation overflowed inside the model: the documented non-finite step path
+            # (skip, so TerminateOnNaN sees a NaN loss), unless the optimizer should raise
+            if raise_mode or distributed is not None:
+                from ..optimizers import NonFiniteGradientError
+                raise NonFiniteGradientError(f"no step was applied: {e}") from None
+            self.skipped_steps += 1
+            self._last_parts = [float("nan")] * max(1, len(self._losses))
+            return float("nan"), None, None, False
         loss, parts, d, fused_flags = self._loss_on(y, out, mask, with_grad=True,
                                                     sample_weight=sample_weight)
         self._last_parts = parts
-        raise_mode = getattr(self.optimizer, "on_nonfinite", "skip") == "raise"
         if distributed is not None:      # every rank takes part in every collective
             d = distributed.before_backward(self, d, out, mask)
         elif not math.isfinite(loss):
@@ -866,7 +995,8 @@ class Model:
         loss, out, mask, _ = self._train_step(*args, **kw)
         if return_dict:
             logs = self._loss_logs(loss, self._last_parts)
-            logs.update(self._metric_values(y, out, mask, update=False))
+            if out is not None:
+                logs.update(self._metric_values(y, out, mask, update=False))
             return logs
         return float(loss)
 
@@ -876,8 +1006,9 @@ class Model:
         x = self._prepare_x(x)
         y = self._prepare_y(y, self._n_samples(x))
         sw = data_module.check_sample_weight(sample_weight, self._n_samples(x))
-        out, mask = self._forward(x, training=False)
-        loss, parts, _, _ = self._loss_on(y, out, mask, with_grad=False, sample_weight=sw)
+        with self._lock.write():      # the fused loss reads logits the layers keep
+            out, mask = self._forward(x, training=False)
+            loss, parts, _, _ = self._loss_on(y, out, mask, with_grad=False, sample_weight=sw)
         if return_dict:
             logs = self._loss_logs(loss, parts)
             logs.update(self._metric_values(y, out, mask, update=False))
@@ -888,7 +1019,8 @@ class Model:
         """Outputs for one batch ``x`` (inference mode): one array, or a list with several
         outputs."""
         x = self._prepare_x(x)
-        return self._forward(x, training=False)[0]
+        with self._lock.read():
+            return self._forward(x, training=False)[0]
 
     def _batches(self, n, batch_size):
         return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
@@ -913,8 +1045,10 @@ class Model:
         for step, (xb, yb, swb, nb) in enumerate(batches.epoch()):
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step, None)
-            out, mask = self._forward(xb, training=False)
-            loss, parts, _, _ = self._loss_on(yb, out, mask, with_grad=False, sample_weight=swb)
+            with self._lock.write():      # the fused loss reads logits the layers keep
+                out, mask = self._forward(xb, training=False)
+                loss, parts, _, _ = self._loss_on(yb, out, mask, with_grad=False,
+                                                  sample_weight=swb)
             total += loss * nb
             part_tot = [None if p is None else p * nb + (0 if part_tot is None else part_tot[i])
                         for i, p in enumerate(parts)]
@@ -1022,7 +1156,8 @@ class Model:
         outs = []
         for step, (xb, _, _, _) in enumerate(batches.epoch()):
             cbs.on_predict_batch_begin(step, None)
-            out, _ = self._forward(xb, training=False)
+            with self._lock.read():       # never inside another thread's training step
+                out, _ = self._forward(xb, training=False)
             outs.append(out)
             cbs.on_predict_batch_end(step, {"outputs": out})
             if bar is not None and verbose == 1:
@@ -1055,7 +1190,9 @@ class Model:
         epochs : int, default 1
             Training runs epochs ``initial_epoch .. epochs - 1``.
         verbose : {0, 1, 2, "auto"}, default 1
-            0 silent, 1 progress bar, 2 one line per epoch.
+            0 silent, 1 progress bar, 2 one line per epoch. The bar fits the terminal;
+            when the output is not a terminal (a log, a pipe), 1 prints one line per epoch
+            as 2 does, with no carriage returns.
         callbacks : list of fastrnn.callbacks.Callback, optional
         validation_split : float in [0, 1), default 0
             The LAST fraction of the samples (before shuffling) is held out (arrays only).
@@ -1088,6 +1225,8 @@ class Model:
         -------
         >>> model.fit(x, y, epochs=10, class_weight={0: 1.0, 1: 4.0})   # doctest: +SKIP
 
+        Notes
+        -----
         The loss and metrics logged per epoch are the batch-size-weighted means over the
         epoch's batches (taken before each step); validation values are computed after the
         epoch.
@@ -1096,34 +1235,6 @@ class Model:
         training, one step per local batch on every rank, gradients averaged over the ranks;
         callbacks and printing on rank 0 only (see fastrnn.distributed.mpi). It takes arrays
         (not Sequences or generators).
-
-        Parameters
-        ----------
-        x : ndarray, or list / dict of ndarray (several inputs)
-            Batch-first inputs, e.g. ``(N, T, F)`` floats or ``(N, T)`` token ids.
-        y : ndarray, or list / dict of ndarray (several outputs)
-            Targets, ``N`` samples, shaped like the output (class ids for the sparse losses).
-        batch_size : int, default 32
-        epochs : int, default 1
-            Train until epoch ``epochs`` (counting from ``initial_epoch``).
-        verbose : {0, 1, 2, "auto"}, default 1
-            0 silent; 1 a progress bar fitted to the terminal (one line per epoch when the
-            output is not a terminal); 2 one line per epoch.
-        callbacks : list of Callback, optional
-        validation_split : float, default 0.0
-            Fraction of the samples, taken from the end, held out for validation.
-        validation_data : tuple (x_val, y_val), optional
-        shuffle : bool, default True
-            Shuffle the training samples every epoch (seeded by the model's seed).
-        initial_epoch : int, default 0
-            Epoch to resume from.
-        distributed : {None, "mpi"} or an MPI context, optional
-
-        Returns
-        -------
-        History
-            ``history.history`` maps ``loss``, each metric and their ``val_`` forms to per-epoch
-            lists.
         """
         self._require_compiled("fit")
         batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
@@ -1205,7 +1316,7 @@ class Model:
             verbose, callbacks = dist.begin_fit(self, train.steps, epochs, initial_epoch,
                                                 val is not None, verbose, callbacks)
         history = callbacks_module.History()
-        user = list(callbacks) if callbacks is not None else []
+        user = callbacks_module.CallbackList(callbacks).callbacks     # checked: a clear TypeError
         cb_list = ([callbacks_module.ProgbarLogger(verbose)] if verbose else []) + user + [history]
         params = {"verbose": verbose, "epochs": epochs, "steps": train.steps,
                   "samples": n, "batch_size": batch_size}
@@ -1215,54 +1326,62 @@ class Model:
         self.stop_training = False
         cbs.on_train_begin(None)
         logs = {}
-        for epoch in range(initial_epoch, epochs):
-            for m in self.compiled_metrics:
-                m.reset_state()
-            cbs.on_epoch_begin(epoch, None)
-            total, seen = 0.0, 0
-            part_tot = None
-            logs = {}
-            for step, (xb, yb, swb, nb) in enumerate(train.epoch()):
-                cbs.on_train_batch_begin(step, None)
-                args = (xb, yb) if dist is None else (xb, yb, dist)
-                kw = {} if swb is None else {"sample_weight": swb}
-                loss, out, mask, _ = self._train_step(*args, **kw)
-                parts = getattr(self, "_last_parts", [loss])
-                total += loss * nb
-                part_tot = [None if p is None else
-                            p * nb + (0 if part_tot is None else part_tot[i])
-                            for i, p in enumerate(parts)]
-                seen += nb
-                self._metric_values(yb, out, mask, update=True)
-                logs = self._loss_logs(total / seen, [None if p is None else p / seen
-                                                      for p in part_tot])
-                logs.update(self._metric_results())
-                cbs.on_train_batch_end(step, logs)
+        # SIGINT / SIGTERM: finish the current step, end training as usual, then raise
+        # (not for data-parallel training: every rank must take part in every step)
+        with _StopOnSignal(enabled=dist is None) as stop:
+            for epoch in range(initial_epoch, epochs):
+                for m in self.compiled_metrics:
+                    m.reset_state()
+                cbs.on_epoch_begin(epoch, None)
+                total, seen = 0.0, 0
+                part_tot = None
+                logs = {}
+                for step, (xb, yb, swb, nb) in enumerate(train.epoch()):
+                    cbs.on_train_batch_begin(step, None)
+                    args = (xb, yb) if dist is None else (xb, yb, dist)
+                    kw = {} if swb is None else {"sample_weight": swb}
+                    loss, out, mask, _ = self._train_step(*args, **kw)
+                    parts = getattr(self, "_last_parts", [loss])
+                    total += loss * nb
+                    part_tot = [None if p is None else
+                                p * nb + (0 if part_tot is None else part_tot[i])
+                                for i, p in enumerate(parts)]
+                    seen += nb
+                    if out is not None:       # None: a skipped step whose forward overflowed
+                        self._metric_values(yb, out, mask, update=True)
+                    logs = self._loss_logs(total / seen, [None if p is None else p / seen
+                                                          for p in part_tot])
+                    logs.update(self._metric_results())
+                    cbs.on_train_batch_end(step, logs)
+                    if dist is not None:
+                        dist.sync_control(self)
+                    if self.stop_training or stop.signum is not None:
+                        break
+                if stop.signum is not None:       # the epoch is incomplete: not logged
+                    break
+                if getattr(train, "exhausted", False):
+                    data_module.ran_out_warning("the training generator")
+                    self.stop_training = True
+                    if seen == 0:
+                        break
+                train.on_epoch_end()
+                epoch_logs = dict(logs) if dist is None else dist.global_logs(self, logs, seen)
+                if val is not None:
+                    val_logs = self._evaluate_batches(val)
+                    if dist is not None:
+                        val_logs = dist.global_logs(self, val_logs, val.n)
+                    epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+                cbs.on_epoch_end(epoch, epoch_logs)
+                logs = epoch_logs
                 if dist is not None:
                     dist.sync_control(self)
-                if self.stop_training:
+                if self.stop_training or stop.signum is not None:
                     break
-            if getattr(train, "exhausted", False):
-                data_module.ran_out_warning("the training generator")
-                self.stop_training = True
-                if seen == 0:
-                    break
-            train.on_epoch_end()
-            epoch_logs = dict(logs) if dist is None else dist.global_logs(self, logs, seen)
-            if val is not None:
-                val_logs = self._evaluate_batches(val)
-                if dist is not None:
-                    val_logs = dist.global_logs(self, val_logs, val.n)
-                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
-            cbs.on_epoch_end(epoch, epoch_logs)
-            logs = epoch_logs
-            if dist is not None:
-                dist.sync_control(self)
-            if self.stop_training:
-                break
         cbs.on_train_end(logs)
         if dist is not None:
             dist.end_fit(self)
+        if stop.signum is not None:
+            raise TrainingInterrupted(stop.signum)
         return history
 
     def _validation_batches(self, validation_data, batch_size, steps):

@@ -268,6 +268,9 @@ class Sequential(Model):
         return model
 
     def _prepare_x(self, x, name="x"):
+        if not self._layers:
+            raise TypeError(f"{self.name} has no layers: add layers (Sequential([...]) or "
+                            f"model.add(layer)) before passing it data")
         x = _to_array(x, name)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}")

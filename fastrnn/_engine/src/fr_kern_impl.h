@@ -167,6 +167,46 @@ static void FR_FN(gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, i
     }
 }
 
+/* ------------------------------------------------------ fused-step driver */
+/* Shared loop of the fused steps. For every panel p (hidden units [j0, j0+nu) of
+ * all gates) and every chunk of up to FR_CHUNK row tiles: K is walked in blocks of
+ * KC so that the panel slice (KC x NR) stays in L1 while each tile of the chunk
+ * reuses it; the partial sums live in cbuf (chunk rows x NR, L1). After the last K
+ * block, EPI runs for every row of the chunk with `b` (row), `pre` (its NR sums,
+ * gate q of unit v at pre[q*UV + v]), `j0` and `nu` in scope. */
+#define FR_CHUNK 8
+#define FR_FUSED_DRIVER(MRX, NV, UV_, ...)                                           \
+    do {                                                                             \
+        const int UV = (UV_), NR = (NV) * VL, K = H;                                 \
+        REAL cbuf[FR_CHUNK * 8 * FR_NVMAX * 16] __attribute__((aligned(64)));        \
+        int KC = (int)(24576 / (NR * (int)sizeof(REAL)));                            \
+        KC = KC < 16 ? 16 : KC;                                                      \
+        FR_ROW_TILES(nb, MRX, nt);                                                   \
+        const int np = (H + UV - 1) / UV;                                            \
+        for (int p = 0; p < np; p++) {                                               \
+            const int j0 = p * UV, nu = H - j0 < UV ? H - j0 : UV;                   \
+            const REAL *Bp = Wp + (size_t)p * NR * K;                                \
+            for (int t0 = 0; t0 < nt; t0 += FR_CHUNK) {                              \
+                const int t1 = t0 + FR_CHUNK < nt ? t0 + FR_CHUNK : nt;              \
+                const int c0 = FR_TILE_R0(nb, nt, t0), c1 = FR_TILE_R0(nb, nt, t1);  \
+                for (int k0 = 0; k0 < K; k0 += KC) {                                 \
+                    const int kc = K - k0 < KC ? K - k0 : KC;                        \
+                    for (int t = t0; t < t1; t++) {                                  \
+                        const int r0 = FR_TILE_R0(nb, nt, t);                        \
+                        const int mr = FR_TILE_R0(nb, nt, t + 1) - r0;               \
+                        FR_TILE_SWITCH(MRX, NV, mr, kc, hp + (size_t)r0 * H + k0, H, \
+                                       Bp + (size_t)k0 * NR,                         \
+                                       cbuf + (size_t)(r0 - c0) * NR, NR, k0 > 0)    \
+                    }                                                                \
+                }                                                                    \
+                for (int b = c0; b < c1; b++) {                                      \
+                    const REAL *pre = cbuf + (size_t)(b - c0) * NR;                  \
+                    __VA_ARGS__                                                      \
+                }                                                                    \
+            }                                                                        \
+        }                                                                            \
+    } while (0)
+
 /* ------------------------------------------------------- fused LSTM step */
 /* One LSTM step for nb rows: pre = hp(nb, H) @ W_hh^T tile by tile (W packed
  * with G = 4, U = 1), then, while the tile is in L1, bias + input projection
@@ -178,60 +218,46 @@ static void FR_FN(lstm_step)(int nb, int H, const REAL *FR_RESTRICT hp,
                              REAL *FR_RESTRICT h_out, REAL *FR_RESTRICT c_out,
                              REAL *gates_out, const unsigned char *mask)
 {
-    const int UV = VL, NR = 4 * VL, K = H;
-    REAL tmp[FR_MRMAX * 4 * VL] __attribute__((aligned(64)));
-    FR_ROW_TILES(nb, MR_LSTM, nt);
-    const int np = (H + UV - 1) / UV;
-    for (int p = 0; p < np; p++) {
-        const int j0 = p * UV, nu = H - j0 < UV ? H - j0 : UV;
-        const REAL *Bp = Wp + (size_t)p * NR * K;
-        for (int t = 0; t < nt; t++) {
-            const int r0 = FR_TILE_R0(nb, nt, t), mr = FR_TILE_R0(nb, nt, t + 1) - r0;
-            FR_TILE_SWITCH(MR_LSTM, 4, mr, K, hp + (size_t)r0 * H, H, Bp, tmp, NR, 0)
-            for (int i = 0; i < mr; i++) {
-                const int b = r0 + i;
-                const size_t o = (size_t)b * H + j0, o4 = (size_t)b * 4 * H + j0;
-                const REAL *pre = tmp + (size_t)i * NR;
-                const REAL *gx = g + o4, *bi = bias + j0, *cpr = cp + o;
-                REAL *ho = h_out + o, *co = c_out + o;
-                if (mask && !mask[b]) {
-                    const REAL *hpr = hp + o;
-                    for (int v = 0; v < nu; v++) { ho[v] = hpr[v]; co[v] = cpr[v]; }
-                    if (gates_out) {
-                        REAL *w = gates_out + o4;
-                        for (int q = 0; q < 4; q++)
-                            for (int v = 0; v < nu; v++) w[(size_t)q * H + v] = 0;
-                    }
-                    continue;
-                }
-                if (gates_out) {
-                    REAL *w = gates_out + o4;
-                    FR_SIMD
-                    for (int v = 0; v < nu; v++) {
-                        REAL i_ = SIGM(pre[v] + gx[v] + bi[v]);
-                        REAL f_ = SIGM(pre[UV + v] + gx[H + v] + bi[H + v]);
-                        REAL g_ = TANH(pre[2 * UV + v] + gx[2 * H + v] + bi[2 * H + v]);
-                        REAL o_ = SIGM(pre[3 * UV + v] + gx[3 * H + v] + bi[3 * H + v]);
-                        REAL c = f_ * cpr[v] + i_ * g_;
-                        co[v] = c;
-                        ho[v] = o_ * TANH(c);
-                        w[v] = i_; w[H + v] = f_; w[2 * H + v] = g_; w[3 * H + v] = o_;
-                    }
-                } else {
-                    FR_SIMD
-                    for (int v = 0; v < nu; v++) {
-                        REAL i_ = SIGM(pre[v] + gx[v] + bi[v]);
-                        REAL f_ = SIGM(pre[UV + v] + gx[H + v] + bi[H + v]);
-                        REAL g_ = TANH(pre[2 * UV + v] + gx[2 * H + v] + bi[2 * H + v]);
-                        REAL o_ = SIGM(pre[3 * UV + v] + gx[3 * H + v] + bi[3 * H + v]);
-                        REAL c = f_ * cpr[v] + i_ * g_;
-                        co[v] = c;
-                        ho[v] = o_ * TANH(c);
-                    }
-                }
+    FR_FUSED_DRIVER(MR_LSTM, 4, VL, {
+        const size_t o = (size_t)b * H + j0, o4 = (size_t)b * 4 * H + j0;
+        const REAL *gx = g + o4, *bi = bias + j0, *cpr = cp + o;
+        REAL *ho = h_out + o, *co = c_out + o;
+        if (mask && !mask[b]) {
+            const REAL *hpr = hp + o;
+            for (int v = 0; v < nu; v++) { ho[v] = hpr[v]; co[v] = cpr[v]; }
+            if (gates_out) {
+                REAL *w = gates_out + o4;
+                for (int q = 0; q < 4; q++)
+                    for (int v = 0; v < nu; v++) w[(size_t)q * H + v] = 0;
+            }
+            continue;
+        }
+        if (gates_out) {
+            REAL *w = gates_out + o4;
+            FR_SIMD
+            for (int v = 0; v < nu; v++) {
+                REAL i_ = SIGM(pre[v] + gx[v] + bi[v]);
+                REAL f_ = SIGM(pre[UV + v] + gx[H + v] + bi[H + v]);
+                REAL g_ = TANH(pre[2 * UV + v] + gx[2 * H + v] + bi[2 * H + v]);
+                REAL o_ = SIGM(pre[3 * UV + v] + gx[3 * H + v] + bi[3 * H + v]);
+                REAL c = f_ * cpr[v] + i_ * g_;
+                co[v] = c;
+                ho[v] = o_ * TANH(c);
+                w[v] = i_; w[H + v] = f_; w[2 * H + v] = g_; w[3 * H + v] = o_;
+            }
+        } else {
+            FR_SIMD
+            for (int v = 0; v < nu; v++) {
+                REAL i_ = SIGM(pre[v] + gx[v] + bi[v]);
+                REAL f_ = SIGM(pre[UV + v] + gx[H + v] + bi[H + v]);
+                REAL g_ = TANH(pre[2 * UV + v] + gx[2 * H + v] + bi[2 * H + v]);
+                REAL o_ = SIGM(pre[3 * UV + v] + gx[3 * H + v] + bi[3 * H + v]);
+                REAL c = f_ * cpr[v] + i_ * g_;
+                co[v] = c;
+                ho[v] = o_ * TANH(c);
             }
         }
-    }
+    });
 }
 
 /* -------------------------------------------------------- fused GRU step */
@@ -245,57 +271,44 @@ static void FR_FN(gru_step)(int nb, int H, const REAL *FR_RESTRICT hp,
                             REAL *gates_out, REAL *FR_RESTRICT hn_out,
                             const unsigned char *mask)
 {
-    const int UV = VL, NR = 3 * VL, K = H;
-    REAL tmp[FR_MRMAX * 3 * VL] __attribute__((aligned(64)));
-    FR_ROW_TILES(nb, MR_GRU, nt);
-    const int np = (H + UV - 1) / UV;
-    for (int p = 0; p < np; p++) {
-        const int j0 = p * UV, nu = H - j0 < UV ? H - j0 : UV;
-        const REAL *Bp = Wp + (size_t)p * NR * K;
-        const REAL *br = bias_rz + j0, *bz = bias_rz + H + j0, *bin = b_in + j0, *bhn = b_hn + j0;
-        for (int t = 0; t < nt; t++) {
-            const int r0 = FR_TILE_R0(nb, nt, t), mr = FR_TILE_R0(nb, nt, t + 1) - r0;
-            FR_TILE_SWITCH(MR_GRU, 3, mr, K, hp + (size_t)r0 * H, H, Bp, tmp, NR, 0)
-            for (int i = 0; i < mr; i++) {
-                const int b = r0 + i;
-                const size_t o = (size_t)b * H + j0, o3 = (size_t)b * 3 * H + j0;
-                const REAL *pre = tmp + (size_t)i * NR;
-                const REAL *x = gi + o3, *hpr = hp + o;
-                REAL *ho = h_out + o;
-                if (mask && !mask[b]) {
-                    for (int v = 0; v < nu; v++) ho[v] = hpr[v];
-                    if (gates_out) {
-                        REAL *w = gates_out + o3, *wn = hn_out + o;
-                        for (int q = 0; q < 3; q++)
-                            for (int v = 0; v < nu; v++) w[(size_t)q * H + v] = 0;
-                        for (int v = 0; v < nu; v++) wn[v] = 0;
-                    }
-                    continue;
-                }
-                if (gates_out) {
-                    REAL *w = gates_out + o3, *wn = hn_out + o;
-                    FR_SIMD
-                    for (int v = 0; v < nu; v++) {
-                        REAL r = SIGM(x[v] + pre[v] + br[v]);
-                        REAL z = SIGM(x[H + v] + pre[UV + v] + bz[v]);
-                        REAL hn = pre[2 * UV + v] + bhn[v];
-                        REAL n = TANH(x[2 * H + v] + bin[v] + r * hn);
-                        ho[v] = n + z * (hpr[v] - n);
-                        w[v] = r; w[H + v] = z; w[2 * H + v] = n; wn[v] = hn;
-                    }
-                } else {
-                    FR_SIMD
-                    for (int v = 0; v < nu; v++) {
-                        REAL r = SIGM(x[v] + pre[v] + br[v]);
-                        REAL z = SIGM(x[H + v] + pre[UV + v] + bz[v]);
-                        REAL hn = pre[2 * UV + v] + bhn[v];
-                        REAL n = TANH(x[2 * H + v] + bin[v] + r * hn);
-                        ho[v] = n + z * (hpr[v] - n);
-                    }
-                }
+    const REAL *br = bias_rz, *bz = bias_rz + H;
+    FR_FUSED_DRIVER(MR_GRU, 3, VL, {
+        const size_t o = (size_t)b * H + j0, o3 = (size_t)b * 3 * H + j0;
+        const REAL *x = gi + o3, *hpr = hp + o;
+        const REAL *brj = br + j0, *bzj = bz + j0, *bin = b_in + j0, *bhn = b_hn + j0;
+        REAL *ho = h_out + o;
+        if (mask && !mask[b]) {
+            for (int v = 0; v < nu; v++) ho[v] = hpr[v];
+            if (gates_out) {
+                REAL *w = gates_out + o3, *wn = hn_out + o;
+                for (int q = 0; q < 3; q++)
+                    for (int v = 0; v < nu; v++) w[(size_t)q * H + v] = 0;
+                for (int v = 0; v < nu; v++) wn[v] = 0;
+            }
+            continue;
+        }
+        if (gates_out) {
+            REAL *w = gates_out + o3, *wn = hn_out + o;
+            FR_SIMD
+            for (int v = 0; v < nu; v++) {
+                REAL r = SIGM(x[v] + pre[v] + brj[v]);
+                REAL z = SIGM(x[H + v] + pre[UV + v] + bzj[v]);
+                REAL hn = pre[2 * UV + v] + bhn[v];
+                REAL n = TANH(x[2 * H + v] + bin[v] + r * hn);
+                ho[v] = n + z * (hpr[v] - n);
+                w[v] = r; w[H + v] = z; w[2 * H + v] = n; wn[v] = hn;
+            }
+        } else {
+            FR_SIMD
+            for (int v = 0; v < nu; v++) {
+                REAL r = SIGM(x[v] + pre[v] + brj[v]);
+                REAL z = SIGM(x[H + v] + pre[UV + v] + bzj[v]);
+                REAL hn = pre[2 * UV + v] + bhn[v];
+                REAL n = TANH(x[2 * H + v] + bin[v] + r * hn);
+                ho[v] = n + z * (hpr[v] - n);
             }
         }
-    }
+    });
 }
 
 /* ------------------------------------------------------ fused Elman step */
@@ -306,37 +319,24 @@ static void FR_FN(elman_step)(int nb, int H, int act, const REAL *FR_RESTRICT hp
                               const REAL *FR_RESTRICT bias, REAL *FR_RESTRICT h_out,
                               const unsigned char *mask)
 {
-    const int UV = U_ELM * VL, NR = UV, K = H;
-    REAL tmp[FR_MRMAX * FR_NVMAX * VL] __attribute__((aligned(64)));
-    FR_ROW_TILES(nb, MR_ELM, nt);
-    const int np = (H + UV - 1) / UV;
-    for (int p = 0; p < np; p++) {
-        const int j0 = p * UV, nu = H - j0 < UV ? H - j0 : UV;
-        const REAL *Bp = Wp + (size_t)p * NR * K;
-        const REAL *bb = bias + j0;
-        for (int t = 0; t < nt; t++) {
-            const int r0 = FR_TILE_R0(nb, nt, t), mr = FR_TILE_R0(nb, nt, t + 1) - r0;
-            FR_TILE_SWITCH(MR_ELM, U_ELM, mr, K, hp + (size_t)r0 * H, H, Bp, tmp, NR, 0)
-            for (int i = 0; i < mr; i++) {
-                const int b = r0 + i;
-                const size_t o = (size_t)b * H + j0;
-                const REAL *pre = tmp + (size_t)i * NR, *x = g + o;
-                REAL *ho = h_out + o;
-                if (mask && !mask[b]) {
-                    const REAL *hpr = hp + o;
-                    for (int v = 0; v < nu; v++) ho[v] = hpr[v];
-                    continue;
-                }
-                if (act == 0) {
-                    FR_SIMD
-                    for (int v = 0; v < nu; v++) ho[v] = TANH(pre[v] + x[v] + bb[v]);
-                } else {
-                    FR_SIMD
-                    for (int v = 0; v < nu; v++) ho[v] = RELU(pre[v] + x[v] + bb[v]);
-                }
-            }
+    FR_FUSED_DRIVER(MR_ELM, U_ELM, U_ELM * VL, {
+        const size_t o = (size_t)b * H + j0;
+        const REAL *x = g + o, *bb = bias + j0;
+        REAL *ho = h_out + o;
+        (void)UV;
+        if (mask && !mask[b]) {
+            const REAL *hpr = hp + o;
+            for (int v = 0; v < nu; v++) ho[v] = hpr[v];
+            continue;
         }
-    }
+        if (act == 0) {
+            FR_SIMD
+            for (int v = 0; v < nu; v++) ho[v] = TANH(pre[v] + x[v] + bb[v]);
+        } else {
+            FR_SIMD
+            for (int v = 0; v < nu; v++) ho[v] = RELU(pre[v] + x[v] + bb[v]);
+        }
+    });
 }
 
 /* ----------------------------------------------------------------- GEMV */
@@ -407,3 +407,5 @@ static void FR_FN(gemv_axpy)(int N, int K, const REAL *FR_RESTRICT W, int ldw,
 #undef FR_TILE_SWITCH
 #undef FR_ROW_TILES
 #undef FR_TILE_R0
+#undef FR_CHUNK
+#undef FR_FUSED_DRIVER

@@ -1,0 +1,200 @@
+# cython: language_level=3
+"""Streaming stepper: one recurrent time step with no per-call re-validation.
+
+Design
+------
+A `Stepper` is built once per (layer, weights) and keeps the weight arrays (by
+reference, so in-place optimizer updates are seen), their raw data pointers, and a
+per-object workspace for the gate pre-activations. `step(x, h[, c])` then only
+checks the per-call arrays' dtype / shape / contiguity (NumPy C-API reads; the caller,
+Layer.step's fast path, already checked finiteness), allocates the new state
+arrays and runs:
+    g = x W_ih^T            (the engine's projection: GEMV per row for <= 4 rows)
+    g += h W_hh^T           (GEMV for one row, else BLAS gemm: the engine's T = 1 path,
+                             so a step gives bit-identical numbers to forward())
+    the cell's fused pointwise pass, with the biases summed in C on each call
+    (G*H adds, so bias updates made in place are seen too).
+No packing: a single step reads every weight once, so packing would cost as much as
+the product itself. Biases are re-read every call; the weight arrays must keep their
+identity (`matches()` tells the layer when to rebuild).
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdlib cimport malloc, free
+from fastrnn._engine.blas cimport real, gemm_rm
+from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, recur_fwd,
+                                     project, lstm_fwd_pw, gru_fwd_pw, elman_fwd_pw)
+
+cnp.import_array()
+
+_CELLS = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+cdef void _step(int cell, int act, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H,
+                const real* x, const real* h, const real* c, const real* w_ih,
+                const real* w_hh, const real* b_ih, const real* b_hh, real* g,
+                real* gh, real* bias, real* h_out, real* c_out) noexcept nogil:
+    cdef Py_ssize_t G = 4 if cell == 4 else (3 if cell == 3 else 1)
+    cdef Py_ssize_t GH = G * H, j
+    cdef unsigned int csr = fr_ftz_enter()
+    if project(B, GH, I, x, w_ih, I, 0, g, 1) < 0:
+        gemm_rm(c'N', c'T', B, GH, I, <real>1, x, I, w_ih, I, <real>0, g, GH)
+    if cell == 3:
+        for j in range(2 * H):
+            bias[j] = b_ih[j] + b_hh[j]
+        recur_fwd(B, GH, H, h, w_hh, NULL, gh, 0)
+        gru_fwd_pw(B, H, g, gh, bias, b_ih + 2 * H, b_hh + 2 * H, h, h_out, NULL, NULL, NULL)
+    else:
+        for j in range(GH):
+            bias[j] = b_ih[j] + b_hh[j]
+        recur_fwd(B, GH, H, h, w_hh, NULL, g, 1)
+        if cell == 4:
+            lstm_fwd_pw(B, H, g, bias, h, c, h_out, c_out, NULL, NULL)
+        else:
+            elman_fwd_pw(B, H, act, g, bias, h, h_out, NULL)
+    fr_ftz_exit(csr)
+
+
+cdef class Stepper:
+    """One compiled recurrent step for fixed weights (see the module notes).
+
+    Parameters
+    ----------
+    cell : {"rnn", "lstm", "gru"}
+    w_ih, w_hh, b_ih, b_hh : ndarray
+        C-contiguous float32 or float64 arrays of one dtype, PyTorch layout
+        ((G*H, I), (G*H, H), (G*H,), (G*H,)); validated by the caller.
+    activation : {"tanh", "relu"}
+        Elman only.
+    """
+    cdef readonly str cell
+    cdef readonly object dtype
+    cdef object w_ih, w_hh, b_ih, b_hh
+    cdef int kind, act, is_f, typenum
+    cdef Py_ssize_t n_in, H, G, cap
+    cdef void* p_wih
+    cdef void* p_whh
+    cdef void* p_bih
+    cdef void* p_bhh
+    cdef void* work      # g (cap, GH) | gh (cap, GH) | bias (GH)
+    cdef str activation
+
+    def __cinit__(self):
+        self.work = NULL
+        self.cap = 0
+
+    def __init__(self, cell, w_ih, w_hh, b_ih, b_hh, activation="tanh"):
+        self.cell = cell
+        self.G = _CELLS[cell]
+        self.kind = <int>self.G
+        self.activation = activation
+        self.act = 1 if activation == "relu" else 0
+        self.w_ih, self.w_hh, self.b_ih, self.b_hh = w_ih, w_hh, b_ih, b_hh
+        self.dtype = w_ih.dtype
+        self.is_f = 1 if self.dtype == np.float32 else 0
+        self.typenum = cnp.NPY_FLOAT32 if self.is_f else cnp.NPY_FLOAT64
+        self.H = w_hh.shape[1]
+        self.n_in = w_ih.shape[1]
+        self.p_wih = <void*><size_t>w_ih.ctypes.data
+        self.p_whh = <void*><size_t>w_hh.ctypes.data
+        self.p_bih = <void*><size_t>b_ih.ctypes.data
+        self.p_bhh = <void*><size_t>b_hh.ctypes.data
+
+    def __dealloc__(self):
+        free(self.work)
+
+    def __reduce__(self):
+        return (Stepper, (self.cell, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
+                          self.activation))
+
+    def matches(self, w_ih, w_hh, b_ih, b_hh, activation="tanh"):
+        """True while the layer still holds the very arrays this stepper reads."""
+        return (w_ih is self.w_ih and w_hh is self.w_hh and b_ih is self.b_ih
+                and b_hh is self.b_hh and activation == self.activation)
+
+    cdef int _grow(self, Py_ssize_t B) except -1:
+        cdef size_t item = 4 if self.is_f else 8
+        cdef Py_ssize_t GH = self.G * self.H
+        cdef void* p
+        if B <= self.cap:
+            return 0
+        p = malloc(item * <size_t>(2 * B * GH + GH + 16))
+        if p == NULL:
+            raise MemoryError("stepper workspace")
+        free(self.work)
+        self.work = p
+        self.cap = B
+        return 0
+
+    cdef int _check(self, object a, Py_ssize_t B, Py_ssize_t n) except -1:
+        cdef cnp.ndarray arr
+        if not isinstance(a, np.ndarray):
+            raise ValueError("stepper: expected an ndarray")
+        arr = <cnp.ndarray>a
+        if (cnp.PyArray_TYPE(arr) != self.typenum or cnp.PyArray_NDIM(arr) != 2
+                or cnp.PyArray_DIMS(arr)[0] != B or cnp.PyArray_DIMS(arr)[1] != n
+                or not cnp.PyArray_IS_C_CONTIGUOUS(arr)):
+            raise ValueError("stepper: argument of unexpected dtype, shape or layout")
+        return 0
+
+    def step(self, x, states):
+        """Advance one step: x (B, I) (or (1, B, I)), states [h] or [h, c] (B, H) ->
+        tuple of new states (fresh arrays). Arrays that are not C-contiguous of the
+        stepper's dtype and shape raise ValueError (callers then take the validated
+        path). Runs with the GIL held (one step is microseconds; the per-object
+        workspace must not be shared by concurrent calls)."""
+        cdef Py_ssize_t B, H = self.H, GH = self.G * self.H
+        cdef object h, c = None, c_out = None
+        cdef void* pc = NULL
+        cdef void* pco = NULL
+        cdef char* w
+        cdef cnp.npy_intp dims[2]
+        if not isinstance(x, np.ndarray):
+            raise ValueError("stepper: expected an ndarray")
+        if cnp.PyArray_NDIM(<cnp.ndarray>x) == 3:
+            x = x[0]
+        if cnp.PyArray_NDIM(<cnp.ndarray>x) != 2:
+            raise ValueError("stepper: x must be (B, I)")
+        B = cnp.PyArray_DIMS(<cnp.ndarray>x)[0]
+        if B == 0:
+            raise ValueError("stepper: empty batch")
+        self._check(x, B, self.n_in)
+        h = states[0]
+        self._check(h, B, H)
+        if self.kind == 4:
+            c = states[1]
+            self._check(c, B, H)
+        self._grow(B)
+        w = <char*>self.work
+        dims[0] = B
+        dims[1] = H
+        h_out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+        if c is not None:
+            c_out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+            pc = cnp.PyArray_DATA(<cnp.ndarray>c)
+            pco = cnp.PyArray_DATA(<cnp.ndarray>c_out)
+        if self.is_f:
+            _step[float](self.kind, self.act, B, self.n_in, H,
+                         <const float*>cnp.PyArray_DATA(<cnp.ndarray>x),
+                         <const float*>cnp.PyArray_DATA(<cnp.ndarray>h), <const float*>pc,
+                         <const float*>self.p_wih, <const float*>self.p_whh,
+                         <const float*>self.p_bih, <const float*>self.p_bhh, <float*>w,
+                         (<float*>w) + B * GH, (<float*>w) + 2 * B * GH,
+                         <float*>cnp.PyArray_DATA(<cnp.ndarray>h_out), <float*>pco)
+        else:
+            _step[double](self.kind, self.act, B, self.n_in, H,
+                          <const double*>cnp.PyArray_DATA(<cnp.ndarray>x),
+                          <const double*>cnp.PyArray_DATA(<cnp.ndarray>h), <const double*>pc,
+                          <const double*>self.p_wih, <const double*>self.p_whh,
+                          <const double*>self.p_bih, <const double*>self.p_bhh, <double*>w,
+                          (<double*>w) + B * GH, (<double*>w) + 2 * B * GH,
+                          <double*>cnp.PyArray_DATA(<cnp.ndarray>h_out), <double*>pco)
+        if c is not None:
+            return (h_out, c_out)
+        return (h_out,)
+
+
+def _set_isa(int level):
+    """Kernel path of this module (set by fastrnn._engine.config, never while
+    kernels run). Returns 0, or -1 if the CPU lacks it (unchanged)."""
+    return fr_isa_set(level)
