@@ -102,19 +102,27 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, activation="tanh"
     return hs[1:].copy(), hs[T].copy(), cache
 
 
-def rnn_backward(cache, dy, dh_n):
+def _backward_start(cache, cell, dy, dh_n):
+    """What every cell's backward starts from: the cached x, hs and weights, the sizes, dy
+    made contiguous in the cache's dtype and the (2, B, H) dh ping-pong buffer whose first
+    slot holds dh_n (zeros when None)."""
     if cache is None:
-        raise ValueError("rnn_backward needs the cache of a forward call made with training=True")
+        raise ValueError(f"{cell}_backward needs the cache of a forward call made with "
+                         "training=True")
     x, hs, w_ih, w_hh = cache["x"], cache["hs"], cache["w_ih"], cache["w_hh"]
     dt = x.dtype
     T, B, _ = x.shape
     H = w_hh.shape[1]
-    dy = _grad_in(dy, dt)
     dhbuf = _empty((2, B, H), dt)
     if dh_n is None:
         dhbuf[0] = 0
     else:
         dhbuf[0] = dh_n
+    return x, hs, w_ih, w_hh, dt, T, B, H, _grad_in(dy, dt), dhbuf
+
+
+def rnn_backward(cache, dy, dh_n):
+    x, hs, w_ih, w_hh, dt, T, B, H, dy, dhbuf = _backward_start(cache, "rnn", dy, dh_n)
     if T == 0:
         db = _zeros(H, dt)
         return dict(x=_zeros(x.shape, dt), h0=dhbuf[0].copy(), weight_ih=_zeros(w_ih.shape, dt),
@@ -166,18 +174,7 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, t
 
 
 def lstm_backward(cache, dy, dh_n, dc_n):
-    if cache is None:
-        raise ValueError("lstm_backward needs the cache of a forward call made with training=True")
-    x, hs, w_ih, w_hh = cache["x"], cache["hs"], cache["w_ih"], cache["w_hh"]
-    dt = x.dtype
-    T, B, _ = x.shape
-    H = w_hh.shape[1]
-    dy = _grad_in(dy, dt)
-    dhbuf = _empty((2, B, H), dt)
-    if dh_n is None:
-        dhbuf[0] = 0
-    else:
-        dhbuf[0] = dh_n
+    x, hs, w_ih, w_hh, dt, T, B, H, dy, dhbuf = _backward_start(cache, "lstm", dy, dh_n)
     dc = _zeros((B, H), dt) if dc_n is None else np.array(dc_n, dtype=dt, order="C")
     if T == 0:
         db = _zeros(4 * H, dt)
@@ -226,18 +223,7 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, traini
 
 
 def gru_backward(cache, dy, dh_n):
-    if cache is None:
-        raise ValueError("gru_backward needs the cache of a forward call made with training=True")
-    x, hs, w_ih, w_hh = cache["x"], cache["hs"], cache["w_ih"], cache["w_hh"]
-    dt = x.dtype
-    T, B, _ = x.shape
-    H = w_hh.shape[1]
-    dy = _grad_in(dy, dt)
-    dhbuf = _empty((2, B, H), dt)
-    if dh_n is None:
-        dhbuf[0] = 0
-    else:
-        dhbuf[0] = dh_n
+    x, hs, w_ih, w_hh, dt, T, B, H, dy, dhbuf = _backward_start(cache, "gru", dy, dh_n)
     db_ih = _zeros(3 * H, dt)
     db_hh = _zeros(3 * H, dt)
     if T == 0:
