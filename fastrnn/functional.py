@@ -16,9 +16,8 @@ PyTorch's layout and gate order (see :mod:`fastrnn.reference`). ``h0``/``c0`` ma
 scaled by ``1 / (1 - rate)``, multiplying ``h_{t-1}`` where it enters the recurrent product
 (Keras / Gal semantics, see :mod:`fastrnn.reference`). Both backends take it: the compiled
 kernels feed the masked state to their fused recurrent step and route the product's gradient
-back through the same mask (an O(B*H) pass per step; the cache keeps the masked states for
-``dW_hh``), so training with ``recurrent_dropout > 0`` costs a few percent over training
-without it. Inference never uses a recurrent mask.
+back through the same mask (an O(B*H) pass per step next to the O(B*G*H*H) product), so
+training with ``recurrent_dropout > 0`` costs a few percent over training without it. Inference never uses a recurrent mask.
 
 The dtype of ``weight_ih`` (float32 or float64) decides the computation dtype; floating inputs
 of the other precision are converted to it, anything else (int, bool, complex, object, float16)
@@ -366,9 +365,9 @@ def _check_backward(cache, cell):
     return _cache_sizes(cache)
 
 
-_CACHE_KEYS = {"rnn": {"x", "hs", "w_ih", "w_hh", "mask", "act", "rmask", "hm"},
-               "lstm": {"x", "hs", "gates", "cs", "c0", "w_ih", "w_hh", "mask", "rmask", "hm"},
-               "gru": {"x", "hs", "gates", "hn", "w_ih", "w_hh", "mask", "rmask", "hm"}}
+_CACHE_KEYS = {"rnn": {"x", "hs", "w_ih", "w_hh", "mask", "act", "rmask"},
+               "lstm": {"x", "hs", "gates", "cs", "c0", "w_ih", "w_hh", "mask", "rmask"},
+               "gru": {"x", "hs", "gates", "hn", "w_ih", "w_hh", "mask", "rmask"}}
 
 
 def _cache_sizes(cache):
@@ -392,11 +391,8 @@ def _cache_sizes(cache):
 
     if not isinstance(inner, dict) or set(inner) != _CACHE_KEYS[cell]:
         raise bad("its entries changed")
-    # rmask / hm (recurrent dropout) are both arrays or both None
-    if (inner["rmask"] is None) != (inner["hm"] is None):
-        raise bad("'rmask' and 'hm' must both be arrays or both be None")
     arrays = {k: v for k, v in inner.items()
-              if k not in ("mask", "act") and not (k in ("rmask", "hm") and v is None)}
+              if k not in ("mask", "act") and not (k == "rmask" and v is None)}
     for k, v in arrays.items():
         if not (isinstance(v, np.ndarray) and v.dtype == dt and v.flags.c_contiguous):
             raise bad(f"{k!r} is not a C-contiguous {dt} array")
@@ -411,8 +407,8 @@ def _cache_sizes(cache):
         want.update(gates=(T, B, 4 * H), cs=(T, B, H), c0=(B, H))
     elif cell == "gru":
         want.update(gates=(T, B, 3 * H), hn=(T, B, H))
-    if inner["rmask"] is not None:
-        want.update(rmask=(B, H), hm=(T, B, H))
+    if inner["rmask"] is not None:            # recurrent dropout
+        want.update(rmask=(B, H))
     for k, shape in want.items():
         if inner[k].shape != shape:
             raise bad(f"{k!r} has shape {inner[k].shape}, expected {shape}")

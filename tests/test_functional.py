@@ -224,19 +224,19 @@ for cell, G in (("rnn", 1), ("lstm", 4), ("gru", 3)):
     def mask(c):
         c.inner["mask"] = np.ones((T * 40, B), np.uint8)
     tampers.append(("mask", mask, lambda c: ()))
-    # recurrent dropout: the (B, H) mask and the (T, B, H) masked states
+    # recurrent dropout: the (B, H) mask
     def small_rmask(c):
         c.inner["rmask"] = np.ones((1, 1))
     tampers.append(("small rmask", small_rmask, lambda c: (), True))
-    def no_hm(c):
-        c.inner["hm"] = None
-    tampers.append(("hm dropped", no_hm, lambda c: (), True))
-    def small_hm(c):
-        c.inner["hm"] = np.zeros((1, B, H))
-    tampers.append(("small hm", small_hm, lambda c: (), True))
-    def big_rmask_only(c):
-        c.inner["rmask"] = np.ones((40 * B, H))
-    tampers.append(("rmask without hm", big_rmask_only, lambda c: ()))
+    def big_rmask(c):
+        c.inner["rmask"] = np.ones((40 * B, 40 * H))
+    tampers.append(("big rmask", big_rmask, lambda c: ()))
+    def f32_rmask(c):
+        c.inner["rmask"] = np.ones((B, H), np.float32)
+    tampers.append(("float32 rmask", f32_rmask, lambda c: (), True))
+    def strided_rmask(c):
+        c.inner["rmask"] = np.ones((B, 2 * H))[:, ::2]
+    tampers.append(("strided rmask", strided_rmask, lambda c: (), True))
     for name, tamper, dargs, *rm in tampers:
         c = fresh(bool(rm))
         try:

@@ -53,7 +53,8 @@ cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
                          const unsigned char* mask, const real* rm,
                          real* hm) noexcept nogil:
     """Recurrence for batch rows [b0, b0+nb). rm: (B, H) recurrent-dropout mask or
-    NULL; then hm (T, B, H) receives h_{t-1} * rm, the product's input at step t."""
+    NULL; then the thread's rows of hm (B, H) receive h_{t-1} * rm, the product's
+    input, at every step."""
     cdef Py_ssize_t t
     cdef real* a
     cdef const real* hp
@@ -66,8 +67,8 @@ cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
             m = mask + t * B + b0
         hx = hp
         if rm != NULL:
-            hx = hm + (t * B + b0) * H
-            rdrop_mul(nb * H, hp, rm + b0 * H, hm + (t * B + b0) * H)
+            hx = hm + b0 * H
+            rdrop_mul(nb * H, hp, rm + b0 * H, hm + b0 * H)
         if wp != NULL:
             # fused: every register tile of h W_hh^T gets its activation in L1
             elman_step(nb, H, act, hx, wp, a, bias, hseq + (t * B + b0) * H, m)
@@ -83,10 +84,10 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 const real[:, ::1] w_ih, const real[:, ::1] w_hh,
                 const real[::1] bias, real[:, :, ::1] A, real[:, :, ::1] hseq,
                 const unsigned char[:, ::1] mask, int act, int nthreads=1,
-                const real[:, ::1] rmask=None, real[:, :, ::1] hm=None):
+                const real[:, ::1] rmask=None, real[:, ::1] hm=None):
     """Fill hseq (T, B, H). A (T, B, H) is workspace. bias = b_ih + b_hh.
-    rmask (B, H): recurrent dropout on h_{t-1} in the product, with hm (T, B, H)
-    receiving the masked states."""
+    rmask (B, H): recurrent dropout on h_{t-1} in the product; hm (B, H) is
+    workspace for the masked state."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = h0.shape[1]
     cdef const unsigned char* mp = NULL
@@ -102,7 +103,7 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         mp = &mask[0, 0]
     if rmask is not None:
         rm = &rmask[0, 0]
-        hmp = &hm[0, 0, 0]
+        hmp = &hm[0, 0]
     with nogil:
         csr = fr_ftz_enter()
         if project(T * B, H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &A[0, 0, 0],
@@ -170,10 +171,10 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                  real[:, ::1] dw_hh, real[::1] db, const unsigned char[:, ::1] mask,
                  int act, int nthreads=1,
                   size_t blas_local=0, const real[:, ::1] rmask=None,
-                  const real[:, :, ::1] hm=None, real[:, ::1] rbuf=None):
+                  real[:, :, ::1] hm=None, real[:, ::1] rbuf=None):
     """dhbuf[0] = dh_n (zeros when absent) on entry; db zeroed on entry.
-    Recurrent dropout: rmask (B, H), hm (T, B, H) the masked states of the
-    forward (dW_hh = dG^T hm), rbuf (B, H) workspace."""
+    Recurrent dropout: rmask (B, H); hm (T, B, H) workspace, filled with
+    hs[:T] * rmask for dW_hh = dG^T hm; rbuf (B, H) workspace."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = w_hh.shape[1]
     cdef const unsigned char* mp = NULL
@@ -181,6 +182,8 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     cdef const real* rm = NULL
     cdef real* rb = NULL
     cdef const real* hw = NULL
+    cdef real* hwm = NULL
+    cdef Py_ssize_t t
     cdef unsigned int csr, csr_t = 0
     cdef real* wpt = NULL
     cdef int nthr, tid = 0, nteam = 1
@@ -195,7 +198,8 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     if rmask is not None:
         rm = &rmask[0, 0]
         rb = &rbuf[0, 0]
-        hw = &hm[0, 0, 0]
+        hwm = &hm[0, 0, 0]
+        hw = hwm
     with nogil:
         csr = fr_ftz_enter()
         nthr = pick_threads(B, 1, H, nthreads)
@@ -219,6 +223,10 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
             elman_bwd_rows(T, B, 0, B, H, act, &hs[0, 0, 0], dyp, &w_hh[0, 0], wpt,
                            &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp, rm, rb)
         free(wpt)
+        if rm != NULL:
+            # dW_hh = dG^T (h_{t-1} * m): the masked states the forward's product saw
+            for t in range(T):
+                rdrop_mul(B * H, &hs[t, 0, 0], rm, hwm + t * B * H)
         if project(T * B, I, H, &dG[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0],
                    nthreads) < 0:
             gemm_rm(c'N', c'N', T * B, I, H, <real>1, &dG[0, 0, 0], H, &w_ih[0, 0], I,

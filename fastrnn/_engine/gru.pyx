@@ -58,8 +58,8 @@ cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                        const unsigned char* mask, bint store, const real* rm,
                        real* hm) noexcept nogil:
     """gh: (B, 3H) workspace; hn: (T, B, H) or NULL (inference).
-    rm: (B, H) recurrent-dropout mask or NULL (needs `store`); then hm (T, B, H)
-    receives h_{t-1} * rm, the product's input at step t."""
+    rm: (B, H) recurrent-dropout mask or NULL (needs `store`); then the thread's
+    rows of hm (B, H) receive h_{t-1} * rm, the product's input, at every step."""
     cdef Py_ssize_t GH = 3 * H, t
     cdef real* gi
     cdef real* ghr = gh + b0 * GH
@@ -73,8 +73,8 @@ cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
             m = mask + t * B + b0
         hx = hp
         if rm != NULL:
-            hx = hm + (t * B + b0) * H
-            rdrop_mul(nb * H, hp, rm + b0 * H, hm + (t * B + b0) * H)
+            hx = hm + b0 * H
+            rdrop_mul(nb * H, hp, rm + b0 * H, hm + b0 * H)
         if wp != NULL:
             # fused: every register tile of h W_hh^T gets its pointwise update in L1
             gru_step(nb, H, hx, wp, gi, bias_rz, b_in, b_hn, hseq + (t * B + b0) * H,
@@ -95,12 +95,12 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 const real[::1] b_ih, const real[::1] b_hh, const real[::1] bias_rz,
                 real[:, :, ::1] Gi, real[:, ::1] gh, real[:, :, ::1] hseq,
                 real[:, :, ::1] hn, const unsigned char[:, ::1] mask, bint training,
-                int nthreads=1, const real[:, ::1] rmask=None, real[:, :, ::1] hm=None):
+                int nthreads=1, const real[:, ::1] rmask=None, real[:, ::1] hm=None):
     """Fill hseq (T, B, H); training: Gi <- gates (r, z, n), hn <- W_hn h + b_hn.
 
     bias_rz = (b_ih + b_hh)[:2H]; gh (B, 3H) workspace. rmask (B, H): recurrent
-    dropout on h_{t-1} in the product (only with training), with hm (T, B, H)
-    receiving the masked states."""
+    dropout on h_{t-1} in the product (only with training); hm (B, H) is
+    workspace for the masked state."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = h0.shape[1]
     cdef const unsigned char* mp = NULL
@@ -119,7 +119,7 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         mp = &mask[0, 0]
     if rmask is not None:
         rm = &rmask[0, 0]
-        hmp = &hm[0, 0, 0]
+        hmp = &hm[0, 0]
     if hn is not None:
         hnp = &hn[0, 0, 0]
     with nogil:
@@ -194,10 +194,10 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                  real[:, ::1] dw_ih, real[:, ::1] dw_hh, real[::1] db_ih,
                  real[::1] db_hh, const unsigned char[:, ::1] mask, int nthreads=1,
                   size_t blas_local=0, const real[:, ::1] rmask=None,
-                  const real[:, :, ::1] hm=None, real[:, ::1] rbuf=None):
+                  real[:, :, ::1] hm=None, real[:, ::1] rbuf=None):
     """dhbuf[0] = dh_n (zeros when absent) on entry; db_ih, db_hh zeroed.
-    Recurrent dropout: rmask (B, H), hm (T, B, H) the masked states of the
-    forward (dW_hh = dGh^T hm), rbuf (B, H) workspace."""
+    Recurrent dropout: rmask (B, H); hm (T, B, H) workspace, filled with
+    hs[:T] * rmask for dW_hh = dGh^T hm; rbuf (B, H) workspace."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = w_hh.shape[1], GH = 3 * w_hh.shape[1]
     cdef const unsigned char* mp = NULL
@@ -205,6 +205,8 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     cdef const real* rm = NULL
     cdef real* rb = NULL
     cdef const real* hw = NULL
+    cdef real* hwm = NULL
+    cdef Py_ssize_t t
     cdef unsigned int csr, csr_t = 0
     cdef real* wpt = NULL
     cdef int nthr, tid = 0, nteam = 1
@@ -219,7 +221,8 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     if rmask is not None:
         rm = &rmask[0, 0]
         rb = &rbuf[0, 0]
-        hw = &hm[0, 0, 0]
+        hwm = &hm[0, 0, 0]
+        hw = hwm
     with nogil:
         csr = fr_ftz_enter()
         nthr = pick_threads(B, 3, H, nthreads)
@@ -245,6 +248,10 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                          &w_hh[0, 0], wpt, &dGi[0, 0, 0], &dGh[0, 0, 0], &dhbuf[0, 0, 0],
                          &dh0[0, 0], mp, rm, rb)
         free(wpt)
+        if rm != NULL:
+            # dW_hh = dG^T (h_{t-1} * m): the masked states the forward's product saw
+            for t in range(T):
+                rdrop_mul(B * H, &hs[t, 0, 0], rm, hwm + t * B * H)
         if project(T * B, I, GH, &dGi[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0],
                    nthreads) < 0:
             gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dGi[0, 0, 0], GH, &w_ih[0, 0], I,

@@ -29,7 +29,7 @@ _tls = threading.local()
 _config.init_isa((_elman, _lstm, _gru, _stepper))
 
 # Scratch policy: a buffer is kept for reuse only up to this many bytes (per slot, per
-# thread; at most 4 slots). Larger requests get a fresh array that is freed when the call
+# thread; at most 5 slots: "g", "dg", "dgh" large, "gh", "rd" one batch of states). Larger requests get a fresh array that is freed when the call
 # returns: at that size the GEMMs dwarf the page faults reuse would save, and a pool that
 # only grows would hold hundreds of MiB for the life of the process after one big call.
 SCRATCH_KEEP_BYTES = 32 * 1024 * 1024
@@ -76,21 +76,24 @@ def _grad_in(a, dt):
     return None if a is None else _contig(a, dtype=dt)
 
 
-def _rdrop(recurrent_mask, dt, T, B, H):
+def _rdrop(recurrent_mask, dt, B, H):
     """(rmask, hm) for a forward: the (B, H) recurrent-dropout mask made contiguous and
-    the (T, B, H) buffer for the masked states h_{t-1} * rmask the kernel writes (the
-    recurrent product's input; dW_hh in the backward), or (None, None)."""
+    the (B, H) workspace where each step's product input h_{t-1} * rmask is formed, or
+    (None, None). Only the mask is cached: the backward re-forms the masked states."""
     if recurrent_mask is None:
         return None, None
-    return _contig(recurrent_mask, dtype=dt), _empty((T, B, H), dt)
+    return _contig(recurrent_mask, dtype=dt), _scratch("rd", (B, H), dt)
 
 
-def _rdrop_backward(cache, dt, B, H):
-    """Keyword arguments of a backward kernel call for the cache's recurrent mask."""
+def _rdrop_backward(cache, dt, T, B, H):
+    """Keyword arguments of a backward kernel call for the cache's recurrent mask: the
+    mask, a (T, B, H) workspace for hs[:T] * mask (dW_hh) and a (B, H) one for each step's
+    dG W_hh. The (T, B, H) one takes the "g" slot, which only the inference forward
+    uses: a pooled buffer, so no fresh pages are faulted in per call."""
     rm = cache.get("rmask")
     if rm is None:
         return {}
-    return dict(rmask=rm, hm=cache["hm"], rbuf=_scratch("rd", (B, H), dt))
+    return dict(rmask=rm, hm=_scratch("g", (T, B, H), dt), rbuf=_scratch("rd", (B, H), dt))
 
 
 # ------------------------------------------------------------------------------ Elman
@@ -111,7 +114,7 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, activation="tanh"
         _elman.rnn_forward(x, h0, w_ih, w_hh, bias, A, y, m, act, get_num_threads())
         h_n = y[T - 1].copy() if T else h0.copy()
         return y, h_n, None
-    rm, hm = _rdrop(recurrent_mask, dt, T, B, H)
+    rm, hm = _rdrop(recurrent_mask, dt, B, H)
     A = _empty((T, B, H), dt)
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
@@ -119,7 +122,7 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, activation="tanh"
                        hm)
     cache = None
     if training:
-        cache = dict(x=x, hs=hs, w_ih=w_ih, w_hh=w_hh, mask=m, act=act, rmask=rm, hm=hm)
+        cache = dict(x=x, hs=hs, w_ih=w_ih, w_hh=w_hh, mask=m, act=act, rmask=rm)
     return hs[1:].copy(), hs[T].copy(), cache
 
 
@@ -156,7 +159,7 @@ def rnn_backward(cache, dy, dh_n):
     db = _zeros(H, dt)
     _elman.rnn_backward(x, hs, w_ih, w_hh, dy, dG, dhbuf, dh0, dx, dw_ih, dw_hh, db,
                         cache["mask"], cache["act"], get_num_threads(), _blas_local_address(),
-                        **_rdrop_backward(cache, dt, B, H))
+                        **_rdrop_backward(cache, dt, T, B, H))
     return dict(x=dx, h0=dh0, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db, bias_hh=db.copy())
 
 
@@ -175,10 +178,10 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, t
         y = _empty((0, B, H), dt)
         cache = None
         if training:
-            rm, hm = _rdrop(recurrent_mask, dt, 0, B, H)
+            rm = _contig(recurrent_mask, dtype=dt) if recurrent_mask is not None else None
             cache = dict(x=x, hs=h0[None].copy(), gates=_empty((0, B, 4 * H), dt),
                          cs=_empty((0, B, H), dt), c0=c0, w_ih=w_ih, w_hh=w_hh, mask=m,
-                         rmask=rm, hm=hm)
+                         rmask=rm)
         return y, h0.copy(), c0.copy(), cache
     if not training and recurrent_mask is None:
         G = _scratch("g", (T, B, 4 * H), dt)
@@ -188,7 +191,7 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, t
         _lstm.lstm_forward(x, h0, c0, w_ih, w_hh, bias, G, y, None, cbuf, c_n, m, False,
                            get_num_threads())
         return y, y[T - 1].copy(), c_n, None
-    rm, hm = _rdrop(recurrent_mask, dt, T, B, H)
+    rm, hm = _rdrop(recurrent_mask, dt, B, H)
     G = _empty((T, B, 4 * H), dt)
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
@@ -197,8 +200,7 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, t
                        True, get_num_threads(), rm, hm)
     cache = None
     if training:
-        cache = dict(x=x, hs=hs, gates=G, cs=cs, c0=c0, w_ih=w_ih, w_hh=w_hh, mask=m, rmask=rm,
-                     hm=hm)
+        cache = dict(x=x, hs=hs, gates=G, cs=cs, c0=c0, w_ih=w_ih, w_hh=w_hh, mask=m, rmask=rm)
     return hs[1:].copy(), hs[T].copy(), cs[T - 1].copy(), cache
 
 
@@ -218,7 +220,7 @@ def lstm_backward(cache, dy, dh_n, dc_n):
     db = _zeros(4 * H, dt)
     _lstm.lstm_backward(x, hs, cache["gates"], cache["cs"], cache["c0"], w_ih, w_hh, dy, dG,
                         dhbuf, dc, dh0, dx, dw_ih, dw_hh, db, cache["mask"], get_num_threads(),
-                        _blas_local_address(), **_rdrop_backward(cache, dt, B, H))
+                        _blas_local_address(), **_rdrop_backward(cache, dt, T, B, H))
     return dict(x=dx, h0=dh0, c0=dc, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db,
                 bias_hh=db.copy())
 
@@ -244,7 +246,7 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, traini
         return y, (y[T - 1].copy() if T else h0.copy()), None
     # a recurrent mask takes this path even for inference: the kernel redoes the carry
     # term z * h_{t-1} from the gates it stores
-    rm, hm = _rdrop(recurrent_mask, dt, T, B, H)
+    rm, hm = _rdrop(recurrent_mask, dt, B, H)
     Gi = _empty((T, B, 3 * H), dt)
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
@@ -253,7 +255,7 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, traini
                      get_num_threads(), rm, hm)
     cache = None
     if training:
-        cache = dict(x=x, hs=hs, gates=Gi, hn=hn, w_ih=w_ih, w_hh=w_hh, mask=m, rmask=rm, hm=hm)
+        cache = dict(x=x, hs=hs, gates=Gi, hn=hn, w_ih=w_ih, w_hh=w_hh, mask=m, rmask=rm)
     return hs[1:].copy(), hs[T].copy(), cache
 
 
@@ -272,7 +274,7 @@ def gru_backward(cache, dy, dh_n):
     dw_hh = _empty(w_hh.shape, dt)
     _gru.gru_backward(x, hs, cache["gates"], cache["hn"], w_ih, w_hh, dy, dGi, dGh, dhbuf, dh0,
                       dx, dw_ih, dw_hh, db_ih, db_hh, cache["mask"], get_num_threads(),
-                      _blas_local_address(), **_rdrop_backward(cache, dt, B, H))
+                      _blas_local_address(), **_rdrop_backward(cache, dt, T, B, H))
     return dict(x=dx, h0=dh0, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db_ih, bias_hh=db_hh)
 
 

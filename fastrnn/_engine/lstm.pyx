@@ -64,8 +64,8 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
     G: (T, B, 4H) input projections (overwritten: gates if `store`).
     hseq: (T, B, H) h_t output. cseq: (T, B, H) c_t (training) or NULL, then
     cbuf (2, B, H) ping-pongs c and the last step writes cn (B, H).
-    rm: (B, H) recurrent-dropout mask or NULL; then hm (T, B, H) receives
-    h_{t-1} * rm, the product's input at step t (kept for dW_hh).
+    rm: (B, H) recurrent-dropout mask or NULL; then the thread's rows of hm (B, H)
+    receive h_{t-1} * rm, the product's input, at every step.
     """
     cdef Py_ssize_t GH = 4 * H, t
     cdef real* g
@@ -95,8 +95,8 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
             m = mask + t * B + b0
         hx = hp
         if rm != NULL:
-            hx = hm + (t * B + b0) * H
-            rdrop_mul(nb * H, hp, rm + b0 * H, hm + (t * B + b0) * H)
+            hx = hm + b0 * H
+            rdrop_mul(nb * H, hp, rm + b0 * H, hm + b0 * H)
         if wp != NULL:
             # fused: every register tile of h W_hh^T gets its pointwise update in L1
             lstm_step(nb, H, hx, wp, g, bias, cp, hseq + (t * B + b0) * H, co,
@@ -116,11 +116,11 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                  real[:, :, ::1] G, real[:, :, ::1] hseq, real[:, :, ::1] cseq,
                  real[:, :, ::1] cbuf, real[:, ::1] cn,
                  const unsigned char[:, ::1] mask, bint training, int nthreads=1,
-                 const real[:, ::1] rmask=None, real[:, :, ::1] hm=None):
+                 const real[:, ::1] rmask=None, real[:, ::1] hm=None):
     """Fill hseq (T,B,H) and cn (B,H); training: G <- gates, cseq <- c_t.
 
     bias = b_ih + b_hh (4H,). rmask (B, H): recurrent dropout on h_{t-1} in the
-    product, with hm (T, B, H) receiving the masked states. Shapes are trusted
+    product; hm (B, H) is workspace for the masked state. Shapes are trusted
     (validated in Python)."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = h0.shape[1]
@@ -139,7 +139,7 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         mp = &mask[0, 0]
     if rmask is not None:
         rm = &rmask[0, 0]
-        hmp = &hm[0, 0, 0]
+        hmp = &hm[0, 0]
     if cseq is not None:
         cs = &cseq[0, 0, 0]
     if cbuf is not None:
@@ -220,10 +220,10 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                   real[:, ::1] dw_hh, real[::1] db,
                   const unsigned char[:, ::1] mask, int nthreads=1,
                   size_t blas_local=0, const real[:, ::1] rmask=None,
-                  const real[:, :, ::1] hm=None, real[:, ::1] rbuf=None):
+                  real[:, :, ::1] hm=None, real[:, ::1] rbuf=None):
     """dhbuf[0] = dh_n and dc = dc_n on entry (zeros when absent); db zeroed.
-    Recurrent dropout: rmask (B, H), hm (T, B, H) the masked states of the
-    forward (dW_hh = dG^T hm), rbuf (B, H) workspace."""
+    Recurrent dropout: rmask (B, H); hm (T, B, H) workspace, filled with
+    hs[:T] * rmask for dW_hh = dG^T hm; rbuf (B, H) workspace."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = c0.shape[1], GH = 4 * c0.shape[1]
     cdef const unsigned char* mp = NULL
@@ -231,6 +231,8 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     cdef const real* rm = NULL
     cdef real* rb = NULL
     cdef const real* hw = NULL
+    cdef real* hwm = NULL
+    cdef Py_ssize_t t
     cdef unsigned int csr, csr_t = 0
     cdef real* wpt = NULL
     cdef int nthr, tid = 0, nteam = 1
@@ -245,7 +247,8 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     if rmask is not None:
         rm = &rmask[0, 0]
         rb = &rbuf[0, 0]
-        hw = &hm[0, 0, 0]
+        hwm = &hm[0, 0, 0]
+        hw = hwm
     with nogil:
         csr = fr_ftz_enter()
         nthr = pick_threads(B, 4, H, nthreads)
@@ -271,6 +274,10 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                           dyp, &w_hh[0, 0], wpt, &dG[0, 0, 0], &dhbuf[0, 0, 0],
                           &dc[0, 0], &dh0[0, 0], mp, rm, rb)
         free(wpt)
+        if rm != NULL:
+            # dW_hh = dG^T (h_{t-1} * m): the masked states the forward's product saw
+            for t in range(T):
+                rdrop_mul(B * H, &hs[t, 0, 0], rm, hwm + t * B * H)
         # weight / input gradients: one GEMM each over all T*B rows
         if project(T * B, I, GH, &dG[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0],
                    nthreads) < 0:
