@@ -39,6 +39,15 @@ input projection and dX use the engine's packed GEMM (measured >= OpenBLAS on
 these shapes; rows split over the threads); the two weight-gradient GEMMs call
 BLAS single-threaded per OpenMP thread, so only one thread pool is ever active.
 No -ffast-math anywhere.
+Recurrent dropout (Keras / Gal): an optional (B, H) mask m, one per sequence,
+multiplies h_{t-1} where it enters the recurrent product only. Per step each
+thread forms hm = h_{t-1} * m for its rows in a (B, H) workspace and hands it to
+the unchanged fused step; the outputs that must see the unmasked state are
+repaired after it (O(rows * H), see common.pxd). Backward: dG[t] @ W_hh goes to
+a (B, H) workspace and reaches dh_{t-1} through m; dW_hh = dG^T (hs[:T] * m),
+formed once after the loop. Only m is cached.
+(GRU: h_t = n + z * (h_{t-1} - n) is redone with the unmasked h_{t-1} from the
+stored z, n, so the forward with a mask always stores the gates.)
 
 """
 from libc.stdlib cimport free
