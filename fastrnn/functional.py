@@ -17,7 +17,8 @@ scaled by ``1 / (1 - rate)``, multiplying ``h_{t-1}`` where it enters the recurr
 (Keras / Gal semantics, see :mod:`fastrnn.reference`). Both backends take it: the compiled
 kernels feed the masked state to their fused recurrent step and route the product's gradient
 back through the same mask (an O(B*H) pass per step next to the O(B*G*H*H) product), so
-training with ``recurrent_dropout > 0`` costs a few percent over training without it. Inference never uses a recurrent mask.
+training with ``recurrent_dropout > 0`` costs a few percent over training without it.
+Inference never uses a recurrent mask.
 
 The dtype of ``weight_ih`` (float32 or float64) decides the computation dtype; floating inputs
 of the other precision are converted to it, anything else (int, bool, complex, object, float16)

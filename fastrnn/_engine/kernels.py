@@ -29,9 +29,10 @@ _tls = threading.local()
 _config.init_isa((_elman, _lstm, _gru, _stepper))
 
 # Scratch policy: a buffer is kept for reuse only up to this many bytes (per slot, per
-# thread; at most 5 slots: "g", "dg", "dgh" large, "gh", "rd" one batch of states). Larger requests get a fresh array that is freed when the call
-# returns: at that size the GEMMs dwarf the page faults reuse would save, and a pool that
-# only grows would hold hundreds of MiB for the life of the process after one big call.
+# thread; at most 5 slots: "g", "dg", "dgh" sequence-sized, "gh", "rd" one batch of states).
+# Larger requests get a fresh array that is freed when the call returns: at that size the
+# GEMMs dwarf the page faults reuse would save, and a pool that only grows would hold
+# hundreds of MiB for the life of the process after one big call.
 SCRATCH_KEEP_BYTES = 32 * 1024 * 1024
 
 
