@@ -424,7 +424,7 @@ shared.uses_helpers = False
 
 # the modules that need no helper library first: they compile while the helpers do
 extensions = [shared, make_ext("blas", with_c=False), make_ext("runtime"), make_ext("elman"),
-              make_ext("lstm"), make_ext("gru"), make_ext("stepper")]
+              make_ext("lstm"), make_ext("gru"), make_ext("dense"), make_ext("stepper")]
 extensions[-1].include_dirs.append(np.get_include())   # the stepper uses NumPy's C API
 
 setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})

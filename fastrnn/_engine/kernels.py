@@ -11,6 +11,7 @@ import threading
 import numpy as np
 
 from . import elman as _elman, gru as _gru, lstm as _lstm, stepper as _stepper
+from . import dense as _dense
 from . import config as _config
 from .config import _blas_local_address, get_num_threads
 
@@ -26,7 +27,7 @@ _ACT = {"tanh": 0, "relu": 1}
 _tls = threading.local()
 
 # kernel path (AVX-512 / AVX2 / baseline) chosen once per process, in every module
-_config.init_isa((_elman, _lstm, _gru, _stepper))
+_config.init_isa((_elman, _lstm, _gru, _stepper, _dense))
 
 # Scratch policy: a buffer is kept for reuse only up to this many bytes (per slot, per
 # thread; at most 5 slots: "g", "dg", "dgh" sequence-sized, "gh", "rd" one batch of states).

@@ -1,0 +1,149 @@
+# cython: language_level=3
+"""Dense (non-recurrent) matrix products on the engine's one OpenMP thread pool.
+
+Why
+---
+The layers around the recurrent kernels (Dense, TimeDistributed(Dense), attention
+projections, Conv1D's im2col product) used NumPy's ``@``, i.e. NumPy's OpenBLAS
+with a thread pool of its own. After each call OpenBLAS's workers spin
+(sched_yield) for a while; the next recurrent kernel's OpenMP team then shares
+the cores with them (a training step of Embedding -> LSTM(256) ->
+TimeDistributed(Dense(5000)) on 2 cores: 231 ms with OpenBLAS's default threads,
+126 ms with OPENBLAS_NUM_THREADS=1). These products now run on the same OpenMP
+threads as the recurrent kernels, so one pool is active at a time.
+
+The three products of a dense layer (all operands C-contiguous, row-major):
+  matmul_nt   out(R, N) = x(R, K) @ w(N, K)^T   forward   (y = x @ weight.T)
+  matmul_nn   out(R, N) = x(R, K) @ w(K, N)     dx = dy @ weight
+  matmul_tn   out(M, N) = a(R, M)^T @ b(R, N)   dW = dy^T @ x (reduces over R)
+matmul_nt / matmul_nn: the engine's packed GEMM (``project`` in common.pxd): w is
+packed once per call, the rows are split over the threads (the team size read
+inside the region), FTZ/DAZ per thread.
+matmul_tn: the reduction runs over the rows, so instead the OUTPUT is split: each
+OpenMP thread computes a block of out's rows (or columns, whichever is longer)
+with one BLAS ?gemm whose own threading is switched off in that thread
+(OpenBLAS's thread-local setting, as the recurrent weight gradients do). The
+alternative, a^T copied (32 x 32 tiles) into scratch and then the packed GEMM,
+was measured slower on every layer shape tried (1 thread, float32, ms, per-thread
+BLAS vs transposed copy + packed: R,M,N = 1280,5000,256: 39.3 vs 49.2;
+1280,256,128: 1.17 vs 1.64; 512,256,256: 0.88 vs 1.10; 256,64,64: 0.038 vs
+0.064). Without the thread-local setting (a BLAS other than OpenBLAS >= 0.3.27)
+it makes one BLAS call from the calling thread.
+
+Shapes, dtypes and contiguity are checked by fastrnn.linalg (Python validates,
+Cython trusts); the functions here release the GIL and allocate only the packing
+buffer (inside ``project``).
+"""
+from cython.parallel cimport parallel, threadid
+from fastrnn._engine.blas cimport real, gemm_rm
+from fastrnn._engine.common cimport (FR_HAVE_OMP, team_size, fr_ftz_enter, fr_ftz_exit,
+                                     fr_isa_set, project, blas_local_fn)
+
+
+cdef inline void _nt(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* x,
+                     const real* w, real* out, int nthreads) noexcept nogil:
+    cdef unsigned int csr = fr_ftz_enter()
+    if project(R, N, K, x, w, K, 0, out, nthreads) < 0:
+        # no memory for the packed copy of w: BLAS on this thread
+        gemm_rm(c'N', c'T', R, N, K, <real>1, x, K, w, K, <real>0, out, N)
+    fr_ftz_exit(csr)
+
+
+cdef inline void _nn(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* x,
+                     const real* w, real* out, int nthreads) noexcept nogil:
+    cdef unsigned int csr = fr_ftz_enter()
+    if project(R, N, K, x, w, N, 1, out, nthreads) < 0:
+        gemm_rm(c'N', c'N', R, N, K, <real>1, x, K, w, N, <real>0, out, N)
+    fr_ftz_exit(csr)
+
+
+cdef inline void _tn(Py_ssize_t R, Py_ssize_t M, Py_ssize_t N, const real* a,
+                     const real* b, real* out, int nthreads,
+                     size_t blas_local) noexcept nogil:
+    """out(M, N) = a(R, M)^T @ b(R, N): the longer output axis split over up to
+    `nthreads` OpenMP threads (>= ~4 MFLOP and >= 16 rows / columns each), one
+    single-threaded BLAS call per thread."""
+    cdef blas_local_fn setter = <blas_local_fn>blas_local
+    cdef int nthr = nthreads if FR_HAVE_OMP else 1
+    cdef int tid = 0, prev = 0, nteam = 1
+    cdef bint by_rows = M >= N
+    cdef Py_ssize_t L = M if by_rows else N
+    cdef Py_ssize_t i0 = 0, i1 = 0, per = 0
+    while nthr > 1 and 2 * M * N * R < nthr * 4000000:
+        nthr -= 1
+    if nthr > L // 16:
+        nthr = <int>(L // 16) if L >= 32 else 1
+    if setter == NULL:
+        nthr = 1
+    if nthr > 1:
+        with parallel(num_threads=nthr):
+            tid = threadid()
+            prev = setter(1)
+            # the team may be smaller than asked (OMP_THREAD_LIMIT, OMP_DYNAMIC)
+            nteam = team_size()
+            per = (L + nteam - 1) // nteam
+            per = ((per + 15) // 16) * 16
+            i0 = tid * per
+            i1 = i0 + per
+            if i1 > L:
+                i1 = L
+            if i0 < i1:
+                if by_rows:
+                    gemm_rm(c'T', c'N', i1 - i0, N, R, <real>1, a + i0, M, b, N, <real>0,
+                            out + i0 * N, N)
+                else:
+                    gemm_rm(c'T', c'N', M, i1 - i0, R, <real>1, a, M, b + i0, N, <real>0,
+                            out + i0, N)
+            setter(prev)
+    else:
+        if setter != NULL:
+            prev = setter(1)
+        gemm_rm(c'T', c'N', M, N, R, <real>1, a, M, b, N, <real>0, out, N)
+        if setter != NULL:
+            setter(prev)
+
+
+def matmul_nt(const real[:, ::1] x, const real[:, ::1] w, real[:, ::1] out, int nthreads):
+    """out(R, N) = x(R, K) @ w(N, K)^T on up to `nthreads` threads (shapes trusted)."""
+    cdef Py_ssize_t R = x.shape[0], K = x.shape[1], N = w.shape[0]
+    if R == 0 or N == 0:
+        return
+    if K == 0:
+        out[:, :] = 0
+        return
+    with nogil:
+        _nt(R, N, K, &x[0, 0], &w[0, 0], &out[0, 0], nthreads)
+
+
+def matmul_nn(const real[:, ::1] x, const real[:, ::1] w, real[:, ::1] out, int nthreads):
+    """out(R, N) = x(R, K) @ w(K, N) on up to `nthreads` threads (shapes trusted)."""
+    cdef Py_ssize_t R = x.shape[0], K = x.shape[1], N = w.shape[1]
+    if R == 0 or N == 0:
+        return
+    if K == 0:
+        out[:, :] = 0
+        return
+    with nogil:
+        _nn(R, N, K, &x[0, 0], &w[0, 0], &out[0, 0], nthreads)
+
+
+def matmul_tn(const real[:, ::1] a, const real[:, ::1] b, real[:, ::1] out, int nthreads,
+              size_t blas_local=0):
+    """out(M, N) = a(R, M)^T @ b(R, N) on up to `nthreads` threads (shapes trusted).
+
+    `blas_local`: address of OpenBLAS's openblas_set_num_threads_local (0: one BLAS
+    call from this thread, with whatever threading that BLAS does)."""
+    cdef Py_ssize_t R = a.shape[0], M = a.shape[1], N = b.shape[1]
+    if M == 0 or N == 0:
+        return
+    if R == 0:
+        out[:, :] = 0
+        return
+    with nogil:
+        _tn(R, M, N, &a[0, 0], &b[0, 0], &out[0, 0], nthreads, blas_local)
+
+
+def _set_isa(int level):
+    """Kernel path of this module (set by fastrnn._engine.config, never while
+    kernels run). Returns 0, or -1 if the CPU lacks it (unchanged)."""
+    return fr_isa_set(level)
