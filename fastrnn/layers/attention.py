@@ -27,6 +27,7 @@ AdditiveAttention) when ``use_scale``.
 
 import numpy as np
 
+from ..linalg import matmul
 from .base import Layer
 
 __all__ = ["Attention", "AdditiveAttention", "MultiHeadAttention"]
@@ -447,7 +448,8 @@ class MultiHeadAttention(Layer):
         return np.asarray(mask[0], dtype=bool)
 
     def _proj(self, x, part):
-        y = np.einsum("btd,dnh->btnh", x, self.params[f"{part}_kernel"])
+        kern = self.params[f"{part}_kernel"]                      # (d, heads, dim)
+        y = matmul(x, kern.reshape(kern.shape[0], -1)).reshape(x.shape[:2] + kern.shape[1:])
         if self.use_bias:
             y = y + self.params[f"{part}_bias"]
         return y
@@ -493,7 +495,8 @@ class MultiHeadAttention(Layer):
         w = np.exp(s - s.max(axis=-1, keepdims=True))
         w /= w.sum(axis=-1, keepdims=True)
         O = np.einsum("bnts,bsnv->btnv", w, V)
-        out = np.einsum("btnv,nvo->bto", O, self.params["output_kernel"])
+        ok = self.params["output_kernel"]                         # (heads, dim_v, out)
+        out = matmul(O.reshape(B, T, -1), ok.reshape(-1, ok.shape[2]))
         if self.use_bias:
             out = out + self.params["output_bias"]
         self.last_attention = w
@@ -515,10 +518,12 @@ class MultiHeadAttention(Layer):
         if d.shape != shape:
             raise ValueError(f"MultiHeadAttention: d_out must have shape {shape}, got {d.shape}")
         g = {}
-        g["output_kernel"] = np.einsum("btnv,bto->nvo", O, d)
+        ok = p["output_kernel"]
+        B, T = d.shape[:2]
+        g["output_kernel"] = matmul(O.reshape(B, T, -1), d, transpose_a=True).reshape(ok.shape)
         if self.use_bias:
             g["output_bias"] = d.sum(axis=(0, 1))
-        dO = np.einsum("bto,nvo->btnv", d, p["output_kernel"])
+        dO = matmul(d, ok.reshape(-1, ok.shape[2]), transpose_b=True).reshape(O.shape)
         dw = np.einsum("btnv,bsnv->bnts", dO, V)
         if d_state is not None:
             ds = d_state[0] if isinstance(d_state, (list, tuple)) else d_state
@@ -531,10 +536,12 @@ class MultiHeadAttention(Layer):
         dK = np.einsum("bnts,btnh->bsnh", ds_, Q * scale)
         grads_x = []
         for part, X, dY in (("query", q, dQ), ("value", v, dV), ("key", k, dK)):
-            g[f"{part}_kernel"] = np.einsum("btd,btnh->dnh", X, dY)
+            kern = p[f"{part}_kernel"]
+            dY2 = dY.reshape(dY.shape[:2] + (-1,))                  # (B, T, heads * dim)
+            g[f"{part}_kernel"] = matmul(X, dY2, transpose_a=True).reshape(kern.shape)
             if self.use_bias:
                 g[f"{part}_bias"] = dY.sum(axis=(0, 1))
-            grads_x.append(np.einsum("btnh,dnh->btd", dY, p[f"{part}_kernel"]))
+            grads_x.append(matmul(dY2, kern.reshape(kern.shape[0], -1), transpose_b=True))
         for name in self.params:
             self.grads[name] = g[name].astype(self.dtype, copy=False)
         dq, dv, dk = grads_x

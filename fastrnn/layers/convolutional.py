@@ -11,6 +11,7 @@ import numpy as np
 from .. import initializers
 from .activation import ACTIVATION_FUNCTIONS
 from .base import Layer
+from ..linalg import matmul
 from .core import _float_input, _positive_int
 
 __all__ = ["Conv1D"]
@@ -156,7 +157,7 @@ class Conv1D(Layer):
                + np.arange(self.kernel_size)[None, :] * self.dilation_rate)
         cols = xp[:, pos, :].reshape(B * out_len, self.kernel_size * C)   # im2col
         w2 = self.params["weight"].transpose(2, 1, 0).reshape(self.kernel_size * C, self.filters)
-        z = cols @ w2
+        z = matmul(cols, w2)         # on the engine's threads (fastrnn.linalg)
         if self.use_bias:
             z += self.params["bias"]
         with np.errstate(over="ignore"):
@@ -177,13 +178,13 @@ class Conv1D(Layer):
         dz = ACTIVATION_FUNCTIONS[self.activation][1](
             z, a, d.reshape(-1, self.filters).astype(self.dtype, copy=False))
         k = self.kernel_size
-        dw2 = cols.T @ dz                                      # (k*C, F)
+        dw2 = matmul(cols, dz, transpose_a=True)               # (k*C, F)
         self.grads["weight"] = np.ascontiguousarray(dw2.reshape(k, C, self.filters)
                                                     .transpose(2, 1, 0))
         if self.use_bias:
             self.grads["bias"] = dz.sum(axis=0)
         w2 = self.params["weight"].transpose(2, 1, 0).reshape(k * C, self.filters)
-        dcols = (dz @ w2.T).reshape(B, out_len, k, C)
+        dcols = matmul(dz, w2, transpose_b=True).reshape(B, out_len, k, C)
         dxp = np.zeros(padded_shape, dtype=self.dtype)
         for j in range(k):      # col2im: one add per kernel tap (indices unique within a tap)
             dxp[:, pos[:, j], :] += dcols[:, :, j, :]

@@ -4,6 +4,7 @@ import numpy as np
 from scipy.special import expit
 
 from .. import initializers
+from ..linalg import matmul
 from .base import Layer
 
 __all__ = ["Dense", "Masking", "Input", "InputLayer", "ACTIVATIONS"]
@@ -183,7 +184,8 @@ class Dense(Layer):
     def forward(self, x, training=False, mask=None):
         x = self._check(x)
         x2 = x.reshape(-1, self.input_size)
-        z = x2 @ self.params["weight"].T
+        # the products run on the engine's threads (fastrnn.linalg): no second thread pool
+        z = matmul(x2, self.params["weight"], transpose_b=True)
         if self.use_bias:
             z += self.params["bias"]
         with np.errstate(over="ignore"):
@@ -205,10 +207,10 @@ class Dense(Layer):
             raise ValueError(f"Dense: d_out must have shape {out_shape}, got {d_out.shape}")
         da = d_out.reshape(-1, self.units).astype(self.dtype, copy=False)
         dz = da if from_logits else activation_backward(self.activation, a, z, da)
-        self.grads["weight"] = dz.T @ x2
+        self.grads["weight"] = matmul(dz, x2, transpose_a=True)
         if self.use_bias:
             self.grads["bias"] = dz.sum(axis=0)
-        dx = dz @ self.params["weight"]
+        dx = matmul(dz, self.params["weight"])
         return dx.reshape(out_shape[:-1] + (self.input_size,))
 
 
