@@ -5,8 +5,9 @@
     OPENBLAS_NUM_THREADS=1 python bench/train_step.py lm     # OpenBLAS's own pool off
 
 Prints one line: the model, the median (and the quartiles) in ms of ``train_on_batch`` over
-``--repeats`` steps after ``--warmup`` steps, the engine's thread count and the OpenBLAS
-setting of this process. The dense layers around the recurrent kernels run their products on
+``--repeats`` steps after ``--warmup`` steps, the process's CPU time per step (every thread:
+spinning BLAS workers show up here), the engine's thread count and the OpenBLAS setting of
+this process. The dense layers around the recurrent kernels run their products on
 the engine's thread pool; this script shows how much a second (OpenBLAS) pool would cost, so
 compare runs started back to back with the same machine load.
 """
@@ -58,12 +59,15 @@ def main(argv=None):
     for _ in range(args.warmup):
         model.train_on_batch(x, y)
     times = []
+    c0 = time.process_time()
     for _ in range(args.repeats):
         t0 = time.perf_counter()
         model.train_on_batch(x, y)
         times.append(1e3 * (time.perf_counter() - t0))
+    cpu = 1e3 * (time.process_time() - c0) / args.repeats
     q1, med, q3 = np.percentile(times, [25, 50, 75])
-    print(f"{args.model}: median {med:.1f} ms (q1 {q1:.1f}, q3 {q3:.1f}), threads "
+    print(f"{args.model}: median {med:.1f} ms (q1 {q1:.1f}, q3 {q3:.1f}), CPU {cpu:.0f} ms "
+          f"per step (all threads), threads "
           f"{args.threads}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '-')}, "
           f"load {os.getloadavg()[0]:.1f}")
     return med
