@@ -33,7 +33,7 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "bmm"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # smallest product (multiply-adds) worth the engine: the engine's packed GEMM splits rows
@@ -200,3 +200,71 @@ def matmul(a, b, *, transpose_a: bool = False, transpose_b: bool = False,
     kernel = eng.matmul_nt if transpose_b else eng.matmul_nn
     kernel(np.ascontiguousarray(a2, dtype=dt), np.ascontiguousarray(b, dtype=dt), out, nt)
     return out.reshape(lead + (N,))
+
+
+def bmm(a, b, *, transpose_a: bool = False, transpose_b: bool = False,
+        backend: Optional[str] = None) -> np.ndarray:
+    """Stacked products ``op(a[i]) @ op(b[i])`` (attention's per-sample products).
+
+    The stack is split over the engine's threads, one single-threaded BLAS call per item,
+    when the whole stack has at least ``2**22`` multiply-adds, at least 2 items and the
+    thread count is above 1; otherwise NumPy's ``matmul`` runs with NumPy's OpenBLAS held
+    to the calling thread (see the module docstring).
+
+    Parameters
+    ----------
+    a : ndarray, float32 or float64
+        ``(B, M, K)``; with ``transpose_a`` ``(B, K, M)``.
+    b : ndarray, float32 or float64
+        ``(B, K, N)``; with ``transpose_b`` ``(B, N, K)``.
+    transpose_a, transpose_b : bool, default False
+        Use the transpose of every item of ``a`` / ``b``.
+    backend : {None, "cython", "numpy"}, optional
+        As for :func:`matmul`.
+
+    Returns
+    -------
+    ndarray
+        ``(B, M, N)``, C-contiguous, the operands' common dtype.
+
+    Raises
+    ------
+    TypeError
+        An operand that is not a float32/float64 array.
+    ValueError
+        Operands that are not 3-D or whose batch or inner sizes differ; a bad backend.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastrnn.linalg import bmm
+    >>> q = np.ones((2, 3, 4), np.float32); k = np.ones((2, 5, 4), np.float32)
+    >>> bmm(q, k, transpose_b=True).shape              # q @ k^T per sample
+    (2, 3, 5)
+    """
+    a = _operand(a, "a")
+    b = _operand(b, "b")
+    for name, arr in (("a", a), ("b", b)):
+        if arr.ndim != 3:
+            raise ValueError(f"{name}: expected 3 dimensions (batch, rows, columns), got "
+                             f"{_describe(arr)}")
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"b: expected the batch size of a ({a.shape[0]}), got {_describe(b)}")
+    M, K = (a.shape[2], a.shape[1]) if transpose_a else a.shape[1:]
+    Kb, N = (b.shape[2], b.shape[1]) if transpose_b else b.shape[1:]
+    if Kb != K:
+        side = "b.shape[2]" if transpose_b else "b.shape[1]"
+        raise ValueError(f"b: expected {side} == {K} (the inner size of a), got {_describe(b)}")
+    dt = np.result_type(a.dtype, b.dtype)
+    nb = a.shape[0]
+    nt = _num_threads()
+    big = nb >= 2 and nb * M * N * K >= _ENGINE_MIN_MACS
+    if not _pick(backend, nt, big):
+        aa = a.transpose(0, 2, 1) if transpose_a else a
+        bb = b.transpose(0, 2, 1) if transpose_b else b
+        return _numpy_product(np.matmul, aa.astype(dt, copy=False), bb.astype(dt, copy=False))
+    eng, blas_local = _engine()
+    out = np.empty((nb, M, N), dt)
+    eng.bmm(np.ascontiguousarray(a, dtype=dt), np.ascontiguousarray(b, dtype=dt), out,
+            bool(transpose_a), bool(transpose_b), nt, blas_local)
+    return out

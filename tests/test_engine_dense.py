@@ -77,16 +77,44 @@ def test_read_only_operands():
     np.testing.assert_allclose(y, x @ w.T, rtol=1e-5, atol=1e-4)
 
 
+def _check_bmm(nb, M, K, N, dt, nthreads, blas_local, seed):
+    rng = np.random.default_rng(seed)
+    bad = []
+    for ta in (False, True):
+        for tb in (False, True):
+            a = rng.standard_normal((nb, K, M) if ta else (nb, M, K)).astype(dt)
+            b = rng.standard_normal((nb, N, K) if tb else (nb, K, N)).astype(dt)
+            out = np.full((nb, M, N), np.nan, dt)
+            dense.bmm(a, b, out, ta, tb, nthreads, blas_local)
+            a64 = a.astype(np.float64).transpose(0, 2, 1) if ta else a.astype(np.float64)
+            b64 = b.astype(np.float64).transpose(0, 2, 1) if tb else b.astype(np.float64)
+            want = np.matmul(a64, b64)
+            tol = 1e-11 if dt == np.float64 else 2e-5
+            if not np.allclose(out, want, rtol=tol, atol=tol * np.sqrt(K) * np.abs(want).max()):
+                bad.append(f"bmm {dt.__name__} {(nb, M, K, N)} ta={ta} tb={tb} "
+                           f"threads={nthreads}: max err {np.nanmax(np.abs(out - want))}")
+    return bad
+
+
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+@pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("nb,M,K,N", [(1, 3, 4, 5), (5, 31, 17, 40), (16, 40, 64, 50)])
+def test_bmm_matches_numpy(nb, M, K, N, dt, nthreads):
+    assert _check_bmm(nb, M, K, N, dt, nthreads, _blas_local_address(), seed=nb + M) == []
+    assert _check_bmm(nb, M, K, N, dt, nthreads, 0, seed=nb + M) == []
+
+
 SCRIPT = r"""
 import sys
 sys.path.insert(0, {tests!r})
 import numpy as np
-from test_engine_dense import _check, SHAPES
+from test_engine_dense import _check, _check_bmm, SHAPES
 from fastrnn._engine.config import _blas_local_address
 bad = []
 for R, K, N in SHAPES[:3]:
     for dt in (np.float32, np.float64):
         bad += _check(R, K, N, dt, 2, _blas_local_address(), seed=R)
+        bad += _check_bmm(16, 40, 64, 50, dt, 2, _blas_local_address(), seed=R)
 print("\n".join(bad) if bad else "OK")
 sys.exit(1 if bad else 0)
 """

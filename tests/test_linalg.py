@@ -4,7 +4,7 @@ import pytest
 
 import fastrnn as fr
 from fastrnn import linalg
-from fastrnn.linalg import matmul
+from fastrnn.linalg import bmm, matmul
 
 try:
     from fastrnn._engine import dense as _dense  # noqa: F401
@@ -150,3 +150,36 @@ def test_bad_input_names_the_argument(args, kw, exc, words):
         matmul(*args, **kw)
     for w in words:
         assert w in str(info.value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: str(b))
+@pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("nb,M,K,N", [(1, 1, 1, 1), (3, 7, 5, 9), (9, 41, 33, 129)])
+def test_bmm_matches_numpy(nb, M, K, N, ta, tb, dt, backend, threads):
+    rng = np.random.default_rng(nb * 1000 + M + K + N)
+    a = rng.standard_normal((nb, K, M) if ta else (nb, M, K)).astype(dt)
+    b = rng.standard_normal((nb, N, K) if tb else (nb, K, N)).astype(dt)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    want = np.matmul(a64.transpose(0, 2, 1) if ta else a64, b64.transpose(0, 2, 1) if tb else b64)
+    got = bmm(a[:, :, :] if ta else a, b, transpose_a=ta, transpose_b=tb, backend=backend)
+    assert got.dtype == dt and got.shape == (nb, M, N)
+    np.testing.assert_allclose(got, want, rtol=_tol(dt)["rtol"],
+                               atol=_tol(dt)["atol"] * np.sqrt(K) * max(1, np.abs(want).max()))
+
+
+def test_bmm_strided_read_only_and_bad_input():
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((4, 6, 10))[:, :, ::2]            # strided (4, 6, 5)
+    b = np.asfortranarray(rng.standard_normal((4, 5, 3)))
+    b.setflags(write=False)
+    for backend in BACKENDS:
+        np.testing.assert_allclose(bmm(a, b, backend=backend), np.matmul(a, b), rtol=1e-12)
+    with pytest.raises(ValueError, match="a: expected 3 dimensions"):
+        bmm(np.ones((2, 3)), b)
+    with pytest.raises(ValueError, match="batch size"):
+        bmm(np.ones((3, 6, 5)), b)
+    with pytest.raises(ValueError, match=r"b.shape\[1\] == 6"):
+        bmm(np.ones((4, 5, 6)), b)
+    with pytest.raises(TypeError, match="a: .*int64"):
+        bmm(np.ones((4, 6, 5), np.int64), b)

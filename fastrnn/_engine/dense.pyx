@@ -16,6 +16,8 @@ The three products of a dense layer (all operands C-contiguous, row-major):
   matmul_nt   out(R, N) = x(R, K) @ w(N, K)^T   forward   (y = x @ weight.T)
   matmul_nn   out(R, N) = x(R, K) @ w(K, N)     dx = dy @ weight
   matmul_tn   out(M, N) = a(R, M)^T @ b(R, N)   dW = dy^T @ x (reduces over R)
+and, for attention's per-sample products, a stack of them:
+  bmm         out[i] = op(a[i]) @ op(b[i])
 matmul_nt / matmul_nn: the engine's packed GEMM (``project`` in common.pxd): w is
 packed once per call, the rows are split over the threads (the team size read
 inside the region), FTZ/DAZ per thread.
@@ -29,6 +31,8 @@ BLAS vs transposed copy + packed: R,M,N = 1280,5000,256: 39.3 vs 49.2;
 1280,256,128: 1.17 vs 1.64; 512,256,256: 0.88 vs 1.10; 256,64,64: 0.038 vs
 0.064). Without the thread-local setting (a BLAS other than OpenBLAS >= 0.3.27)
 it makes one BLAS call from the calling thread.
+bmm: the stack is split over the threads, one single-threaded BLAS call per item
+(same thread-local setting; the items are small, attention's (Tq, Tk) products).
 
 Shapes, dtypes and contiguity are checked by fastrnn.linalg (Python validates,
 Cython trusts); the functions here release the GIL and allocate only the packing
@@ -141,6 +145,62 @@ def matmul_tn(const real[:, ::1] a, const real[:, ::1] b, real[:, ::1] out, int 
         return
     with nogil:
         _tn(R, M, N, &a[0, 0], &b[0, 0], &out[0, 0], nthreads, blas_local)
+
+
+cdef inline void _bmm(Py_ssize_t nb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                      const real* a, const real* b, real* out, bint ta, bint tb,
+                      int nthreads, size_t blas_local) noexcept nogil:
+    """out[i](M, N) = op(a[i]) @ op(b[i]) for i < nb (a[i]: (M, K), or (K, M) when ta;
+    b[i]: (K, N), or (N, K) when tb): the stack split over up to `nthreads` OpenMP
+    threads (>= ~4 MFLOP each), one single-threaded BLAS call per item."""
+    cdef blas_local_fn setter = <blas_local_fn>blas_local
+    cdef int nthr = nthreads if FR_HAVE_OMP else 1
+    cdef int tid = 0, prev = 0, nteam = 1
+    cdef Py_ssize_t i = 0, i0 = 0, i1 = 0
+    cdef Py_ssize_t lda = M if ta else K, ldb = K if tb else N
+    cdef char ca = c'T' if ta else c'N'
+    cdef char cb = c'T' if tb else c'N'
+    while nthr > 1 and 2 * nb * M * N * K < nthr * 4000000:
+        nthr -= 1
+    if nthr > nb:
+        nthr = <int>nb
+    if setter == NULL:
+        nthr = 1
+    if nthr > 1:
+        with parallel(num_threads=nthr):
+            tid = threadid()
+            prev = setter(1)
+            nteam = team_size()
+            i0 = (tid * nb) // nteam
+            i1 = ((tid + 1) * nb) // nteam
+            for i in range(i0, i1):
+                gemm_rm(ca, cb, M, N, K, <real>1, a + i * M * K, lda, b + i * K * N, ldb,
+                        <real>0, out + i * M * N, N)
+            setter(prev)
+    else:
+        if setter != NULL:
+            prev = setter(1)
+        for i in range(nb):
+            gemm_rm(ca, cb, M, N, K, <real>1, a + i * M * K, lda, b + i * K * N, ldb,
+                    <real>0, out + i * M * N, N)
+        if setter != NULL:
+            setter(prev)
+
+
+def bmm(const real[:, :, ::1] a, const real[:, :, ::1] b, real[:, :, ::1] out,
+        bint trans_a, bint trans_b, int nthreads, size_t blas_local=0):
+    """out[i] = op(a[i]) @ op(b[i]) for every i of the stacks (shapes trusted);
+    op = transpose when trans_a / trans_b. `blas_local` as for matmul_tn."""
+    cdef Py_ssize_t nb = out.shape[0], M = out.shape[1], N = out.shape[2]
+    cdef Py_ssize_t K = a.shape[1] if trans_a else a.shape[2]
+    if nb == 0 or M == 0 or N == 0:
+        return
+    if K == 0:
+        out[:, :, :] = 0
+        return
+    with nogil:
+        _bmm(nb, M, N, K, &a[0, 0, 0], &b[0, 0, 0], &out[0, 0, 0], trans_a, trans_b,
+             nthreads, blas_local)
 
 
 def _set_isa(int level):

@@ -27,7 +27,7 @@ AdditiveAttention) when ``use_scale``.
 
 import numpy as np
 
-from ..linalg import matmul
+from ..linalg import bmm, matmul
 from .base import Layer
 
 __all__ = ["Attention", "AdditiveAttention", "MultiHeadAttention"]
@@ -160,7 +160,7 @@ class _BaseAttention(Layer):
         if smask is not None:
             s = s - self.dtype.type(_BIG) * (~smask).astype(self.dtype)
         w = _softmax(s)
-        out = np.matmul(w, v)
+        out = bmm(w, v)                  # on the engine's threads (fastrnn.linalg)
         if qmask is not None:
             out = out * qmask[..., None].astype(self.dtype)
         self.last_attention = w
@@ -185,7 +185,7 @@ class _BaseAttention(Layer):
         d = d.astype(self.dtype, copy=False)
         if qmask is not None:
             d = d * qmask[..., None].astype(self.dtype)
-        dw = np.matmul(d, v.transpose(0, 2, 1))
+        dw = bmm(d, v, transpose_b=True)
         if d_state is not None:
             ds = d_state[0] if isinstance(d_state, (list, tuple)) else d_state
             if ds is not None:
@@ -194,7 +194,7 @@ class _BaseAttention(Layer):
                     raise ValueError(f"{type(self).__name__}: the gradient of the attention "
                                      f"weights must have shape {w.shape}, got {ds.shape}")
                 dw = dw + ds.astype(self.dtype, copy=False)
-        dv = np.matmul(w.transpose(0, 2, 1), d)
+        dv = bmm(w, d, transpose_a=True)
         dscores = w * (dw - np.sum(dw * w, axis=-1, keepdims=True))
         # the masked-score offset is a constant: its gradient is dscores unchanged
         if self._scalar_scale():
@@ -259,10 +259,10 @@ class Attention(_BaseAttention):
         return self.use_scale
 
     def _raw_scores(self, q, k):
-        return np.matmul(q, k.transpose(0, 2, 1)), None
+        return bmm(q, k, transpose_b=True), None
 
     def _raw_backward(self, q, k, aux, draw):
-        return np.matmul(draw, k), np.matmul(draw.transpose(0, 2, 1), q)
+        return bmm(draw, k), bmm(draw, q, transpose_a=True)
 
 
 class AdditiveAttention(_BaseAttention):
