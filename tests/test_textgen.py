@@ -345,3 +345,23 @@ def test_save_metadata_cannot_override_fastrnn_keys(tmp_path):
         fastrnn.save_model(lm.model, tmp_path / "x.safetensors",
                            metadata={"architecture": "{}"})
     assert not (tmp_path / "x.safetensors").exists()
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_stops_training_after_the_step_and_keeps_the_weights(signame):
+    # fit's own signal handling: the step in progress completes, training ends, train()
+    # reports which signal stopped it (the command line then saves and exits 128 + N)
+    import signal
+    sig = getattr(signal, signame)
+    lm = _lm()
+    before = [w.copy() for w in lm.model.get_weights()]
+    kill = fastrnn.callbacks.LambdaCallback(
+        on_train_batch_end=lambda b, logs: os.kill(os.getpid(), sig) if b == 2 else None)
+    old = signal.getsignal(sig)
+    res = textgen.train(lm, TEXT, seq_len=10, batch_size=4, epochs=5, verbose=0,
+                        callbacks=[kill])
+    assert signal.getsignal(sig) == old                 # the handler is put back
+    assert res.interrupted and res.stop_signal == sig and res.steps == 3
+    assert np.isnan(res.val_bpc)                        # no validation pass when stopped
+    assert all(np.isfinite(w).all() for w in lm.model.get_weights())
+    assert any((a != b).any() for a, b in zip(before, lm.model.get_weights()))
