@@ -74,6 +74,16 @@ def test_path_threaded_split(isa):
         fastrnn.set_num_threads(saved)
 
 
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("isa", PATHS, indirect=True)
+def test_path_activations_full_range_and_nan(isa, dt):
+    # the activations are vectorized differently per path (AVX-512 masks, AVX2/SSE
+    # blends of branch-free selects, see src/fr_act.h): each must keep the accuracy,
+    # the exact saturation and the NaN propagation of the scalar definition
+    TE.test_activation_accuracy_full_range(dt)
+    TE.test_activation_nan(dt)
+
+
 def test_best_path_is_the_default():
     rt = _config._runtime()
     assert _config.ISA_NAMES[rt.isa_best()] == PATHS[-1] or PATHS[-1] == "avx2w16"
