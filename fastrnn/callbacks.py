@@ -651,7 +651,7 @@ class ResetStates(Callback):
             reset()
 
 
-def _budget_number(value, name, integer):
+def _budget_number(value, name, integer, owner="TrainingBudget"):
     if value is None:
         return None
     ok = isinstance(value, (int, np.integer)) if integer else \
@@ -659,8 +659,7 @@ def _budget_number(value, name, integer):
     if isinstance(value, (bool, np.bool_)) or not ok or not math.isfinite(float(value)) \
             or value <= 0:
         kind = "int" if integer else "number"
-        raise ValueError(f"TrainingBudget: {name} must be a positive {kind} or None, got "
-                         f"{value!r}")
+        raise ValueError(f"{owner}: {name} must be a positive {kind} or None, got {value!r}")
     return int(value) if integer else float(value)
 
 
@@ -750,9 +749,9 @@ class RunProgress(Callback):
     def __init__(self, total_steps=None, seconds=None, format_logs=None, stream=None):
         super().__init__()
         self.total_steps = None if total_steps is None else \
-            _budget_number(total_steps, "total_steps", integer=True)
+            _budget_number(total_steps, "total_steps", integer=True, owner="RunProgress")
         self.seconds = None if seconds is None else \
-            _budget_number(seconds, "seconds", integer=False)
+            _budget_number(seconds, "seconds", integer=False, owner="RunProgress")
         if format_logs is not None and not callable(format_logs):
             raise TypeError(f"format_logs must be callable, got {type(format_logs).__name__}")
         self.format_logs = format_logs

@@ -539,3 +539,5 @@ def test_run_progress_fraction_from_time_budget(monkeypatch):
     assert bar.fraction() == 1.0
     with pytest.raises(TypeError, match="format_logs"):
         callbacks.RunProgress(format_logs="loss")
+    with pytest.raises(ValueError, match="RunProgress: total_steps must be a positive int"):
+        callbacks.RunProgress(total_steps=0)
