@@ -216,8 +216,20 @@ class CharLM:
                 f"{self.count_params():,} parameters")
 
     def compile(self, optimizer=None, *, learning_rate: float = 2e-3, clipnorm: float = 1.0):
-        """Compile the model for training: ``optimizer`` (default ``Adam(learning_rate,
-        clipnorm=clipnorm)``, per-tensor norm clipping) and the cross-entropy of the logits."""
+        """Compile ``self.model`` for training with the cross-entropy of its logits.
+
+        Parameters
+        ----------
+        optimizer : fastrnn optimizer, optional
+            Default ``Adam(learning_rate, clipnorm=clipnorm)`` (per-tensor norm clipping).
+        learning_rate, clipnorm : float
+            Adam's settings when ``optimizer`` is not given.
+
+        Returns
+        -------
+        fastrnn.Sequential
+            The compiled model.
+        """
         fr = _api()
         opt = optimizer or fr.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
         self.model.compile(optimizer=opt,
@@ -361,7 +373,21 @@ class _CharStats(_callbacks.Callback):
 def evaluate(lm: CharLM, text_or_ids, *, batch_size: int = 32, seq_len: int = 256) -> float:
     """Bits per character of ``lm`` on a text (state carried across windows).
 
-    The model's carried states are reset before and after.
+    Parameters
+    ----------
+    lm : CharLM
+    text_or_ids : str or 1-D int array
+        Characters outside the vocabulary are dropped.
+    batch_size : int, default 32
+        Streams (fewer for a short text).
+    seq_len : int, default 256
+        Window length.
+
+    Returns
+    -------
+    float
+        Mean cross-entropy in bits per character. The model's carried states are reset
+        before and after.
     """
     fr = _api()
     ids = (lm.vocab.encode(text_or_ids, errors="ignore") if isinstance(text_or_ids, str)
@@ -505,7 +531,9 @@ class _Stepper:
     """The stateful model advanced one character per stream: the embedding row, each
     recurrent layer's compiled single-step path (``layer.step``) from and back into the
     state the layer carries, and the output layer. The same numbers as ``predict`` on one
-    time step, at a fraction of its per-call cost (measured: see the tests' notes)."""
+    time step at a fraction of its per-call cost: for the demo's 256-unit LSTM, one stream,
+    11.7k steps/s against 4.5k through ``model.predict_on_batch`` (one thread, shared
+    2-core machine)."""
 
     def __init__(self, model):
         self.table = model.layers[0].params["weight"]
