@@ -14,10 +14,11 @@ PyTorch's layout and gate order (see :mod:`fastrnn.reference`). ``h0``/``c0`` ma
 
 ``recurrent_mask`` (recurrent dropout) is ``None`` or ``(B, H)``, one mask per sequence already
 scaled by ``1 / (1 - rate)``, multiplying ``h_{t-1}`` where it enters the recurrent product
-(Keras / Gal semantics, see :mod:`fastrnn.reference`). The compiled kernels do not take it: a
-call with a recurrent mask runs the NumPy reference (and its backward does too), which is
-much slower than the kernels (measured about 5-20x on training steps, see the README). Only
-training with ``recurrent_dropout > 0`` pays this; inference never uses a recurrent mask.
+(Keras / Gal semantics, see :mod:`fastrnn.reference`). Both backends take it: the compiled
+kernels feed the masked state to their fused recurrent step and route the product's gradient
+back through the same mask (an O(B*H) pass per step next to the O(B*G*H*H) product), so
+training with ``recurrent_dropout > 0`` costs a few percent over training without it.
+Inference never uses a recurrent mask.
 
 The dtype of ``weight_ih`` (float32 or float64) decides the computation dtype; floating inputs
 of the other precision are converted to it, anything else (int, bool, complex, object, float16)
@@ -325,14 +326,14 @@ def _private(arr, given):
     return arr
 
 
-def _recurrent_mask(rmask, dtype, B, H, backend):
-    """Validate a recurrent-dropout mask; with one, the reference is the only engine."""
+def _recurrent_mask(rmask, dtype, B, H):
+    """Validate a recurrent-dropout mask: a finite (B, H) float array of the call's dtype."""
     if rmask is None:
-        return None, backend
+        return None
     arr = _as_float_array(rmask, "recurrent_mask", dtype)
     _check_shape(arr, "recurrent_mask", (B, H))
     _check_finite(arr, "recurrent_mask")
-    return arr, "numpy"
+    return arr
 
 
 class _null_context:
@@ -343,8 +344,12 @@ class _null_context:
         return False
 
 
-def _blas_context(rmask):
-    return _numpy_blas_one_thread() if rmask is not None else _null_context()
+def _blas_context(rmask, backend):
+    """The reference's per-step NumPy products run single-threaded (see
+    ``_numpy_blas_one_thread``); the compiled kernels manage their own threads."""
+    if rmask is not None and backend == "numpy":
+        return _numpy_blas_one_thread()
+    return _null_context()
 
 
 def _cached_rmask(cache):
@@ -361,9 +366,9 @@ def _check_backward(cache, cell):
     return _cache_sizes(cache)
 
 
-_CACHE_KEYS = {"rnn": {"x", "hs", "w_ih", "w_hh", "mask", "act"},
-               "lstm": {"x", "hs", "gates", "cs", "c0", "w_ih", "w_hh", "mask"},
-               "gru": {"x", "hs", "gates", "hn", "w_ih", "w_hh", "mask"}}
+_CACHE_KEYS = {"rnn": {"x", "hs", "w_ih", "w_hh", "mask", "act", "rmask"},
+               "lstm": {"x", "hs", "gates", "cs", "c0", "w_ih", "w_hh", "mask", "rmask"},
+               "gru": {"x", "hs", "gates", "hn", "w_ih", "w_hh", "mask", "rmask"}}
 
 
 def _cache_sizes(cache):
@@ -387,7 +392,8 @@ def _cache_sizes(cache):
 
     if not isinstance(inner, dict) or set(inner) != _CACHE_KEYS[cell]:
         raise bad("its entries changed")
-    arrays = {k: v for k, v in inner.items() if k not in ("mask", "act")}
+    arrays = {k: v for k, v in inner.items()
+              if k not in ("mask", "act") and not (k == "rmask" and v is None)}
     for k, v in arrays.items():
         if not (isinstance(v, np.ndarray) and v.dtype == dt and v.flags.c_contiguous):
             raise bad(f"{k!r} is not a C-contiguous {dt} array")
@@ -402,6 +408,8 @@ def _cache_sizes(cache):
         want.update(gates=(T, B, 4 * H), cs=(T, B, H), c0=(B, H))
     elif cell == "gru":
         want.update(gates=(T, B, 3 * H), hn=(T, B, H))
+    if inner["rmask"] is not None:            # recurrent dropout
+        want.update(rmask=(B, H))
     for k, shape in want.items():
         if inner[k].shape != shape:
             raise bad(f"{k!r} has shape {inner[k].shape}, expected {shape}")
@@ -469,7 +477,8 @@ def rnn_forward(x: np.ndarray, h0: Optional[np.ndarray], weight_ih: np.ndarray,
         Reject non-finite ``x`` and states with a ``ValueError`` (False: NaN propagates).
     recurrent_mask : ndarray, shape (B, H), optional
         Recurrent dropout: multiplies ``h_{t-1}`` where it enters the recurrent product (one
-        mask per sequence, already scaled by ``1 / (1 - rate)``); runs the NumPy reference.
+        mask per sequence, already scaled by ``1 / (1 - rate)``); the state carried to the
+        next step and the GRU's ``z * h_{t-1}`` term stay unmasked.
 
     Returns
     -------
@@ -506,9 +515,11 @@ def rnn_forward(x: np.ndarray, h0: Optional[np.ndarray], weight_ih: np.ndarray,
     mask = _mask(mask, T, B)
     if training:
         x, h0 = _private(x, x_in), _private(h0, h0_in)
-    rmask, backend = _recurrent_mask(recurrent_mask, dtype, B, H, backend)
+    rmask = _recurrent_mask(recurrent_mask, dtype, B, H)
+    if training and rmask is not None:
+        rmask = _private(rmask, recurrent_mask)     # the backward needs the forward's mask
     kw = {} if rmask is None else {"recurrent_mask": rmask}
-    with _blas_context(rmask):
+    with _blas_context(rmask, backend):
         y, h_n, inner = _backend_module(backend).rnn_forward(
             x, h0, w_ih, w_hh, b_ih, b_hh, activation=activation, mask=mask,
             training=bool(training), **kw)
@@ -538,7 +549,7 @@ def rnn_backward(cache: "ForwardCache", dy: Optional[np.ndarray] = None,
     T, B, H = _check_backward(cache, "rnn")
     dy = _grad_array(dy, "dy", cache.dtype, (T, B, H))
     dh_n = _grad_array(dh_n, "dh_n", cache.dtype, (B, H))
-    with _blas_context(_cached_rmask(cache)):
+    with _blas_context(_cached_rmask(cache), cache.backend):
         grads = _backend_module(cache.backend).rnn_backward(cache.inner, dy, dh_n)
     return _finish_grads(grads, cache.has_bias)
 
@@ -576,7 +587,8 @@ def lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarra
         Reject non-finite ``x`` and states with a ``ValueError`` (False: NaN propagates).
     recurrent_mask : ndarray, shape (B, H), optional
         Recurrent dropout: multiplies ``h_{t-1}`` where it enters the recurrent product (one
-        mask per sequence, already scaled by ``1 / (1 - rate)``); runs the NumPy reference.
+        mask per sequence, already scaled by ``1 / (1 - rate)``); the state carried to the
+        next step and the GRU's ``z * h_{t-1}`` term stay unmasked.
 
     Returns
     -------
@@ -608,9 +620,11 @@ def lstm_forward(x: np.ndarray, h0: Optional[np.ndarray], c0: Optional[np.ndarra
     mask = _mask(mask, T, B)
     if training:
         x, h0, c0 = _private(x, x_in), _private(h0, h0_in), _private(c0, c0_in)
-    rmask, backend = _recurrent_mask(recurrent_mask, dtype, B, H, backend)
+    rmask = _recurrent_mask(recurrent_mask, dtype, B, H)
+    if training and rmask is not None:
+        rmask = _private(rmask, recurrent_mask)     # the backward needs the forward's mask
     kw = {} if rmask is None else {"recurrent_mask": rmask}
-    with _blas_context(rmask):
+    with _blas_context(rmask, backend):
         y, h_n, c_n, inner = _backend_module(backend).lstm_forward(
             x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask=mask, training=bool(training), **kw)
     cache = ForwardCache("lstm", backend, inner, has_bias, dtype) if training else None
@@ -643,7 +657,7 @@ def lstm_backward(cache: "ForwardCache", dy: Optional[np.ndarray] = None,
     dy = _grad_array(dy, "dy", cache.dtype, (T, B, H))
     dh_n = _grad_array(dh_n, "dh_n", cache.dtype, (B, H))
     dc_n = _grad_array(dc_n, "dc_n", cache.dtype, (B, H))
-    with _blas_context(_cached_rmask(cache)):
+    with _blas_context(_cached_rmask(cache), cache.backend):
         grads = _backend_module(cache.backend).lstm_backward(cache.inner, dy, dh_n, dc_n)
     return _finish_grads(grads, cache.has_bias)
 
@@ -682,7 +696,8 @@ def gru_forward(x: np.ndarray, h0: Optional[np.ndarray], weight_ih: np.ndarray,
         Reject non-finite ``x`` and states with a ``ValueError`` (False: NaN propagates).
     recurrent_mask : ndarray, shape (B, H), optional
         Recurrent dropout: multiplies ``h_{t-1}`` where it enters the recurrent product (one
-        mask per sequence, already scaled by ``1 / (1 - rate)``); runs the NumPy reference.
+        mask per sequence, already scaled by ``1 / (1 - rate)``); the state carried to the
+        next step and the GRU's ``z * h_{t-1}`` term stay unmasked.
 
     Returns
     -------
@@ -714,9 +729,11 @@ def gru_forward(x: np.ndarray, h0: Optional[np.ndarray], weight_ih: np.ndarray,
     mask = _mask(mask, T, B)
     if training:
         x, h0 = _private(x, x_in), _private(h0, h0_in)
-    rmask, backend = _recurrent_mask(recurrent_mask, dtype, B, H, backend)
+    rmask = _recurrent_mask(recurrent_mask, dtype, B, H)
+    if training and rmask is not None:
+        rmask = _private(rmask, recurrent_mask)     # the backward needs the forward's mask
     kw = {} if rmask is None else {"recurrent_mask": rmask}
-    with _blas_context(rmask):
+    with _blas_context(rmask, backend):
         y, h_n, inner = _backend_module(backend).gru_forward(
             x, h0, w_ih, w_hh, b_ih, b_hh, mask=mask, training=bool(training), **kw)
     cache = ForwardCache("gru", backend, inner, has_bias, dtype) if training else None
@@ -745,6 +762,6 @@ def gru_backward(cache: "ForwardCache", dy: Optional[np.ndarray] = None,
     T, B, H = _check_backward(cache, "gru")
     dy = _grad_array(dy, "dy", cache.dtype, (T, B, H))
     dh_n = _grad_array(dh_n, "dh_n", cache.dtype, (B, H))
-    with _blas_context(_cached_rmask(cache)):
+    with _blas_context(_cached_rmask(cache), cache.backend):
         grads = _backend_module(cache.backend).gru_backward(cache.inner, dy, dh_n)
     return _finish_grads(grads, cache.has_bias)

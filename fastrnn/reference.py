@@ -16,8 +16,9 @@ Conventions (shared with ``fastrnn._engine``, which has exactly the same signatu
 * ``recurrent_mask`` is ``None`` or a ``(B, H)`` array (recurrent dropout, Gal & Ghahramani /
   Keras semantics: one mask per sequence, already scaled by ``1 / (1 - rate)``). It multiplies
   ``h_{t-1}`` where it enters the recurrent product ``W_hh h_{t-1}`` only; the GRU's carry term
-  ``z * h_{t-1}`` and the LSTM's cell state use the unmasked state. Only this module implements
-  it (the compiled kernels do not take a mask): :mod:`fastrnn.functional` routes such calls here;
+  ``z * h_{t-1}``, the LSTM's cell state and the state carried over a padded step use the
+  unmasked state. In backward the product's gradient ``dG_t W_hh`` reaches ``h_{t-1}`` through
+  the same mask and ``dW_hh`` is summed against the masked states;
 * ``cache`` is ``None`` unless ``training=True``; ``dy``, ``dh_n``, ``dc_n`` may be ``None``
   (zeros);
 * every array of one call has one dtype (float32 or float64) and results keep it.

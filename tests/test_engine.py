@@ -1,7 +1,8 @@
 """Compiled kernels (fastrnn._engine) against the NumPy reference (fastrnn.reference).
 
 Random weights always; float32 and float64; shapes with T=1, B=1, odd H, I != H;
-non-zero initial states; masks with invalid steps anywhere; every output and gradient.
+non-zero initial states; masks with invalid steps anywhere; recurrent-dropout masks (exact
+zeros and the 1 / (1 - rate) scale) with and without padding; every output and gradient.
 """
 import zlib
 
@@ -127,6 +128,58 @@ def test_elman_vs_reference(activation, shape, dt):
 @pytest.mark.parametrize("shape", [(6, 5, 4, 7), (5, 1, 3, 9), (1, 3, 4, 5)])
 def test_masked_vs_reference(cell, shape, mask_kind, dt):
     check_cell(cell, shape, dt, mask_kind, seed=11 + shape[0])
+
+
+def recurrent_mask(B, H, dt, seed, rate=0.3):
+    """Recurrent-dropout mask as the layers draw it: exact zeros and 1 / (1 - rate)."""
+    rng = np.random.default_rng(seed + 500)
+    keep = rng.random((B, H)) >= rate
+    keep.flat[0] = False                  # at least one dropped unit
+    keep.flat[-1] = keep.size == 1 or keep.flat[-1]
+    return (keep / (1 - rate)).astype(dt)
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("mask_kind", [None, "random", "lengths"])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_recurrent_dropout_vs_reference(cell, shape, mask_kind, dt):
+    # T=1 takes the unfused step (GEMV / BLAS + pointwise pass), T>1 the fused packed step;
+    # B=1 the GEMV backward; with a padding mask the fused steps' carry is repaired
+    seed = zlib.crc32(repr((cell, shape, mask_kind)).encode()) % 1000
+    check_cell(cell, shape, dt, mask_kind, seed,
+               recurrent_mask=recurrent_mask(shape[1], shape[3], dt, seed))
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_recurrent_dropout_relu_and_bigger_problem(dt):
+    check_cell("rnn", (6, 5, 4, 7), dt, "random", 31, activation="relu",
+               recurrent_mask=recurrent_mask(5, 7, dt, 31))
+    for cell in ("rnn", "lstm", "gru"):
+        check_cell(cell, (9, 19, 37, 45), dt, "random", 32,
+                   recurrent_mask=recurrent_mask(19, 45, dt, 32, rate=0.5))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_recurrent_mask_of_ones_is_no_mask_and_zeros_reach_the_kernel(cell):
+    T, B, I, H = 5, 4, 3, 9
+    a, mask = make(cell, T, B, I, H, np.float64, 12, "random")
+    plain = fwd(E, cell, a, mask, True)
+    ones = fwd(E, cell, a, mask, True, recurrent_mask=np.ones((B, H)))
+    for p, o in zip(plain[:-1], ones[:-1]):
+        np.testing.assert_allclose(o, p, rtol=1e-14, atol=1e-15)
+    g = grads_in(cell, plain, 12, np.float64)
+    gp = getattr(E, cell + "_backward")(plain[-1], *g)
+    go = getattr(E, cell + "_backward")(ones[-1], *g)
+    for k in gp:
+        np.testing.assert_allclose(go[k], gp[k], rtol=1e-13, atol=1e-14, err_msg=k)
+    # dropping every unit of one sequence: its recurrent product is b_hh alone
+    rm = np.ones((B, H))
+    rm[1] = 0
+    got = fwd(E, cell, a, mask, False, recurrent_mask=rm)
+    q = dict(a, weight_hh=np.zeros_like(a["weight_hh"]))
+    want = fwd(R, cell, q, mask, False)
+    np.testing.assert_allclose(got[0][:, 1], want[0][:, 1], rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -296,5 +349,12 @@ def test_threaded_batch_split_matches_reference(cell, dt):
         check_cell(cell, (4, 3, 6, 130), dt, None, seed=22)
         # large enough for the row-split input projection / dX products too
         check_cell(cell, (20, 30, 64, 128), dt, "lengths", seed=23)
+        # recurrent dropout: every thread masks and un-masks its own rows
+        check_cell(cell, (5, 9, 10, 97), dt, "random", seed=24,
+                   recurrent_mask=recurrent_mask(9, 97, dt, 24))
+        check_cell(cell, (20, 30, 64, 128), dt, "lengths", seed=25,
+                   recurrent_mask=recurrent_mask(30, 128, dt, 25))
+        check_cell(cell, (6, 32, 40, 70), dt, None, seed=26,
+                   recurrent_mask=recurrent_mask(32, 70, dt, 26))
     finally:
         fastrnn.set_num_threads(saved)

@@ -63,6 +63,19 @@ def test_path_masks_and_relu(isa, cell, dt):
         TE.check_cell(cell, (3, 10, 4, 50), dt, None, seed=7, activation="relu")
 
 
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("isa", PATHS, indirect=True)
+def test_path_recurrent_dropout(isa, cell, dt):
+    for i, shape in enumerate(SHAPES):
+        T, B, I, H = shape
+        seed = 300 + 7 * i
+        TE.check_cell(cell, shape, dt, "random" if i % 2 else None, seed,
+                      recurrent_mask=TE.recurrent_mask(B, H, dt, seed))
+    TE.check_cell(cell, (4, 3, 5, 18), dt, "lengths", 320,
+                  recurrent_mask=TE.recurrent_mask(3, 18, dt, 320))
+
+
 @pytest.mark.parametrize("isa", PATHS, indirect=True)
 def test_path_threaded_split(isa):
     saved = fastrnn.get_num_threads()
@@ -70,6 +83,8 @@ def test_path_threaded_split(isa):
     try:
         for cell in ("rnn", "lstm", "gru"):
             TE.check_cell(cell, (6, 30, 40, 70), np.float32, "lengths", seed=8)
+            TE.check_cell(cell, (6, 30, 40, 70), np.float32, "random", seed=9,
+                          recurrent_mask=TE.recurrent_mask(30, 70, np.float32, 9))
     finally:
         fastrnn.set_num_threads(saved)
 

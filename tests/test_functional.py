@@ -189,13 +189,14 @@ rng = np.random.default_rng(7)
 T, B, I, H = 4, 3, 5, 6
 results = []
 for cell, G in (("rnn", 1), ("lstm", 4), ("gru", 3)):
-    def fresh():
+    def fresh(rm=False):
         a = [rng.standard_normal((T, B, I)), None]
         if cell == "lstm":
             a.append(None)
         out = getattr(F, cell + "_forward")(*a, rng.standard_normal((G * H, I)),
                                             rng.standard_normal((G * H, H)), training=True,
-                                            backend="cython")
+                                            backend="cython",
+                                            recurrent_mask=np.ones((B, H)) if rm else None)
         return out[-1]
     back = getattr(F, cell + "_backward")
     tampers = []
@@ -223,8 +224,21 @@ for cell, G in (("rnn", 1), ("lstm", 4), ("gru", 3)):
     def mask(c):
         c.inner["mask"] = np.ones((T * 40, B), np.uint8)
     tampers.append(("mask", mask, lambda c: ()))
-    for name, tamper, dargs in tampers:
-        c = fresh()
+    # recurrent dropout: the (B, H) mask
+    def small_rmask(c):
+        c.inner["rmask"] = np.ones((1, 1))
+    tampers.append(("small rmask", small_rmask, lambda c: (), True))
+    def big_rmask(c):
+        c.inner["rmask"] = np.ones((40 * B, 40 * H))
+    tampers.append(("big rmask", big_rmask, lambda c: ()))
+    def f32_rmask(c):
+        c.inner["rmask"] = np.ones((B, H), np.float32)
+    tampers.append(("float32 rmask", f32_rmask, lambda c: (), True))
+    def strided_rmask(c):
+        c.inner["rmask"] = np.ones((B, 2 * H))[:, ::2]
+    tampers.append(("strided rmask", strided_rmask, lambda c: (), True))
+    for name, tamper, dargs, *rm in tampers:
+        c = fresh(bool(rm))
         try:
             tamper(c)
         except AttributeError:
@@ -254,7 +268,7 @@ def test_tampered_forward_cache_never_reaches_the_kernel():
                           env=env, timeout=120)
     assert proc.returncode == 0, f"crashed (status {proc.returncode}): {proc.stderr[-2000:]}"
     results = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
-    assert len(results) == 24
+    assert len(results) == 36
     for cell, name, outcome in results:
         assert outcome in ("ValueError", "AttributeError"), (cell, name, outcome)
     assert sum(o == "AttributeError" for _, _, o in results) == 6     # the two setattr cases

@@ -1,8 +1,10 @@
 """Recurrent dropout (Keras / Gal semantics) and input dropout of the recurrent layers.
 
 Chain of oracles: the NumPy reference with a recurrent mask against central finite
-differences (float64); the functional entry points route a recurrent mask to the reference;
-the layers against the reference run with the very masks they drew.
+differences (float64); the functional entry points (compiled kernels and reference) against
+the reference; the layers against the reference run with the very masks they drew. The
+kernels themselves are checked against the reference over shapes, dtypes, masks, threads
+and instruction sets in test_engine.py / test_engine_isa.py.
 """
 
 import numpy as np
@@ -87,25 +89,55 @@ def test_mask_enters_only_the_recurrent_product(cell):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_functional_routes_recurrent_mask_to_reference(cell):
+def test_functional_recurrent_mask_on_either_backend_matches_reference(cell, backend):
+    """The compiled kernels take the mask themselves (no detour through the reference) and
+    give the reference's outputs and gradients; bad masks are named errors."""
     p, rmask, mask = _problem(cell, seed=5, mask=True)
     p32 = {k: v.astype(np.float32) for k, v in p.items()}
     fn = getattr(F, f"{cell}_forward")
     args = [p32["x"], p32["h0"]] + ([p32["c0"]] if cell == "lstm" else []) + [
         p32["weight_ih"], p32["weight_hh"], p32["bias_ih"], p32["bias_hh"]]
-    out = fn(*args, mask=mask, training=True, backend="cython", recurrent_mask=rmask)
+    out = fn(*args, mask=mask, training=True, backend=backend, recurrent_mask=rmask)
     cache = out[-1]
-    assert cache.backend == "numpy"                   # the kernels cannot take the mask
-    expected, _ = _fwd(cell, p, rmask, mask, False)
+    assert cache.backend == backend
+    expected, ref_cache = _fwd(cell, p, rmask, mask)
     for a, b in zip(out[:-1], expected):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    grads = getattr(F, f"{cell}_backward")(cache, np.ones_like(out[0]))
-    assert grads["weight_hh"].dtype == np.float32
+    rng = np.random.default_rng(11)
+    douts = [rng.standard_normal(o.shape) for o in expected]
+    grads = getattr(F, f"{cell}_backward")(cache, *[d.astype(np.float32) for d in douts])
+    want = {"rnn": ref.rnn_backward, "lstm": ref.lstm_backward,
+            "gru": ref.gru_backward}[cell](ref_cache, *douts)
+    assert set(grads) == set(want)
+    for k in want:
+        assert grads[k].dtype == np.float32
+        np.testing.assert_allclose(grads[k], want[k], rtol=2e-4, atol=2e-4, err_msg=k)
     with pytest.raises(ValueError, match=r"recurrent_mask must have shape \(3, 5\)"):
-        fn(*args, training=True, recurrent_mask=np.ones((3, 4)))
+        fn(*args, training=True, backend=backend, recurrent_mask=np.ones((3, 4)))
     with pytest.raises(ValueError, match="recurrent_mask must be finite"):
-        fn(*args, training=True, recurrent_mask=np.full((3, 5), np.nan))
+        fn(*args, training=True, backend=backend, recurrent_mask=np.full((3, 5), np.nan))
+    with pytest.raises(TypeError, match="recurrent_mask must be float32 or float64"):
+        fn(*args, training=True, backend=backend, recurrent_mask=np.ones((3, 5), bool))
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_mutating_the_recurrent_mask_after_forward_changes_nothing(backend):
+    p, rmask, _ = _problem("lstm", seed=8)
+    args = [p[k] for k in ("x", "h0", "c0", "weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    dy = np.random.default_rng(2).standard_normal((5, 3, 5))
+
+    def grads(mutate):
+        rm = rmask.copy()
+        cache = F.lstm_forward(*args, training=True, backend=backend, recurrent_mask=rm)[-1]
+        if mutate:
+            rm[:] = 1.0
+        return F.lstm_backward(cache, dy)
+
+    clean, mutated = grads(False), grads(True)
+    for k in clean:
+        np.testing.assert_array_equal(mutated[k], clean[k], err_msg=k)
 
 
 @pytest.mark.parametrize("cls,cell", [(fr.SimpleRNN, "rnn"), (fr.LSTM, "lstm"), (fr.GRU, "gru")])

@@ -439,3 +439,80 @@ cdef inline void weight_grads(Py_ssize_t R, Py_ssize_t GH, Py_ssize_t I, Py_ssiz
         gemm_rm(c'T', c'N', GH, H, R, <real>1, dGh, GH, Hs, H, <real>0, dw_hh, H)
         if setter != NULL:
             setter(prev)
+
+
+# ---------------------------------------------------------------- recurrent dropout
+# Keras / Gal recurrent dropout: one (B, H) mask per sequence (already scaled by
+# 1 / (1 - rate)) multiplies h_{t-1} where it enters the recurrent product ONLY.
+# The fused step kernels read one h_prev for the product and for the state carry,
+# so the drivers give them hm = h_{t-1} * m and repair the few outputs that must
+# see the unmasked state with the O(rows * H) passes below (next to the
+# O(rows * G * H * H) product they are noise). Rows are contiguous: a thread's
+# rows [b0, b0 + nb) of h, m, hm are one flat block of nb * H values.
+
+cdef inline void rdrop_mul(Py_ssize_t n, const real* h, const real* m,
+                           real* out) noexcept nogil:
+    """out[i] = h[i] * m[i] (the masked state the recurrent product sees)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = h[i] * m[i]
+
+
+cdef inline void rdrop_add(Py_ssize_t n, const real* src, const real* m,
+                           real* dst) noexcept nogil:
+    """dst[i] += src[i] * m[i] (backward: the product's dh_{t-1} through the mask)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        dst[i] += src[i] * m[i]
+
+
+cdef inline void rdrop_carry(Py_ssize_t nb, Py_ssize_t H, const real* hp, real* h_out,
+                             const unsigned char* mask) noexcept nogil:
+    """Padded rows (mask 0) carry the UNMASKED h_{t-1}: the fused step copied hm."""
+    cdef Py_ssize_t b, j
+    cdef const real* s
+    cdef real* d
+    for b in range(nb):
+        if not mask[b]:
+            s = hp + b * H
+            d = h_out + b * H
+            for j in range(H):
+                d[j] = s[j]
+
+
+cdef inline void rdrop_gru_carry(Py_ssize_t nb, Py_ssize_t H, const real* hp,
+                                 const real* gates, real* h_out,
+                                 const unsigned char* mask) noexcept nogil:
+    """GRU: h_t = n + z * (h_{t-1} - n) with the UNMASKED h_{t-1} (the fused step used
+    hm there), from the stored post-activation gates (r, z, n rows of 3H); padded rows
+    carry h_{t-1}. Same expression as the kernels' pointwise pass."""
+    cdef Py_ssize_t b, j
+    cdef const real* s
+    cdef const real* z
+    cdef const real* n
+    cdef real* d
+    for b in range(nb):
+        s = hp + b * H
+        d = h_out + b * H
+        if mask != NULL and not mask[b]:
+            for j in range(H):
+                d[j] = s[j]
+            continue
+        z = gates + b * 3 * H + H
+        n = z + H
+        for j in range(H):
+            d[j] = n[j] + z[j] * (s[j] - n[j])
+
+
+cdef inline void recur_bwd_set(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, const real* dg,
+                               const real* w, const real* wpt, real* out) noexcept nogil:
+    """out(nb, H) = dg(nb, GH) @ W (GH, H): recur_bwd without accumulating."""
+    cdef Py_ssize_t i
+    if nb == 1:
+        for i in range(H):
+            out[i] = 0
+        gemv_axpy(H, GH, w, H, dg, out)
+    elif wpt == NULL:
+        gemm_rm(c'N', c'N', nb, H, GH, <real>1, dg, GH, w, H, <real>0, out, H)
+    else:
+        gemm_packed(nb, H, GH, dg, GH, wpt, out, H, 0)

@@ -35,6 +35,14 @@ input projection and dX use the engine's packed GEMM (measured >= OpenBLAS on
 these shapes; rows split over the threads); the two weight-gradient GEMMs call
 BLAS single-threaded per OpenMP thread, so only one thread pool is ever active.
 No -ffast-math anywhere.
+Recurrent dropout (Keras / Gal): an optional (B, H) mask m, one per sequence,
+multiplies h_{t-1} where it enters the recurrent product only. Per step each
+thread forms hm = h_{t-1} * m for its rows in a (B, H) workspace and hands it to
+the unchanged fused step; the outputs that must see the unmasked state are
+repaired after it (O(rows * H), see common.pxd). Backward: dG[t] @ W_hh goes to
+a (B, H) workspace and reaches dh_{t-1} through m; dW_hh = dG^T (hs[:T] * m),
+formed once after the loop. Only m is cached.
+(Elman: padded rows carry the unmasked h_{t-1}.)
 
 """
 from libc.stdlib cimport free
@@ -43,38 +51,56 @@ from fastrnn._engine.blas cimport real, gemm_rm
 from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_isa_set,
                               colsum_add, elman_fwd_pw, elman_step, pack_cell_new, use_fused,
                               elman_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
-                              project, weight_grads)
+                              project, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
+                              recur_bwd_set)
 
 
 cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                          Py_ssize_t H, int act, real* A, const real* whh,
                          const real* wp, const real* bias, const real* h0, real* hseq,
-                         const unsigned char* mask) noexcept nogil:
+                         const unsigned char* mask, const real* rm,
+                         real* hm) noexcept nogil:
+    """Recurrence for batch rows [b0, b0+nb). rm: (B, H) recurrent-dropout mask or
+    NULL; then the thread's rows of hm (B, H) receive h_{t-1} * rm, the product's
+    input, at every step."""
     cdef Py_ssize_t t
     cdef real* a
     cdef const real* hp
+    cdef const real* hx
     cdef const unsigned char* m = NULL
     for t in range(T):
         a = A + (t * B + b0) * H
         hp = h0 + b0 * H if t == 0 else hseq + ((t - 1) * B + b0) * H
         if mask != NULL:
             m = mask + t * B + b0
+        hx = hp
+        if rm != NULL:
+            hx = hm + b0 * H
+            rdrop_mul(nb * H, hp, rm + b0 * H, hm + b0 * H)
         if wp != NULL:
             # fused: every register tile of h W_hh^T gets its activation in L1
-            elman_step(nb, H, act, hp, wp, a, bias, hseq + (t * B + b0) * H, m)
+            elman_step(nb, H, act, hx, wp, a, bias, hseq + (t * B + b0) * H, m)
+            if rm != NULL and m != NULL:
+                # padded rows copied hx: they carry the unmasked state
+                rdrop_carry(nb, H, hp, hseq + (t * B + b0) * H, m)
         else:
-            recur_fwd(nb, H, H, hp, whh, NULL, a, 1)
+            recur_fwd(nb, H, H, hx, whh, NULL, a, 1)
             elman_fwd_pw(nb, H, act, a, bias, hp, hseq + (t * B + b0) * H, m)
 
 
 def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 const real[:, ::1] w_ih, const real[:, ::1] w_hh,
                 const real[::1] bias, real[:, :, ::1] A, real[:, :, ::1] hseq,
-                const unsigned char[:, ::1] mask, int act, int nthreads=1):
-    """Fill hseq (T, B, H). A (T, B, H) is workspace. bias = b_ih + b_hh."""
+                const unsigned char[:, ::1] mask, int act, int nthreads=1,
+                const real[:, ::1] rmask=None, real[:, ::1] hm=None):
+    """Fill hseq (T, B, H). A (T, B, H) is workspace. bias = b_ih + b_hh.
+    rmask (B, H): recurrent dropout on h_{t-1} in the product; hm (B, H) is
+    workspace for the masked state."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = h0.shape[1]
     cdef const unsigned char* mp = NULL
+    cdef const real* rm = NULL
+    cdef real* hmp = NULL
     cdef unsigned int csr, csr_t = 0
     cdef real* wp = NULL
     cdef int nthr, tid = 0, nteam = 1
@@ -83,6 +109,9 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         return
     if mask is not None:
         mp = &mask[0, 0]
+    if rmask is not None:
+        rm = &rmask[0, 0]
+        hmp = &hm[0, 0]
     with nogil:
         csr = fr_ftz_enter()
         if project(T * B, H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &A[0, 0, 0],
@@ -104,11 +133,11 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 b1 = ((tid + 1) * B) // nteam
                 csr_t = fr_ftz_enter()
                 elman_fwd_rows(T, B, b0, b1 - b0, H, act, &A[0, 0, 0], &w_hh[0, 0], wp,
-                               &bias[0], &h0[0, 0], &hseq[0, 0, 0], mp)
+                               &bias[0], &h0[0, 0], &hseq[0, 0, 0], mp, rm, hmp)
                 fr_ftz_exit(csr_t)
         else:
             elman_fwd_rows(T, B, 0, B, H, act, &A[0, 0, 0], &w_hh[0, 0], wp, &bias[0],
-                           &h0[0, 0], &hseq[0, 0, 0], mp)
+                           &h0[0, 0], &hseq[0, 0, 0], mp, rm, hmp)
         free(wp)
         fr_ftz_exit(csr)
 
@@ -116,8 +145,11 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
 cdef void elman_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                          Py_ssize_t H, int act, const real* hs, const real* dy,
                          const real* whh, const real* wpt, real* dG, real* dhbuf, real* dh0,
-                         const unsigned char* mask) noexcept nogil:
-    """hs (T+1, B, H) with hs[0] = h0; dhbuf (2, B, H), buffer 0 = dh_n."""
+                         const unsigned char* mask, const real* rm,
+                         real* rbuf) noexcept nogil:
+    """hs (T+1, B, H) with hs[0] = h0; dhbuf (2, B, H), buffer 0 = dh_n.
+    rm (B, H) recurrent-dropout mask or NULL; then rbuf (B, H) is workspace for
+    dG[t] @ W_hh, which reaches dh_{t-1} through the mask."""
     cdef Py_ssize_t t
     cdef real* cur = dhbuf + b0 * H
     cdef real* other = dhbuf + (B + b0) * H
@@ -131,7 +163,11 @@ cdef void elman_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
             m = mask + t * B + b0
         elman_bwd_pw(nb, H, act, hs + ((t + 1) * B + b0) * H,
                      dy + (t * B + b0) * H if dy != NULL else NULL, cur, dg, nxt, m)
-        recur_bwd(nb, H, H, dg, whh, wpt, nxt)
+        if rm != NULL:
+            recur_bwd_set(nb, H, H, dg, whh, wpt, rbuf + b0 * H)
+            rdrop_add(nb * H, rbuf + b0 * H, rm + b0 * H, nxt)
+        else:
+            recur_bwd(nb, H, H, dg, whh, wpt, nxt)
         other = cur
         cur = nxt
 
@@ -142,12 +178,20 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                  real[:, ::1] dh0, real[:, :, ::1] dx, real[:, ::1] dw_ih,
                  real[:, ::1] dw_hh, real[::1] db, const unsigned char[:, ::1] mask,
                  int act, int nthreads=1,
-                  size_t blas_local=0):
-    """dhbuf[0] = dh_n (zeros when absent) on entry; db zeroed on entry."""
+                  size_t blas_local=0, const real[:, ::1] rmask=None,
+                  real[:, :, ::1] hm=None, real[:, ::1] rbuf=None):
+    """dhbuf[0] = dh_n (zeros when absent) on entry; db zeroed on entry.
+    Recurrent dropout: rmask (B, H); hm (T, B, H) workspace, filled with
+    hs[:T] * rmask for dW_hh = dG^T hm; rbuf (B, H) workspace."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = w_hh.shape[1]
     cdef const unsigned char* mp = NULL
     cdef const real* dyp = NULL
+    cdef const real* rm = NULL
+    cdef real* rb = NULL
+    cdef const real* hw = NULL
+    cdef real* hwm = NULL
+    cdef Py_ssize_t t
     cdef unsigned int csr, csr_t = 0
     cdef real* wpt = NULL
     cdef int nthr, tid = 0, nteam = 1
@@ -158,6 +202,12 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
         mp = &mask[0, 0]
     if dy is not None:
         dyp = &dy[0, 0, 0]
+    hw = &hs[0, 0, 0]
+    if rmask is not None:
+        rm = &rmask[0, 0]
+        rb = &rbuf[0, 0]
+        hwm = &hm[0, 0, 0]
+        hw = hwm
     with nogil:
         csr = fr_ftz_enter()
         nthr = pick_threads(B, 1, H, nthreads)
@@ -175,18 +225,22 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                 b1 = ((tid + 1) * B) // nteam
                 csr_t = fr_ftz_enter()
                 elman_bwd_rows(T, B, b0, b1 - b0, H, act, &hs[0, 0, 0], dyp, &w_hh[0, 0],
-                               wpt, &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp)
+                               wpt, &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp, rm, rb)
                 fr_ftz_exit(csr_t)
         else:
             elman_bwd_rows(T, B, 0, B, H, act, &hs[0, 0, 0], dyp, &w_hh[0, 0], wpt,
-                           &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp)
+                           &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp, rm, rb)
         free(wpt)
+        if rm != NULL:
+            # dW_hh = dG^T (h_{t-1} * m): the masked states the forward's product saw
+            for t in range(T):
+                rdrop_mul(B * H, &hs[t, 0, 0], rm, hwm + t * B * H)
         if project(T * B, I, H, &dG[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0],
                    nthreads) < 0:
             gemm_rm(c'N', c'N', T * B, I, H, <real>1, &dG[0, 0, 0], H, &w_ih[0, 0], I,
                     <real>0, &dx[0, 0, 0], I)
         weight_grads(T * B, H, I, H, &dG[0, 0, 0], &dG[0, 0, 0], &x[0, 0, 0],
-                     &hs[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], nthreads, blas_local)
+                     hw, &dw_ih[0, 0], &dw_hh[0, 0], nthreads, blas_local)
         colsum_add(T * B, H, &dG[0, 0, 0], &db[0])
         fr_ftz_exit(csr)
 

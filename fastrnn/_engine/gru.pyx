@@ -39,6 +39,15 @@ input projection and dX use the engine's packed GEMM (measured >= OpenBLAS on
 these shapes; rows split over the threads); the two weight-gradient GEMMs call
 BLAS single-threaded per OpenMP thread, so only one thread pool is ever active.
 No -ffast-math anywhere.
+Recurrent dropout (Keras / Gal): an optional (B, H) mask m, one per sequence,
+multiplies h_{t-1} where it enters the recurrent product only. Per step each
+thread forms hm = h_{t-1} * m for its rows in a (B, H) workspace and hands it to
+the unchanged fused step; the outputs that must see the unmasked state are
+repaired after it (O(rows * H), see common.pxd). Backward: dG[t] @ W_hh goes to
+a (B, H) workspace and reaches dh_{t-1} through m; dW_hh = dG^T (hs[:T] * m),
+formed once after the loop. Only m is cached.
+(GRU: h_t = n + z * (h_{t-1} - n) is redone with the unmasked h_{t-1} from the
+stored z, n, so the forward with a mask always stores the gates.)
 
 """
 from libc.stdlib cimport free
@@ -47,31 +56,44 @@ from fastrnn._engine.blas cimport real, gemm_rm
 from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_isa_set,
                               colsum_add, gru_fwd_pw, gru_step, pack_cell_new, use_fused,
                               gru_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
-                              project, weight_grads)
+                              project, weight_grads, rdrop_mul, rdrop_add,
+                              rdrop_gru_carry, recur_bwd_set)
 
 
 cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                        Py_ssize_t H, real* Gi, real* gh, const real* whh,
                        const real* wp, const real* bias_rz, const real* b_in, const real* b_hn,
                        const real* h0, real* hseq, real* hn,
-                       const unsigned char* mask, bint store) noexcept nogil:
-    """gh: (B, 3H) workspace; hn: (T, B, H) or NULL (inference)."""
+                       const unsigned char* mask, bint store, const real* rm,
+                       real* hm) noexcept nogil:
+    """gh: (B, 3H) workspace; hn: (T, B, H) or NULL (inference).
+    rm: (B, H) recurrent-dropout mask or NULL (needs `store`); then the thread's
+    rows of hm (B, H) receive h_{t-1} * rm, the product's input, at every step."""
     cdef Py_ssize_t GH = 3 * H, t
     cdef real* gi
     cdef real* ghr = gh + b0 * GH
     cdef const real* hp
+    cdef const real* hx
     cdef const unsigned char* m = NULL
     for t in range(T):
         gi = Gi + (t * B + b0) * GH
         hp = h0 + b0 * H if t == 0 else hseq + ((t - 1) * B + b0) * H
         if mask != NULL:
             m = mask + t * B + b0
+        hx = hp
+        if rm != NULL:
+            hx = hm + b0 * H
+            rdrop_mul(nb * H, hp, rm + b0 * H, hm + b0 * H)
         if wp != NULL:
             # fused: every register tile of h W_hh^T gets its pointwise update in L1
-            gru_step(nb, H, hp, wp, gi, bias_rz, b_in, b_hn, hseq + (t * B + b0) * H,
+            gru_step(nb, H, hx, wp, gi, bias_rz, b_in, b_hn, hseq + (t * B + b0) * H,
                      gi if store else NULL, hn + (t * B + b0) * H if store else NULL, m)
+            if rm != NULL:
+                # the step used hx in h_t = n + z * (h_{t-1} - n) too: redo that term
+                # with the unmasked state from the stored z, n
+                rdrop_gru_carry(nb, H, hp, gi, hseq + (t * B + b0) * H, m)
         else:
-            recur_fwd(nb, GH, H, hp, whh, NULL, ghr, 0)
+            recur_fwd(nb, GH, H, hx, whh, NULL, ghr, 0)
             gru_fwd_pw(nb, H, gi, ghr, bias_rz, b_in, b_hn, hp, hseq + (t * B + b0) * H,
                        gi if store else NULL,
                        hn + (t * B + b0) * H if store else NULL, m)
@@ -82,22 +104,31 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 const real[::1] b_ih, const real[::1] b_hh, const real[::1] bias_rz,
                 real[:, :, ::1] Gi, real[:, ::1] gh, real[:, :, ::1] hseq,
                 real[:, :, ::1] hn, const unsigned char[:, ::1] mask, bint training,
-                int nthreads=1):
+                int nthreads=1, const real[:, ::1] rmask=None, real[:, ::1] hm=None):
     """Fill hseq (T, B, H); training: Gi <- gates (r, z, n), hn <- W_hn h + b_hn.
 
-    bias_rz = (b_ih + b_hh)[:2H]; gh (B, 3H) workspace."""
+    bias_rz = (b_ih + b_hh)[:2H]; gh (B, 3H) workspace. rmask (B, H): recurrent
+    dropout on h_{t-1} in the product (only with training); hm (B, H) is
+    workspace for the masked state."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = h0.shape[1]
     cdef const unsigned char* mp = NULL
     cdef real* hnp = NULL
+    cdef const real* rm = NULL
+    cdef real* hmp = NULL
     cdef unsigned int csr, csr_t = 0
     cdef real* wp = NULL
     cdef int nthr, tid = 0, nteam = 1
     cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
+    if rmask is not None and not training:
+        raise ValueError("gru_forward: rmask needs training=True (the gates it stores)")
     if mask is not None:
         mp = &mask[0, 0]
+    if rmask is not None:
+        rm = &rmask[0, 0]
+        hmp = &hm[0, 0]
     if hn is not None:
         hnp = &hn[0, 0, 0]
     with nogil:
@@ -122,12 +153,12 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 csr_t = fr_ftz_enter()
                 gru_fwd_rows(T, B, b0, b1 - b0, H, &Gi[0, 0, 0], &gh[0, 0], &w_hh[0, 0], wp,
                              &bias_rz[0], &b_ih[2 * H], &b_hh[2 * H], &h0[0, 0],
-                             &hseq[0, 0, 0], hnp, mp, training)
+                             &hseq[0, 0, 0], hnp, mp, training, rm, hmp)
                 fr_ftz_exit(csr_t)
         else:
             gru_fwd_rows(T, B, 0, B, H, &Gi[0, 0, 0], &gh[0, 0], &w_hh[0, 0], wp,
                          &bias_rz[0], &b_ih[2 * H], &b_hh[2 * H], &h0[0, 0],
-                         &hseq[0, 0, 0], hnp, mp, training)
+                         &hseq[0, 0, 0], hnp, mp, training, rm, hmp)
         free(wp)
         fr_ftz_exit(csr)
 
@@ -135,7 +166,11 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
 cdef void gru_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                        Py_ssize_t H, const real* gates, const real* hn, const real* hs,
                        const real* dy, const real* whh, const real* wpt, real* dGi, real* dGh,
-                       real* dhbuf, real* dh0, const unsigned char* mask) noexcept nogil:
+                       real* dhbuf, real* dh0, const unsigned char* mask, const real* rm,
+                       real* rbuf) noexcept nogil:
+    """BPTT for rows [b0, b0+nb). rm (B, H) recurrent-dropout mask or NULL; then
+    rbuf (B, H) is workspace for dGh[t] @ W_hh, which reaches dh_{t-1} through the
+    mask (the direct term dh * z does not)."""
     cdef Py_ssize_t GH = 3 * H, t
     cdef real* cur = dhbuf + b0 * H
     cdef real* other = dhbuf + (B + b0) * H
@@ -151,7 +186,11 @@ cdef void gru_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                    hs + (t * B + b0) * H,
                    dy + (t * B + b0) * H if dy != NULL else NULL, cur,
                    dGi + (t * B + b0) * GH, dgh, nxt, m)
-        recur_bwd(nb, H, GH, dgh, whh, wpt, nxt)
+        if rm != NULL:
+            recur_bwd_set(nb, H, GH, dgh, whh, wpt, rbuf + b0 * H)
+            rdrop_add(nb * H, rbuf + b0 * H, rm + b0 * H, nxt)
+        else:
+            recur_bwd(nb, H, GH, dgh, whh, wpt, nxt)
         other = cur
         cur = nxt
 
@@ -163,12 +202,20 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                  real[:, :, ::1] dhbuf, real[:, ::1] dh0, real[:, :, ::1] dx,
                  real[:, ::1] dw_ih, real[:, ::1] dw_hh, real[::1] db_ih,
                  real[::1] db_hh, const unsigned char[:, ::1] mask, int nthreads=1,
-                  size_t blas_local=0):
-    """dhbuf[0] = dh_n (zeros when absent) on entry; db_ih, db_hh zeroed."""
+                  size_t blas_local=0, const real[:, ::1] rmask=None,
+                  real[:, :, ::1] hm=None, real[:, ::1] rbuf=None):
+    """dhbuf[0] = dh_n (zeros when absent) on entry; db_ih, db_hh zeroed.
+    Recurrent dropout: rmask (B, H); hm (T, B, H) workspace, filled with
+    hs[:T] * rmask for dW_hh = dGh^T hm; rbuf (B, H) workspace."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = w_hh.shape[1], GH = 3 * w_hh.shape[1]
     cdef const unsigned char* mp = NULL
     cdef const real* dyp = NULL
+    cdef const real* rm = NULL
+    cdef real* rb = NULL
+    cdef const real* hw = NULL
+    cdef real* hwm = NULL
+    cdef Py_ssize_t t
     cdef unsigned int csr, csr_t = 0
     cdef real* wpt = NULL
     cdef int nthr, tid = 0, nteam = 1
@@ -179,6 +226,12 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
         mp = &mask[0, 0]
     if dy is not None:
         dyp = &dy[0, 0, 0]
+    hw = &hs[0, 0, 0]
+    if rmask is not None:
+        rm = &rmask[0, 0]
+        rb = &rbuf[0, 0]
+        hwm = &hm[0, 0, 0]
+        hw = hwm
     with nogil:
         csr = fr_ftz_enter()
         nthr = pick_threads(B, 3, H, nthreads)
@@ -197,19 +250,23 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                 csr_t = fr_ftz_enter()
                 gru_bwd_rows(T, B, b0, b1 - b0, H, &gates[0, 0, 0], &hn[0, 0, 0],
                              &hs[0, 0, 0], dyp, &w_hh[0, 0], wpt, &dGi[0, 0, 0],
-                             &dGh[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp)
+                             &dGh[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp, rm, rb)
                 fr_ftz_exit(csr_t)
         else:
             gru_bwd_rows(T, B, 0, B, H, &gates[0, 0, 0], &hn[0, 0, 0], &hs[0, 0, 0], dyp,
                          &w_hh[0, 0], wpt, &dGi[0, 0, 0], &dGh[0, 0, 0], &dhbuf[0, 0, 0],
-                         &dh0[0, 0], mp)
+                         &dh0[0, 0], mp, rm, rb)
         free(wpt)
+        if rm != NULL:
+            # dW_hh = dG^T (h_{t-1} * m): the masked states the forward's product saw
+            for t in range(T):
+                rdrop_mul(B * H, &hs[t, 0, 0], rm, hwm + t * B * H)
         if project(T * B, I, GH, &dGi[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0],
                    nthreads) < 0:
             gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dGi[0, 0, 0], GH, &w_ih[0, 0], I,
                     <real>0, &dx[0, 0, 0], I)
         weight_grads(T * B, GH, I, H, &dGi[0, 0, 0], &dGh[0, 0, 0], &x[0, 0, 0],
-                     &hs[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], nthreads, blas_local)
+                     hw, &dw_ih[0, 0], &dw_hh[0, 0], nthreads, blas_local)
         colsum_add(T * B, GH, &dGi[0, 0, 0], &db_ih[0])
         colsum_add(T * B, GH, &dGh[0, 0, 0], &db_hh[0])
         fr_ftz_exit(csr)

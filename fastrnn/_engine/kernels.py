@@ -29,9 +29,10 @@ _tls = threading.local()
 _config.init_isa((_elman, _lstm, _gru, _stepper))
 
 # Scratch policy: a buffer is kept for reuse only up to this many bytes (per slot, per
-# thread; at most 4 slots). Larger requests get a fresh array that is freed when the call
-# returns: at that size the GEMMs dwarf the page faults reuse would save, and a pool that
-# only grows would hold hundreds of MiB for the life of the process after one big call.
+# thread; at most 5 slots: "g", "dg", "dgh" sequence-sized, "gh", "rd" one batch of states).
+# Larger requests get a fresh array that is freed when the call returns: at that size the
+# GEMMs dwarf the page faults reuse would save, and a pool that only grows would hold
+# hundreds of MiB for the life of the process after one big call.
 SCRATCH_KEEP_BYTES = 32 * 1024 * 1024
 
 
@@ -76,9 +77,29 @@ def _grad_in(a, dt):
     return None if a is None else _contig(a, dtype=dt)
 
 
+def _rdrop(recurrent_mask, dt, B, H):
+    """(rmask, hm) for a forward: the (B, H) recurrent-dropout mask made contiguous and
+    the (B, H) workspace where each step's product input h_{t-1} * rmask is formed, or
+    (None, None). Only the mask is cached: the backward re-forms the masked states."""
+    if recurrent_mask is None:
+        return None, None
+    return _contig(recurrent_mask, dtype=dt), _scratch("rd", (B, H), dt)
+
+
+def _rdrop_backward(cache, dt, T, B, H):
+    """Keyword arguments of a backward kernel call for the cache's recurrent mask: the
+    mask, a (T, B, H) workspace for hs[:T] * mask (dW_hh) and a (B, H) one for each step's
+    dG W_hh. The (T, B, H) one takes the "g" slot, which only the inference forward
+    uses: a pooled buffer, so no fresh pages are faulted in per call."""
+    rm = cache.get("rmask")
+    if rm is None:
+        return {}
+    return dict(rmask=rm, hm=_scratch("g", (T, B, H), dt), rbuf=_scratch("rd", (B, H), dt))
+
+
 # ------------------------------------------------------------------------------ Elman
 def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, activation="tanh", mask=None,
-                training=False):
+                training=False, recurrent_mask=None):
     x = _contig(x)
     dt = x.dtype
     T, B, _ = x.shape
@@ -88,17 +109,21 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, activation="tanh"
     w_ih, w_hh = _contig(weight_ih, dtype=dt), _contig(weight_hh, dtype=dt)
     bias = _contig(bias_ih + bias_hh, dtype=dt)
     m = _mask_u8(mask)
-    if not training:
+    if not training and recurrent_mask is None:
         A = _scratch("g", (T, B, H), dt)
         y = _empty((T, B, H), dt)
         _elman.rnn_forward(x, h0, w_ih, w_hh, bias, A, y, m, act, get_num_threads())
         h_n = y[T - 1].copy() if T else h0.copy()
         return y, h_n, None
+    rm, hm = _rdrop(recurrent_mask, dt, B, H)
     A = _empty((T, B, H), dt)
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
-    _elman.rnn_forward(x, hs[0], w_ih, w_hh, bias, A, hs[1:], m, act, get_num_threads())
-    cache = dict(x=x, hs=hs, w_ih=w_ih, w_hh=w_hh, mask=m, act=act)
+    _elman.rnn_forward(x, hs[0], w_ih, w_hh, bias, A, hs[1:], m, act, get_num_threads(), rm,
+                       hm)
+    cache = None
+    if training:
+        cache = dict(x=x, hs=hs, w_ih=w_ih, w_hh=w_hh, mask=m, act=act, rmask=rm)
     return hs[1:].copy(), hs[T].copy(), cache
 
 
@@ -134,12 +159,14 @@ def rnn_backward(cache, dy, dh_n):
     dw_hh = _empty(w_hh.shape, dt)
     db = _zeros(H, dt)
     _elman.rnn_backward(x, hs, w_ih, w_hh, dy, dG, dhbuf, dh0, dx, dw_ih, dw_hh, db,
-                        cache["mask"], cache["act"], get_num_threads(), _blas_local_address())
+                        cache["mask"], cache["act"], get_num_threads(), _blas_local_address(),
+                        **_rdrop_backward(cache, dt, T, B, H))
     return dict(x=dx, h0=dh0, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db, bias_hh=db.copy())
 
 
 # ------------------------------------------------------------------------------- LSTM
-def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, training=False):
+def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, training=False,
+                 recurrent_mask=None):
     x = _contig(x)
     dt = x.dtype
     T, B, _ = x.shape
@@ -152,10 +179,12 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, t
         y = _empty((0, B, H), dt)
         cache = None
         if training:
+            rm = _contig(recurrent_mask, dtype=dt) if recurrent_mask is not None else None
             cache = dict(x=x, hs=h0[None].copy(), gates=_empty((0, B, 4 * H), dt),
-                         cs=_empty((0, B, H), dt), c0=c0, w_ih=w_ih, w_hh=w_hh, mask=m)
+                         cs=_empty((0, B, H), dt), c0=c0, w_ih=w_ih, w_hh=w_hh, mask=m,
+                         rmask=rm)
         return y, h0.copy(), c0.copy(), cache
-    if not training:
+    if not training and recurrent_mask is None:
         G = _scratch("g", (T, B, 4 * H), dt)
         y = _empty((T, B, H), dt)
         c_n = _empty((B, H), dt)
@@ -163,13 +192,16 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, t
         _lstm.lstm_forward(x, h0, c0, w_ih, w_hh, bias, G, y, None, cbuf, c_n, m, False,
                            get_num_threads())
         return y, y[T - 1].copy(), c_n, None
+    rm, hm = _rdrop(recurrent_mask, dt, B, H)
     G = _empty((T, B, 4 * H), dt)
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
     cs = _empty((T, B, H), dt)
     _lstm.lstm_forward(x, hs[0], c0, w_ih, w_hh, bias, G, hs[1:], cs, None, cs[T - 1], m,
-                       True, get_num_threads())
-    cache = dict(x=x, hs=hs, gates=G, cs=cs, c0=c0, w_ih=w_ih, w_hh=w_hh, mask=m)
+                       True, get_num_threads(), rm, hm)
+    cache = None
+    if training:
+        cache = dict(x=x, hs=hs, gates=G, cs=cs, c0=c0, w_ih=w_ih, w_hh=w_hh, mask=m, rmask=rm)
     return hs[1:].copy(), hs[T].copy(), cs[T - 1].copy(), cache
 
 
@@ -189,13 +221,14 @@ def lstm_backward(cache, dy, dh_n, dc_n):
     db = _zeros(4 * H, dt)
     _lstm.lstm_backward(x, hs, cache["gates"], cache["cs"], cache["c0"], w_ih, w_hh, dy, dG,
                         dhbuf, dc, dh0, dx, dw_ih, dw_hh, db, cache["mask"], get_num_threads(),
-                        _blas_local_address())
+                        _blas_local_address(), **_rdrop_backward(cache, dt, T, B, H))
     return dict(x=dx, h0=dh0, c0=dc, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db,
                 bias_hh=db.copy())
 
 
 # -------------------------------------------------------------------------------- GRU
-def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, training=False):
+def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, training=False,
+                recurrent_mask=None):
     x = _contig(x)
     dt = x.dtype
     T, B, _ = x.shape
@@ -206,19 +239,24 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None, traini
     bias_rz = b_ih[:2 * H] + b_hh[:2 * H]
     m = _mask_u8(mask)
     gh = _scratch("gh", (B, 3 * H), dt)
-    if not training:
+    if not training and recurrent_mask is None:
         Gi = _scratch("g", (T, B, 3 * H), dt)
         y = _empty((T, B, H), dt)
         _gru.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bias_rz, Gi, gh, y, None, m, False,
                          get_num_threads())
         return y, (y[T - 1].copy() if T else h0.copy()), None
+    # a recurrent mask takes this path even for inference: the kernel redoes the carry
+    # term z * h_{t-1} from the gates it stores
+    rm, hm = _rdrop(recurrent_mask, dt, B, H)
     Gi = _empty((T, B, 3 * H), dt)
     hs = _empty((T + 1, B, H), dt)
     hs[0] = h0
     hn = _empty((T, B, H), dt)
     _gru.gru_forward(x, hs[0], w_ih, w_hh, b_ih, b_hh, bias_rz, Gi, gh, hs[1:], hn, m, True,
-                     get_num_threads())
-    cache = dict(x=x, hs=hs, gates=Gi, hn=hn, w_ih=w_ih, w_hh=w_hh, mask=m)
+                     get_num_threads(), rm, hm)
+    cache = None
+    if training:
+        cache = dict(x=x, hs=hs, gates=Gi, hn=hn, w_ih=w_ih, w_hh=w_hh, mask=m, rmask=rm)
     return hs[1:].copy(), hs[T].copy(), cache
 
 
@@ -237,7 +275,7 @@ def gru_backward(cache, dy, dh_n):
     dw_hh = _empty(w_hh.shape, dt)
     _gru.gru_backward(x, hs, cache["gates"], cache["hn"], w_ih, w_hh, dy, dGi, dGh, dhbuf, dh0,
                       dx, dw_ih, dw_hh, db_ih, db_hh, cache["mask"], get_num_threads(),
-                      _blas_local_address())
+                      _blas_local_address(), **_rdrop_backward(cache, dt, T, B, H))
     return dict(x=dx, h0=dh0, weight_ih=dw_ih, weight_hh=dw_hh, bias_ih=db_ih, bias_hh=db_hh)
 
 

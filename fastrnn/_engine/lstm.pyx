@@ -41,6 +41,14 @@ input projection and dX use the engine's packed GEMM (measured >= OpenBLAS on
 these shapes; rows split over the threads); the two weight-gradient GEMMs call
 BLAS single-threaded per OpenMP thread, so only one thread pool is ever active.
 No -ffast-math anywhere.
+Recurrent dropout (Keras / Gal): an optional (B, H) mask m, one per sequence,
+multiplies h_{t-1} where it enters the recurrent product only. Per step each
+thread forms hm = h_{t-1} * m for its rows in a (B, H) workspace and hands it to
+the unchanged fused step; the outputs that must see the unmasked state are
+repaired after it (O(rows * H), see common.pxd). Backward: dG[t] @ W_hh goes to
+a (B, H) workspace and reaches dh_{t-1} through m; dW_hh = dG^T (hs[:T] * m),
+formed once after the loop. Only m is cached.
+(LSTM: padded rows carry the unmasked h_{t-1}; c is never masked.)
 
 """
 from libc.stdlib cimport free
@@ -49,7 +57,8 @@ from fastrnn._engine.blas cimport real, gemm_rm
 from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_isa_set,
                               colsum_add, lstm_fwd_pw, lstm_step, pack_cell_new, use_fused,
                               lstm_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
-                              project, weight_grads)
+                              project, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
+                              recur_bwd_set)
 
 
 cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -57,16 +66,19 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
                         const real* bias, const real* h0, const real* c0, real* hseq,
                         real* cseq,
                         real* cbuf, real* cn, const unsigned char* mask,
-                        bint store) noexcept nogil:
+                        bint store, const real* rm, real* hm) noexcept nogil:
     """Recurrence for batch rows [b0, b0+nb) over the whole sequence.
 
     G: (T, B, 4H) input projections (overwritten: gates if `store`).
     hseq: (T, B, H) h_t output. cseq: (T, B, H) c_t (training) or NULL, then
     cbuf (2, B, H) ping-pongs c and the last step writes cn (B, H).
+    rm: (B, H) recurrent-dropout mask or NULL; then the thread's rows of hm (B, H)
+    receive h_{t-1} * rm, the product's input, at every step.
     """
     cdef Py_ssize_t GH = 4 * H, t
     cdef real* g
     cdef const real* hp
+    cdef const real* hx
     cdef const real* cp
     cdef real* co
     cdef const unsigned char* m = NULL
@@ -89,12 +101,19 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
             co = cbuf + ((t & 1) * B + b0) * H
         if mask != NULL:
             m = mask + t * B + b0
+        hx = hp
+        if rm != NULL:
+            hx = hm + b0 * H
+            rdrop_mul(nb * H, hp, rm + b0 * H, hm + b0 * H)
         if wp != NULL:
             # fused: every register tile of h W_hh^T gets its pointwise update in L1
-            lstm_step(nb, H, hp, wp, g, bias, cp, hseq + (t * B + b0) * H, co,
+            lstm_step(nb, H, hx, wp, g, bias, cp, hseq + (t * B + b0) * H, co,
                       g if store else NULL, m)
+            if rm != NULL and m != NULL:
+                # padded rows copied hx: they carry the unmasked state
+                rdrop_carry(nb, H, hp, hseq + (t * B + b0) * H, m)
         else:
-            recur_fwd(nb, GH, H, hp, whh, NULL, g, 1)
+            recur_fwd(nb, GH, H, hx, whh, NULL, g, 1)
             lstm_fwd_pw(nb, H, g, bias, hp, cp, hseq + (t * B + b0) * H, co,
                         g if store else NULL, m)
 
@@ -104,15 +123,20 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                  const real[:, ::1] w_hh, const real[::1] bias,
                  real[:, :, ::1] G, real[:, :, ::1] hseq, real[:, :, ::1] cseq,
                  real[:, :, ::1] cbuf, real[:, ::1] cn,
-                 const unsigned char[:, ::1] mask, bint training, int nthreads=1):
+                 const unsigned char[:, ::1] mask, bint training, int nthreads=1,
+                 const real[:, ::1] rmask=None, real[:, ::1] hm=None):
     """Fill hseq (T,B,H) and cn (B,H); training: G <- gates, cseq <- c_t.
 
-    bias = b_ih + b_hh (4H,). Shapes are trusted (validated in Python)."""
+    bias = b_ih + b_hh (4H,). rmask (B, H): recurrent dropout on h_{t-1} in the
+    product; hm (B, H) is workspace for the masked state. Shapes are trusted
+    (validated in Python)."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = h0.shape[1]
     cdef const unsigned char* mp = NULL
     cdef real* cs = NULL
     cdef real* cb = NULL
+    cdef const real* rm = NULL
+    cdef real* hmp = NULL
     cdef unsigned int csr, csr_t = 0
     cdef real* wp = NULL
     cdef int nthr, tid = 0, nteam = 1
@@ -121,6 +145,9 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         return
     if mask is not None:
         mp = &mask[0, 0]
+    if rmask is not None:
+        rm = &rmask[0, 0]
+        hmp = &hm[0, 0]
     if cseq is not None:
         cs = &cseq[0, 0, 0]
     if cbuf is not None:
@@ -147,12 +174,12 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 csr_t = fr_ftz_enter()
                 lstm_fwd_rows(T, B, b0, b1 - b0, H, &G[0, 0, 0], &w_hh[0, 0], wp,
                               &bias[0], &h0[0, 0], &c0[0, 0], &hseq[0, 0, 0], cs, cb,
-                              &cn[0, 0], mp, training)
+                              &cn[0, 0], mp, training, rm, hmp)
                 fr_ftz_exit(csr_t)
         else:
             lstm_fwd_rows(T, B, 0, B, H, &G[0, 0, 0], &w_hh[0, 0], wp, &bias[0],
                           &h0[0, 0], &c0[0, 0], &hseq[0, 0, 0], cs, cb, &cn[0, 0],
-                          mp, training)
+                          mp, training, rm, hmp)
         free(wp)
         fr_ftz_exit(csr)
 
@@ -161,9 +188,12 @@ cdef void lstm_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
                         Py_ssize_t H, const real* gates, const real* cseq,
                         const real* c0, const real* dy, const real* whh,
                         const real* wpt, real* dG, real* dhbuf, real* dc, real* dh0,
-                        const unsigned char* mask) noexcept nogil:
+                        const unsigned char* mask, const real* rm,
+                        real* rbuf) noexcept nogil:
     """BPTT for rows [b0, b0+nb). dhbuf (2, B, H): buffer 0 holds dh_n on entry;
-    dc (B, H) holds dc_n on entry and dc0 on exit; dh0 (B, H) receives dh0."""
+    dc (B, H) holds dc_n on entry and dc0 on exit; dh0 (B, H) receives dh0.
+    rm (B, H) recurrent-dropout mask or NULL; then rbuf (B, H) is workspace for
+    dG[t] @ W_hh, which reaches dh_{t-1} through the mask."""
     cdef Py_ssize_t GH = 4 * H, t
     cdef real* cur = dhbuf + b0 * H
     cdef real* other = dhbuf + (B + b0) * H
@@ -180,7 +210,11 @@ cdef void lstm_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
         lstm_bwd_pw(nb, H, gates + (t * B + b0) * GH, cseq + (t * B + b0) * H, cp,
                     dy + (t * B + b0) * H if dy != NULL else NULL, cur,
                     dc + b0 * H, dg, nxt, m)
-        recur_bwd(nb, H, GH, dg, whh, wpt, nxt)
+        if rm != NULL:
+            recur_bwd_set(nb, H, GH, dg, whh, wpt, rbuf + b0 * H)
+            rdrop_add(nb * H, rbuf + b0 * H, rm + b0 * H, nxt)
+        else:
+            recur_bwd(nb, H, GH, dg, whh, wpt, nxt)
         other = cur
         cur = nxt
 
@@ -193,12 +227,20 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                   real[:, ::1] dh0, real[:, :, ::1] dx, real[:, ::1] dw_ih,
                   real[:, ::1] dw_hh, real[::1] db,
                   const unsigned char[:, ::1] mask, int nthreads=1,
-                  size_t blas_local=0):
-    """dhbuf[0] = dh_n and dc = dc_n on entry (zeros when absent); db zeroed."""
+                  size_t blas_local=0, const real[:, ::1] rmask=None,
+                  real[:, :, ::1] hm=None, real[:, ::1] rbuf=None):
+    """dhbuf[0] = dh_n and dc = dc_n on entry (zeros when absent); db zeroed.
+    Recurrent dropout: rmask (B, H); hm (T, B, H) workspace, filled with
+    hs[:T] * rmask for dW_hh = dG^T hm; rbuf (B, H) workspace."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
     cdef Py_ssize_t H = c0.shape[1], GH = 4 * c0.shape[1]
     cdef const unsigned char* mp = NULL
     cdef const real* dyp = NULL
+    cdef const real* rm = NULL
+    cdef real* rb = NULL
+    cdef const real* hw = NULL
+    cdef real* hwm = NULL
+    cdef Py_ssize_t t
     cdef unsigned int csr, csr_t = 0
     cdef real* wpt = NULL
     cdef int nthr, tid = 0, nteam = 1
@@ -209,6 +251,12 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
         mp = &mask[0, 0]
     if dy is not None:
         dyp = &dy[0, 0, 0]
+    hw = &hs[0, 0, 0]
+    if rmask is not None:
+        rm = &rmask[0, 0]
+        rb = &rbuf[0, 0]
+        hwm = &hm[0, 0, 0]
+        hw = hwm
     with nogil:
         csr = fr_ftz_enter()
         nthr = pick_threads(B, 4, H, nthreads)
@@ -227,20 +275,24 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                 csr_t = fr_ftz_enter()
                 lstm_bwd_rows(T, B, b0, b1 - b0, H, &gates[0, 0, 0], &cseq[0, 0, 0],
                               &c0[0, 0], dyp, &w_hh[0, 0], wpt, &dG[0, 0, 0],
-                              &dhbuf[0, 0, 0], &dc[0, 0], &dh0[0, 0], mp)
+                              &dhbuf[0, 0, 0], &dc[0, 0], &dh0[0, 0], mp, rm, rb)
                 fr_ftz_exit(csr_t)
         else:
             lstm_bwd_rows(T, B, 0, B, H, &gates[0, 0, 0], &cseq[0, 0, 0], &c0[0, 0],
                           dyp, &w_hh[0, 0], wpt, &dG[0, 0, 0], &dhbuf[0, 0, 0],
-                          &dc[0, 0], &dh0[0, 0], mp)
+                          &dc[0, 0], &dh0[0, 0], mp, rm, rb)
         free(wpt)
+        if rm != NULL:
+            # dW_hh = dG^T (h_{t-1} * m): the masked states the forward's product saw
+            for t in range(T):
+                rdrop_mul(B * H, &hs[t, 0, 0], rm, hwm + t * B * H)
         # weight / input gradients: one GEMM each over all T*B rows
         if project(T * B, I, GH, &dG[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0],
                    nthreads) < 0:
             gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dG[0, 0, 0], GH, &w_ih[0, 0], I,
                     <real>0, &dx[0, 0, 0], I)
         weight_grads(T * B, GH, I, H, &dG[0, 0, 0], &dG[0, 0, 0], &x[0, 0, 0],
-                     &hs[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], nthreads, blas_local)
+                     hw, &dw_ih[0, 0], &dw_hh[0, 0], nthreads, blas_local)
         colsum_add(T * B, GH, &dG[0, 0, 0], &db[0])
         fr_ftz_exit(csr)
 

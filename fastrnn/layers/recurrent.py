@@ -10,8 +10,8 @@ Keras's options: initial values are Keras's (``kernel_initializer="glorot_unifor
 ``recurrent_initializer="orthogonal"``, ``bias_initializer="zeros"``, LSTM ``unit_forget_bias``;
 ``init="torch"`` for PyTorch's U(-1/sqrt(H), 1/sqrt(H)); see :mod:`fastrnn.initializers`),
 ``dropout`` (one input mask per sequence, applied before the kernels), ``recurrent_dropout``
-(one mask per sequence on ``h_{t-1}`` in the recurrent product: training then runs the NumPy
-reference, see :mod:`fastrnn.functional`), ``stateful`` (the final state of each sample
+(one mask per sequence on ``h_{t-1}`` in the recurrent product, applied inside the compiled
+kernels, see :mod:`fastrnn.functional`), ``stateful`` (the final state of each sample
 starts the next batch; ``reset_states()``), ``use_bias="single"`` (Keras's one trainable bias
 for SimpleRNN/LSTM), ``activation`` / ``recurrent_activation`` / ``reset_after`` for what the
 kernels fuse (anything else is a ValueError naming what is supported), ``trainable``,
