@@ -10,12 +10,13 @@ checks the per-call arrays' dtype / shape / contiguity (NumPy C-API reads; the c
 Layer.step's fast path, already checked finiteness), allocates the new state
 arrays and runs:
     g = x W_ih^T            (the engine's projection: GEMV per row for <= 4 rows)
-    g += h W_hh^T           (GEMV for one row, else BLAS gemm: the engine's T = 1 path,
-                             so a step gives bit-identical numbers to forward())
+    g += h W_hh^T           (GEMV per row for <= 4 rows, as the engine's T = 1 path does,
+                             else W_hh packed and the engine's GEMM; never BLAS, whose
+                             thread pool spins on the cores for ~0.1 s after each call)
     the cell's fused pointwise pass, with the biases summed in C on each call
     (G*H adds, so bias updates made in place are seen too).
-No packing: a single step reads every weight once, so packing would cost as much as
-the product itself. Biases are re-read every call; the weight arrays must keep their
+No packing for a few rows: a single step reads every weight once, so packing would
+cost as much as the product itself. Biases are re-read every call; the weight arrays must keep their
 identity (`matches()` tells the layer when to rebuild).
 """
 import numpy as np
@@ -23,11 +24,22 @@ cimport numpy as cnp
 from libc.stdlib cimport malloc, free
 from fastrnn._engine.blas cimport real, gemm_rm
 from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, recur_fwd,
-                                     project, lstm_fwd_pw, gru_fwd_pw, elman_fwd_pw)
+                                     project, lstm_fwd_pw, gru_fwd_pw, elman_fwd_pw,
+                                     STEP_GEMV_ROWS)
 
 cnp.import_array()
 
 _CELLS = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+cdef void _recur(Py_ssize_t B, Py_ssize_t GH, Py_ssize_t H, const real* h,
+                 const real* w_hh, real* out) noexcept nogil:
+    """out(B, GH) = h W_hh^T: GEMV rows for a few rows, else the engine's packed GEMM
+    (packs W_hh, as BLAS would; never BLAS, whose thread pool would spin after it)."""
+    if B <= STEP_GEMV_ROWS:
+        recur_fwd(B, GH, H, h, w_hh, NULL, out, 0)
+    elif project(B, GH, H, h, w_hh, H, 0, out, 1) < 0:
+        gemm_rm(c'N', c'T', B, GH, H, <real>1, h, H, w_hh, H, <real>0, out, GH)
 
 
 cdef void _step(int cell, int act, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H,
@@ -42,12 +54,17 @@ cdef void _step(int cell, int act, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H,
     if cell == 3:
         for j in range(2 * H):
             bias[j] = b_ih[j] + b_hh[j]
-        recur_fwd(B, GH, H, h, w_hh, NULL, gh, 0)
+        _recur(B, GH, H, h, w_hh, gh)
         gru_fwd_pw(B, H, g, gh, bias, b_ih + 2 * H, b_hh + 2 * H, h, h_out, NULL, NULL, NULL)
     else:
         for j in range(GH):
             bias[j] = b_ih[j] + b_hh[j]
-        recur_fwd(B, GH, H, h, w_hh, NULL, g, 1)
+        if B <= STEP_GEMV_ROWS:
+            recur_fwd(B, GH, H, h, w_hh, NULL, g, 1)
+        else:
+            _recur(B, GH, H, h, w_hh, gh)
+            for j in range(B * GH):
+                g[j] += gh[j]
         if cell == 4:
             lstm_fwd_pw(B, H, g, bias, h, c, h_out, c_out, NULL, NULL)
         else:
