@@ -20,7 +20,7 @@ import numpy as np
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "TerminateOnNaN",
     "ModelCheckpoint", "ReduceLROnPlateau", "LearningRateScheduler", "CSVLogger",
-    "LambdaCallback",
+    "LambdaCallback", "ResetStates", "TrainingBudget", "RunProgress",
 ]
 
 
@@ -629,3 +629,213 @@ class LambdaCallback(Callback):
             if not callable(fn):
                 raise TypeError(f"LambdaCallback: {name} must be callable")
             setattr(self, name, fn)
+
+
+# ---- stateful training, budgets, one progress line per run ---------------------------------------
+class ResetStates(Callback):
+    """Call ``model.reset_states()`` at the start of every epoch.
+
+    For ``stateful=True`` recurrent layers trained by truncated backpropagation through time:
+    row ``b`` of consecutive batches continues the same sequence, the carried state links
+    the batches, and each pass over the data starts again from zero states (Keras users
+    write the same reset in a loop around ``fit(epochs=1)``).
+
+    Example
+    -------
+    >>> model.fit(windows, epochs=5, callbacks=[ResetStates()])   # doctest: +SKIP
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        reset = getattr(self.model, "reset_states", None)
+        if callable(reset):
+            reset()
+
+
+def _budget_number(value, name, integer, owner="TrainingBudget"):
+    if value is None:
+        return None
+    ok = isinstance(value, (int, np.integer)) if integer else \
+        isinstance(value, (int, float, np.integer, np.floating))
+    if isinstance(value, (bool, np.bool_)) or not ok or not math.isfinite(float(value)) \
+            or value <= 0:
+        kind = "int" if integer else "number"
+        raise ValueError(f"{owner}: {name} must be a positive {kind} or None, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+class TrainingBudget(Callback):
+    """Stop training after a wall-clock time or a number of batches, whichever comes first.
+
+    Checked after every batch (so an epoch longer than the budget is cut short); the step
+    that crosses the limit is completed, then ``model.stop_training`` is set and ``fit``
+    ends as usual (``on_epoch_end`` and ``on_train_end`` still run).
+
+    Parameters
+    ----------
+    seconds : float, optional
+        Wall-clock seconds from the start of training (``on_train_begin``).
+    steps : int, optional
+        Optimizer steps (training batches) over all epochs.
+
+    Attributes
+    ----------
+    steps_done : int
+        Batches trained so far in this run.
+    stopped : str or None
+        ``"seconds"`` or ``"steps"`` when the budget ended training.
+
+    Example
+    -------
+    >>> budget = TrainingBudget(seconds=60)
+    >>> model.fit(x, y, epochs=1000, callbacks=[budget])   # doctest: +SKIP
+    """
+
+    def __init__(self, seconds=None, steps=None):
+        super().__init__()
+        self.seconds = _budget_number(seconds, "seconds", integer=False)
+        self.steps = _budget_number(steps, "steps", integer=True)
+        if self.seconds is None and self.steps is None:
+            raise ValueError("TrainingBudget: give seconds, steps or both")
+        self.steps_done = 0
+        self.stopped = None
+        self._start = None
+
+    def on_train_begin(self, logs=None):
+        self.steps_done = 0
+        self.stopped = None
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps_done += 1
+        if self.steps is not None and self.steps_done >= self.steps:
+            self.stopped = "steps"
+        elif self.seconds is not None and time.perf_counter() - self._start >= self.seconds:
+            self.stopped = "seconds"
+        if self.stopped is not None:
+            self.model.stop_training = True
+
+
+class RunProgress(Callback):
+    """One progress line for a whole training run (not one per epoch).
+
+    For runs bounded by a number of steps and/or a time budget rather than by epochs: the
+    line shows the fraction done (the larger of steps done / ``total_steps`` and elapsed /
+    ``seconds``), the elapsed seconds, the step count over all epochs and the logs. On a
+    terminal it is redrawn in place with '\\r' (at most every 0.1 s, cut to the terminal's
+    width so it never wraps); in a log file or a pipe a line is printed at the first step,
+    then after every further 10 % or 15 seconds, and at the end.
+
+    Parameters
+    ----------
+    total_steps : int, optional
+        Steps the run is expected to take.
+    seconds : float, optional
+        The run's time budget.
+    format_logs : callable, optional
+        ``format_logs(logs) -> dict`` of name -> text shown after the step count (default:
+        the batch logs, numbers formatted as ``fit``'s progress bar does).
+    stream : file-like, optional
+        Where to write (default ``sys.stdout``).
+
+    Example
+    -------
+    >>> bar = RunProgress(seconds=60)
+    >>> model.fit(x, y, epochs=100, verbose=0,
+    ...           callbacks=[TrainingBudget(seconds=60), bar])   # doctest: +SKIP
+    """
+
+    width = 24
+
+    def __init__(self, total_steps=None, seconds=None, format_logs=None, stream=None):
+        super().__init__()
+        self.total_steps = None if total_steps is None else \
+            _budget_number(total_steps, "total_steps", integer=True, owner="RunProgress")
+        self.seconds = None if seconds is None else \
+            _budget_number(seconds, "seconds", integer=False, owner="RunProgress")
+        if format_logs is not None and not callable(format_logs):
+            raise TypeError(f"format_logs must be callable, got {type(format_logs).__name__}")
+        self.format_logs = format_logs
+        self._stream = stream
+        self.step = 0
+        self._start = time.perf_counter()
+        self._last = -1.0
+        self._last_frac = -1.0
+        self._last_step = None
+        self._len = 0
+        self._logs = {}
+
+    @property
+    def stream(self):
+        return self._stream if self._stream is not None else sys.stdout
+
+    def _chars(self):
+        enc = getattr(self.stream, "encoding", None) or "ascii"
+        try:
+            "\u2501\u2500".encode(enc)
+            return "\u2501", "\u2500"
+        except (UnicodeEncodeError, LookupError):
+            return "=", "."
+
+    def fraction(self):
+        """Fraction of the run done, in [0, 1]."""
+        parts = []
+        if self.total_steps:
+            parts.append(self.step / self.total_steps)
+        if self.seconds:
+            parts.append((time.perf_counter() - self._start) / self.seconds)
+        return min(1.0, max(parts)) if parts else 0.0
+
+    def on_train_begin(self, logs=None):
+        self.step = 0
+        self._start = time.perf_counter()
+        self._last, self._last_frac, self._last_step, self._len = -1.0, -1.0, None, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        self._logs = dict(logs or {})
+        self.update()
+
+    def on_train_end(self, logs=None):
+        if self.step:
+            self.update(final=True)
+        elif self._tty():
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _tty(self):
+        return _interactive(self.stream)
+
+    def _text(self):
+        if self.format_logs is not None:
+            return "".join(f" - {k}: {v}" for k, v in self.format_logs(self._logs).items())
+        return _logs_str(self._logs)
+
+    def update(self, final=False):
+        """Draw the line now if it is due (always when ``final``)."""
+        now = time.perf_counter()
+        frac = self.fraction()
+        tty = self._tty()
+        if tty:
+            if not final and now - self._last < 0.1:
+                return
+        elif final and self.step == self._last_step:
+            return
+        elif not final and frac - self._last_frac < 0.1 and now - self._last < 15:
+            return
+        self._last_step, self._last, self._last_frac = self.step, now, frac
+        done, todo = self._chars()
+        n = int(round(self.width * frac))
+        elapsed = now - self._start
+        total = f"/{self.seconds:.0f}s" if self.seconds and not self.total_steps else ""
+        line = (f"{done * n}{todo * (self.width - n)} {100 * frac:3.0f}% {elapsed:.0f}s{total} "
+                f"step {self.step}{self._text()}")
+        out = self.stream
+        if tty:
+            cols = _columns()
+            line = line[:cols]
+            pad = " " * max(0, min(self._len, cols) - len(line))
+            self._len = len(line)
+            out.write("\r" + line + pad + ("\n" if final else ""))
+        else:
+            out.write(line + "\n")
+        out.flush()

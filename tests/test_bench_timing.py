@@ -69,3 +69,36 @@ def test_peak_memory_rss_is_a_lower_bound():
             a.sum()
     peak, method = timing.peak_memory(fn, "rss")
     assert method in ("rss", "maxrss") and peak >= 0
+
+
+def _spinner(seconds):
+    """A thread that burns CPU for `seconds` (what a spin-waiting worker pool does)."""
+    import threading
+    import time
+    stop = time.perf_counter() + seconds
+
+    def spin():
+        while time.perf_counter() < stop:
+            pass
+
+    th = threading.Thread(target=spin)
+    th.start()
+    return th
+
+
+def test_settle_waits_for_a_spinning_pool_and_not_for_an_idle_one():
+    # idle process: the gap and one short probe
+    assert timing.settle(0.0, max_settle=0.5) < 0.1
+    # a worker burning CPU for 0.15 s keeps settle() waiting (most of that time)
+    th = _spinner(0.15)
+    try:
+        waited = timing.settle(0.0, max_settle=1.0)
+    finally:
+        th.join()
+    assert waited >= 0.05
+    # never much longer than max_settle, whatever spins
+    th = _spinner(0.5)
+    try:
+        assert timing.settle(0.0, max_settle=0.1) < 0.3
+    finally:
+        th.join()

@@ -398,3 +398,146 @@ def test_learning_rate_scheduler_arguments():
     cb.set_model(FakeModel())
     with pytest.raises(RuntimeError, match="learning_rate"):
         cb.on_epoch_begin(0)
+
+
+# ---- ResetStates, TrainingBudget, RunProgress -------------------------------------------------
+
+def _stateful_model(seed=0):
+    m = fr.Sequential([fr.LSTM(3, input_size=2, stateful=True, return_sequences=True, seed=seed),
+                       fr.Dense(1, seed=seed + 1)])
+    m.compile(optimizers.SGD(learning_rate=0.05), "mse")
+    return m
+
+
+def _series(n=8, t=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, t, 2)).astype(np.float32),
+            rng.standard_normal((n, t, 1)).astype(np.float32))
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_reset_states_zeroes_the_carried_state_at_every_epoch(reset):
+    x, y = _series()
+    m = _stateful_model()
+    seen = []
+    probe = callbacks.LambdaCallback(
+        on_epoch_begin=lambda e, logs: seen.append(m.layers[0].states is None))
+    cbs = ([callbacks.ResetStates()] if reset else []) + [probe]
+    m.fit(x, y, batch_size=4, shuffle=False, epochs=3, verbose=0, callbacks=cbs)
+    assert seen == ([True, True, True] if reset else [True, False, False])
+
+
+def test_reset_states_in_fit_equals_one_fit_per_epoch_with_reset():
+    # what Keras users write by hand: for epoch: fit(epochs=1); model.reset_states()
+    x, y = _series()
+    a, b = _stateful_model(), _stateful_model()
+    a.fit(x, y, batch_size=4, shuffle=False, epochs=3, verbose=0,
+          callbacks=[callbacks.ResetStates()])
+    for _ in range(3):
+        b.fit(x, y, batch_size=4, shuffle=False, epochs=1, verbose=0)
+        b.reset_states()
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_training_budget_steps_cut_an_epoch_and_count_over_epochs():
+    x, y = data()                                  # 40 samples, batch 8: 5 batches per epoch
+    m = model()
+    budget = callbacks.TrainingBudget(steps=7)
+    steps = []
+    h = m.fit(x, y, batch_size=8, epochs=100, verbose=0,
+              callbacks=[budget, callbacks.LambdaCallback(
+                  on_train_batch_end=lambda b, logs: steps.append(b))])
+    assert steps == [0, 1, 2, 3, 4, 0, 1] and budget.steps_done == 7
+    assert budget.stopped == "steps" and len(h.history["loss"]) == 2
+
+
+def test_training_budget_seconds(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: clock[0])
+    x, y = data()
+    budget = callbacks.TrainingBudget(seconds=2.5)
+
+    def tick(batch, logs):
+        clock[0] += 1.0                              # every step takes one "second"
+    m = model()
+    m.fit(x, y, batch_size=8, epochs=100, verbose=0,
+          callbacks=[callbacks.LambdaCallback(on_train_batch_end=tick), budget])
+    assert budget.steps_done == 3 and budget.stopped == "seconds"
+
+
+@pytest.mark.parametrize("kwargs, match", [({}, "give seconds, steps or both"),
+                                           ({"steps": 0}, "steps must be a positive int"),
+                                           ({"steps": 2.5}, "steps must be a positive int"),
+                                           ({"seconds": -1}, "seconds must be a positive"),
+                                           ({"seconds": float("nan")}, "seconds"),
+                                           ({"steps": True}, "steps")])
+def test_training_budget_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        callbacks.TrainingBudget(**kwargs)
+
+
+class _Stream:
+    """A text stream; ``tty`` says whether it claims to be a terminal."""
+
+    encoding = "utf-8"
+
+    def __init__(self, tty):
+        self.tty, self.parts = tty, []
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, s):
+        self.parts.append(s)
+
+    def flush(self):
+        pass
+
+
+def test_run_progress_in_a_log_prints_whole_lines_and_the_step_count():
+    x, y = data()
+    out = _Stream(tty=False)
+    bar = callbacks.RunProgress(total_steps=10, stream=out,
+                                format_logs=lambda logs: {"loss": f"{logs['loss']:.2f} u"})
+    model().fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[bar])
+    text = "".join(out.parts)
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert lines[0].split()[1:5] == ["10%", "0s", "step", "1"] and lines[0].endswith(" u")
+    assert "100%" in lines[-1] and "step 10" in lines[-1]
+    assert len(lines) == len(set(lines))           # the final line is not printed twice
+
+
+def test_run_progress_line_fits_a_narrow_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "50")
+    term = _Stream(tty=True)
+    bar = callbacks.RunProgress(total_steps=100, stream=term,
+                                format_logs=lambda logs: {"loss": "2.345 bits/char",
+                                                          "speed": "12,345 chars/s",
+                                                          "eta": "0:42"})
+    bar.on_train_begin()
+    bar.step = 9
+    bar.on_train_batch_end(9, {})
+    bar.step = 99
+    bar.on_train_end()
+    frames = "".join(term.parts).split("\r")[1:]
+    assert len(frames) == 2
+    for frame in frames:
+        assert len(frame.rstrip("\n")) <= 49, frame
+    assert frames[-1].endswith("\n")
+
+
+def test_run_progress_fraction_from_time_budget(monkeypatch):
+    clock = [10.0]
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: clock[0])
+    bar = callbacks.RunProgress(seconds=40, stream=_Stream(tty=False))
+    bar.on_train_begin()
+    clock[0] += 10.0
+    assert bar.fraction() == pytest.approx(0.25)
+    clock[0] += 100.0
+    assert bar.fraction() == 1.0
+    with pytest.raises(TypeError, match="format_logs"):
+        callbacks.RunProgress(format_logs="loss")
+    with pytest.raises(ValueError, match="RunProgress: total_steps must be a positive int"):
+        callbacks.RunProgress(total_steps=0)

@@ -16,7 +16,7 @@ DOCTEST_MODULES = [
     "fastrnn.layers.recurrent", "fastrnn.layers.core", "fastrnn.layers.embedding",
     "fastrnn.layers.dropout", "fastrnn.layers.bidirectional", "fastrnn.models.sequential",
     "fastrnn.functional", "fastrnn.interop", "fastrnn.io", "fastrnn._engine.config",
-    "fastrnn._ngram",
+    "fastrnn._ngram", "fastrnn.textgen", "fastrnn.callbacks",
 ]
 
 # the public API a user meets first: each needs Parameters and an example

@@ -32,7 +32,7 @@ def _tol(dt):
 
 
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
-@pytest.mark.parametrize("B", [1, 2, 5])
+@pytest.mark.parametrize("B", [1, 2, 4, 5, 9])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_step_matches_reference(cell, B, dt):
     w, x, st = _args(cell, B, 7, 13, dt, seed=B + 3)
@@ -98,3 +98,27 @@ def test_layer_step_uses_current_weights(cell):
     for t in range(1, 3):
         h, state = layer.step(x[:, t], state)
     np.testing.assert_allclose(h, layer.forward(x), rtol=1e-5, atol=1e-6)
+
+
+def _cpu_while_sleeping(seconds):
+    import time
+    c0 = time.process_time()
+    time.sleep(seconds)
+    return time.process_time() - c0
+
+
+@pytest.mark.parametrize("B", [2, 9])
+def test_steps_leave_no_spinning_blas_pool(B):
+    # A step must not run BLAS ?gemm: OpenBLAS's workers spin on the cores for ~0.1 s
+    # after every threaded call (measured: 1-2 ms per B=2 LSTM step instead of ~0.1 ms,
+    # and a core taken from whatever runs next). The process's CPU time while its only
+    # running thread sleeps is what such a pool burns; the engine's OpenMP team goes
+    # idle within a millisecond.
+    w, x, st = _args("lstm", B, 64, 256, np.float32, seed=4)
+    stp = E.make_stepper("lstm", *w)
+    fwd = E.lstm_forward
+    for _ in range(20):
+        st = list(stp.step(x, st))
+    fwd(x[None], st[0], st[1], *w)              # the functional T = 1 path as well
+    _cpu_while_sleeping(0.01)                   # our own team's short spin, if any
+    assert _cpu_while_sleeping(0.06) < 0.02

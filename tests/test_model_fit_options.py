@@ -348,3 +348,26 @@ def test_class_weight_applies_to_training_not_to_validation_split():
     w = np.array([cw[int(c)] for c in y])
     assert h.history["loss"][0] == pytest.approx(np.sum(w[:12] * per[:12]) / 12, rel=1e-5)
     assert h.history["val_loss"][0] == pytest.approx(per[12:].mean(), rel=1e-5)
+
+
+class ShrinkingBatches(Batches):
+    """Drops its first sample after every epoch: len() changes between epochs."""
+
+    def on_epoch_end(self):
+        super().on_epoch_end()
+        self.x, self.y = self.x[1:], self.y[1:]
+
+
+def test_a_sequence_whose_length_changes_between_epochs_is_read_in_full():
+    def run(seq, epochs):
+        seen = []
+        cb = fr.callbacks.LambdaCallback(
+            on_train_batch_end=lambda b, logs: seen.append((len(seq.x), b)))
+        classifier().fit(seq, epochs=epochs, verbose=0, callbacks=[cb])
+        return seen
+    x, y = class_data(n=12)
+    # 12, 11, 10, 9 samples: 3 batches every epoch
+    assert run(ShrinkingBatches(x, y, 4), 4) == [(n, b) for n in (12, 11, 10, 9)
+                                                 for b in range(3)]
+    # 9 samples (3 batches), then 8 (2 batches): no IndexError, no batch read twice
+    assert run(ShrinkingBatches(x[:9], y[:9], 4), 2) == [(9, 0), (9, 1), (9, 2), (8, 0), (8, 1)]

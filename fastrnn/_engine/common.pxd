@@ -245,10 +245,20 @@ cdef inline void elman_step(Py_ssize_t nb, Py_ssize_t H, int act, const real* hp
         fr_elman_step_d(<int>nb, <int>H, act, hp, wp, g, bias, h_out, mask)
 
 
+# Rows up to which a single step's recurrent product runs as one GEMV per row on the
+# unpacked weights (each row reads W once; no packing, no BLAS). Above it a single step
+# packs W (it reads W once, as BLAS's own packing would) and runs the engine's kernel:
+# BLAS ?gemm would wake OpenBLAS's thread pool, whose workers then spin on the cores
+# for ~0.1 s after the call, so a stream of small steps (generation with a few samples,
+# B = 2) took 1-2 ms per step instead of ~0.1 ms.
+cdef enum:
+    STEP_GEMV_ROWS = 4
+
+
 cdef inline bint use_fused(Py_ssize_t T, Py_ssize_t B) noexcept nogil:
     """Pack W_hh for the fused steps? Packing reads W_hh once, as one step's product
-    does, so single-step calls (streaming) keep the unpacked path (GEMV / BLAS)."""
-    return T > 1
+    does, so single-step calls on a few rows (streaming) keep the unpacked GEMV path."""
+    return T > 1 or B > STEP_GEMV_ROWS
 
 
 cdef inline real* pack_new(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize_t ld,
@@ -297,10 +307,14 @@ cdef inline void gemv_axpy(Py_ssize_t N, Py_ssize_t K, const real* W, Py_ssize_t
 
 cdef inline void recur_fwd(Py_ssize_t nb, Py_ssize_t N, Py_ssize_t K, const real* hp,
                            const real* w, const real* wp, real* C, int accumulate) noexcept nogil:
-    """Forward recurrent product of one step: C(nb, N) (+)= hp(nb, K) @ W^T, W (N, K)."""
+    """Forward recurrent product of one step: C(nb, N) (+)= hp(nb, K) @ W^T, W (N, K).
+    Without packed weights: one GEMV per row for a few rows, else BLAS (only reached
+    when packing W failed for lack of memory)."""
+    cdef Py_ssize_t r
     if nb == 1 or wp == NULL:
-        if nb == 1:
-            gemv_dot(N, K, w, K, hp, C, accumulate)
+        if nb <= STEP_GEMV_ROWS:
+            for r in range(nb):
+                gemv_dot(N, K, w, K, hp + r * K, C + r * N, accumulate)
         else:
             gemm_rm(c'N', c'T', nb, N, K, <real>1, hp, K, w, K,
                     <real>(1 if accumulate else 0), C, N)

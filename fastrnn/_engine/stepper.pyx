@@ -10,12 +10,14 @@ checks the per-call arrays' dtype / shape / contiguity (NumPy C-API reads; the c
 Layer.step's fast path, already checked finiteness), allocates the new state
 arrays and runs:
     g = x W_ih^T            (the engine's projection: GEMV per row for <= 4 rows)
-    g += h W_hh^T           (GEMV for one row, else BLAS gemm: the engine's T = 1 path,
-                             so a step gives bit-identical numbers to forward())
+    g += h W_hh^T           (GEMV per row for <= 4 rows, as the engine's T = 1 path does,
+                             else BLAS single-threaded in the calling thread; never
+                             OpenBLAS's own thread pool, which spins on the cores for
+                             ~0.1 s after each call)
     the cell's fused pointwise pass, with the biases summed in C on each call
     (G*H adds, so bias updates made in place are seen too).
-No packing: a single step reads every weight once, so packing would cost as much as
-the product itself. Biases are re-read every call; the weight arrays must keep their
+No packing for a few rows: a single step reads every weight once, so packing would
+cost as much as the product itself. Biases are re-read every call; the weight arrays must keep their
 identity (`matches()` tells the layer when to rebuild).
 """
 import numpy as np
@@ -23,31 +25,59 @@ cimport numpy as cnp
 from libc.stdlib cimport malloc, free
 from fastrnn._engine.blas cimport real, gemm_rm
 from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, recur_fwd,
-                                     project, lstm_fwd_pw, gru_fwd_pw, elman_fwd_pw)
+                                     project, lstm_fwd_pw, gru_fwd_pw, elman_fwd_pw,
+                                     STEP_GEMV_ROWS)
 
 cnp.import_array()
 
 _CELLS = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
+ctypedef int (*blas_local_fn)(int) noexcept nogil
+
+
+cdef void _product(Py_ssize_t B, Py_ssize_t N, Py_ssize_t K, const real* a,
+                   const real* w, real* out, size_t blas_local) noexcept nogil:
+    """out(B, N) = a(B, K) W^T, W (N, K): GEMV rows for a few rows; else BLAS made
+    single-threaded in this thread (OpenBLAS's thread-local setting: its pool is never
+    woken, so no worker spins on the cores after the step), or, without that setting,
+    the engine's packed GEMM (it packs W on every call, which costs about as much as
+    the product)."""
+    cdef blas_local_fn setter = <blas_local_fn>blas_local
+    cdef int prev
+    if B <= STEP_GEMV_ROWS:
+        recur_fwd(B, N, K, a, w, NULL, out, 0)
+    elif setter != NULL:
+        prev = setter(1)
+        gemm_rm(c'N', c'T', B, N, K, <real>1, a, K, w, K, <real>0, out, N)
+        setter(prev)
+    elif project(B, N, K, a, w, K, 0, out, 1) < 0:
+        gemm_rm(c'N', c'T', B, N, K, <real>1, a, K, w, K, <real>0, out, N)
+
+
 cdef void _step(int cell, int act, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H,
                 const real* x, const real* h, const real* c, const real* w_ih,
                 const real* w_hh, const real* b_ih, const real* b_hh, real* g,
-                real* gh, real* bias, real* h_out, real* c_out) noexcept nogil:
+                real* gh, real* bias, real* h_out, real* c_out,
+                size_t blas_local) noexcept nogil:
     cdef Py_ssize_t G = 4 if cell == 4 else (3 if cell == 3 else 1)
     cdef Py_ssize_t GH = G * H, j
     cdef unsigned int csr = fr_ftz_enter()
-    if project(B, GH, I, x, w_ih, I, 0, g, 1) < 0:
-        gemm_rm(c'N', c'T', B, GH, I, <real>1, x, I, w_ih, I, <real>0, g, GH)
+    _product(B, GH, I, x, w_ih, g, blas_local)
     if cell == 3:
         for j in range(2 * H):
             bias[j] = b_ih[j] + b_hh[j]
-        recur_fwd(B, GH, H, h, w_hh, NULL, gh, 0)
+        _product(B, GH, H, h, w_hh, gh, blas_local)
         gru_fwd_pw(B, H, g, gh, bias, b_ih + 2 * H, b_hh + 2 * H, h, h_out, NULL, NULL, NULL)
     else:
         for j in range(GH):
             bias[j] = b_ih[j] + b_hh[j]
-        recur_fwd(B, GH, H, h, w_hh, NULL, g, 1)
+        if B <= STEP_GEMV_ROWS:
+            recur_fwd(B, GH, H, h, w_hh, NULL, g, 1)
+        else:
+            _product(B, GH, H, h, w_hh, gh, blas_local)
+            for j in range(B * GH):
+                g[j] += gh[j]
         if cell == 4:
             lstm_fwd_pw(B, H, g, bias, h, c, h_out, c_out, NULL, NULL)
         else:
@@ -77,6 +107,7 @@ cdef class Stepper:
     cdef void* p_bih
     cdef void* p_bhh
     cdef void* work      # g (cap, GH) | gh (cap, GH) | bias (GH)
+    cdef size_t blas_local   # OpenBLAS's thread-local thread-count setter, or 0
     cdef str activation
 
     def __cinit__(self):
@@ -99,6 +130,8 @@ cdef class Stepper:
         self.p_whh = <void*><size_t>w_hh.ctypes.data
         self.p_bih = <void*><size_t>b_ih.ctypes.data
         self.p_bhh = <void*><size_t>b_hh.ctypes.data
+        from fastrnn._engine.config import _blas_local_address
+        self.blas_local = <size_t>_blas_local_address()
 
     def __dealloc__(self):
         free(self.work)
@@ -180,7 +213,8 @@ cdef class Stepper:
                          <const float*>self.p_wih, <const float*>self.p_whh,
                          <const float*>self.p_bih, <const float*>self.p_bhh, <float*>w,
                          (<float*>w) + B * GH, (<float*>w) + 2 * B * GH,
-                         <float*>cnp.PyArray_DATA(<cnp.ndarray>h_out), <float*>pco)
+                         <float*>cnp.PyArray_DATA(<cnp.ndarray>h_out), <float*>pco,
+                         self.blas_local)
         else:
             _step[double](self.kind, self.act, B, self.n_in, H,
                           <const double*>cnp.PyArray_DATA(<cnp.ndarray>x),
@@ -188,7 +222,8 @@ cdef class Stepper:
                           <const double*>self.p_wih, <const double*>self.p_whh,
                           <const double*>self.p_bih, <const double*>self.p_bhh, <double*>w,
                           (<double*>w) + B * GH, (<double*>w) + 2 * B * GH,
-                          <double*>cnp.PyArray_DATA(<cnp.ndarray>h_out), <double*>pco)
+                          <double*>cnp.PyArray_DATA(<cnp.ndarray>h_out), <double*>pco,
+                          self.blas_local)
         if c is not None:
             return (h_out, c_out)
         return (h_out,)

@@ -63,7 +63,9 @@ def build_parser():
                         "0.02, --quick 0.01)")
     p.add_argument("--switch-gap", type=float, default=0.02,
                    help="idle seconds before each sample so the previous implementation's "
-                        "spinning worker threads go to sleep (default 0.02)")
+                        "spinning worker threads go to sleep; the wait then goes on while the "
+                        "process still burns CPU (OpenBLAS spins ~0.1 s), up to 0.5 s "
+                        "(default 0.02)")
     p.add_argument("--numpy-max-call", type=float, default=None,
                    help="skip the NumPy reference on a row when its estimated time per call "
                         "(from earlier rows) exceeds this many seconds (default: 1.5 * row "

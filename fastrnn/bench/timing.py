@@ -7,11 +7,36 @@ import gc
 import time
 import tracemalloc
 
-__all__ = ["time_round_robin", "peak_memory"]
+__all__ = ["time_round_robin", "settle", "peak_memory"]
+
+
+def settle(gap, max_settle=0.5, step=0.005):
+    """Sleep ``gap`` seconds, then keep sleeping in ``step`` slices while this process still
+    burns CPU (> 20% of a core) during the sleep, at most ``max_settle`` seconds in all.
+    Returns the seconds waited.
+
+    Why: worker pools spin-wait after their work before they sleep, for very different times.
+    Measured here: OpenBLAS (NumPy's BLAS) keeps a worker busy for about 0.1 s after every
+    threaded call (its thread timeout is 2^28 cycles), the engine's OpenMP team, PyTorch's and
+    ONNX Runtime's pools for well under a millisecond. A fixed 20 ms gap therefore left
+    OpenBLAS spinning on one of the two cores while the next implementation was timed, which
+    cost a multi-threaded implementation with a static split (one thread per core, the slower
+    thread sets the time) up to 2x on the short rows. The sleeping main thread uses no CPU,
+    so whatever CPU time the process uses during the sleep is a spinning pool.
+    """
+    t0 = time.perf_counter()
+    if gap > 0:
+        time.sleep(gap)
+    while time.perf_counter() - t0 < max_settle:
+        c0 = time.process_time()
+        time.sleep(step)
+        if time.process_time() - c0 < 0.2 * step:
+            break
+    return time.perf_counter() - t0
 
 
 def time_round_robin(fns, min_repeats, max_repeats, budget, sample_time, warmup=1,
-                     slow_repeats=3, gap=0.0):
+                     slow_repeats=3, gap=0.0, max_settle=0.5):
     """Time several ``fn(n)`` callables interleaved.
 
     Each fn is warmed up (``warmup`` calls, at least one), its per-call time estimated and an
@@ -20,10 +45,11 @@ def time_round_robin(fns, min_repeats, max_repeats, budget, sample_time, warmup=
     implementation has ``min_repeats`` samples and the round loop has used ``budget`` seconds,
     or ``max_repeats`` rounds ran. An implementation whose single call is so slow that
     ``min_repeats`` samples of it alone would exceed the budget takes part in only
-    ``slow_repeats`` rounds (never fewer than 1). Before each sample the loop sleeps ``gap``
-    seconds, so that the previous implementation's thread pool (OpenMP, OpenBLAS and ORT workers
-    spin-wait for a while after their work) has gone idle and does not steal the cores of the
-    next one. Returns name -> dict(times (per call), n).
+    ``slow_repeats`` rounds (never fewer than 1). Before each sample the loop waits until the
+    previous implementation's thread pool has gone idle (:func:`settle`: at least ``gap``
+    seconds, then until this process stops using CPU while it sleeps, at most ``max_settle``
+    seconds), so that spinning workers do not steal the cores of the next one. Returns
+    name -> dict(times (per call), n).
     """
     names = list(fns)
     est, inner = {}, {}
@@ -56,6 +82,7 @@ def time_round_robin(fns, min_repeats, max_repeats, budget, sample_time, warmup=
     gc.disable()
     try:
         start = time.perf_counter()
+        waited = 0.0
         r = 0
         while r < max_repeats:
             order = names[r % len(names):] + names[:r % len(names)]
@@ -63,14 +90,14 @@ def time_round_robin(fns, min_repeats, max_repeats, budget, sample_time, warmup=
                 if len(times[name]) >= limit[name]:
                     continue
                 n = inner[name]
-                if gap > 0 and len(names) > 1:
-                    time.sleep(gap)
+                if len(names) > 1 and (gap > 0 or max_settle > 0):
+                    waited += settle(gap, max_settle)
                 t0 = time.perf_counter()
                 fns[name](n)
                 times[name].append((time.perf_counter() - t0) / n)
             r += 1
             done_min = all(len(times[nm]) >= min(min_repeats, limit[nm]) for nm in names)
-            used = time.perf_counter() - start - (r * len(names) * gap if len(names) > 1 else 0)
+            used = time.perf_counter() - start - waited
             if done_min and used >= budget:
                 break
     finally:

@@ -11,5 +11,8 @@ from .. import io as _io
 # the file format rebuilds models through this registry (io never imports the training loop)
 _io.register_model("Sequential", Sequential)
 _io.register_model("Model", Model)
+# Keras's names: keras.models.load_model / save_model
+load_model, save_model = _io.load_model, _io.save_model
 
-__all__ = ["Model", "Sequential", "Input", "SymbolicTensor", "model_from_json"]
+__all__ = ["Model", "Sequential", "Input", "SymbolicTensor", "model_from_json", "load_model",
+           "save_model"]

@@ -6,7 +6,8 @@
   is used up);
 * a :class:`fastrnn.utils.Sequence`: batch ``i`` is ``seq[i]``; an epoch is ``len(seq)``
   batches (or ``steps_per_epoch``, continuing cyclically), ``seq.on_epoch_end()`` runs
-  after every training epoch; the batch order is not shuffled (shuffle inside the Sequence);
+  after every training epoch (``len(seq)`` is read again after it); the batch order is not
+  shuffled (shuffle inside the Sequence);
 * a Python generator or iterator: batches are drawn with ``next``; an epoch is
   ``steps_per_epoch`` batches, or everything until ``StopIteration`` without it.  A source
   that runs out early ends training with a warning (as in Keras).
@@ -152,15 +153,18 @@ class SourceBatches:
         self.is_sequence = isinstance(source, Sequence)
         self.length = None
         if self.is_sequence:
-            length = len(source)
-            if isinstance(length, bool) or not isinstance(length, (int, np.integer)) \
-                    or length < 1:
-                raise ValueError(f"{what}: len() of the Sequence must be a positive int, got "
-                                 f"{length!r}")
-            self.length = int(length)
+            self._read_length()
         self._cursor = 0
         self._pending = None          # a generator batch read ahead by peek()
         self.exhausted = False
+
+    def _read_length(self):
+        length = len(self.source)
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) \
+                or length < 1:
+            raise ValueError(f"{self.what}: len() of the Sequence must be a positive int, got "
+                             f"{length!r}")
+        self.length = int(length)
 
     @property
     def steps(self):
@@ -225,6 +229,9 @@ class SourceBatches:
     def on_epoch_end(self):
         if self.is_sequence:
             self.source.on_epoch_end()
+            # a Sequence may change its length between epochs (e.g. windows cut at a new
+            # offset); without steps_per_epoch the next epoch reads all of it
+            self._read_length()
 
 
 def ran_out_warning(what):
