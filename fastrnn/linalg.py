@@ -29,9 +29,13 @@ products equal one-thread NumPy's speed (1280 x 256 x 5000: 35.6 ms vs 35.0 ms, 
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
+
+from ._engine.config import get_num_threads as _num_threads
+from .functional import _numpy_blas_one_thread
 
 __all__ = ["matmul", "bmm"]
 
@@ -63,17 +67,14 @@ def _engine():
     return (_dense, _blas_local) if _dense else None
 
 
-def _num_threads():
-    from ._engine.config import get_num_threads
-    return get_num_threads()
-
-
 def _describe(a):
     return f"array of shape {a.shape} and dtype {a.dtype}"
 
 
 def _operand(value, name):
     """A float32/float64 ndarray (any layout: copied to C order only on the engine path)."""
+    if type(value) is np.ndarray and value.dtype in _FLOATS and value.ndim:
+        return value                                   # the layers' case: nothing to check
     if not isinstance(value, np.ndarray):
         try:
             value = np.asarray(value)
@@ -101,11 +102,25 @@ def _pick(backend, nthreads, big_enough):
     return nthreads > 1 and big_enough and _engine() is not None
 
 
-def _numpy_product(f, *args):
-    """NumPy's product with its OpenBLAS held to the calling thread."""
-    from .functional import _numpy_blas_one_thread
-    with _numpy_blas_one_thread():
-        return f(*args)
+# OpenBLAS runs a product on the calling thread by itself below these sizes (GEMM:
+# M*N*K <= 65536 * 4, GEMV: M*N < 2304 * 4 in its interface); under the smaller of them
+# holding it to one thread is skipped (that costs two foreign calls, ~1 us)
+_BLAS_SERIAL_MACS = 2304 * 4
+
+
+def _numpy_product(macs, a, b):
+    """NumPy's ``a @ b`` with its OpenBLAS held to the calling thread (its thread-local
+    setting; a no-op where unavailable), so NumPy's pool is never woken."""
+    if macs < _BLAS_SERIAL_MACS:
+        return np.matmul(a, b)
+    setter = _numpy_blas_one_thread._find()
+    if not setter:
+        return np.matmul(a, b)
+    prev = setter(1)
+    try:
+        return np.matmul(a, b)
+    finally:
+        setter(prev)
 
 
 def matmul(a, b, *, transpose_a: bool = False, transpose_b: bool = False,
@@ -160,19 +175,19 @@ def matmul(a, b, *, transpose_a: bool = False, transpose_b: bool = False,
     if transpose_a and transpose_b:
         raise ValueError("transpose_a and transpose_b: expected at most one of them True, got "
                          "both")
-    dt = np.result_type(a.dtype, b.dtype)
+    dt = a.dtype if a.dtype == b.dtype else np.result_type(a.dtype, b.dtype)
     if transpose_a:
         if a.shape[:-1] != b.shape[:-1]:
             raise ValueError(f"b: expected the leading axes of a {a.shape[:-1]} (rows of "
                              f"a^T @ b), got {_describe(b)}")
         M, N = a.shape[-1], b.shape[-1]
-        R = int(np.prod(a.shape[:-1], dtype=np.int64))
-        big = R * M * N >= _ENGINE_MIN_MACS and max(M, N) >= _ENGINE_MIN_SIDE
+        R = math.prod(a.shape[:-1])
+        macs = R * M * N
+        big = macs >= _ENGINE_MIN_MACS and max(M, N) >= _ENGINE_MIN_SIDE
         nt = _num_threads()
         a2, b2 = a.reshape(R, M), b.reshape(R, N)
         if not _pick(backend, nt, big):
-            return _numpy_product(np.matmul, a2.T.astype(dt, copy=False),
-                                  b2.astype(dt, copy=False))
+            return _numpy_product(macs, a2.T.astype(dt, copy=False), b2.astype(dt, copy=False))
         eng, blas_local = _engine()
         out = np.empty((M, N), dt)
         eng.matmul_tn(np.ascontiguousarray(a2, dtype=dt), np.ascontiguousarray(b2, dtype=dt),
@@ -186,14 +201,14 @@ def matmul(a, b, *, transpose_a: bool = False, transpose_b: bool = False,
         side = "b.shape[1]" if transpose_b else "b.shape[0]"
         raise ValueError(f"b: expected {side} == a.shape[-1] == {K}, got {_describe(b)}")
     lead = a.shape[:-1]
-    R = int(np.prod(lead, dtype=np.int64))
-    big = (R * N * K >= _ENGINE_MIN_MACS and N >= _ENGINE_MIN_COLS
-           and R >= _ENGINE_MIN_ROWS)
+    R = math.prod(lead)
+    macs = R * N * K
+    big = macs >= _ENGINE_MIN_MACS and N >= _ENGINE_MIN_COLS and R >= _ENGINE_MIN_ROWS
     nt = _num_threads()
     a2 = a.reshape(R, K)
     if not _pick(backend, nt, big):
         bb = b.T if transpose_b else b
-        out = _numpy_product(np.matmul, a2.astype(dt, copy=False), bb.astype(dt, copy=False))
+        out = _numpy_product(macs, a2.astype(dt, copy=False), bb.astype(dt, copy=False))
         return out.reshape(lead + (N,))
     eng, _ = _engine()
     out = np.empty((R, N), dt)
@@ -255,14 +270,15 @@ def bmm(a, b, *, transpose_a: bool = False, transpose_b: bool = False,
     if Kb != K:
         side = "b.shape[2]" if transpose_b else "b.shape[1]"
         raise ValueError(f"b: expected {side} == {K} (the inner size of a), got {_describe(b)}")
-    dt = np.result_type(a.dtype, b.dtype)
+    dt = a.dtype if a.dtype == b.dtype else np.result_type(a.dtype, b.dtype)
     nb = a.shape[0]
     nt = _num_threads()
-    big = nb >= 2 and nb * M * N * K >= _ENGINE_MIN_MACS
+    macs = nb * M * N * K
+    big = nb >= 2 and macs >= _ENGINE_MIN_MACS
     if not _pick(backend, nt, big):
         aa = a.transpose(0, 2, 1) if transpose_a else a
         bb = b.transpose(0, 2, 1) if transpose_b else b
-        return _numpy_product(np.matmul, aa.astype(dt, copy=False), bb.astype(dt, copy=False))
+        return _numpy_product(M * N * K, aa.astype(dt, copy=False), bb.astype(dt, copy=False))
     eng, blas_local = _engine()
     out = np.empty((nb, M, N), dt)
     eng.bmm(np.ascontiguousarray(a, dtype=dt), np.ascontiguousarray(b, dtype=dt), out,
