@@ -15,17 +15,22 @@ two pools compete for the cores: on a 2-core machine one training step of
 engine's threads (its packed GEMM for ``x @ W^T`` and ``dy @ W``, per-thread single-threaded
 BLAS calls over blocks of the output for ``dy^T @ x``), so NumPy's pool is never woken.
 
-Which products go to the engine (measured on 2 cores, float32, see ``_ENGINE_MIN_MACS``): a
-product runs there when the engine would split it over two or more threads -- at least
-``2**22`` multiply-adds, at least 16 output columns and 12 rows for ``x @ W^T`` / ``dy @ W``
-(the packed GEMM's register tile is 16-48 columns wide, so a narrow output such as
-``Dense(1)`` wastes most of it), at least 32 rows or columns of ``dW`` -- and the thread count
-is above 1. Everything smaller runs in NumPy with NumPy's OpenBLAS held to the calling thread
-(its thread-local setting, when available): at those sizes NumPy's call costs less (no
-packing, 3-8 µs less overhead; e.g. (256, 64) @ (64, 64): 32 µs vs 40 µs on one thread), and
-the engine would have used one thread anyway. At and above the rule's sizes the engine's
-products equal one-thread NumPy's speed (1280 x 256 x 5000: 35.6 ms vs 35.0 ms, dW 39.3 vs
-37.9 ms) and use both cores without a second pool.
+Which products go to the engine (the rule; float32 figures, minimum of many runs, one thread
+each, ``dense.matmul_*`` vs NumPy's ``@`` held to one thread): a product runs there when the
+engine would split it over two or more threads -- at least ``2**22`` multiply-adds (the
+engine's packed GEMM gives each thread >= ~4 MFLOP), at least 16 output columns and 12 rows
+for ``x @ W^T`` / ``dy @ W`` (the register tile is 16-48 columns wide: a narrow output such as
+``Dense(1)`` would waste most of it; (1280, 64) @ (64, 2): 90 µs vs 26 µs), at least 32 rows
+or columns of ``dW`` -- and the thread count is above 1. Everything smaller runs in NumPy with
+NumPy's OpenBLAS held to the calling thread (its thread-local setting, when available): there
+NumPy's call is cheaper (no packing, a few µs less overhead; (256, 64) @ (64, 64): 28 µs vs
+35 µs; (1024, 64) @ (64, 64): 119 vs 142 µs), and the engine would have used one thread
+anyway. At the sizes that matter the engine's products match one-thread NumPy (forward
+(1280, 256) @ (256, 5000): 36.6 ms vs 35.5 ms; (1280, 256) @ (256, 256): 2.18 vs 2.17 ms;
+dW: 42.2 vs 38.8 ms and 2.78 vs 2.21 ms, the gap being SciPy's OpenBLAS build vs NumPy's) and
+split over the engine's threads with no second pool. Held to one thread, OpenBLAS never wakes
+its workers; left alone on a busy 2-core machine, one (320, 128) @ (128, 64) product took
+7.7 ms instead of 0.07 ms.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ DOCTEST_MODULES = [
     "fastrnn.layers.recurrent", "fastrnn.layers.core", "fastrnn.layers.embedding",
     "fastrnn.layers.dropout", "fastrnn.layers.bidirectional", "fastrnn.models.sequential",
     "fastrnn.functional", "fastrnn.interop", "fastrnn.io", "fastrnn._engine.config",
-    "fastrnn._ngram", "fastrnn.textgen", "fastrnn.callbacks",
+    "fastrnn._ngram", "fastrnn.textgen", "fastrnn.callbacks", "fastrnn.linalg",
 ]
 
 # the public API a user meets first: each needs Parameters and an example
@@ -24,7 +24,8 @@ DOCUMENTED = [fr.SimpleRNN, fr.LSTM, fr.GRU, fr.Dense, fr.Embedding, fr.Dropout,
               fr.Bidirectional, fr.Sequential, fr.Model, fr.functional.rnn_forward,
               fr.functional.lstm_forward, fr.functional.gru_forward, fr.save_model,
               fr.interop.load_keras_weights, fr.interop.load_torch_weights,
-              fr.interop.from_torch, fr.set_num_threads, fr.show_config]
+              fr.interop.from_torch, fr.set_num_threads, fr.show_config,
+              fr.linalg.matmul, fr.linalg.bmm]
 
 
 @pytest.mark.parametrize("name", DOCTEST_MODULES)

@@ -6,6 +6,8 @@ Layout:
   elman.pyx lstm.pyx gru.pyx   one kernel file per cell (design notes at the top of each)
   runtime.pyx       build/runtime facts (OpenMP, ISA path) and hooks for tests
   stepper.pyx       compiled one-step runner behind Layer.step (streaming)
+  dense.pyx         the dense layers' products (x @ W^T, dy @ W, dy^T @ x, stacked per-sample
+                    products) on the same OpenMP threads; validated by fastrnn.linalg
   src/              C: per-ISA micro-kernels and fused recurrent steps (fr_kern*.{c,h}, one
                     source over GCC vector types, CPUID dispatch), pointwise passes, activations
   kernels.py        the Python driver: allocates outputs/workspaces, one kernel call per pass
