@@ -302,7 +302,8 @@ class AdditiveAttention(_BaseAttention):
     def _raw_scores(self, q, k):
         t = np.tanh(q[:, :, None, :] + k[:, None, :, :])          # (B, Tq, Tv, d)
         if self.use_scale:
-            return t @ self.params["scale"], t
+            # (rows, d) @ (d, 1): NumPy on this thread only (fastrnn.linalg's size rule)
+            return matmul(t, self.params["scale"][:, None])[..., 0], t
         return t.sum(axis=-1), t
 
     def _raw_backward(self, q, k, t, dscores):

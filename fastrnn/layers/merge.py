@@ -18,6 +18,7 @@ Example
 
 import numpy as np
 
+from ..linalg import bmm
 from .base import Layer
 
 __all__ = ["Concatenate", "Add", "Subtract", "Multiply", "Average", "Dot"]
@@ -378,7 +379,7 @@ class Dot(_Merge):
         m1 = np.moveaxis(y1, a1, 1)                   # (B, k, Q...)
         B, k = m0.shape[0], m0.shape[-1]
         p_shape, q_shape = m0.shape[1:-1], m1.shape[2:]
-        out = np.matmul(m0.reshape(B, -1, k), m1.reshape(B, k, -1))
+        out = bmm(m0.reshape(B, -1, k), m1.reshape(B, k, -1))     # engine threads (linalg)
         out = out.reshape((B,) + p_shape + q_shape)
         if out.ndim == 1:
             out = out[:, None]
@@ -399,8 +400,8 @@ class Dot(_Merge):
         P = int(np.prod(p_shape, dtype=np.int64))
         Q = int(np.prod(q_shape, dtype=np.int64))
         d3 = d.reshape(B, P, Q)
-        dm0 = np.matmul(d3, m1.reshape(B, k, Q).transpose(0, 2, 1))      # (B, P, k)
-        dm1 = np.matmul(m0.reshape(B, P, k).transpose(0, 2, 1), d3)      # (B, k, Q)
+        dm0 = bmm(d3, m1.reshape(B, k, Q), transpose_b=True)             # (B, P, k)
+        dm1 = bmm(m0.reshape(B, P, k), d3, transpose_a=True)             # (B, k, Q)
         dy0 = np.moveaxis(dm0.reshape(m0.shape), -1, a0)
         dy1 = np.moveaxis(dm1.reshape(m1.shape), 1, a1)
         grads = []
