@@ -15,22 +15,35 @@ two pools compete for the cores: on a 2-core machine one training step of
 engine's threads (its packed GEMM for ``x @ W^T`` and ``dy @ W``, per-thread single-threaded
 BLAS calls over blocks of the output for ``dy^T @ x``), so NumPy's pool is never woken.
 
-Which products go to the engine (the rule; float32 figures, minimum of many runs, one thread
-each, ``dense.matmul_*`` vs NumPy's ``@`` held to one thread): a product runs there when the
-engine would split it over two or more threads -- at least ``2**22`` multiply-adds (the
-engine's packed GEMM gives each thread >= ~4 MFLOP), at least 16 output columns and 12 rows
-for ``x @ W^T`` / ``dy @ W`` (the register tile is 16-48 columns wide: a narrow output such as
-``Dense(1)`` would waste most of it; (1280, 64) @ (64, 2): 90 µs vs 26 µs), at least 32 rows
-or columns of ``dW`` -- and the thread count is above 1. Everything smaller runs in NumPy with
-NumPy's OpenBLAS held to the calling thread (its thread-local setting, when available): there
-NumPy's call is cheaper (no packing, a few µs less overhead; (256, 64) @ (64, 64): 28 µs vs
-35 µs; (1024, 64) @ (64, 64): 119 vs 142 µs), and the engine would have used one thread
-anyway. At the sizes that matter the engine's products match one-thread NumPy (forward
-(1280, 256) @ (256, 5000): 36.6 ms vs 35.5 ms; (1280, 256) @ (256, 256): 2.18 vs 2.17 ms;
-dW: 42.2 vs 38.8 ms and 2.78 vs 2.21 ms, the gap being SciPy's OpenBLAS build vs NumPy's) and
-split over the engine's threads with no second pool. Held to one thread, OpenBLAS never wakes
-its workers; left alone on a busy 2-core machine, one (320, 128) @ (128, 64) product took
-7.7 ms instead of 0.07 ms.
+Which products go to the engine (the rule): a product runs there when the engine would split
+it over two or more threads -- at least ``2**22`` multiply-adds (the engine's packed GEMM
+gives each thread >= ~4 MFLOP), at least 16 output columns and 12 rows for ``x @ W^T`` /
+``dy @ W`` (the register tile is 16-48 columns wide: a narrow output such as ``Dense(1)``
+would waste most of it; (1280, 64) @ (64, 2): 90 µs vs NumPy's 26 µs), at least 32 rows or
+columns of ``dW`` -- and the thread count is above 1. Everything smaller runs in NumPy with
+NumPy's OpenBLAS held to the calling thread (its thread-local setting, when available).
+
+Measured on the 2-core AVX-512 machine, float32, the engine on 1 and 2 threads vs NumPy's
+``@`` held to one thread, fastest of 300 runs, µs (the median moves with other load):
+
+=========================  ======  ========  ========  ============
+product (R, K) @ (K, N)    MACs    engine 1  engine 2  NumPy 1 thr
+=========================  ======  ========  ========  ============
+(256, 64) @ (64, 64)       1.0 M   39        37        33
+(1024, 64) @ (64, 64)      4.2 M   125       75        95
+(1280, 128) @ (128, 128)   21 M    423       259       418
+(1280, 128) @ (128, 512)   84 M    1565      836       1644
+(1280, 256) @ (256, 5000)  1.6 G   37165     19031     35972
+=========================  ======  ========  ========  ============
+
+Below ``2**22`` the engine would run one thread, where NumPy's call is cheaper (no packing,
+a few µs less overhead); from there on two threads win. On one thread the products are
+even (the weight gradient 10-25% behind: SciPy's OpenBLAS build, which the engine calls,
+against NumPy's). The weight gradient splits the longer side of ``dW`` over the threads,
+each making one single-threaded BLAS call; a transposed copy of ``dy`` plus the packed GEMM
+was slower (1 thread, ms: 49.2 vs 39.3 for (5000, 1280) @ (1280, 256)). Held to one thread,
+NumPy's OpenBLAS never wakes its workers; left alone on a busy 2-core machine one
+(320, 128) @ (128, 64) product took 7.7 ms instead of 0.07 ms.
 """
 from __future__ import annotations
 
