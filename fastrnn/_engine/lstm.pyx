@@ -33,10 +33,14 @@ fused kernel runs the register-blocked product (AVX-512: 24 zmm accumulators, e.
 6 rows x i|f|g|o of 16 units; AVX2: 12 ymm) and, while each tile is in L1, the
 cell's pointwise update (bias, activations, state update, mask, training cache).
 The instruction-set path is chosen once at import by CPUID (FASTRNN_ISA forces a
-lower one). Single-step calls (streaming) skip the packing: GEMV for one row, BLAS
-otherwise, then the separate pointwise pass. The batch is split over OpenMP threads
+lower one). Single-step calls on <= 4 rows (streaming) skip the packing: one GEMV
+per row, then the separate pointwise pass. The batch is split over OpenMP threads
 for the WHOLE sequence (no per-step synchronisation) when every thread gets >= 2
-rows and enough work; each thread sets FTZ/DAZ for itself and restores it. The
+rows and enough work. With fewer rows (B = 1..3) and enough work per step
+(common.pxd: split_units_threads) the threads split the hidden units instead:
+each computes its panels of every step, so its slice of W_hh stays in its own
+L2, and the team meets at a barrier per step. Each thread sets FTZ/DAZ for
+itself and restores it. The
 input projection and dX use the engine's packed GEMM (measured >= OpenBLAS on
 these shapes; rows split over the threads); the two weight-gradient GEMMs call
 BLAS single-threaded per OpenMP thread, so only one thread pool is ever active.
