@@ -337,6 +337,34 @@ def test_empty_sequence():
         np.testing.assert_array_equal(out[1], a["h0"])
 
 
+# (T, B, I, H) where one or two rows cannot be split over 2 threads but the step's work
+# (B*G*H*H >= 48k multiply-adds, >= 2 panels per thread) makes the threads split the hidden
+# units instead, meeting at a barrier after every step: odd H (a partial last panel), H
+# just past a panel, B = 1, 2, 3, and an Elman cell big enough to qualify
+SPLIT_SHAPES = {
+    "lstm": [(7, 1, 5, 128), (4, 2, 6, 131), (3, 3, 4, 200)],
+    "gru": [(7, 1, 5, 128), (4, 2, 6, 145), (3, 3, 4, 200)],
+    "rnn": [(7, 1, 5, 256), (4, 2, 6, 257), (3, 3, 4, 300)],
+}
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_hidden_unit_split_matches_reference(cell, dt):
+    import fastrnn
+    saved = fastrnn.get_num_threads()
+    fastrnn.set_num_threads(2)
+    try:
+        for i, shape in enumerate(SPLIT_SHAPES[cell]):
+            check_cell(cell, shape, dt, None, seed=40 + i)
+            check_cell(cell, shape, dt, "random", seed=50 + i)
+            check_cell(cell, shape, dt, "lengths", seed=60 + i)
+        if cell == "rnn":
+            check_cell(cell, (5, 1, 4, 256), dt, "random", seed=70, activation="relu")
+    finally:
+        fastrnn.set_num_threads(saved)
+
+
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_threaded_batch_split_matches_reference(cell, dt):

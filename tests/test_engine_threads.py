@@ -34,37 +34,39 @@ from fastrnn._engine import kernels as E
 
 fastrnn.set_num_threads(2)
 rng = np.random.default_rng(1234)
-T, B, I, H = 6, 16, 64, 48
 bad = []
-for cell, G in (("rnn", 1), ("lstm", 4), ("gru", 3)):
-    for dt in (np.float64, np.float32):
-        s = 1.0 / np.sqrt(H)
-        a = dict(x=rng.standard_normal((T, B, I)), h0=0.5 * rng.standard_normal((B, H)))
-        if cell == "lstm":
-            a["c0"] = rng.standard_normal((B, H))
-        a.update(weight_ih=rng.uniform(-s, s, (G * H, I)), weight_hh=rng.uniform(-s, s, (G * H, H)),
-                 bias_ih=rng.uniform(-s, s, G * H), bias_hh=rng.uniform(-s, s, G * H))
-        a = {k: v.astype(dt) for k, v in a.items()}
-        keys = ["x", "h0"] + (["c0"] if cell == "lstm" else []) + \
-            ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
-        # recurrent dropout on the float32 runs (each thread masks its own rows)
-        kw = {}
-        if dt == np.float32:
-            kw["recurrent_mask"] = ((rng.random((B, H)) >= 0.25) / 0.75).astype(dt)
-        ref = getattr(R, cell + "_forward")(*[a[k] for k in keys], training=True, **kw)
-        got = getattr(E, cell + "_forward")(*[a[k] for k in keys], training=True, **kw)
-        tol = 1e-9 if dt == np.float64 else 2e-3
-        for i, (r, g) in enumerate(zip(ref[:-1], got[:-1])):
-            if not np.allclose(g, r, rtol=tol, atol=tol):
-                bad.append(f"{cell} {dt.__name__} forward output {i}: max err "
-                           f"{np.nanmax(np.abs(g - r))}")
-        grads = [rng.standard_normal(o.shape).astype(dt) for o in ref[:-1]]
-        gr = getattr(R, cell + "_backward")(ref[-1], *grads)
-        ge = getattr(E, cell + "_backward")(got[-1], *grads)
-        for k in gr:
-            scale = max(1.0, float(np.abs(gr[k]).max()))
-            if not np.allclose(ge[k], gr[k], rtol=tol, atol=tol * scale):
-                bad.append(f"{cell} {dt.__name__} d{k}: max err {np.nanmax(np.abs(ge[k] - gr[k]))}")
+# (T, B, I, H): a batch split over the threads, and one row whose hidden units are split
+# (a barrier per step: every thread must reach it the same number of times)
+CASES = [(shape, cell, dt) for shape in ((6, 16, 64, 48), (5, 1, 8, 256))
+         for cell in (("rnn", 1), ("lstm", 4), ("gru", 3)) for dt in (np.float64, np.float32)]
+for (T, B, I, H), (cell, G), dt in CASES:
+    s = 1.0 / np.sqrt(H)
+    a = dict(x=rng.standard_normal((T, B, I)), h0=0.5 * rng.standard_normal((B, H)))
+    if cell == "lstm":
+        a["c0"] = rng.standard_normal((B, H))
+    a.update(weight_ih=rng.uniform(-s, s, (G * H, I)), weight_hh=rng.uniform(-s, s, (G * H, H)),
+             bias_ih=rng.uniform(-s, s, G * H), bias_hh=rng.uniform(-s, s, G * H))
+    a = {k: v.astype(dt) for k, v in a.items()}
+    keys = ["x", "h0"] + (["c0"] if cell == "lstm" else []) + \
+        ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+    # recurrent dropout on the float32 batch-split runs (each thread masks its own rows)
+    kw = {}
+    if dt == np.float32 and B > 1:
+        kw["recurrent_mask"] = ((rng.random((B, H)) >= 0.25) / 0.75).astype(dt)
+    ref = getattr(R, cell + "_forward")(*[a[k] for k in keys], training=True, **kw)
+    got = getattr(E, cell + "_forward")(*[a[k] for k in keys], training=True, **kw)
+    tol = 1e-9 if dt == np.float64 else 2e-3
+    for i, (r, g) in enumerate(zip(ref[:-1], got[:-1])):
+        if not np.allclose(g, r, rtol=tol, atol=tol):
+            bad.append(f"{cell} {dt.__name__} forward output {i}: max err "
+                       f"{np.nanmax(np.abs(g - r))}")
+    grads = [rng.standard_normal(o.shape).astype(dt) for o in ref[:-1]]
+    gr = getattr(R, cell + "_backward")(ref[-1], *grads)
+    ge = getattr(E, cell + "_backward")(got[-1], *grads)
+    for k in gr:
+        scale = max(1.0, float(np.abs(gr[k]).max()))
+        if not np.allclose(ge[k], gr[k], rtol=tol, atol=tol * scale):
+            bad.append(f"{cell} {dt.__name__} d{k}: max err {np.nanmax(np.abs(ge[k] - gr[k]))}")
 print("\n".join(bad) if bad else "OK")
 sys.exit(1 if bad else 0)
 """

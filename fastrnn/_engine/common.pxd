@@ -173,26 +173,30 @@ cdef extern from "fr_common.h" nogil:
     size_t fr_pack_cell_size_d(int G, int H)
     void fr_pack_cell_f(int G, int H, const float* w_hh, float* Wp)
     void fr_pack_cell_d(int G, int H, const double* w_hh, double* Wp)
-    void fr_lstm_step_f(int nb, int H, const float* hp, const float* Wp, const float* g,
-                        const float* bias, const float* cp, float* h_out, float* c_out,
-                        float* gates_out, const unsigned char* mask)
-    void fr_lstm_step_d(int nb, int H, const double* hp, const double* Wp, const double* g,
-                        const double* bias, const double* cp, double* h_out, double* c_out,
-                        double* gates_out, const unsigned char* mask)
-    void fr_gru_step_f(int nb, int H, const float* hp, const float* Wp, const float* gi,
-                       const float* bias_rz, const float* b_in, const float* b_hn,
-                       float* h_out, float* gates_out, float* hn_out,
+    void fr_lstm_step_f(int nb, int H, int pa, int pb, const float* hp, const float* Wp,
+                        const float* g, const float* bias, const float* cp, float* h_out,
+                        float* c_out, float* gates_out, const unsigned char* mask)
+    void fr_lstm_step_d(int nb, int H, int pa, int pb, const double* hp, const double* Wp,
+                        const double* g, const double* bias, const double* cp,
+                        double* h_out, double* c_out, double* gates_out,
+                        const unsigned char* mask)
+    void fr_gru_step_f(int nb, int H, int pa, int pb, const float* hp, const float* Wp,
+                       const float* gi, const float* bias_rz, const float* b_in,
+                       const float* b_hn, float* h_out, float* gates_out, float* hn_out,
                        const unsigned char* mask)
-    void fr_gru_step_d(int nb, int H, const double* hp, const double* Wp, const double* gi,
-                       const double* bias_rz, const double* b_in, const double* b_hn,
-                       double* h_out, double* gates_out, double* hn_out,
-                       const unsigned char* mask)
-    void fr_elman_step_f(int nb, int H, int act, const float* hp, const float* Wp,
-                         const float* g, const float* bias, float* h_out,
+    void fr_gru_step_d(int nb, int H, int pa, int pb, const double* hp, const double* Wp,
+                       const double* gi, const double* bias_rz, const double* b_in,
+                       const double* b_hn, double* h_out, double* gates_out,
+                       double* hn_out, const unsigned char* mask)
+    void fr_elman_step_f(int nb, int H, int pa, int pb, int act, const float* hp,
+                         const float* Wp, const float* g, const float* bias, float* h_out,
                          const unsigned char* mask)
-    void fr_elman_step_d(int nb, int H, int act, const double* hp, const double* Wp,
-                         const double* g, const double* bias, double* h_out,
-                         const unsigned char* mask)
+    void fr_elman_step_d(int nb, int H, int pa, int pb, int act, const double* hp,
+                         const double* Wp, const double* g, const double* bias,
+                         double* h_out, const unsigned char* mask)
+    int fr_cell_panels_f(int G, int H)
+    int fr_cell_panels_d(int G, int H)
+    void fr_barrier()
 
 
 cdef inline real* pack_cell_new(Py_ssize_t G, Py_ssize_t H, const real* w_hh) noexcept nogil:
@@ -214,35 +218,76 @@ cdef inline real* pack_cell_new(Py_ssize_t G, Py_ssize_t H, const real* w_hh) no
     return wp
 
 
-cdef inline void lstm_step(Py_ssize_t nb, Py_ssize_t H, const real* hp, const real* wp,
-                           const real* g, const real* bias, const real* cp, real* h_out,
-                           real* c_out, real* gates_out,
+cdef inline void lstm_step(Py_ssize_t nb, Py_ssize_t H, int pa, int pb, const real* hp,
+                           const real* wp, const real* g, const real* bias, const real* cp,
+                           real* h_out, real* c_out, real* gates_out,
                            const unsigned char* mask) noexcept nogil:
+    """Fused LSTM step over panels [pa, pb) (ALL_PANELS: every panel)."""
     if real is float:
-        fr_lstm_step_f(<int>nb, <int>H, hp, wp, g, bias, cp, h_out, c_out, gates_out, mask)
+        fr_lstm_step_f(<int>nb, <int>H, pa, pb, hp, wp, g, bias, cp, h_out, c_out,
+                       gates_out, mask)
     else:
-        fr_lstm_step_d(<int>nb, <int>H, hp, wp, g, bias, cp, h_out, c_out, gates_out, mask)
+        fr_lstm_step_d(<int>nb, <int>H, pa, pb, hp, wp, g, bias, cp, h_out, c_out,
+                       gates_out, mask)
 
 
-cdef inline void gru_step(Py_ssize_t nb, Py_ssize_t H, const real* hp, const real* wp,
-                          const real* gi, const real* bias_rz, const real* b_in,
-                          const real* b_hn, real* h_out, real* gates_out, real* hn_out,
-                          const unsigned char* mask) noexcept nogil:
+cdef inline void gru_step(Py_ssize_t nb, Py_ssize_t H, int pa, int pb, const real* hp,
+                          const real* wp, const real* gi, const real* bias_rz,
+                          const real* b_in, const real* b_hn, real* h_out, real* gates_out,
+                          real* hn_out, const unsigned char* mask) noexcept nogil:
+    """Fused GRU step over panels [pa, pb) (ALL_PANELS: every panel)."""
     if real is float:
-        fr_gru_step_f(<int>nb, <int>H, hp, wp, gi, bias_rz, b_in, b_hn, h_out, gates_out,
-                      hn_out, mask)
+        fr_gru_step_f(<int>nb, <int>H, pa, pb, hp, wp, gi, bias_rz, b_in, b_hn, h_out,
+                      gates_out, hn_out, mask)
     else:
-        fr_gru_step_d(<int>nb, <int>H, hp, wp, gi, bias_rz, b_in, b_hn, h_out, gates_out,
-                      hn_out, mask)
+        fr_gru_step_d(<int>nb, <int>H, pa, pb, hp, wp, gi, bias_rz, b_in, b_hn, h_out,
+                      gates_out, hn_out, mask)
 
 
-cdef inline void elman_step(Py_ssize_t nb, Py_ssize_t H, int act, const real* hp,
-                            const real* wp, const real* g, const real* bias, real* h_out,
-                            const unsigned char* mask) noexcept nogil:
+cdef inline void elman_step(Py_ssize_t nb, Py_ssize_t H, int pa, int pb, int act,
+                            const real* hp, const real* wp, const real* g, const real* bias,
+                            real* h_out, const unsigned char* mask) noexcept nogil:
+    """Fused Elman step over panels [pa, pb) (ALL_PANELS: every panel)."""
     if real is float:
-        fr_elman_step_f(<int>nb, <int>H, act, hp, wp, g, bias, h_out, mask)
+        fr_elman_step_f(<int>nb, <int>H, pa, pb, act, hp, wp, g, bias, h_out, mask)
     else:
-        fr_elman_step_d(<int>nb, <int>H, act, hp, wp, g, bias, h_out, mask)
+        fr_elman_step_d(<int>nb, <int>H, pa, pb, act, hp, wp, g, bias, h_out, mask)
+
+
+cdef enum:
+    ALL_PANELS = 1 << 30
+
+
+cdef inline int cell_panels(Py_ssize_t G, Py_ssize_t H, bint is_float) noexcept nogil:
+    """Panels (units of the hidden-unit split) of the fused steps on the current path."""
+    if is_float:
+        return fr_cell_panels_f(<int>G, <int>H)
+    return fr_cell_panels_d(<int>G, <int>H)
+
+
+cdef inline void barrier() noexcept nogil:
+    """Barrier of the enclosing OpenMP parallel region (no-op outside one)."""
+    fr_barrier()
+
+
+cdef inline int split_units_threads(Py_ssize_t B, Py_ssize_t G, Py_ssize_t H, int nt,
+                                    int nrows, int npanels) noexcept nogil:
+    """Threads for the hidden-unit split of the recurrence, or 1 (don't split).
+
+    Used only when the batch split gives one thread (too few rows: pick_threads). Each
+    thread then computes its panels of every step for all rows and the team meets at a
+    barrier per step (all of h_t is read at t + 1). It pays when each thread's share of
+    the step (its slice of W_hh, read from its own L2) outweighs the barrier (~0.2-0.5
+    us): B*G*H*H >= 48k multiply-adds per step (an LSTM or GRU of 128 units at B = 1,
+    an Elman cell of 256), and every thread gets >= 2 panels."""
+    cdef int n = nt
+    if not FR_HAVE_OMP or nrows > 1 or n < 2:
+        return 1
+    if B * G * H * H < 49152:
+        return 1
+    if n > npanels // 2:
+        n = npanels // 2
+    return n if n >= 2 else 1
 
 
 # Rows up to which a single step's recurrent product runs as one GEMV per row on the

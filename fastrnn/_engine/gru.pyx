@@ -57,7 +57,8 @@ from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_is
                               colsum_add, gru_fwd_pw, gru_step, pack_cell_new, use_fused,
                               gru_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
                               project, weight_grads, rdrop_mul, rdrop_add,
-                              rdrop_gru_carry, recur_bwd_set)
+                              rdrop_gru_carry, recur_bwd_set, ALL_PANELS, cell_panels,
+                              barrier, split_units_threads)
 
 
 cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -65,8 +66,11 @@ cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                        const real* wp, const real* bias_rz, const real* b_in, const real* b_hn,
                        const real* h0, real* hseq, real* hn,
                        const unsigned char* mask, bint store, const real* rm,
-                       real* hm) noexcept nogil:
+                       real* hm, int pa=0, int pb=ALL_PANELS,
+                       bint sync=False) noexcept nogil:
     """gh: (B, 3H) workspace; hn: (T, B, H) or NULL (inference).
+    Hidden-unit split (sync): panels [pa, pb) of every step, then a barrier (every
+    thread reads all of h_t at t + 1; fused path only, no rm).
     rm: (B, H) recurrent-dropout mask or NULL (needs `store`); then the thread's
     rows of hm (B, H) receive h_{t-1} * rm, the product's input, at every step."""
     cdef Py_ssize_t GH = 3 * H, t
@@ -86,8 +90,11 @@ cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
             rdrop_mul(nb * H, hp, rm + b0 * H, hm + b0 * H)
         if wp != NULL:
             # fused: every register tile of h W_hh^T gets its pointwise update in L1
-            gru_step(nb, H, hx, wp, gi, bias_rz, b_in, b_hn, hseq + (t * B + b0) * H,
-                     gi if store else NULL, hn + (t * B + b0) * H if store else NULL, m)
+            gru_step(nb, H, pa, pb, hx, wp, gi, bias_rz, b_in, b_hn,
+                     hseq + (t * B + b0) * H, gi if store else NULL,
+                     hn + (t * B + b0) * H if store else NULL, m)
+            if sync:
+                barrier()
             if rm != NULL:
                 # the step used hx in h_t = n + z * (h_{t-1} - n) too: redo that term
                 # with the unmasked state from the stored z, n
@@ -118,7 +125,7 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     cdef real* hmp = NULL
     cdef unsigned int csr, csr_t = 0
     cdef real* wp = NULL
-    cdef int nthr, tid = 0, nteam = 1
+    cdef int nthr, tid = 0, nteam = 1, nsplit = 1, npan = 0, p0 = 0, p1 = 0
     cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
@@ -142,7 +149,21 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
             wp = pack_cell_new(3, H, &w_hh[0, 0])
             if wp == NULL:
                 nthr = 1
-        if nthr > 1:
+        if wp != NULL and rm == NULL and T > 1:
+            npan = cell_panels(3, H, real is float)
+            nsplit = split_units_threads(B, 3, H, nthreads, nthr, npan)
+        if nsplit > 1:
+            with parallel(num_threads=nsplit):
+                tid = threadid()
+                nteam = team_size()
+                p0 = (tid * npan) // nteam
+                p1 = ((tid + 1) * npan) // nteam
+                csr_t = fr_ftz_enter()
+                gru_fwd_rows(T, B, 0, B, H, &Gi[0, 0, 0], &gh[0, 0], &w_hh[0, 0], wp,
+                             &bias_rz[0], &b_ih[2 * H], &b_hh[2 * H], &h0[0, 0],
+                             &hseq[0, 0, 0], hnp, mp, training, rm, hmp, p0, p1, True)
+                fr_ftz_exit(csr_t)
+        elif nthr > 1:
             with parallel(num_threads=nthr):
                 tid = threadid()
                 # split by the team the runtime actually gave (OMP_THREAD_LIMIT,

@@ -33,10 +33,14 @@ fused kernel runs the register-blocked product (AVX-512: 24 zmm accumulators, e.
 6 rows x i|f|g|o of 16 units; AVX2: 12 ymm) and, while each tile is in L1, the
 cell's pointwise update (bias, activations, state update, mask, training cache).
 The instruction-set path is chosen once at import by CPUID (FASTRNN_ISA forces a
-lower one). Single-step calls (streaming) skip the packing: GEMV for one row, BLAS
-otherwise, then the separate pointwise pass. The batch is split over OpenMP threads
+lower one). Single-step calls on <= 4 rows (streaming) skip the packing: one GEMV
+per row, then the separate pointwise pass. The batch is split over OpenMP threads
 for the WHOLE sequence (no per-step synchronisation) when every thread gets >= 2
-rows and enough work; each thread sets FTZ/DAZ for itself and restores it. The
+rows and enough work. With fewer rows (B = 1..3) and enough work per step
+(common.pxd: split_units_threads) the threads split the hidden units instead:
+each computes its panels of every step, so its slice of W_hh stays in its own
+L2, and the team meets at a barrier per step. Each thread sets FTZ/DAZ for
+itself and restores it. The
 input projection and dX use the engine's packed GEMM (measured >= OpenBLAS on
 these shapes; rows split over the threads); the two weight-gradient GEMMs call
 BLAS single-threaded per OpenMP thread, so only one thread pool is ever active.
@@ -58,7 +62,8 @@ from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_is
                               colsum_add, lstm_fwd_pw, lstm_step, pack_cell_new, use_fused,
                               lstm_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
                               project, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
-                              recur_bwd_set)
+                              recur_bwd_set, ALL_PANELS, cell_panels, barrier,
+                              split_units_threads)
 
 
 cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -66,8 +71,13 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
                         const real* bias, const real* h0, const real* c0, real* hseq,
                         real* cseq,
                         real* cbuf, real* cn, const unsigned char* mask,
-                        bint store, const real* rm, real* hm) noexcept nogil:
+                        bint store, const real* rm, real* hm, int pa=0,
+                        int pb=ALL_PANELS, bint sync=False) noexcept nogil:
     """Recurrence for batch rows [b0, b0+nb) over the whole sequence.
+
+    Hidden-unit split (sync): this thread computes panels [pa, pb) of every step
+    (its units of h_t, c_t and the gates) and waits at a barrier after each step,
+    since every thread reads all of h_t at t + 1 (fused path only, no rm).
 
     G: (T, B, 4H) input projections (overwritten: gates if `store`).
     hseq: (T, B, H) h_t output. cseq: (T, B, H) c_t (training) or NULL, then
@@ -107,8 +117,10 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
             rdrop_mul(nb * H, hp, rm + b0 * H, hm + b0 * H)
         if wp != NULL:
             # fused: every register tile of h W_hh^T gets its pointwise update in L1
-            lstm_step(nb, H, hx, wp, g, bias, cp, hseq + (t * B + b0) * H, co,
+            lstm_step(nb, H, pa, pb, hx, wp, g, bias, cp, hseq + (t * B + b0) * H, co,
                       g if store else NULL, m)
+            if sync:
+                barrier()
             if rm != NULL and m != NULL:
                 # padded rows copied hx: they carry the unmasked state
                 rdrop_carry(nb, H, hp, hseq + (t * B + b0) * H, m)
@@ -139,7 +151,7 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     cdef real* hmp = NULL
     cdef unsigned int csr, csr_t = 0
     cdef real* wp = NULL
-    cdef int nthr, tid = 0, nteam = 1
+    cdef int nthr, tid = 0, nteam = 1, nsplit = 1, npan = 0, p0 = 0, p1 = 0
     cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
@@ -163,7 +175,21 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
             wp = pack_cell_new(4, H, &w_hh[0, 0])
             if wp == NULL:
                 nthr = 1
-        if nthr > 1:
+        if wp != NULL and rm == NULL and T > 1:
+            npan = cell_panels(4, H, real is float)
+            nsplit = split_units_threads(B, 4, H, nthreads, nthr, npan)
+        if nsplit > 1:
+            with parallel(num_threads=nsplit):
+                tid = threadid()
+                nteam = team_size()
+                p0 = (tid * npan) // nteam
+                p1 = ((tid + 1) * npan) // nteam
+                csr_t = fr_ftz_enter()
+                lstm_fwd_rows(T, B, 0, B, H, &G[0, 0, 0], &w_hh[0, 0], wp,
+                              &bias[0], &h0[0, 0], &c0[0, 0], &hseq[0, 0, 0], cs, cb,
+                              &cn[0, 0], mp, training, rm, hmp, p0, p1, True)
+                fr_ftz_exit(csr_t)
+        elif nthr > 1:
             with parallel(num_threads=nthr):
                 tid = threadid()
                 # split by the team the runtime actually gave (OMP_THREAD_LIMIT,

@@ -66,6 +66,9 @@ def build_parser():
                         "spinning worker threads go to sleep; the wait then goes on while the "
                         "process still burns CPU (OpenBLAS spins ~0.1 s), up to 0.5 s "
                         "(default 0.02)")
+    p.add_argument("--max-settle", type=float, default=0.5,
+                   help="longest wait (s) before a sample for the process to stop using CPU "
+                        "(spinning worker pools); 0: only --switch-gap (default 0.5)")
     p.add_argument("--numpy-max-call", type=float, default=None,
                    help="skip the NumPy reference on a row when its estimated time per call "
                         "(from earlier rows) exceeds this many seconds (default: 1.5 * row "

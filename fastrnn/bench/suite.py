@@ -203,7 +203,7 @@ def _run(args, o, out, restore, argv):
                     fns.pop(name)
         try:
             res = time_round_robin(fns, min_rep, max_rep, budget, sample_time,
-                                   gap=args.switch_gap) if fns else {}
+                                   gap=args.switch_gap, max_settle=args.max_settle) if fns else {}
         except Exception as exc:
             row_skip.append(f"timing failed on {cell}/{sname}/{mode}: {type(exc).__name__}: "
                             f"{exc}")
@@ -256,7 +256,7 @@ def _run(args, o, out, restore, argv):
             "implementations": list(impls), "skipped": skipped, "notes": notes + row_notes,
             "describe": describe, "checks": checks,
             "timing": {"row_budget_s": budget, "switch_gap_s": args.switch_gap,
-                       "min_repeats": min_rep,
+                       "max_settle_s": args.max_settle, "min_repeats": min_rep,
                        "max_repeats": max_rep, "sample_time_s": sample_time,
                        "statistic": "median", "interleaved": True},
             "flops": "forward 2*B*T*G*H*(I+H); training 3x forward; streaming one step (T=1)",

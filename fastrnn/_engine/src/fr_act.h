@@ -25,8 +25,10 @@ FR_INLINE double fr_absd(double x) { fr_di64 u; u.f = x; u.i &= 0x7FFFFFFFFFFFFF
 /* Branch-free select c ? a : b on the bit patterns. Written as a C conditional,
  * GCC sinks the computation of the unused value into a branch, and without
  * masked vector instructions (AVX-512 has them; AVX2 and SSE do not) it may not
- * if-convert an FP operation that could raise an exception: the whole
- * activation loop then stayed scalar (about 10x slower) on AVX2 and baseline.
+ * if-convert an FP operation that could raise an exception unless the build
+ * says traps do not matter (-fno-trapping-math, which setup.py passes): a build
+ * without that flag ran the whole activation loop scalar (about 10x slower) on
+ * AVX2 and baseline. With the selects the loops vectorize under any flags.
  * Both values are computed for every lane; the result is bit-exact. */
 FR_INLINE float fr_self(int c, float a, float b)
 {

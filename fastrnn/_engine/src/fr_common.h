@@ -131,23 +131,31 @@ void fr_pack_cell_d(int G, int H, const double *w_hh, double *Wp);
  * product of every register tile is followed, while in L1, by the cell's
  * pointwise update (same contracts as the *_fwd passes above; g / gi are the
  * input projections without bias, gates_out may alias them). */
-void fr_lstm_step_f(int nb, int H, const float *hp, const float *Wp, const float *g,
-                    const float *bias, const float *cp, float *h_out, float *c_out,
-                    float *gates_out, const unsigned char *mask);
-void fr_lstm_step_d(int nb, int H, const double *hp, const double *Wp, const double *g,
-                    const double *bias, const double *cp, double *h_out, double *c_out,
-                    double *gates_out, const unsigned char *mask);
-void fr_gru_step_f(int nb, int H, const float *hp, const float *Wp, const float *gi,
-                   const float *bias_rz, const float *b_in, const float *b_hn, float *h_out,
-                   float *gates_out, float *hn_out, const unsigned char *mask);
-void fr_gru_step_d(int nb, int H, const double *hp, const double *Wp, const double *gi,
-                   const double *bias_rz, const double *b_in, const double *b_hn,
-                   double *h_out, double *gates_out, double *hn_out, const unsigned char *mask);
-void fr_elman_step_f(int nb, int H, int act, const float *hp, const float *Wp, const float *g,
-                     const float *bias, float *h_out, const unsigned char *mask);
-void fr_elman_step_d(int nb, int H, int act, const double *hp, const double *Wp,
-                     const double *g, const double *bias, double *h_out,
+void fr_lstm_step_f(int nb, int H, int pa, int pb, const float *hp, const float *Wp,
+                    const float *g, const float *bias, const float *cp, float *h_out,
+                    float *c_out, float *gates_out, const unsigned char *mask);
+void fr_lstm_step_d(int nb, int H, int pa, int pb, const double *hp, const double *Wp,
+                    const double *g, const double *bias, const double *cp, double *h_out,
+                    double *c_out, double *gates_out, const unsigned char *mask);
+void fr_gru_step_f(int nb, int H, int pa, int pb, const float *hp, const float *Wp,
+                   const float *gi, const float *bias_rz, const float *b_in,
+                   const float *b_hn, float *h_out, float *gates_out, float *hn_out,
+                   const unsigned char *mask);
+void fr_gru_step_d(int nb, int H, int pa, int pb, const double *hp, const double *Wp,
+                   const double *gi, const double *bias_rz, const double *b_in,
+                   const double *b_hn, double *h_out, double *gates_out, double *hn_out,
+                   const unsigned char *mask);
+void fr_elman_step_f(int nb, int H, int pa, int pb, int act, const float *hp,
+                     const float *Wp, const float *g, const float *bias, float *h_out,
                      const unsigned char *mask);
+void fr_elman_step_d(int nb, int H, int pa, int pb, int act, const double *hp,
+                     const double *Wp, const double *g, const double *bias, double *h_out,
+                     const unsigned char *mask);
+/* panels [pa, pb) of the fused steps run (pb past the last panel: all of them);
+ * fr_cell_panels_*: how many panels G gates of H units have on the current path */
+int fr_cell_panels_f(int G, int H);
+int fr_cell_panels_d(int G, int H);
+void fr_barrier(void);
 /* y (+)= W x, W (N, K) row-major. */
 void fr_gemv_dot_f(int N, int K, const float *W, int ldw, const float *x, float *y,
                    int accumulate);

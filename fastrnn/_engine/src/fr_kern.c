@@ -234,12 +234,14 @@ typedef double fr_v8d __attribute__((vector_size(64)));
         void (*gemm_packed)(int, int, int, const R *, int, const R *, R *, int, int);\
         void (*gemv_dot)(int, int, const R *, int, const R *, R *, int);            \
         void (*gemv_axpy)(int, int, const R *, int, const R *, R *);                \
-        void (*lstm_step)(int, int, const R *, const R *, const R *, const R *,     \
-                          const R *, R *, R *, R *, const unsigned char *);         \
-        void (*gru_step)(int, int, const R *, const R *, const R *, const R *,      \
-                         const R *, const R *, R *, R *, R *, const unsigned char *);\
-        void (*elman_step)(int, int, int, const R *, const R *, const R *,          \
-                           const R *, R *, const unsigned char *);                  \
+        void (*lstm_step)(int, int, int, int, const R *, const R *, const R *,      \
+                          const R *, const R *, R *, R *, R *,                      \
+                          const unsigned char *);                                   \
+        void (*gru_step)(int, int, int, int, const R *, const R *, const R *,       \
+                         const R *, const R *, const R *, R *, R *, R *,            \
+                         const unsigned char *);                                    \
+        void (*elman_step)(int, int, int, int, int, const R *, const R *,           \
+                           const R *, const R *, R *, const unsigned char *);       \
         void (*elman_fwd)(int, int, int, const R *, const R *, const R *, R *,      \
                           const unsigned char *);                                   \
         void (*elman_bwd)(int, int, int, const R *, const R *, const R *, R *, R *, \
@@ -375,29 +377,51 @@ void fr_gemv_axpy_f(int N, int K, const float *W, int ldw, const float *x, float
 void fr_gemv_axpy_d(int N, int K, const double *W, int ldw, const double *x, double *y)
 { FR_OPS_D->gemv_axpy(N, K, W, ldw, x, y); }
 
-void fr_lstm_step_f(int nb, int H, const float *hp, const float *Wp, const float *g,
-                    const float *bias, const float *cp, float *h_out, float *c_out,
-                    float *gates_out, const unsigned char *mask)
-{ FR_OPS_F->lstm_step(nb, H, hp, Wp, g, bias, cp, h_out, c_out, gates_out, mask); }
-void fr_lstm_step_d(int nb, int H, const double *hp, const double *Wp, const double *g,
-                    const double *bias, const double *cp, double *h_out, double *c_out,
-                    double *gates_out, const unsigned char *mask)
-{ FR_OPS_D->lstm_step(nb, H, hp, Wp, g, bias, cp, h_out, c_out, gates_out, mask); }
-void fr_gru_step_f(int nb, int H, const float *hp, const float *Wp, const float *gi,
-                   const float *bias_rz, const float *b_in, const float *b_hn, float *h_out,
-                   float *gates_out, float *hn_out, const unsigned char *mask)
-{ FR_OPS_F->gru_step(nb, H, hp, Wp, gi, bias_rz, b_in, b_hn, h_out, gates_out, hn_out, mask); }
-void fr_gru_step_d(int nb, int H, const double *hp, const double *Wp, const double *gi,
-                   const double *bias_rz, const double *b_in, const double *b_hn,
-                   double *h_out, double *gates_out, double *hn_out, const unsigned char *mask)
-{ FR_OPS_D->gru_step(nb, H, hp, Wp, gi, bias_rz, b_in, b_hn, h_out, gates_out, hn_out, mask); }
-void fr_elman_step_f(int nb, int H, int act, const float *hp, const float *Wp, const float *g,
-                     const float *bias, float *h_out, const unsigned char *mask)
-{ FR_OPS_F->elman_step(nb, H, act, hp, Wp, g, bias, h_out, mask); }
-void fr_elman_step_d(int nb, int H, int act, const double *hp, const double *Wp,
-                     const double *g, const double *bias, double *h_out,
+void fr_lstm_step_f(int nb, int H, int pa, int pb, const float *hp, const float *Wp,
+                    const float *g, const float *bias, const float *cp, float *h_out,
+                    float *c_out, float *gates_out, const unsigned char *mask)
+{ FR_OPS_F->lstm_step(nb, H, pa, pb, hp, Wp, g, bias, cp, h_out, c_out, gates_out, mask); }
+void fr_lstm_step_d(int nb, int H, int pa, int pb, const double *hp, const double *Wp,
+                    const double *g, const double *bias, const double *cp, double *h_out,
+                    double *c_out, double *gates_out, const unsigned char *mask)
+{ FR_OPS_D->lstm_step(nb, H, pa, pb, hp, Wp, g, bias, cp, h_out, c_out, gates_out, mask); }
+void fr_gru_step_f(int nb, int H, int pa, int pb, const float *hp, const float *Wp,
+                   const float *gi, const float *bias_rz, const float *b_in,
+                   const float *b_hn, float *h_out, float *gates_out, float *hn_out,
+                   const unsigned char *mask)
+{ FR_OPS_F->gru_step(nb, H, pa, pb, hp, Wp, gi, bias_rz, b_in, b_hn, h_out, gates_out, hn_out,
+                     mask); }
+void fr_gru_step_d(int nb, int H, int pa, int pb, const double *hp, const double *Wp,
+                   const double *gi, const double *bias_rz, const double *b_in,
+                   const double *b_hn, double *h_out, double *gates_out, double *hn_out,
+                   const unsigned char *mask)
+{ FR_OPS_D->gru_step(nb, H, pa, pb, hp, Wp, gi, bias_rz, b_in, b_hn, h_out, gates_out, hn_out,
+                     mask); }
+void fr_elman_step_f(int nb, int H, int pa, int pb, int act, const float *hp,
+                     const float *Wp, const float *g, const float *bias, float *h_out,
                      const unsigned char *mask)
-{ FR_OPS_D->elman_step(nb, H, act, hp, Wp, g, bias, h_out, mask); }
+{ FR_OPS_F->elman_step(nb, H, pa, pb, act, hp, Wp, g, bias, h_out, mask); }
+void fr_elman_step_d(int nb, int H, int pa, int pb, int act, const double *hp,
+                     const double *Wp, const double *g, const double *bias, double *h_out,
+                     const unsigned char *mask)
+{ FR_OPS_D->elman_step(nb, H, pa, pb, act, hp, Wp, g, bias, h_out, mask); }
+
+/* Panels of the fused steps for G gates and H units on the current path (the unit
+ * of the hidden-unit split): VL units per panel, U_ELM * VL for Elman. */
+int fr_cell_panels_f(int G, int H)
+{ const fr_ops_f *o = FR_OPS_F; int uv = fr_cell_u(G, o->u_elm) * o->vl; return (H + uv - 1) / uv; }
+int fr_cell_panels_d(int G, int H)
+{ const fr_ops_d *o = FR_OPS_D; int uv = fr_cell_u(G, o->u_elm) * o->vl; return (H + uv - 1) / uv; }
+
+/* Barrier of the calling thread's innermost OpenMP parallel region (an orphaned
+ * barrier binds to it): the hidden-unit split runs one per step, as every
+ * thread reads all of h_t at t + 1. Without OpenMP there is one thread. */
+void fr_barrier(void)
+{
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+}
 
 void fr_elman_fwd_f(int nb, int H, int act, const float *g, const float *bias,
                     const float *h_prev, float *h_out, const unsigned char *mask)

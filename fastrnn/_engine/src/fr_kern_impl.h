@@ -173,7 +173,9 @@ static void FR_FN(gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, i
  * KC so that the panel slice (KC x NR) stays in L1 while each tile of the chunk
  * reuses it; the partial sums live in cbuf (chunk rows x NR, L1). After the last K
  * block, EPI runs for every row of the chunk with `b` (row), `pre` (its NR sums,
- * gate q of unit v at pre[q*UV + v]), `j0` and `nu` in scope. */
+ * gate q of unit v at pre[q*UV + v]), `j0` and `nu` in scope. Only panels
+ * [pa, pb) run (pa, pb in scope; pb past the end means all): when one row is too
+ * few to split the batch over threads, the threads split the hidden units. */
 #define FR_CHUNK 8
 #define FR_FUSED_DRIVER(MRX, NV, UV_, ...)                                           \
     do {                                                                             \
@@ -183,7 +185,8 @@ static void FR_FN(gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, i
         KC = KC < 16 ? 16 : KC;                                                      \
         FR_ROW_TILES(nb, MRX, nt);                                                   \
         const int np = (H + UV - 1) / UV;                                            \
-        for (int p = 0; p < np; p++) {                                               \
+        const int pe = pb < np ? pb : np;                                            \
+        for (int p = pa; p < pe; p++) {                                              \
             const int j0 = p * UV, nu = H - j0 < UV ? H - j0 : UV;                   \
             const REAL *Bp = Wp + (size_t)p * NR * K;                                \
             for (int t0 = 0; t0 < nt; t0 += FR_CHUNK) {                              \
@@ -212,7 +215,7 @@ static void FR_FN(gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, i
  * with G = 4, U = 1), then, while the tile is in L1, bias + input projection
  * g (nb, 4H) + sigma/tanh + cell update + mask, writing h_out, c_out and (when
  * gates_out != NULL, which may alias g) the post-activation gates. */
-static void FR_FN(lstm_step)(int nb, int H, const REAL *FR_RESTRICT hp,
+static void FR_FN(lstm_step)(int nb, int H, int pa, int pb, const REAL *FR_RESTRICT hp,
                              const REAL *FR_RESTRICT Wp, const REAL *g,
                              const REAL *FR_RESTRICT bias, const REAL *FR_RESTRICT cp,
                              REAL *FR_RESTRICT h_out, REAL *FR_RESTRICT c_out,
@@ -264,7 +267,7 @@ static void FR_FN(lstm_step)(int nb, int H, const REAL *FR_RESTRICT hp,
 /* gi (nb, 3H): input projection (no bias); W packed with G = 3, U = 1.
  * bias_rz (2H) = b_ih + b_hh for r, z; b_in, b_hn (H). Training (gates_out !=
  * NULL, may alias gi): r, z, n stored in place of gi, hn_out = W_hn h + b_hn. */
-static void FR_FN(gru_step)(int nb, int H, const REAL *FR_RESTRICT hp,
+static void FR_FN(gru_step)(int nb, int H, int pa, int pb, const REAL *FR_RESTRICT hp,
                             const REAL *FR_RESTRICT Wp, const REAL *gi,
                             const REAL *FR_RESTRICT bias_rz, const REAL *FR_RESTRICT b_in,
                             const REAL *FR_RESTRICT b_hn, REAL *FR_RESTRICT h_out,
@@ -314,7 +317,8 @@ static void FR_FN(gru_step)(int nb, int H, const REAL *FR_RESTRICT hp,
 /* ------------------------------------------------------ fused Elman step */
 /* g (nb, H): input projection (no bias); W packed with G = 1, U = U_ELM.
  * h_out = act(pre + g + bias); act 0 tanh, 1 relu; masked rows copy hp. */
-static void FR_FN(elman_step)(int nb, int H, int act, const REAL *FR_RESTRICT hp,
+static void FR_FN(elman_step)(int nb, int H, int pa, int pb, int act,
+                              const REAL *FR_RESTRICT hp,
                               const REAL *FR_RESTRICT Wp, const REAL *FR_RESTRICT g,
                               const REAL *FR_RESTRICT bias, REAL *FR_RESTRICT h_out,
                               const unsigned char *mask)
