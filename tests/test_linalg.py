@@ -183,3 +183,36 @@ def test_bmm_strided_read_only_and_bad_input():
         bmm(np.ones((4, 5, 6)), b)
     with pytest.raises(TypeError, match="a: .*int64"):
         bmm(np.ones((4, 6, 5), np.int64), b)
+
+
+def _cpu_while_sleeping(seconds):
+    import time
+    c0 = time.process_time()
+    time.sleep(seconds)
+    return time.process_time() - c0
+
+
+@pytest.mark.skipif(not HAVE_ENGINE, reason="kernels not compiled")
+def test_dense_training_step_leaves_no_spinning_blas_pool(threads):
+    """The reason for this module: after a threaded call NumPy's OpenBLAS workers spin on the
+    cores (~0.1 s) and take them from the engine's next kernel. A Dense layer's forward and
+    backward, large (engine) and medium (NumPy held to one thread) products alike, must leave
+    no pool burning CPU while the calling thread sleeps. Control first: NumPy's own ``@`` on
+    the same product does spin here (else this machine cannot show the difference)."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((640, 256)).astype(np.float32)
+    w = rng.standard_normal((512, 256)).astype(np.float32)
+    for _ in range(3):
+        x @ w.T
+    _cpu_while_sleeping(0.01)
+    if _cpu_while_sleeping(0.06) < 0.02:
+        pytest.skip("NumPy's BLAS leaves no spinning pool here (one thread?)")
+    _cpu_while_sleeping(0.3)                         # let that pool go to sleep
+    for units, rows in ((512, 640), (96, 128)):      # engine-sized, then NumPy-sized
+        layer = fr.Dense(units, seed=1)
+        xi = rng.standard_normal((rows // 32, 32, 256)).astype(np.float32)
+        for _ in range(3):
+            y = layer.forward(xi, training=True)
+            layer.backward(np.ones_like(y))
+    _cpu_while_sleeping(0.01)                        # the engine's team idles within ~1 ms
+    assert _cpu_while_sleeping(0.06) < 0.02
