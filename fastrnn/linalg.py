@@ -65,6 +65,7 @@ _ENGINE_MIN_MACS = 1 << 22
 _ENGINE_MIN_COLS = 16      # x @ W^T, dy @ W: output columns (the register tile's width)
 _ENGINE_MIN_ROWS = 12      # ... and rows (project() gives each thread >= 6 rows)
 _ENGINE_MIN_SIDE = 32      # dW: the longer side of the output, split in blocks of 16
+_ENGINE_MAX_DIM = 2**31 - 1   # the kernels (and an LP64 BLAS) count rows and columns in int
 
 _dense = None
 _blas_local = None
@@ -106,18 +107,22 @@ def _operand(value, name):
     return value
 
 
-def _pick(backend, nthreads, big_enough):
-    """True: run in the engine."""
+def _pick(backend, nthreads, big_enough, dims):
+    """True: run in the engine. `dims`: the product's sizes (each must fit a C int)."""
     if backend == "numpy":
         return False
+    fits = max(dims) <= _ENGINE_MAX_DIM
     if backend == "cython":
+        if not fits:
+            raise ValueError(f"backend='cython': sizes {dims} exceed the engine's limit of "
+                             f"{_ENGINE_MAX_DIM} rows or columns; use backend=None or 'numpy'")
         if _engine() is None:
             from ._install_check import build_hint
             raise ImportError(build_hint() + ", or pass backend='numpy'")
         return True
     if backend is not None:
         raise ValueError(f"backend: expected None, 'cython' or 'numpy', got {backend!r}")
-    return nthreads > 1 and big_enough and _engine() is not None
+    return nthreads > 1 and big_enough and fits and _engine() is not None
 
 
 # OpenBLAS runs a product on the calling thread by itself below these sizes (GEMM:
@@ -204,7 +209,7 @@ def matmul(a, b, *, transpose_a: bool = False, transpose_b: bool = False,
         big = macs >= _ENGINE_MIN_MACS and max(M, N) >= _ENGINE_MIN_SIDE
         nt = _num_threads()
         a2, b2 = a.reshape(R, M), b.reshape(R, N)
-        if not _pick(backend, nt, big):
+        if not _pick(backend, nt, big, (R, M, N)):
             return _numpy_product(macs, a2.T.astype(dt, copy=False), b2.astype(dt, copy=False))
         eng, blas_local = _engine()
         out = np.empty((M, N), dt)
@@ -224,7 +229,7 @@ def matmul(a, b, *, transpose_a: bool = False, transpose_b: bool = False,
     big = macs >= _ENGINE_MIN_MACS and N >= _ENGINE_MIN_COLS and R >= _ENGINE_MIN_ROWS
     nt = _num_threads()
     a2 = a.reshape(R, K)
-    if not _pick(backend, nt, big):
+    if not _pick(backend, nt, big, (R, N, K)):
         bb = b.T if transpose_b else b
         out = _numpy_product(macs, a2.astype(dt, copy=False), bb.astype(dt, copy=False))
         return out.reshape(lead + (N,))
@@ -293,7 +298,7 @@ def bmm(a, b, *, transpose_a: bool = False, transpose_b: bool = False,
     nt = _num_threads()
     macs = nb * M * N * K
     big = nb >= 2 and macs >= _ENGINE_MIN_MACS
-    if not _pick(backend, nt, big):
+    if not _pick(backend, nt, big, (nb, M, N, K)):
         aa = a.transpose(0, 2, 1) if transpose_a else a
         bb = b.transpose(0, 2, 1) if transpose_b else b
         return _numpy_product(M * N * K, aa.astype(dt, copy=False), bb.astype(dt, copy=False))

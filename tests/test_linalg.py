@@ -216,3 +216,11 @@ def test_dense_training_step_leaves_no_spinning_blas_pool(threads):
             layer.backward(np.ones_like(y))
     _cpu_while_sleeping(0.01)                        # the engine's team idles within ~1 ms
     assert _cpu_while_sleeping(0.06) < 0.02
+
+
+def test_sizes_beyond_a_c_int_never_reach_the_engine(monkeypatch):
+    monkeypatch.setattr(linalg, "_engine", lambda: pytest.fail("engine used"))
+    monkeypatch.setattr(linalg, "_num_threads", lambda: 2)
+    assert not linalg._pick(None, 2, True, (2**31, 8, 8))
+    with pytest.raises(ValueError, match="exceed the engine's limit"):
+        linalg._pick("cython", 2, True, (8, 2**31, 8))
