@@ -52,8 +52,8 @@ from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_is
                               colsum_add, elman_fwd_pw, elman_step, pack_cell_new, use_fused,
                               elman_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
                               project, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
-                              recur_bwd_set, ALL_PANELS, cell_panels, barrier,
-                              split_units_threads)
+                              recur_bwd_set, ALL_PANELS, cell_panels, team_barrier,
+                              fr_team_barrier, split_units_threads)
 
 
 cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -61,10 +61,10 @@ cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
                          const real* wp, const real* bias, const real* h0, real* hseq,
                          const unsigned char* mask, const real* rm,
                          real* hm, int pa=0, int pb=ALL_PANELS,
-                         bint sync=False) noexcept nogil:
+                         fr_team_barrier* bar=NULL, int nsync=1) noexcept nogil:
     """Recurrence for batch rows [b0, b0+nb). rm: (B, H) recurrent-dropout mask or
     NULL; then the thread's rows of hm (B, H) receive h_{t-1} * rm, the product's
-    input, at every step. Hidden-unit split (sync): panels [pa, pb) of every step,
+    input, at every step. Hidden-unit split (bar != NULL, nsync threads): panels [pa, pb) of every step,
     then a barrier (fused path only, no rm)."""
     cdef Py_ssize_t t
     cdef real* a
@@ -83,8 +83,8 @@ cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
         if wp != NULL:
             # fused: every register tile of h W_hh^T gets its activation in L1
             elman_step(nb, H, pa, pb, act, hx, wp, a, bias, hseq + (t * B + b0) * H, m)
-            if sync:
-                barrier()
+            if bar != NULL:
+                team_barrier(bar, nsync)
             if rm != NULL and m != NULL:
                 # padded rows copied hx: they carry the unmasked state
                 rdrop_carry(nb, H, hp, hseq + (t * B + b0) * H, m)
@@ -109,6 +109,7 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     cdef unsigned int csr, csr_t = 0
     cdef real* wp = NULL
     cdef int nthr, tid = 0, nteam = 1, nsplit = 1, npan = 0, p0 = 0, p1 = 0
+    cdef fr_team_barrier bar
     cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
@@ -132,6 +133,8 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
             npan = cell_panels(1, H, real is float)
             nsplit = split_units_threads(B, 1, H, nthreads, nthr, npan)
         if nsplit > 1:
+            bar.count = 0
+            bar.gen = 0
             with parallel(num_threads=nsplit):
                 tid = threadid()
                 nteam = team_size()
@@ -140,7 +143,7 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 csr_t = fr_ftz_enter()
                 elman_fwd_rows(T, B, 0, B, H, act, &A[0, 0, 0], &w_hh[0, 0], wp,
                                &bias[0], &h0[0, 0], &hseq[0, 0, 0], mp, rm, hmp, p0, p1,
-                               True)
+                               &bar, nteam)
                 fr_ftz_exit(csr_t)
         elif nthr > 1:
             with parallel(num_threads=nthr):

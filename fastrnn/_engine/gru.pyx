@@ -58,7 +58,8 @@ from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_is
                               gru_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
                               project, weight_grads, rdrop_mul, rdrop_add,
                               rdrop_gru_carry, recur_bwd_set, ALL_PANELS, cell_panels,
-                              barrier, split_units_threads)
+                              team_barrier, fr_team_barrier,
+                              split_units_threads)
 
 
 cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -67,9 +68,9 @@ cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                        const real* h0, real* hseq, real* hn,
                        const unsigned char* mask, bint store, const real* rm,
                        real* hm, int pa=0, int pb=ALL_PANELS,
-                       bint sync=False) noexcept nogil:
+                       fr_team_barrier* bar=NULL, int nsync=1) noexcept nogil:
     """gh: (B, 3H) workspace; hn: (T, B, H) or NULL (inference).
-    Hidden-unit split (sync): panels [pa, pb) of every step, then a barrier (every
+    Hidden-unit split (bar != NULL, nsync threads): panels [pa, pb) of every step, then a barrier (every
     thread reads all of h_t at t + 1; fused path only, no rm).
     rm: (B, H) recurrent-dropout mask or NULL (needs `store`); then the thread's
     rows of hm (B, H) receive h_{t-1} * rm, the product's input, at every step."""
@@ -93,8 +94,8 @@ cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
             gru_step(nb, H, pa, pb, hx, wp, gi, bias_rz, b_in, b_hn,
                      hseq + (t * B + b0) * H, gi if store else NULL,
                      hn + (t * B + b0) * H if store else NULL, m)
-            if sync:
-                barrier()
+            if bar != NULL:
+                team_barrier(bar, nsync)
             if rm != NULL:
                 # the step used hx in h_t = n + z * (h_{t-1} - n) too: redo that term
                 # with the unmasked state from the stored z, n
@@ -126,6 +127,7 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     cdef unsigned int csr, csr_t = 0
     cdef real* wp = NULL
     cdef int nthr, tid = 0, nteam = 1, nsplit = 1, npan = 0, p0 = 0, p1 = 0
+    cdef fr_team_barrier bar
     cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
@@ -153,6 +155,8 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
             npan = cell_panels(3, H, real is float)
             nsplit = split_units_threads(B, 3, H, nthreads, nthr, npan)
         if nsplit > 1:
+            bar.count = 0
+            bar.gen = 0
             with parallel(num_threads=nsplit):
                 tid = threadid()
                 nteam = team_size()
@@ -161,7 +165,7 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 csr_t = fr_ftz_enter()
                 gru_fwd_rows(T, B, 0, B, H, &Gi[0, 0, 0], &gh[0, 0], &w_hh[0, 0], wp,
                              &bias_rz[0], &b_ih[2 * H], &b_hh[2 * H], &h0[0, 0],
-                             &hseq[0, 0, 0], hnp, mp, training, rm, hmp, p0, p1, True)
+                             &hseq[0, 0, 0], hnp, mp, training, rm, hmp, p0, p1, &bar, nteam)
                 fr_ftz_exit(csr_t)
         elif nthr > 1:
             with parallel(num_threads=nthr):

@@ -62,8 +62,8 @@ from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_is
                               colsum_add, lstm_fwd_pw, lstm_step, pack_cell_new, use_fused,
                               lstm_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
                               project, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
-                              recur_bwd_set, ALL_PANELS, cell_panels, barrier,
-                              split_units_threads)
+                              recur_bwd_set, ALL_PANELS, cell_panels, team_barrier,
+                              fr_team_barrier, split_units_threads)
 
 
 cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -72,10 +72,10 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
                         real* cseq,
                         real* cbuf, real* cn, const unsigned char* mask,
                         bint store, const real* rm, real* hm, int pa=0,
-                        int pb=ALL_PANELS, bint sync=False) noexcept nogil:
+                        int pb=ALL_PANELS, fr_team_barrier* bar=NULL, int nsync=1) noexcept nogil:
     """Recurrence for batch rows [b0, b0+nb) over the whole sequence.
 
-    Hidden-unit split (sync): this thread computes panels [pa, pb) of every step
+    Hidden-unit split (bar != NULL, nsync threads): this thread computes panels [pa, pb) of every step
     (its units of h_t, c_t and the gates) and waits at a barrier after each step,
     since every thread reads all of h_t at t + 1 (fused path only, no rm).
 
@@ -119,8 +119,8 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
             # fused: every register tile of h W_hh^T gets its pointwise update in L1
             lstm_step(nb, H, pa, pb, hx, wp, g, bias, cp, hseq + (t * B + b0) * H, co,
                       g if store else NULL, m)
-            if sync:
-                barrier()
+            if bar != NULL:
+                team_barrier(bar, nsync)
             if rm != NULL and m != NULL:
                 # padded rows copied hx: they carry the unmasked state
                 rdrop_carry(nb, H, hp, hseq + (t * B + b0) * H, m)
@@ -152,6 +152,7 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     cdef unsigned int csr, csr_t = 0
     cdef real* wp = NULL
     cdef int nthr, tid = 0, nteam = 1, nsplit = 1, npan = 0, p0 = 0, p1 = 0
+    cdef fr_team_barrier bar
     cdef Py_ssize_t b0 = 0, b1 = 0
     if T == 0 or B == 0:
         return
@@ -179,6 +180,8 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
             npan = cell_panels(4, H, real is float)
             nsplit = split_units_threads(B, 4, H, nthreads, nthr, npan)
         if nsplit > 1:
+            bar.count = 0
+            bar.gen = 0
             with parallel(num_threads=nsplit):
                 tid = threadid()
                 nteam = team_size()
@@ -187,7 +190,7 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 csr_t = fr_ftz_enter()
                 lstm_fwd_rows(T, B, 0, B, H, &G[0, 0, 0], &w_hh[0, 0], wp,
                               &bias[0], &h0[0, 0], &c0[0, 0], &hseq[0, 0, 0], cs, cb,
-                              &cn[0, 0], mp, training, rm, hmp, p0, p1, True)
+                              &cn[0, 0], mp, training, rm, hmp, p0, p1, &bar, nteam)
                 fr_ftz_exit(csr_t)
         elif nthr > 1:
             with parallel(num_threads=nthr):

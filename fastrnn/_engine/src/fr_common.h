@@ -155,7 +155,9 @@ void fr_elman_step_d(int nb, int H, int pa, int pb, int act, const double *hp,
  * fr_cell_panels_*: how many panels G gates of H units have on the current path */
 int fr_cell_panels_f(int G, int H);
 int fr_cell_panels_d(int G, int H);
-void fr_barrier(void);
+/* barrier of a hidden-unit split team (fr_kern.c); zero it before the region */
+typedef struct { int count; int gen; char pad[56]; } fr_team_barrier;
+void fr_team_barrier_wait(fr_team_barrier *b, int n);
 /* y (+)= W x, W (N, K) row-major. */
 void fr_gemv_dot_f(int N, int K, const float *W, int ldw, const float *x, float *y,
                    int accumulate);
