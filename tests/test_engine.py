@@ -337,14 +337,14 @@ def test_empty_sequence():
         np.testing.assert_array_equal(out[1], a["h0"])
 
 
-# (T, B, I, H) where one or two rows cannot be split over 2 threads but the step's work
-# (B*G*H*H >= 64k multiply-adds, >= 2 panels per thread) makes the threads split the hidden
-# units instead, meeting at a barrier after every step: odd H (a partial last panel), H
-# just past a panel, B = 1, 2, 3, and an Elman cell big enough to qualify
+# (T, B, I, H) where one to three rows cannot be split over 2 threads but the step's work
+# (B*G*H*H >= 1M multiply-adds, >= 2 panels per thread) makes the threads split the hidden
+# units instead, meeting at a barrier after every step: odd H (a partial last panel), B = 1,
+# 2, 3
 SPLIT_SHAPES = {
-    "lstm": [(7, 1, 5, 128), (4, 2, 6, 131), (3, 3, 4, 200)],
-    "gru": [(7, 1, 5, 160), (4, 2, 6, 145), (3, 3, 4, 200)],
-    "rnn": [(7, 1, 5, 256), (4, 2, 6, 257), (3, 3, 4, 300)],
+    "lstm": [(4, 1, 5, 512), (3, 2, 6, 363), (2, 3, 4, 301)],
+    "gru": [(4, 1, 5, 600), (3, 2, 6, 419), (2, 3, 4, 345)],
+    "rnn": [(4, 1, 5, 1024), (3, 2, 6, 727), (2, 3, 4, 600)],
 }
 
 
@@ -360,7 +360,7 @@ def test_hidden_unit_split_matches_reference(cell, dt):
             check_cell(cell, shape, dt, "random", seed=50 + i)
             check_cell(cell, shape, dt, "lengths", seed=60 + i)
         if cell == "rnn":
-            check_cell(cell, (5, 1, 4, 256), dt, "random", seed=70, activation="relu")
+            check_cell(cell, (3, 1, 4, 1024), dt, "random", seed=70, activation="relu")
     finally:
         fastrnn.set_num_threads(saved)
 

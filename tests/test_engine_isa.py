@@ -85,7 +85,7 @@ def test_path_threaded_split(isa):
             TE.check_cell(cell, (6, 30, 40, 70), np.float32, "lengths", seed=8)
             # one row: the threads split the hidden units (panels differ per path)
             for dt in (np.float32, np.float64):
-                TE.check_cell(cell, (5, 1, 6, 256 if cell == "rnn" else 160), dt,
+                TE.check_cell(cell, (3, 1, 6, {"rnn": 1024, "gru": 600}.get(cell, 512)), dt,
                               "random", seed=9)
             TE.check_cell(cell, (6, 30, 40, 70), np.float32, "random", seed=9,
                           recurrent_mask=TE.recurrent_mask(30, 70, np.float32, 9))

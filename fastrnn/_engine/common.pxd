@@ -26,8 +26,15 @@ cdef extern from *:
     int fr_team_size() nogil
 
 
+cdef extern from "fr_common.h" nogil:
+    void fr_team_place()
+
+
 cdef inline int team_size() noexcept nogil:
-    """Threads in the current parallel region (1 outside one / without OpenMP)."""
+    """Threads in the current parallel region (1 outside one / without OpenMP).
+    Every thread of every engine region calls it first thing, so it also keeps the
+    workers off the master's CPU (fr_team_place in src/fr_kern.c: why)."""
+    fr_team_place()
     return fr_team_size()
 
 cdef extern from "fr_common.h" nogil:
@@ -280,18 +287,17 @@ cdef inline int split_units_threads(Py_ssize_t B, Py_ssize_t G, Py_ssize_t H, in
 
     Used only when the batch split gives one thread (too few rows: pick_threads). Each
     thread then computes its panels of every step for all rows and the team meets at a
-    barrier per step (all of h_t is read at t + 1). It pays when each thread's share of
-    the step (its slice of W_hh, read from its own L2) outweighs the barrier (~0.3 us
-    here) and waking the team (tens of us per call: libgomp's workers sleep between
-    calls): B*G*H*H >= 64k multiply-adds per step (an LSTM of 128 units at B = 1, a
-    GRU of 148, an Elman cell of 256), and every thread gets >= 2 panels. Measured at
-    B = 1, T = 100, 2 threads against 1 (medians, quiet machine): LSTM(128) 0.74 vs
-    0.79 ms, LSTM(256) 2.25 vs 2.61 ms, Elman(256) 0.66 vs 0.70 ms; GRU(128), below
-    the bar, 0.58 vs 0.53 ms."""
+    barrier per step (all of h_t is read at t + 1). It pays only when each thread's
+    share of a step is large next to the barrier and to waking the team: B*G*H*H >= 1M
+    multiply-adds per step (an LSTM of 512 units at B = 1, a GRU of 592, an Elman cell
+    of 1024), and every thread gets >= 2 panels. Measured at B = 1, T = 100, 2 threads
+    against 1: on an idle process LSTM(128) 0.74 vs 0.79 ms and LSTM(256) 2.25 vs
+    2.61 ms, but in the benchmark's process (PyTorch and ONNX Runtime loaded) LSTM(128)
+    took 0.8-1.0 ms against 0.45 ms on one thread, so small cells stay on one thread."""
     cdef int n = nt
     if not FR_HAVE_OMP or nrows > 1 or n < 2:
         return 1
-    if B * G * H * H < 65536:
+    if B * G * H * H < (1 << 20):
         return 1
     if n > npanels // 2:
         n = npanels // 2
@@ -443,7 +449,7 @@ cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
         with parallel(num_threads=nthr):
             tid = threadid()
             # the team may be smaller than asked: size the slices by the real team
-            nteam = fr_team_size()
+            nteam = team_size()
             per = (R + nteam - 1) // nteam
             per = ((per + 5) // 6) * 6
             r0 = tid * per
@@ -486,7 +492,7 @@ cdef inline void weight_grads(Py_ssize_t R, Py_ssize_t GH, Py_ssize_t I, Py_ssiz
         with parallel(num_threads=nthr):
             tid = threadid()
             prev = setter(1)
-            nteam = fr_team_size()
+            nteam = team_size()
             per = (GH + nteam - 1) // nteam
             per = ((per + 15) // 16) * 16
             m0 = tid * per

@@ -158,6 +158,9 @@ int fr_cell_panels_d(int G, int H);
 /* barrier of a hidden-unit split team (fr_kern.c); zero it before the region */
 typedef struct { int count; int gen; char pad[56]; } fr_team_barrier;
 void fr_team_barrier_wait(fr_team_barrier *b, int n);
+/* every thread at the start of a parallel region: keeps workers off the master's
+ * CPU (fr_kern.c) */
+void fr_team_place(void);
 /* y (+)= W x, W (N, K) row-major. */
 void fr_gemv_dot_f(int N, int K, const float *W, int ldw, const float *x, float *y,
                    int accumulate);
