@@ -6,6 +6,7 @@ import pytest
 
 from fastrnn import reference as R
 from fastrnn._engine import kernels as E
+from _threads import cpu_while_sleeping  # tests/ helper module
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
@@ -100,13 +101,6 @@ def test_layer_step_uses_current_weights(cell):
     np.testing.assert_allclose(h, layer.forward(x), rtol=1e-5, atol=1e-6)
 
 
-def _cpu_while_sleeping(seconds):
-    import time
-    c0 = time.process_time()
-    time.sleep(seconds)
-    return time.process_time() - c0
-
-
 @pytest.mark.parametrize("B", [2, 9])
 def test_steps_leave_no_spinning_blas_pool(B):
     # A step must not run BLAS ?gemm: OpenBLAS's workers spin on the cores for ~0.1 s
@@ -120,5 +114,5 @@ def test_steps_leave_no_spinning_blas_pool(B):
     for _ in range(20):
         st = list(stp.step(x, st))
     fwd(x[None], st[0], st[1], *w)              # the functional T = 1 path as well
-    _cpu_while_sleeping(0.01)                   # our own team's short spin, if any
-    assert _cpu_while_sleeping(0.06) < 0.02
+    cpu_while_sleeping(0.01)                   # our own team's short spin, if any
+    assert cpu_while_sleeping(0.06) < 0.02

@@ -5,6 +5,7 @@ import pytest
 import fastrnn as fr
 from fastrnn import linalg
 from fastrnn.linalg import bmm, matmul
+from _threads import cpu_while_sleeping  # tests/ helper module
 
 try:
     from fastrnn._engine import dense as _dense  # noqa: F401
@@ -185,13 +186,6 @@ def test_bmm_strided_read_only_and_bad_input():
         bmm(np.ones((4, 6, 5), np.int64), b)
 
 
-def _cpu_while_sleeping(seconds):
-    import time
-    c0 = time.process_time()
-    time.sleep(seconds)
-    return time.process_time() - c0
-
-
 @pytest.mark.skipif(not HAVE_ENGINE, reason="kernels not compiled")
 def test_dense_training_step_leaves_no_spinning_blas_pool(threads):
     """The reason for this module: after a threaded call NumPy's OpenBLAS workers spin on the
@@ -204,18 +198,18 @@ def test_dense_training_step_leaves_no_spinning_blas_pool(threads):
     w = rng.standard_normal((512, 256)).astype(np.float32)
     for _ in range(3):
         x @ w.T
-    _cpu_while_sleeping(0.01)
-    if _cpu_while_sleeping(0.06) < 0.02:
+    cpu_while_sleeping(0.01)
+    if cpu_while_sleeping(0.06) < 0.02:
         pytest.skip("NumPy's BLAS leaves no spinning pool here (one thread?)")
-    _cpu_while_sleeping(0.3)                         # let that pool go to sleep
+    cpu_while_sleeping(0.3)                         # let that pool go to sleep
     for units, rows in ((512, 640), (96, 128)):      # engine-sized, then NumPy-sized
         layer = fr.Dense(units, seed=1)
         xi = rng.standard_normal((rows // 32, 32, 256)).astype(np.float32)
         for _ in range(3):
             y = layer.forward(xi, training=True)
             layer.backward(np.ones_like(y))
-    _cpu_while_sleeping(0.01)                        # the engine's team idles within ~1 ms
-    assert _cpu_while_sleeping(0.06) < 0.02
+    cpu_while_sleeping(0.01)                        # the engine's team idles within ~1 ms
+    assert cpu_while_sleeping(0.06) < 0.02
 
 
 def test_sizes_beyond_a_c_int_never_reach_the_engine(monkeypatch):
