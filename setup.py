@@ -401,7 +401,7 @@ def make_ext(name, with_c=True):
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         depends=[os.path.join(SRC, f) for f in
                  ("fr_common.h", "fr_act.h", "fr_cells_impl.h", "fr_kern_impl.h",
-                  "fr_blas_int.h")],
+                  "fr_kern_isa.h", "fr_blas_int.h")],
     )
     ext.uses_helpers = with_c
     return ext

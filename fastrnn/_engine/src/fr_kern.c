@@ -43,10 +43,8 @@
 #define FR_CAT3_(a, b, c) a##b##c
 #define FR_CAT3(a, b, c) FR_CAT3_(a, b, c)
 
-/* The implementation files are included once per (ISA, dtype) below; the
- * parameters are spelled out per block (an #include cannot live in a macro). */
-
-/* ======================================================== baseline ===== */
+/* The implementation files are instantiated once per (ISA, dtype) below, through
+ * fr_kern_isa.h (the ISA's parameters, then the include). */
 typedef float fr_v4f __attribute__((vector_size(16)));
 typedef double fr_v2d __attribute__((vector_size(16)));
 typedef float fr_v8f __attribute__((vector_size(32)));
@@ -54,183 +52,68 @@ typedef double fr_v4d __attribute__((vector_size(32)));
 typedef float fr_v16f __attribute__((vector_size(64)));
 typedef double fr_v8d __attribute__((vector_size(64)));
 
-#define REAL float
-#define VEC fr_v4f
-#define VL 4
-#define FR_FN(name) FR_CAT3(name, _f_, baseline)
-#define SIGM fr_sigmoid_f
-#define TANH fr_tanh_f
-#define RELU fr_relu_f
+/* ======================================================== baseline ===== */
+#define FR_ISA baseline
+#define FR_VEC_F fr_v4f
+#define FR_VL_F 4
+#define FR_VEC_D fr_v2d
+#define FR_VL_D 2
 #define MR_GEN 6
 #define NV_GEN 2
 #define MR_LSTM 2
 #define MR_GRU 4
 #define MR_ELM 6
 #define U_ELM 2
-#include "fr_kern_impl.h"
-#include "fr_cells_impl.h"
-#undef REAL
-#undef VEC
-#undef VL
-#undef FR_FN
-#undef SIGM
-#undef TANH
-#undef RELU
-#define REAL double
-#define VEC fr_v2d
-#define VL 2
-#define FR_FN(name) FR_CAT3(name, _d_, baseline)
-#define SIGM fr_sigmoid_d
-#define TANH fr_tanh_d
-#define RELU fr_relu_d
-#include "fr_kern_impl.h"
-#include "fr_cells_impl.h"
-#undef REAL
-#undef VEC
-#undef VL
-#undef FR_FN
-#undef SIGM
-#undef TANH
-#undef RELU
-#undef MR_GEN
-#undef NV_GEN
-#undef MR_LSTM
-#undef MR_GRU
-#undef MR_ELM
-#undef U_ELM
+#include "fr_kern_isa.h"
 
 #if FR_MULTI_ISA
 /* ============================================================ avx2 ===== */
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#define FR_ISA avx2
+#define FR_VEC_F fr_v8f
+#define FR_VL_F 8
+#define FR_VEC_D fr_v4d
+#define FR_VL_D 4
 #define MR_GEN 6
 #define NV_GEN 2
 #define MR_LSTM 3
 #define MR_GRU 4
 #define MR_ELM 6
 #define U_ELM 2
-#define REAL float
-#define VEC fr_v8f
-#define VL 8
-#define FR_FN(name) FR_CAT3(name, _f_, avx2)
-#define SIGM fr_sigmoid_f
-#define TANH fr_tanh_f
-#define RELU fr_relu_f
-#include "fr_kern_impl.h"
-#include "fr_cells_impl.h"
-#undef REAL
-#undef VEC
-#undef VL
-#undef FR_FN
-#undef SIGM
-#undef TANH
-#undef RELU
-#define REAL double
-#define VEC fr_v4d
-#define VL 4
-#define FR_FN(name) FR_CAT3(name, _d_, avx2)
-#define SIGM fr_sigmoid_d
-#define TANH fr_tanh_d
-#define RELU fr_relu_d
-#include "fr_kern_impl.h"
-#include "fr_cells_impl.h"
-#undef REAL
-#undef VEC
-#undef VL
-#undef FR_FN
-#undef SIGM
-#undef TANH
-#undef RELU
-#undef MR_GEN
-#undef NV_GEN
-#undef MR_LSTM
-#undef MR_GRU
-#undef MR_ELM
-#undef U_ELM
+#include "fr_kern_isa.h"
 
 /* ====================== avx2w16: the wide tiling lowered to AVX2 ===== */
+#define FR_ISA avx2w16
+#define FR_VEC_F fr_v16f
+#define FR_VL_F 16
+#define FR_VEC_D fr_v8d
+#define FR_VL_D 8
 #define MR_GEN 8
 #define NV_GEN 3
 #define MR_LSTM 6
 #define MR_GRU 8
 #define MR_ELM 8
 #define U_ELM 3
-#define REAL float
-#define VEC fr_v16f
-#define VL 16
-#define FR_FN(name) FR_CAT3(name, _f_, avx2w16)
-#define SIGM fr_sigmoid_f
-#define TANH fr_tanh_f
-#define RELU fr_relu_f
-#include "fr_kern_impl.h"
-#include "fr_cells_impl.h"
-#undef REAL
-#undef VEC
-#undef VL
-#undef FR_FN
-#undef SIGM
-#undef TANH
-#undef RELU
-#define REAL double
-#define VEC fr_v8d
-#define VL 8
-#define FR_FN(name) FR_CAT3(name, _d_, avx2w16)
-#define SIGM fr_sigmoid_d
-#define TANH fr_tanh_d
-#define RELU fr_relu_d
-#include "fr_kern_impl.h"
-#include "fr_cells_impl.h"
-#undef REAL
-#undef VEC
-#undef VL
-#undef FR_FN
-#undef SIGM
-#undef TANH
-#undef RELU
+#include "fr_kern_isa.h"
 #pragma GCC pop_options
 
 /* ========================================================== avx512 ===== */
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
-#define REAL float
-#define VEC fr_v16f
-#define VL 16
-#define FR_FN(name) FR_CAT3(name, _f_, avx512)
-#define SIGM fr_sigmoid_f
-#define TANH fr_tanh_f
-#define RELU fr_relu_f
-#include "fr_kern_impl.h"
-#include "fr_cells_impl.h"
-#undef REAL
-#undef VEC
-#undef VL
-#undef FR_FN
-#undef SIGM
-#undef TANH
-#undef RELU
-#define REAL double
-#define VEC fr_v8d
-#define VL 8
-#define FR_FN(name) FR_CAT3(name, _d_, avx512)
-#define SIGM fr_sigmoid_d
-#define TANH fr_tanh_d
-#define RELU fr_relu_d
-#include "fr_kern_impl.h"
-#include "fr_cells_impl.h"
-#undef REAL
-#undef VEC
-#undef VL
-#undef FR_FN
-#undef SIGM
-#undef TANH
-#undef RELU
+#define FR_ISA avx512
+#define FR_VEC_F fr_v16f
+#define FR_VL_F 16
+#define FR_VEC_D fr_v8d
+#define FR_VL_D 8
+#define MR_GEN 8
+#define NV_GEN 3
+#define MR_LSTM 6
+#define MR_GRU 8
+#define MR_ELM 8
+#define U_ELM 3
+#include "fr_kern_isa.h"
 #pragma GCC pop_options
-#undef MR_GEN
-#undef NV_GEN
-#undef MR_LSTM
-#undef MR_GRU
-#undef MR_ELM
-#undef U_ELM
 #endif /* FR_MULTI_ISA */
 
 /* ============================================================ tables ===== */
