@@ -466,6 +466,18 @@ cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
     return 0
 
 
+cdef inline void product(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
+                         const real* W, Py_ssize_t ldw, int trans, real* C,
+                         int nt) noexcept nogil:
+    """C(R, N) = X(R, K) @ op^T as project() computes it; when the packed copy of W
+    cannot be allocated, BLAS on the calling thread instead (same result)."""
+    if project(R, N, K, X, W, ldw, trans, C, nt) < 0:
+        if trans:
+            gemm_rm(c'N', c'N', R, N, K, <real>1, X, K, W, ldw, <real>0, C, N)
+        else:
+            gemm_rm(c'N', c'T', R, N, K, <real>1, X, K, W, ldw, <real>0, C, N)
+
+
 ctypedef int (*blas_local_fn)(int) noexcept nogil
 
 

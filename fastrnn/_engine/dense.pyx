@@ -41,23 +41,20 @@ buffer (inside ``project``).
 from cython.parallel cimport parallel, threadid
 from fastrnn._engine.blas cimport real, gemm_rm
 from fastrnn._engine.common cimport (FR_HAVE_OMP, team_size, fr_ftz_enter, fr_ftz_exit,
-                                     fr_isa_set, project, blas_local_fn)
+                                     fr_isa_set, product, blas_local_fn)
 
 
 cdef inline void _nt(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* x,
                      const real* w, real* out, int nthreads) noexcept nogil:
     cdef unsigned int csr = fr_ftz_enter()
-    if project(R, N, K, x, w, K, 0, out, nthreads) < 0:
-        # no memory for the packed copy of w: BLAS on this thread
-        gemm_rm(c'N', c'T', R, N, K, <real>1, x, K, w, K, <real>0, out, N)
+    product(R, N, K, x, w, K, 0, out, nthreads)
     fr_ftz_exit(csr)
 
 
 cdef inline void _nn(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* x,
                      const real* w, real* out, int nthreads) noexcept nogil:
     cdef unsigned int csr = fr_ftz_enter()
-    if project(R, N, K, x, w, N, 1, out, nthreads) < 0:
-        gemm_rm(c'N', c'N', R, N, K, <real>1, x, K, w, N, <real>0, out, N)
+    product(R, N, K, x, w, N, 1, out, nthreads)
     fr_ftz_exit(csr)
 
 

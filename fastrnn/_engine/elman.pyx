@@ -51,7 +51,7 @@ from fastrnn._engine.blas cimport real, gemm_rm
 from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_isa_set,
                               colsum_add, elman_fwd_pw, elman_step, pack_cell_new, use_fused,
                               elman_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
-                              project, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
+                              product, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
                               recur_bwd_set, ALL_PANELS, cell_panels, team_barrier,
                               fr_team_barrier, split_units_threads)
 
@@ -64,8 +64,8 @@ cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
                          fr_team_barrier* bar=NULL, int nsync=1) noexcept nogil:
     """Recurrence for batch rows [b0, b0+nb). rm: (B, H) recurrent-dropout mask or
     NULL; then the thread's rows of hm (B, H) receive h_{t-1} * rm, the product's
-    input, at every step. Hidden-unit split (bar != NULL, nsync threads): panels [pa, pb) of every step,
-    then a barrier (fused path only, no rm)."""
+    input, at every step. Hidden-unit split (bar != NULL, nsync threads): panels
+    [pa, pb) of every step, then a barrier (fused path only, no rm)."""
     cdef Py_ssize_t t
     cdef real* a
     cdef const real* hp
@@ -120,10 +120,7 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         hmp = &hm[0, 0]
     with nogil:
         csr = fr_ftz_enter()
-        if project(T * B, H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &A[0, 0, 0],
-                   nthreads) < 0:
-            gemm_rm(c'N', c'T', T * B, H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
-                    <real>0, &A[0, 0, 0], H)
+        product(T * B, H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &A[0, 0, 0], nthreads)
         nthr = pick_threads(B, 1, H, nthreads)
         if use_fused(T, B):
             wp = pack_cell_new(1, H, &w_hh[0, 0])
@@ -257,10 +254,7 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
             # dW_hh = dG^T (h_{t-1} * m): the masked states the forward's product saw
             for t in range(T):
                 rdrop_mul(B * H, &hs[t, 0, 0], rm, hwm + t * B * H)
-        if project(T * B, I, H, &dG[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0],
-                   nthreads) < 0:
-            gemm_rm(c'N', c'N', T * B, I, H, <real>1, &dG[0, 0, 0], H, &w_ih[0, 0], I,
-                    <real>0, &dx[0, 0, 0], I)
+        product(T * B, I, H, &dG[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0], nthreads)
         weight_grads(T * B, H, I, H, &dG[0, 0, 0], &dG[0, 0, 0], &x[0, 0, 0],
                      hw, &dw_ih[0, 0], &dw_hh[0, 0], nthreads, blas_local)
         colsum_add(T * B, H, &dG[0, 0, 0], &db[0])

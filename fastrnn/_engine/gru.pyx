@@ -56,7 +56,7 @@ from fastrnn._engine.blas cimport real, gemm_rm
 from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_isa_set,
                               colsum_add, gru_fwd_pw, gru_step, pack_cell_new, use_fused,
                               gru_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
-                              project, weight_grads, rdrop_mul, rdrop_add,
+                              product, weight_grads, rdrop_mul, rdrop_add,
                               rdrop_gru_carry, recur_bwd_set, ALL_PANELS, cell_panels,
                               team_barrier, fr_team_barrier,
                               split_units_threads)
@@ -70,8 +70,8 @@ cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                        real* hm, int pa=0, int pb=ALL_PANELS,
                        fr_team_barrier* bar=NULL, int nsync=1) noexcept nogil:
     """gh: (B, 3H) workspace; hn: (T, B, H) or NULL (inference).
-    Hidden-unit split (bar != NULL, nsync threads): panels [pa, pb) of every step, then a barrier (every
-    thread reads all of h_t at t + 1; fused path only, no rm).
+    Hidden-unit split (bar != NULL, nsync threads): panels [pa, pb) of every step,
+    then a barrier (every thread reads all of h_t at t + 1; fused path only, no rm).
     rm: (B, H) recurrent-dropout mask or NULL (needs `store`); then the thread's
     rows of hm (B, H) receive h_{t-1} * rm, the product's input, at every step."""
     cdef Py_ssize_t GH = 3 * H, t
@@ -142,10 +142,7 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         hnp = &hn[0, 0, 0]
     with nogil:
         csr = fr_ftz_enter()
-        if project(T * B, 3 * H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &Gi[0, 0, 0],
-                   nthreads) < 0:
-            gemm_rm(c'N', c'T', T * B, 3 * H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
-                    <real>0, &Gi[0, 0, 0], 3 * H)
+        product(T * B, 3 * H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &Gi[0, 0, 0], nthreads)
         nthr = pick_threads(B, 3, H, nthreads)
         if use_fused(T, B):
             wp = pack_cell_new(3, H, &w_hh[0, 0])
@@ -286,10 +283,7 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
             # dW_hh = dG^T (h_{t-1} * m): the masked states the forward's product saw
             for t in range(T):
                 rdrop_mul(B * H, &hs[t, 0, 0], rm, hwm + t * B * H)
-        if project(T * B, I, GH, &dGi[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0],
-                   nthreads) < 0:
-            gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dGi[0, 0, 0], GH, &w_ih[0, 0], I,
-                    <real>0, &dx[0, 0, 0], I)
+        product(T * B, I, GH, &dGi[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0], nthreads)
         weight_grads(T * B, GH, I, H, &dGi[0, 0, 0], &dGh[0, 0, 0], &x[0, 0, 0],
                      hw, &dw_ih[0, 0], &dw_hh[0, 0], nthreads, blas_local)
         colsum_add(T * B, GH, &dGi[0, 0, 0], &db_ih[0])

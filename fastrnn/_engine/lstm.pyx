@@ -61,7 +61,7 @@ from fastrnn._engine.blas cimport real, gemm_rm
 from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_isa_set,
                               colsum_add, lstm_fwd_pw, lstm_step, pack_cell_new, use_fused,
                               lstm_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
-                              project, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
+                              product, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
                               recur_bwd_set, ALL_PANELS, cell_panels, team_barrier,
                               fr_team_barrier, split_units_threads)
 
@@ -75,9 +75,10 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
                         int pb=ALL_PANELS, fr_team_barrier* bar=NULL, int nsync=1) noexcept nogil:
     """Recurrence for batch rows [b0, b0+nb) over the whole sequence.
 
-    Hidden-unit split (bar != NULL, nsync threads): this thread computes panels [pa, pb) of every step
-    (its units of h_t, c_t and the gates) and waits at a barrier after each step,
-    since every thread reads all of h_t at t + 1 (fused path only, no rm).
+    Hidden-unit split (bar != NULL, nsync threads): this thread computes panels
+    [pa, pb) of every step (its units of h_t, c_t and the gates) and waits at a
+    barrier after each step, since every thread reads all of h_t at t + 1 (fused
+    path only, no rm).
 
     G: (T, B, 4H) input projections (overwritten: gates if `store`).
     hseq: (T, B, H) h_t output. cseq: (T, B, H) c_t (training) or NULL, then
@@ -167,10 +168,7 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         cb = &cbuf[0, 0, 0]
     with nogil:
         csr = fr_ftz_enter()
-        if project(T * B, 4 * H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &G[0, 0, 0],
-                   nthreads) < 0:
-            gemm_rm(c'N', c'T', T * B, 4 * H, I, <real>1, &x[0, 0, 0], I, &w_ih[0, 0], I,
-                    <real>0, &G[0, 0, 0], 4 * H)
+        product(T * B, 4 * H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &G[0, 0, 0], nthreads)
         nthr = pick_threads(B, 4, H, nthreads)
         if use_fused(T, B):
             wp = pack_cell_new(4, H, &w_hh[0, 0])
@@ -316,10 +314,7 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
             for t in range(T):
                 rdrop_mul(B * H, &hs[t, 0, 0], rm, hwm + t * B * H)
         # weight / input gradients: one GEMM each over all T*B rows
-        if project(T * B, I, GH, &dG[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0],
-                   nthreads) < 0:
-            gemm_rm(c'N', c'N', T * B, I, GH, <real>1, &dG[0, 0, 0], GH, &w_ih[0, 0], I,
-                    <real>0, &dx[0, 0, 0], I)
+        product(T * B, I, GH, &dG[0, 0, 0], &w_ih[0, 0], I, 1, &dx[0, 0, 0], nthreads)
         weight_grads(T * B, GH, I, H, &dG[0, 0, 0], &dG[0, 0, 0], &x[0, 0, 0],
                      hw, &dw_ih[0, 0], &dw_hh[0, 0], nthreads, blas_local)
         colsum_add(T * B, GH, &dG[0, 0, 0], &db[0])

@@ -17,15 +17,15 @@ arrays and runs:
     the cell's fused pointwise pass, with the biases summed in C on each call
     (G*H adds, so bias updates made in place are seen too).
 No packing for a few rows: a single step reads every weight once, so packing would
-cost as much as the product itself. Biases are re-read every call; the weight arrays must keep their
-identity (`matches()` tells the layer when to rebuild).
+cost as much as the product itself. Biases are re-read every call; the weight arrays
+must keep their identity (`matches()` tells the layer when to rebuild).
 """
 import numpy as np
 cimport numpy as cnp
 from libc.stdlib cimport malloc, free
 from fastrnn._engine.blas cimport real, gemm_rm
 from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, recur_fwd,
-                                     project, lstm_fwd_pw, gru_fwd_pw, elman_fwd_pw,
+                                     product, lstm_fwd_pw, gru_fwd_pw, elman_fwd_pw,
                                      STEP_GEMV_ROWS)
 
 cnp.import_array()
@@ -51,8 +51,8 @@ cdef void _product(Py_ssize_t B, Py_ssize_t N, Py_ssize_t K, const real* a,
         prev = setter(1)
         gemm_rm(c'N', c'T', B, N, K, <real>1, a, K, w, K, <real>0, out, N)
         setter(prev)
-    elif project(B, N, K, a, w, K, 0, out, 1) < 0:
-        gemm_rm(c'N', c'T', B, N, K, <real>1, a, K, w, K, <real>0, out, N)
+    else:
+        product(B, N, K, a, w, K, 0, out, 1)
 
 
 cdef void _step(int cell, int act, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H,
