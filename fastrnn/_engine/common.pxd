@@ -281,23 +281,31 @@ cdef inline void team_barrier(fr_team_barrier* b, int n) noexcept nogil:
     fr_team_barrier_wait(b, n)
 
 
+cdef enum:
+    # multiply-adds per step (B*G*H*H) from which a batch too small to split over the
+    # threads splits the hidden units instead (see split_units_threads)
+    SPLIT_UNITS_MACS = 1 << 15
+
+
 cdef inline int split_units_threads(Py_ssize_t B, Py_ssize_t G, Py_ssize_t H, int nt,
                                     int nrows, int npanels) noexcept nogil:
     """Threads for the hidden-unit split of the recurrence, or 1 (don't split).
 
     Used only when the batch split gives one thread (too few rows: pick_threads). Each
     thread then computes its panels of every step for all rows and the team meets at a
-    barrier per step (all of h_t is read at t + 1). It pays only when each thread's
-    share of a step is large next to the barrier and to waking the team: B*G*H*H >= 1M
-    multiply-adds per step (an LSTM of 512 units at B = 1, a GRU of 592, an Elman cell
-    of 1024), and every thread gets >= 2 panels. Measured at B = 1, T = 100, 2 threads
-    against 1: on an idle process LSTM(128) 0.74 vs 0.79 ms and LSTM(256) 2.25 vs
-    2.61 ms, but in the benchmark's process (PyTorch and ONNX Runtime loaded) LSTM(128)
-    took 0.8-1.0 ms against 0.45 ms on one thread, so small cells stay on one thread."""
+    barrier per step (all of h_t is read at t + 1). It pays when each thread's share of
+    a step is large next to the barrier (a few hundred ns) and every thread gets >= 2
+    panels: B*G*H*H >= SPLIT_UNITS_MACS multiply-adds per step, i.e. an LSTM or GRU of
+    128 units at B = 1, an Elman cell of 182. Measured at B = 1, T = 100, I = 64, 2
+    threads against 1 (10th / 50th percentile of 3000 calls, ms): LSTM(128) 0.38 / 0.46
+    against 0.48 / 0.57, GRU(128) 0.23 / 0.28 against 0.31 / 0.42; in the benchmark's
+    process (PyTorch and ONNX Runtime loaded) the LSTM row took 0.43-0.58 ms split
+    against 0.62-0.72 ms, three runs each. (An older measurement there had LSTM(128)
+    losing, 0.8-1.0 vs 0.45 ms; the threshold was 1M multiply-adds until then.)"""
     cdef int n = nt
     if not FR_HAVE_OMP or nrows > 1 or n < 2:
         return 1
-    if B * G * H * H < (1 << 20):
+    if B * G * H * H < SPLIT_UNITS_MACS:
         return 1
     if n > npanels // 2:
         n = npanels // 2

@@ -29,11 +29,48 @@
 #define FR_VLOAD(p) __extension__({ VEC v_; __builtin_memcpy(&v_, (p), sizeof(VEC)); v_; })
 #define FR_VSTORE(p, v) do { VEC w_ = (v); __builtin_memcpy((p), &w_, sizeof(VEC)); } while (0)
 
+/* the integer vector of VEC's shape (lane indices of __builtin_shuffle) */
+typedef IREAL FR_FN(veci) __attribute__((vector_size(sizeof(VEC))));
+#undef VECI
+#define VECI FR_FN(veci)
+
 #define FR_MRMAX 8
 #define FR_NVMAX 4
 
 /* --------------------------------------------------------------- packing */
-/* W[n][k] = trans ? src[k*ld + n] : src[n*ld + k], n = g*H + unit. */
+/* d[k*ldd + v] = s[v*lds + k] for a VL x VL block, through registers: VL row
+ * vectors are transposed by log2(VL) rounds of two-source lane shuffles (round b
+ * swaps, in every pair of rows i and i + b, the lanes j with bit b set in row i
+ * with the lanes j - b of row i + b), then stored as VL row vectors of d. */
+FR_INLINE void FR_FN(transpose_block)(const REAL *FR_RESTRICT s, size_t lds,
+                                      REAL *FR_RESTRICT d, size_t ldd)
+{
+    VEC r[VL];
+#pragma GCC unroll 16
+    for (int v = 0; v < VL; v++) r[v] = FR_VLOAD(s + (size_t)v * lds);
+#pragma GCC unroll 4
+    for (int b = VL / 2; b >= 1; b /= 2) {
+        VECI m1, m2;
+#pragma GCC unroll 16
+        for (int j = 0; j < VL; j++) {
+            m1[j] = (j & b) ? VL + (j ^ b) : j;
+            m2[j] = (j & b) ? VL + j : (j ^ b);
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < VL; i++) {
+            if (i & b) continue;
+            VEC a = r[i], c = r[i | b];
+            r[i] = __builtin_shuffle(a, c, m1);
+            r[i | b] = __builtin_shuffle(a, c, m2);
+        }
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < VL; k++) FR_VSTORE(d + (size_t)k * ldd, r[k]);
+}
+
+/* W[n][k] = trans ? src[k*ld + n] : src[n*ld + k], n = g*H + unit. W^T is copied
+ * row by row (contiguous runs of units); W is transposed in VL x VL register blocks
+ * wherever a block is whole (the edges element by element). */
 static void FR_FN(pack)(int G, int H, int K, int U, const REAL *src, int ld, int trans,
                         REAL *Wp)
 {
@@ -41,17 +78,30 @@ static void FR_FN(pack)(int G, int H, int K, int U, const REAL *src, int ld, int
     const int np = (H + UV - 1) / UV;
     for (int p = 0; p < np; p++) {
         REAL *dst = Wp + (size_t)p * NR * K;
+        const int u0 = p * UV, nu = H - u0 < UV ? H - u0 : UV;
         for (int g = 0; g < G; g++) {
-            for (int v = 0; v < UV; v++) {
-                const int unit = p * UV + v, col = g * UV + v;
-                if (unit >= H) {
-                    for (int k = 0; k < K; k++) dst[(size_t)k * NR + col] = 0;
-                } else if (!trans) {
-                    const REAL *s = src + (size_t)(g * H + unit) * ld;
-                    for (int k = 0; k < K; k++) dst[(size_t)k * NR + col] = s[k];
-                } else {
-                    const REAL *s = src + (g * H + unit);
-                    for (int k = 0; k < K; k++) dst[(size_t)k * NR + col] = s[(size_t)k * ld];
+            if (trans) {
+                for (int k = 0; k < K; k++) {
+                    REAL *d = dst + (size_t)k * NR + g * UV;
+                    const REAL *s = src + (size_t)k * ld + (size_t)g * H + u0;
+                    for (int v = 0; v < nu; v++) d[v] = s[v];
+                    for (int v = nu; v < UV; v++) d[v] = 0;
+                }
+                continue;
+            }
+            for (int v0 = 0; v0 < UV; v0 += VL) {
+                const REAL *s = src + (size_t)(g * H + u0 + v0) * ld;
+                REAL *d = dst + g * UV + v0;
+                const int nv = nu - v0 < 0 ? 0 : (nu - v0 < VL ? nu - v0 : VL);
+                int k0 = 0;
+                if (nv == VL)
+                    for (; k0 + VL <= K; k0 += VL)
+                        FR_FN(transpose_block)(s + k0, (size_t)ld, d + (size_t)k0 * NR,
+                                               (size_t)NR);
+                for (int k = k0; k < K; k++) {
+                    REAL *dk = d + (size_t)k * NR;
+                    for (int v = 0; v < nv; v++) dk[v] = s[(size_t)v * ld + k];
+                    for (int v = nv; v < VL; v++) dk[v] = 0;
                 }
             }
         }

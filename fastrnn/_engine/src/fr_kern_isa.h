@@ -7,6 +7,7 @@
  * instantiates fr_kern_impl.h and fr_cells_impl.h for both dtypes and undefines
  * all of the above. (An #include cannot live in a macro, hence a file.) */
 #define REAL float
+#define IREAL int32_t
 #define VEC FR_VEC_F
 #define VL FR_VL_F
 #define FR_FN(name) FR_CAT3(name, _f_, FR_ISA)
@@ -16,6 +17,7 @@
 #include "fr_kern_impl.h"
 #include "fr_cells_impl.h"
 #undef REAL
+#undef IREAL
 #undef VEC
 #undef VL
 #undef FR_FN
@@ -23,6 +25,7 @@
 #undef TANH
 #undef RELU
 #define REAL double
+#define IREAL int64_t
 #define VEC FR_VEC_D
 #define VL FR_VL_D
 #define FR_FN(name) FR_CAT3(name, _d_, FR_ISA)
@@ -32,6 +35,7 @@
 #include "fr_kern_impl.h"
 #include "fr_cells_impl.h"
 #undef REAL
+#undef IREAL
 #undef VEC
 #undef VL
 #undef FR_FN
