@@ -102,39 +102,52 @@ FR_INLINE double fr_expn_d(double x)
     return fr_seld(under, 0.0, p * s.f);
 }
 
-/* exp(x) over the whole float range: clamped to [-87.34, 88.72] (NaN passes),
- * exactly 0 below. Used by the float activations. */
-FR_INLINE float fr_exp_f(float x)
+/* Range reduction for float: c x = k ln2 + r / h with k = round(c x / ln2);
+ * returns 2^k in *s and r = h (c x - k ln2) (c, h compile-time constants after
+ * inlining: c = -1, h = 1 for exp(-x); c = 2, h = 1/2 for exp(2x), so that the
+ * reduction runs on x itself and no 2x is formed). Adding 1.5 * 2^23 + 127
+ * rounds c x / ln2 to an integer and leaves k + 127 in the low mantissa bits;
+ * shifted into the exponent field they give 2^k. The callers clamp x so that
+ * k + 127 stays in [0, 254] (2^k = 0, 2^-126 ... 2^127). ln2 = hi + lo with hi
+ * of 9 significant bits, so that k hi (and k hi / 2) is exact. */
+FR_INLINE float fr_reduce_f(float x, float c, float h, float *s)
 {
-    const int under = x < -87.33654f;
-    x = fr_self(x > 88.7f, 88.7f, x);
-    x = fr_self(under, -87.33654f, x);
-    const float magic = 12582912.0f;
-    fr_fi32 u;
-    u.f = x * 1.44269504088896341f + magic;
-    float k = u.f - magic;
-    int32_t ki = u.i - 0x4B400000;
-    float r = x - k * 0.693359375f;
-    r = r - k * -2.12194440e-4f;
-    float p = 1.9841270e-4f;
-    p = p * r + 1.3888889e-3f;
-    p = p * r + 8.3333333e-3f;
-    p = p * r + 4.1666667e-2f;
-    p = p * r + 1.6666667e-1f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    fr_fi32 sc;
-    sc.i = (ki + 127) << 23;
-    return fr_self(under, 0.0f, p * sc.f);
+    const float magic = 12583039.0f;                  /* 1.5 * 2^23 + 127 */
+    fr_fi32 u, sc;
+    u.f = x * (c * 1.44269504088896341f) + magic;
+    const float k = u.f - magic;                      /* round(c x / ln2) */
+    sc.i = (int32_t)((uint32_t)u.i << 23);            /* 2^k */
+    *s = sc.f;
+    const float r = (c * h) * x - k * (h * 0.693359375f);   /* one fused op */
+    return r - k * (h * -2.12194440e-4f);
 }
 
-/* float sigmoid: 1 / (1 + exp(-x)); relative accuracy on both tails (exp(-x)
- * saturates at ~1.6e38, the quotient underflows to 0 under FTZ), exactly 1
- * for x > 87.3, NaN in -> NaN out. */
+/* Clamp to [lo, hi] with NaN passing through (both comparisons are false). */
+FR_INLINE float fr_clampf(float x, float lo, float hi)
+{
+    x = fr_self(lo > x, lo, x);
+    return fr_self(hi < x, hi, x);
+}
+
+/* float sigmoid: 1 / (1 + e), e = exp(-x) = 2^k (1 + em1) with em1 = r + r^2 q(r)
+ * and q the degree-4 minimax fit of (e^r - 1 - r) / r^2 on |r| <= ln2/2
+ * (relative error of e^r - 1 below 1.8e-8 with these float coefficients, of
+ * e^r below 6.2e-9: the truncation is far below float rounding; the Taylor
+ * series needs degree 7 for the same). x is clamped to [-88.3, 88]: at 88,
+ * k = -127 and e = 0 (sigmoid exactly 1; the true value rounds to 1 from
+ * x = 17); at -88.3, e ~ 2.2e38 and the quotient is subnormal, 0 under FTZ
+ * (the kernels' mode). NaN passes the clamp and poisons the result. */
 FR_INLINE float fr_sigmoid_f(float x)
 {
-    return 1.0f / (1.0f + fr_exp_f(-x));
+    float s;
+    const float r = fr_reduce_f(fr_clampf(x, -88.3f, 88.0f), -1.0f, 1.0f, &s);
+    float q = 1.388250734e-03f;
+    q = q * r + 8.366581053e-03f;
+    q = q * r + 4.166720062e-02f;
+    q = q * r + 1.666654348e-01f;
+    q = q * r + 4.999999702e-01f;
+    const float em1 = (r * r) * q + r;
+    return 1.0f / (1.0f + (s * em1 + s));
 }
 
 FR_INLINE double fr_sigmoid_d(double x)
@@ -144,17 +157,25 @@ FR_INLINE double fr_sigmoid_d(double x)
     return fr_seld(x >= 0.0, s, e * s);
 }
 
-/* float tanh: 1 - 2 / (exp(2x) + 1) saturates to exactly +-1 and passes NaN;
- * for |x| < 0.1 the odd series x - x^3/3 + 2x^5/15 keeps relative accuracy
- * (both branches are within ~1.2e-6 relative, ~1.2e-7 absolute). */
+/* float tanh: m / (m + 2) with m = expm1(2x) = 2^k em1 + (2^k - 1), one
+ * division and relative accuracy at 0 without a separate series: for |x| <=
+ * ln2/4, k = 0 and m is the polynomial's value. The reduction runs on x
+ * (2x = k ln2 + 2r'), and em1(2r') = r' + r' P(r') with P(r') = 1 + 4 r' q(2r'),
+ * q the sigmoid's fit: its coefficients times powers of 2, exact. x is clamped
+ * to [-20, 20]: m + 2 == m above (tanh exactly 1; the true value rounds to 1
+ * from x = 9.1), 2^k - 1 == -1 below (exactly -1). NaN passes the clamp. */
 FR_INLINE float fr_tanh_f(float x)
 {
-    float e = fr_exp_f(2.0f * x);
-    float t = 1.0f - 2.0f / (e + 1.0f);
-    float x2 = x * x;
-    float q = 1.3333334e-1f * x2 - 3.3333334e-1f;
-    q = x + (q * x2) * x;
-    return fr_self(fr_absf(x) < 0.1f, q, t);
+    float s;
+    const float r = fr_reduce_f(fr_clampf(x, -20.0f, 20.0f), 2.0f, 0.5f, &s);
+    float p = 8.884804696e-02f;
+    p = p * r + 2.677305937e-01f;
+    p = p * r + 6.666752100e-01f;
+    p = p * r + 1.333323479e+00f;
+    p = p * r + 1.999999881e+00f;
+    p = p * r + 1.0f;
+    const float m = s * (r * p + r) + (s - 1.0f);
+    return m / (m + 2.0f);
 }
 
 FR_INLINE double fr_tanh_d(double x)
