@@ -1,15 +1,34 @@
 /* Vectorizable activations (float and double), inlined into `omp simd` loops.
  *
- * exp is only ever needed for non-positive arguments here: sigmoid(x) uses
- * e = exp(-|x|), tanh(x) uses e = exp(-2|x|). Range reduction x = k ln2 + r,
- * |r| <= ln2/2, a Taylor polynomial (degree 7 in float, 13 in double: the
- * truncation error is below the format's rounding error), and 2^k built from
- * the exponent bits. Below the smallest argument whose exp is still a normal
- * number the result is exactly 0 (the caller runs with FTZ anyway); comparisons are written so that NaN
- * passes through the clamp and poisons the result (NaN propagates), and +-inf
- * saturate to exactly 0/1 (sigmoid) and -1/+1 (tanh).
- * tanh uses an odd Taylor polynomial near 0 to keep relative accuracy there.
- * No libm calls, no -ffast-math needed.
+ * Both go through e^r - 1 on a reduced argument:
+ *   sigmoid(x) = 1 / (1 + e),   e = exp(-x) = 2^k (1 + em1(r))
+ *   tanh(x)    = m / (m + 2),   m = expm1(2x) = 2^k em1(r) + (2^k - 1)
+ * with k = round(c x / ln2) (adding 1.5 * 2^23 + bias leaves k + bias in the
+ * low bits, shifted into the exponent field for 2^k), r = c x - k ln2 (ln2 in
+ * two parts, k hi exact) and em1(r) = r + r^2 q(r), q a minimax fit of
+ * (e^r - 1 - r) / r^2 on |r| <= ln2/2 for the RELATIVE error of e^r - 1
+ * (float: degree 4, 1.8e-8 with the rounded coefficients; double: degree 9,
+ * 4.1e-17): the truncation is a fraction of an ulp with a polynomial of degree
+ * 6 resp. 11 in r, where the Taylor series took degree 7 resp. 13. Because m keeps relative
+ * accuracy at 0 (k = 0 there, m is the polynomial itself), tanh needs no
+ * separate small-argument series, no select and one division.
+ *
+ * The argument is clamped once (two branch-free selects; the comparisons are
+ * false for NaN, which passes through and poisons the result) to a range where
+ * 2^k is a valid float/double and the results have already saturated:
+ * sigmoid(+inf) = 1 exactly, sigmoid(-inf) = 0 exactly (e ~ 2^127 resp.
+ * 2^1023 makes the quotient subnormal: 0 under FTZ, the kernels' mode),
+ * tanh(+-inf) = +-1 exactly (m + 2 == m; 2^k - 1 == -1). No libm calls, no
+ * -ffast-math, no masked operations needed (AVX2 / SSE2 vectorize it).
+ *
+ * Accuracy measured against double (float) / long double (double) libm over
+ * every float with 2^-40 <= |x| < 128 (sigmoid) or < 32 (tanh) on each ISA path,
+ * and over 6M doubles (dense grids on [-40, 40], [-720, 720], 2^-58 .. 148):
+ *   float  sigmoid: max rel 1.48e-7 (2.5 ulp), max abs 8.9e-8
+ *   float  tanh:    max rel 2.01e-7 (2.9 ulp; 2.29e-7 on SSE2 without FMA)
+ *                   (the previous exp + |x| < 0.1 series: 1.13e-6, 16 ulp)
+ *   double sigmoid: max rel 2.8e-16 (2.3 ulp)
+ *   double tanh:    max rel 4.3e-16 (3.3 ulp)
  */
 #ifndef FASTRNN_ACT_H
 #define FASTRNN_ACT_H
