@@ -8,10 +8,10 @@
  * two parts, k hi exact) and em1(r) = r + r^2 q(r), q a minimax fit of
  * (e^r - 1 - r) / r^2 on |r| <= ln2/2 for the RELATIVE error of e^r - 1
  * (float: degree 4, 1.8e-8 with the rounded coefficients; double: degree 9,
- * 4.1e-17): the truncation is a fraction of an ulp with a polynomial of degree
- * 6 resp. 11 in r, where the Taylor series took degree 7 resp. 13. Because m keeps relative
- * accuracy at 0 (k = 0 there, m is the polynomial itself), tanh needs no
- * separate small-argument series, no select and one division.
+ * 4.1e-17): the truncation is a fraction of an ulp with a polynomial of
+ * degree 6 resp. 11 in r, where the Taylor series took degree 7 resp. 13.
+ * Because m keeps relative accuracy at 0 (k = 0 there, m is the polynomial
+ * itself), tanh needs no small-argument series, no select, one division.
  *
  * The argument is clamped once (two branch-free selects; the comparisons are
  * false for NaN, which passes through and poisons the result) to a range where
