@@ -178,8 +178,8 @@ cdef extern from "fr_common.h" nogil:
     void fr_gemv_axpy_d(int N, int K, const double* W, int ldw, const double* x, double* y)
     size_t fr_pack_cell_size_f(int G, int H)
     size_t fr_pack_cell_size_d(int G, int H)
-    void fr_pack_cell_f(int G, int H, const float* w_hh, float* Wp)
-    void fr_pack_cell_d(int G, int H, const double* w_hh, double* Wp)
+    void fr_pack_cell_f(int G, int H, const float* w_hh, float* Wp, int pa, int pb)
+    void fr_pack_cell_d(int G, int H, const double* w_hh, double* Wp, int pa, int pb)
     void fr_lstm_step_f(int nb, int H, int pa, int pb, const float* hp, const float* Wp,
                         const float* g, const float* bias, const float* cp, float* h_out,
                         float* c_out, float* gates_out, const unsigned char* mask)
@@ -209,22 +209,36 @@ cdef extern from "fr_common.h" nogil:
     void fr_team_barrier_wait(fr_team_barrier* b, int n)
 
 
-cdef inline real* pack_cell_new(Py_ssize_t G, Py_ssize_t H, const real* w_hh) noexcept nogil:
-    """malloc + gate-interleaved pack of W_hh (G*H, H) for the fused steps; NULL on
-    failure (the caller falls back to the unfused path)."""
+cdef enum:
+    ALL_PANELS = 1 << 30
+
+
+cdef inline real* cell_buffer_new(Py_ssize_t G, Py_ssize_t H, real* like) noexcept nogil:
+    """malloc for the gate-interleaved pack of W_hh (G*H, H) on the current path
+    (`like` only selects the dtype); NULL on failure."""
     cdef size_t n
-    cdef real* wp
     if real is float:
         n = fr_pack_cell_size_f(<int>G, <int>H)
     else:
         n = fr_pack_cell_size_d(<int>G, <int>H)
-    wp = <real*>malloc(n * sizeof(real) + 64)
-    if wp == NULL:
-        return NULL
+    return <real*>malloc(n * sizeof(real) + 64)
+
+
+cdef inline void pack_cell_part(Py_ssize_t G, Py_ssize_t H, const real* w_hh, real* wp,
+                                int pa, int pb) noexcept nogil:
+    """Gate-interleaved pack of panels [pa, pb) of W_hh (ALL_PANELS: every panel)."""
     if real is float:
-        fr_pack_cell_f(<int>G, <int>H, w_hh, wp)
+        fr_pack_cell_f(<int>G, <int>H, w_hh, wp, pa, pb)
     else:
-        fr_pack_cell_d(<int>G, <int>H, w_hh, wp)
+        fr_pack_cell_d(<int>G, <int>H, w_hh, wp, pa, pb)
+
+
+cdef inline real* pack_cell_new(Py_ssize_t G, Py_ssize_t H, const real* w_hh) noexcept nogil:
+    """malloc + gate-interleaved pack of W_hh (G*H, H) for the fused steps; NULL on
+    failure (the caller falls back to the unfused path)."""
+    cdef real* wp = cell_buffer_new(G, H, <real*>NULL)
+    if wp != NULL:
+        pack_cell_part(G, H, w_hh, wp, 0, ALL_PANELS)
     return wp
 
 
@@ -262,10 +276,6 @@ cdef inline void elman_step(Py_ssize_t nb, Py_ssize_t H, int pa, int pb, int act
         fr_elman_step_f(<int>nb, <int>H, pa, pb, act, hp, wp, g, bias, h_out, mask)
     else:
         fr_elman_step_d(<int>nb, <int>H, pa, pb, act, hp, wp, g, bias, h_out, mask)
-
-
-cdef enum:
-    ALL_PANELS = 1 << 30
 
 
 cdef inline int cell_panels(Py_ssize_t G, Py_ssize_t H, bint is_float) noexcept nogil:
@@ -609,3 +619,119 @@ cdef inline void recur_bwd_set(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, const
         gemm_rm(c'N', c'N', nb, H, GH, <real>1, dg, GH, w, H, <real>0, out, H)
     else:
         gemm_packed(nb, H, GH, dg, GH, wpt, out, H, 0)
+
+
+# ------------------------------------------------------------------ sequence drivers
+# The three cells share their sequence drivers: everything but the per-row recurrence
+# (the cell's `*_fwd_rows` / `*_bwd_rows`, reached through a callback and a context
+# struct of the cell's arrays) is written once here: the input projection, the packing
+# of W_hh, and how the recurrence is split over the engine's threads.
+
+ctypedef void (*fwd_rows_fn)(void* ctx, const void* wp, Py_ssize_t b0, Py_ssize_t nb,
+                             int pa, int pb, fr_team_barrier* bar, int nsync) noexcept nogil
+ctypedef void (*bwd_rows_fn)(void* ctx, const void* wpt, Py_ssize_t b0,
+                             Py_ssize_t nb) noexcept nogil
+
+
+cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_ssize_t B,
+                                  Py_ssize_t I, Py_ssize_t G, Py_ssize_t H, const real* x,
+                                  const real* w_ih, const real* w_hh, real* gx,
+                                  bint may_split, int nthreads) noexcept nogil:
+    """gx (T*B, G*H) = x (T*B, I) @ W_ih^T, then the recurrence: `rows(ctx, wp, b0, nb,
+    pa, pb, bar, nsync)` runs rows [b0, b0+nb) over every step, on panels [pa, pb) of
+    the packed W_hh `wp` (NULL: unfused path), meeting the other `nsync` threads at
+    `bar` after every step when they split the hidden units.
+
+    Threads (see pick_threads, split_units_threads): the batch is split over the team
+    for the whole sequence, or, with too few rows, the team splits the hidden units;
+    then each thread also packs its own panels of W_hh (into its own caches) and
+    computes its share of the projection's rows inside the same region, and the team
+    meets once before the first step. `may_split` is False when the split cannot run
+    (recurrent dropout rewrites the rows' input per step). The caller has set FTZ/DAZ
+    on the calling thread; every worker sets and restores its own."""
+    cdef Py_ssize_t R = T * B, GH = G * H, r0 = 0, r1 = 0, b0 = 0, b1 = 0
+    cdef int nthr, nsplit = 1, npan = 0, tid = 0, nteam = 1, p0 = 0, p1 = 0
+    cdef unsigned int csr_t = 0
+    cdef real* wp = NULL
+    cdef real* wpi = NULL
+    cdef fr_team_barrier bar
+    nthr = pick_threads(B, G, H, nthreads)
+    if use_fused(T, B):
+        wp = cell_buffer_new(G, H, <real*>NULL)
+        if wp == NULL:
+            nthr = 1
+    if wp != NULL and may_split and T > 1:
+        npan = cell_panels(G, H, real is float)
+        nsplit = split_units_threads(B, G, H, nthreads, nthr, npan)
+    if nsplit > 1:
+        wpi = pack_new(GH, I, w_ih, I, 0)
+        if wpi == NULL:
+            product(R, GH, I, x, w_ih, I, 0, gx, nthreads)
+        bar.count = 0
+        bar.gen = 0
+        with parallel(num_threads=nsplit):
+            tid = threadid()
+            nteam = team_size()
+            p0 = (tid * npan) // nteam
+            p1 = ((tid + 1) * npan) // nteam
+            csr_t = fr_ftz_enter()
+            pack_cell_part(G, H, w_hh, wp, p0, p1)
+            if wpi != NULL:
+                r0 = (tid * R) // nteam
+                r1 = ((tid + 1) * R) // nteam
+                if r1 > r0:
+                    gemm_packed(r1 - r0, GH, I, x + r0 * I, I, wpi, gx + r0 * GH, GH, 0)
+                # every thread's first step reads all rows of gx[0]
+                team_barrier(&bar, nteam)
+            rows(ctx, wp, 0, B, p0, p1, &bar, nteam)
+            fr_ftz_exit(csr_t)
+        free(wpi)
+    else:
+        product(R, GH, I, x, w_ih, I, 0, gx, nthreads)
+        if wp != NULL:
+            pack_cell_part(G, H, w_hh, wp, 0, ALL_PANELS)
+        if nthr > 1:
+            with parallel(num_threads=nthr):
+                tid = threadid()
+                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
+                # OMP_DYNAMIC may give fewer threads than asked)
+                nteam = team_size()
+                b0 = (tid * B) // nteam
+                b1 = ((tid + 1) * B) // nteam
+                csr_t = fr_ftz_enter()
+                rows(ctx, wp, b0, b1 - b0, 0, ALL_PANELS, NULL, 1)
+                fr_ftz_exit(csr_t)
+        else:
+            rows(ctx, wp, 0, B, 0, ALL_PANELS, NULL, 1)
+    free(wp)
+
+
+cdef inline void backward_sequence(bwd_rows_fn rows, void* ctx, Py_ssize_t B,
+                                   Py_ssize_t G, Py_ssize_t H, const real* w_hh,
+                                   int nthreads) noexcept nogil:
+    """BPTT over the batch: `rows(ctx, wpt, b0, nb)` runs rows [b0, b0+nb) backwards
+    over every step with W_hh^T packed in `wpt` (NULL for one row: GEMV on W_hh), the
+    rows split over the team for the whole sequence (pick_threads)."""
+    cdef int nthr, tid = 0, nteam = 1
+    cdef Py_ssize_t b0 = 0, b1 = 0
+    cdef unsigned int csr_t = 0
+    cdef real* wpt = NULL
+    nthr = pick_threads(B, G, H, nthreads)
+    if B > 1:
+        wpt = pack_new(H, G * H, w_hh, H, 1)
+        if wpt == NULL:
+            nthr = 1
+    if nthr > 1:
+        with parallel(num_threads=nthr):
+            tid = threadid()
+            # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
+            # OMP_DYNAMIC may give fewer threads than asked)
+            nteam = team_size()
+            b0 = (tid * B) // nteam
+            b1 = ((tid + 1) * B) // nteam
+            csr_t = fr_ftz_enter()
+            rows(ctx, wpt, b0, b1 - b0)
+            fr_ftz_exit(csr_t)
+    else:
+        rows(ctx, wpt, 0, B)
+    free(wpt)

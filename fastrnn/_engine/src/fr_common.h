@@ -125,8 +125,9 @@ void fr_gemm_packed_d(int M, int N, int K, const double *A, int lda, const doubl
  * 3 GRU, 1 Elman); layout in fr_kern_impl.h. */
 size_t fr_pack_cell_size_f(int G, int H);
 size_t fr_pack_cell_size_d(int G, int H);
-void fr_pack_cell_f(int G, int H, const float *w_hh, float *Wp);
-void fr_pack_cell_d(int G, int H, const double *w_hh, double *Wp);
+/* only panels [pa, pb) are written (pb >= fr_cell_panels: all) */
+void fr_pack_cell_f(int G, int H, const float *w_hh, float *Wp, int pa, int pb);
+void fr_pack_cell_d(int G, int H, const double *w_hh, double *Wp, int pa, int pb);
 /* Fused recurrent steps for nb rows (pointers at the first row): the recurrent
  * product of every register tile is followed, while in L1, by the cell's
  * pointwise update (same contracts as the *_fwd passes above; g / gi are the
