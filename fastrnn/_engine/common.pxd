@@ -164,8 +164,12 @@ cdef inline void gru_bwd_pw(Py_ssize_t nb, Py_ssize_t H, const real* gates,
 cdef extern from "fr_common.h" nogil:
     size_t fr_pack_size_f(int N, int K)
     size_t fr_pack_size_d(int N, int K)
-    void fr_pack_f(int N, int K, const float* src, int ld, int trans, float* Wp)
-    void fr_pack_d(int N, int K, const double* src, int ld, int trans, double* Wp)
+    void fr_pack_f(int N, int K, const float* src, int ld, int trans, float* Wp, int pa,
+                   int pb)
+    void fr_pack_d(int N, int K, const double* src, int ld, int trans, double* Wp, int pa,
+                   int pb)
+    int fr_pack_panels_f(int N)
+    int fr_pack_panels_d(int N)
     void fr_gemm_packed_f(int M, int N, int K, const float* A, int lda, const float* Wp,
                           float* C, int ldc, int accumulate)
     void fr_gemm_packed_d(int M, int N, int K, const double* A, int lda, const double* Wp,
@@ -338,22 +342,38 @@ cdef inline bint use_fused(Py_ssize_t T, Py_ssize_t B) noexcept nogil:
     return T > 1 or B > STEP_GEMV_ROWS
 
 
-cdef inline real* pack_new(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize_t ld,
-                           int trans) noexcept nogil:
-    """malloc + pack W (N, K) (trans: W = src^T) for gemm_packed; NULL on failure."""
+cdef inline real* pack_buffer_new(Py_ssize_t N, Py_ssize_t K, real* like) noexcept nogil:
+    """malloc for W (N, K) packed for gemm_packed (`like` only selects the dtype)."""
     cdef size_t n
-    cdef real* wp
     if real is float:
         n = fr_pack_size_f(<int>N, <int>K)
     else:
         n = fr_pack_size_d(<int>N, <int>K)
-    wp = <real*>malloc(n * sizeof(real) + 64)
-    if wp == NULL:
-        return NULL
+    return <real*>malloc(n * sizeof(real) + 64)
+
+
+cdef inline int pack_panels(Py_ssize_t N, bint is_float) noexcept nogil:
+    """Panels of a W (N, K) packed for gemm_packed on the current path."""
+    if is_float:
+        return fr_pack_panels_f(<int>N)
+    return fr_pack_panels_d(<int>N)
+
+
+cdef inline void pack_part(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize_t ld,
+                           int trans, real* wp, int pa, int pb) noexcept nogil:
+    """Pack panels [pa, pb) of W (N, K) (trans: W = src^T); ALL_PANELS: all."""
     if real is float:
-        fr_pack_f(<int>N, <int>K, src, <int>ld, trans, wp)
+        fr_pack_f(<int>N, <int>K, src, <int>ld, trans, wp, pa, pb)
     else:
-        fr_pack_d(<int>N, <int>K, src, <int>ld, trans, wp)
+        fr_pack_d(<int>N, <int>K, src, <int>ld, trans, wp, pa, pb)
+
+
+cdef inline real* pack_new(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize_t ld,
+                           int trans) noexcept nogil:
+    """malloc + pack W (N, K) (trans: W = src^T) for gemm_packed; NULL on failure."""
+    cdef real* wp = pack_buffer_new(N, K, <real*>NULL)
+    if wp != NULL:
+        pack_part(N, K, src, ld, trans, wp, 0, ALL_PANELS)
     return wp
 
 
@@ -643,14 +663,15 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
     `bar` after every step when they split the hidden units.
 
     Threads (see pick_threads, split_units_threads): the batch is split over the team
-    for the whole sequence, or, with too few rows, the team splits the hidden units;
-    then each thread also packs its own panels of W_hh (into its own caches) and
-    computes its share of the projection's rows inside the same region, and the team
-    meets once before the first step. `may_split` is False when the split cannot run
-    (recurrent dropout rewrites the rows' input per step). The caller has set FTZ/DAZ
-    on the calling thread; every worker sets and restores its own."""
+    for the whole sequence, or, with too few rows, the team splits the hidden units.
+    Either way one parallel region does everything: each thread packs its share of
+    W_ih's and W_hh's panels (in the hidden-unit split, the W_hh panels it will use,
+    so they land in its own caches), the team meets, each computes its share of the
+    projection's rows, and the team meets again before the first step. `may_split` is False when the hidden-unit split
+    cannot run (recurrent dropout rewrites the rows' input per step). The caller has
+    set FTZ/DAZ on the calling thread; every worker sets and restores its own."""
     cdef Py_ssize_t R = T * B, GH = G * H, r0 = 0, r1 = 0, b0 = 0, b1 = 0
-    cdef int nthr, nsplit = 1, npan = 0, tid = 0, nteam = 1, p0 = 0, p1 = 0
+    cdef int nthr, nsplit = 1, npan = 0, npi = 0, tid = 0, nteam = 1, p0 = 0, p1 = 0
     cdef unsigned int csr_t = 0
     cdef real* wp = NULL
     cdef real* wpi = NULL
@@ -658,35 +679,15 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
     nthr = pick_threads(B, G, H, nthreads)
     if use_fused(T, B):
         wp = cell_buffer_new(G, H, <real*>NULL)
-        if wp == NULL:
-            nthr = 1
-    if wp != NULL and may_split and T > 1:
+    if wp != NULL:
         npan = cell_panels(G, H, real is float)
-        nsplit = split_units_threads(B, G, H, nthreads, nthr, npan)
-    if nsplit > 1:
-        wpi = pack_new(GH, I, w_ih, I, 0)
-        if wpi == NULL:
-            product(R, GH, I, x, w_ih, I, 0, gx, nthreads)
-        bar.count = 0
-        bar.gen = 0
-        with parallel(num_threads=nsplit):
-            tid = threadid()
-            nteam = team_size()
-            p0 = (tid * npan) // nteam
-            p1 = ((tid + 1) * npan) // nteam
-            csr_t = fr_ftz_enter()
-            pack_cell_part(G, H, w_hh, wp, p0, p1)
-            if wpi != NULL:
-                r0 = (tid * R) // nteam
-                r1 = ((tid + 1) * R) // nteam
-                if r1 > r0:
-                    gemm_packed(r1 - r0, GH, I, x + r0 * I, I, wpi, gx + r0 * GH, GH, 0)
-                # every thread's first step reads all rows of gx[0]
-                team_barrier(&bar, nteam)
-            rows(ctx, wp, 0, B, p0, p1, &bar, nteam)
-            fr_ftz_exit(csr_t)
-        free(wpi)
-    else:
+        if may_split and T > 1:
+            nsplit = split_units_threads(B, G, H, nthreads, nthr, npan)
+        if nsplit > 1:
+            nthr = nsplit
+    elif use_fused(T, B):
+        nthr = 1                   # no memory for the packed copy: serial, unfused
+    if wp == NULL or nthr < 2:
         product(R, GH, I, x, w_ih, I, 0, gx, nthreads)
         if wp != NULL:
             pack_cell_part(G, H, w_hh, wp, 0, ALL_PANELS)
@@ -703,6 +704,41 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
                 fr_ftz_exit(csr_t)
         else:
             rows(ctx, wp, 0, B, 0, ALL_PANELS, NULL, 1)
+        free(wp)
+        return
+    wpi = pack_buffer_new(GH, I, <real*>NULL)
+    if wpi == NULL:
+        product(R, GH, I, x, w_ih, I, 0, gx, nthreads)
+    else:
+        npi = pack_panels(GH, real is float)
+    bar.count = 0
+    bar.gen = 0
+    with parallel(num_threads=nthr):
+        tid = threadid()
+        nteam = team_size()
+        csr_t = fr_ftz_enter()
+        p0 = (tid * npan) // nteam
+        p1 = ((tid + 1) * npan) // nteam
+        pack_cell_part(G, H, w_hh, wp, p0, p1)
+        if wpi != NULL:
+            pack_part(GH, I, w_ih, I, 0, wpi, (tid * npi) // nteam,
+                      ((tid + 1) * npi) // nteam)
+            team_barrier(&bar, nteam)          # every row reads all of W_ih's panels
+            r0 = (tid * R) // nteam
+            r1 = ((tid + 1) * R) // nteam
+            if r1 > r0:
+                gemm_packed(r1 - r0, GH, I, x + r0 * I, I, wpi, gx + r0 * GH, GH, 0)
+        # every thread's first step reads all rows of gx[0] (and, splitting the
+        # batch, every panel of wp)
+        team_barrier(&bar, nteam)
+        if nsplit > 1:
+            rows(ctx, wp, 0, B, p0, p1, &bar, nteam)
+        else:
+            b0 = (tid * B) // nteam
+            b1 = ((tid + 1) * B) // nteam
+            rows(ctx, wp, b0, b1 - b0, 0, ALL_PANELS, NULL, 1)
+        fr_ftz_exit(csr_t)
+    free(wpi)
     free(wp)
 
 

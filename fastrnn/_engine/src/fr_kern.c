@@ -27,7 +27,6 @@
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE 1          /* sched_getcpu, sched_setaffinity, CPU_* (fr_team_place) */
 #endif
-#include <limits.h>
 #include <sched.h>
 #include "fr_common.h"
 #include "fr_act.h"
@@ -237,10 +236,14 @@ static size_t fr_pack_elems(int vl, int G, int H, int K, int U)
 
 size_t fr_pack_size_f(int N, int K) { const fr_ops_f *o = FR_OPS_F; return fr_pack_elems(o->vl, 1, N, K, o->u_gen); }
 size_t fr_pack_size_d(int N, int K) { const fr_ops_d *o = FR_OPS_D; return fr_pack_elems(o->vl, 1, N, K, o->u_gen); }
-void fr_pack_f(int N, int K, const float *src, int ld, int trans, float *Wp)
-{ const fr_ops_f *o = FR_OPS_F; o->pack(1, N, K, o->u_gen, src, ld, trans, Wp, 0, INT_MAX); }
-void fr_pack_d(int N, int K, const double *src, int ld, int trans, double *Wp)
-{ const fr_ops_d *o = FR_OPS_D; o->pack(1, N, K, o->u_gen, src, ld, trans, Wp, 0, INT_MAX); }
+void fr_pack_f(int N, int K, const float *src, int ld, int trans, float *Wp, int pa, int pb)
+{ const fr_ops_f *o = FR_OPS_F; o->pack(1, N, K, o->u_gen, src, ld, trans, Wp, pa, pb); }
+void fr_pack_d(int N, int K, const double *src, int ld, int trans, double *Wp, int pa, int pb)
+{ const fr_ops_d *o = FR_OPS_D; o->pack(1, N, K, o->u_gen, src, ld, trans, Wp, pa, pb); }
+int fr_pack_panels_f(int N)
+{ const fr_ops_f *o = FR_OPS_F; int nr = o->u_gen * o->vl; return (N + nr - 1) / nr; }
+int fr_pack_panels_d(int N)
+{ const fr_ops_d *o = FR_OPS_D; int nr = o->u_gen * o->vl; return (N + nr - 1) / nr; }
 
 /* cell packing: G = 4 / 3 (one vector of units per gate) or 1 (Elman) */
 static int fr_cell_u(int G, int u_elm) { return G == 1 ? u_elm : 1; }
