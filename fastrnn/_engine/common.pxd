@@ -466,14 +466,15 @@ cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
     (>= ~4 MFLOP each). Returns -1 if the packing buffer could not be allocated
     (C untouched), else 0."""
     cdef Py_ssize_t r, r0 = 0, r1 = 0, per
-    cdef int nthr, tid = 0, nteam = 1
+    cdef int nthr, tid = 0, nteam = 1, npan
     cdef unsigned int csr_t = 0
     cdef real* wp
+    cdef fr_team_barrier bar
     if R <= 4 and trans == 0:
         for r in range(R):
             gemv_dot(N, K, W, ldw, X + r * K, C + r * N, 0)
         return 0
-    wp = pack_new(N, K, W, ldw, trans)
+    wp = pack_buffer_new(N, K, <real*>NULL)
     if wp == NULL:
         return -1
     nthr = nt if FR_HAVE_OMP else 1
@@ -482,12 +483,18 @@ cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
     if nthr > R // 6:
         nthr = <int>(R // 6) if R >= 12 else 1
     if nthr > 1:
-        per = (R + nthr - 1) // nthr
-        per = ((per + 5) // 6) * 6
+        # the team packs W (its share of the panels each), meets, then splits the rows
+        npan = pack_panels(N, real is float)
+        bar.count = 0
+        bar.gen = 0
         with parallel(num_threads=nthr):
             tid = threadid()
             # the team may be smaller than asked: size the slices by the real team
             nteam = team_size()
+            csr_t = fr_ftz_enter()
+            pack_part(N, K, W, ldw, trans, wp, (tid * npan) // nteam,
+                      ((tid + 1) * npan) // nteam)
+            team_barrier(&bar, nteam)
             per = (R + nteam - 1) // nteam
             per = ((per + 5) // 6) * 6
             r0 = tid * per
@@ -495,10 +502,10 @@ cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
             if r1 > R:
                 r1 = R
             if r0 < r1:
-                csr_t = fr_ftz_enter()
                 gemm_packed(r1 - r0, N, K, X + r0 * K, K, wp, C + r0 * N, N, 0)
-                fr_ftz_exit(csr_t)
+            fr_ftz_exit(csr_t)
     else:
+        pack_part(N, K, W, ldw, trans, wp, 0, ALL_PANELS)
         gemm_packed(R, N, K, X, K, wp, C, N, 0)
     free(wp)
     return 0
@@ -748,26 +755,36 @@ cdef inline void backward_sequence(bwd_rows_fn rows, void* ctx, Py_ssize_t B,
     """BPTT over the batch: `rows(ctx, wpt, b0, nb)` runs rows [b0, b0+nb) backwards
     over every step with W_hh^T packed in `wpt` (NULL for one row: GEMV on W_hh), the
     rows split over the team for the whole sequence (pick_threads)."""
-    cdef int nthr, tid = 0, nteam = 1
+    cdef int nthr, tid = 0, nteam = 1, npan = 0
     cdef Py_ssize_t b0 = 0, b1 = 0
     cdef unsigned int csr_t = 0
     cdef real* wpt = NULL
+    cdef fr_team_barrier bar
     nthr = pick_threads(B, G, H, nthreads)
     if B > 1:
-        wpt = pack_new(H, G * H, w_hh, H, 1)
+        wpt = pack_buffer_new(H, G * H, <real*>NULL)
         if wpt == NULL:
             nthr = 1
     if nthr > 1:
+        npan = pack_panels(H, real is float)
+        bar.count = 0
+        bar.gen = 0
         with parallel(num_threads=nthr):
             tid = threadid()
             # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
             # OMP_DYNAMIC may give fewer threads than asked)
             nteam = team_size()
+            csr_t = fr_ftz_enter()
+            # the team packs W_hh^T (its share of the panels each) and meets
+            pack_part(H, G * H, w_hh, H, 1, wpt, (tid * npan) // nteam,
+                      ((tid + 1) * npan) // nteam)
+            team_barrier(&bar, nteam)
             b0 = (tid * B) // nteam
             b1 = ((tid + 1) * B) // nteam
-            csr_t = fr_ftz_enter()
             rows(ctx, wpt, b0, b1 - b0)
             fr_ftz_exit(csr_t)
     else:
+        if wpt != NULL:
+            pack_part(H, G * H, w_hh, H, 1, wpt, 0, ALL_PANELS)
         rows(ctx, wpt, 0, B)
     free(wpt)
