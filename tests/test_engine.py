@@ -343,13 +343,14 @@ def test_empty_sequence():
 
 
 # (T, B, I, H) where one to three rows cannot be split over 2 threads but the step's work
-# (B*G*H*H >= 1M multiply-adds, >= 2 panels per thread) makes the threads split the hidden
-# units instead, meeting at a barrier after every step: odd H (a partial last panel), B = 1,
-# 2, 3
+# (B*G*H*H >= SPLIT_UNITS_MACS = 32k multiply-adds, >= 2 panels per thread) makes the
+# threads split the hidden units instead (each packing its own panels and a share of the
+# projection's rows), meeting at a barrier after every step: odd H (a partial last
+# panel), B = 1, 2, 3, and sizes just above the threshold
 SPLIT_SHAPES = {
-    "lstm": [(4, 1, 5, 512), (3, 2, 6, 363), (2, 3, 4, 301)],
-    "gru": [(4, 1, 5, 600), (3, 2, 6, 419), (2, 3, 4, 345)],
-    "rnn": [(4, 1, 5, 1024), (3, 2, 6, 727), (2, 3, 4, 600)],
+    "lstm": [(4, 1, 5, 512), (3, 2, 6, 363), (2, 3, 4, 301), (5, 1, 7, 97)],
+    "gru": [(4, 1, 5, 600), (3, 2, 6, 419), (2, 3, 4, 345), (5, 1, 7, 107)],
+    "rnn": [(4, 1, 5, 1024), (3, 2, 6, 727), (2, 3, 4, 600), (5, 1, 7, 191)],
 }
 
 

@@ -49,6 +49,38 @@ def test_step_matches_reference(cell, B, dt):
     assert all(a is not b for a, b in zip(got, st))
 
 
+# (I, H) whose weights exceed the stepper's split threshold (512 KiB in float32), with
+# output counts that are not multiples of the 16-output slices
+BIG = {"rnn": (101, 333), "lstm": (37, 197), "gru": (45, 229)}
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("B", [1, 3])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_threaded_step_matches_reference_and_one_thread(cell, B, dt):
+    """Weights too big for one L2: the step's products split their outputs over the
+    threads. Same result as the reference and, bit for bit, as one thread (every
+    output is one GEMV dot product either way)."""
+    import fastrnn as fr
+    I, H = BIG[cell]
+    w, x, st = _args(cell, B, I, H, dt, seed=B + 11)
+    stp = E.make_stepper(cell, *w)
+    old = fr.get_num_threads()
+    try:
+        fr.set_num_threads(2)
+        got = stp.step(x, st)
+        got2 = stp.step(x, list(got))
+        fr.set_num_threads(1)
+        one = stp.step(x, st)
+    finally:
+        fr.set_num_threads(old)
+    for g, r, o in zip(got, _ref(cell, w, x, st), one):
+        np.testing.assert_allclose(g, r, **_tol(dt))
+        np.testing.assert_array_equal(g, o)
+    for g, r in zip(got2, _ref(cell, w, x, list(got))):
+        np.testing.assert_allclose(g, r, **_tol(dt))
+
+
 def test_relu_and_in_place_weight_updates_are_seen():
     w, x, st = _args("rnn", 2, 5, 9, np.float64, seed=1)
     stp = E.make_stepper("rnn", *w, activation="relu")

@@ -164,8 +164,12 @@ cdef inline void gru_bwd_pw(Py_ssize_t nb, Py_ssize_t H, const real* gates,
 cdef extern from "fr_common.h" nogil:
     size_t fr_pack_size_f(int N, int K)
     size_t fr_pack_size_d(int N, int K)
-    void fr_pack_f(int N, int K, const float* src, int ld, int trans, float* Wp)
-    void fr_pack_d(int N, int K, const double* src, int ld, int trans, double* Wp)
+    void fr_pack_f(int N, int K, const float* src, int ld, int trans, float* Wp, int pa,
+                   int pb)
+    void fr_pack_d(int N, int K, const double* src, int ld, int trans, double* Wp, int pa,
+                   int pb)
+    int fr_pack_panels_f(int N)
+    int fr_pack_panels_d(int N)
     void fr_gemm_packed_f(int M, int N, int K, const float* A, int lda, const float* Wp,
                           float* C, int ldc, int accumulate)
     void fr_gemm_packed_d(int M, int N, int K, const double* A, int lda, const double* Wp,
@@ -178,8 +182,8 @@ cdef extern from "fr_common.h" nogil:
     void fr_gemv_axpy_d(int N, int K, const double* W, int ldw, const double* x, double* y)
     size_t fr_pack_cell_size_f(int G, int H)
     size_t fr_pack_cell_size_d(int G, int H)
-    void fr_pack_cell_f(int G, int H, const float* w_hh, float* Wp)
-    void fr_pack_cell_d(int G, int H, const double* w_hh, double* Wp)
+    void fr_pack_cell_f(int G, int H, const float* w_hh, float* Wp, int pa, int pb)
+    void fr_pack_cell_d(int G, int H, const double* w_hh, double* Wp, int pa, int pb)
     void fr_lstm_step_f(int nb, int H, int pa, int pb, const float* hp, const float* Wp,
                         const float* g, const float* bias, const float* cp, float* h_out,
                         float* c_out, float* gates_out, const unsigned char* mask)
@@ -209,22 +213,36 @@ cdef extern from "fr_common.h" nogil:
     void fr_team_barrier_wait(fr_team_barrier* b, int n)
 
 
-cdef inline real* pack_cell_new(Py_ssize_t G, Py_ssize_t H, const real* w_hh) noexcept nogil:
-    """malloc + gate-interleaved pack of W_hh (G*H, H) for the fused steps; NULL on
-    failure (the caller falls back to the unfused path)."""
+cdef enum:
+    ALL_PANELS = 1 << 30
+
+
+cdef inline real* cell_buffer_new(Py_ssize_t G, Py_ssize_t H, real* like) noexcept nogil:
+    """malloc for the gate-interleaved pack of W_hh (G*H, H) on the current path
+    (`like` only selects the dtype); NULL on failure."""
     cdef size_t n
-    cdef real* wp
     if real is float:
         n = fr_pack_cell_size_f(<int>G, <int>H)
     else:
         n = fr_pack_cell_size_d(<int>G, <int>H)
-    wp = <real*>malloc(n * sizeof(real) + 64)
-    if wp == NULL:
-        return NULL
+    return <real*>malloc(n * sizeof(real) + 64)
+
+
+cdef inline void pack_cell_part(Py_ssize_t G, Py_ssize_t H, const real* w_hh, real* wp,
+                                int pa, int pb) noexcept nogil:
+    """Gate-interleaved pack of panels [pa, pb) of W_hh (ALL_PANELS: every panel)."""
     if real is float:
-        fr_pack_cell_f(<int>G, <int>H, w_hh, wp)
+        fr_pack_cell_f(<int>G, <int>H, w_hh, wp, pa, pb)
     else:
-        fr_pack_cell_d(<int>G, <int>H, w_hh, wp)
+        fr_pack_cell_d(<int>G, <int>H, w_hh, wp, pa, pb)
+
+
+cdef inline real* pack_cell_new(Py_ssize_t G, Py_ssize_t H, const real* w_hh) noexcept nogil:
+    """malloc + gate-interleaved pack of W_hh (G*H, H) for the fused steps; NULL on
+    failure (the caller falls back to the unfused path)."""
+    cdef real* wp = cell_buffer_new(G, H, <real*>NULL)
+    if wp != NULL:
+        pack_cell_part(G, H, w_hh, wp, 0, ALL_PANELS)
     return wp
 
 
@@ -262,10 +280,6 @@ cdef inline void elman_step(Py_ssize_t nb, Py_ssize_t H, int pa, int pb, int act
         fr_elman_step_f(<int>nb, <int>H, pa, pb, act, hp, wp, g, bias, h_out, mask)
     else:
         fr_elman_step_d(<int>nb, <int>H, pa, pb, act, hp, wp, g, bias, h_out, mask)
-
-
-cdef enum:
-    ALL_PANELS = 1 << 30
 
 
 cdef inline int cell_panels(Py_ssize_t G, Py_ssize_t H, bint is_float) noexcept nogil:
@@ -328,22 +342,38 @@ cdef inline bint use_fused(Py_ssize_t T, Py_ssize_t B) noexcept nogil:
     return T > 1 or B > STEP_GEMV_ROWS
 
 
-cdef inline real* pack_new(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize_t ld,
-                           int trans) noexcept nogil:
-    """malloc + pack W (N, K) (trans: W = src^T) for gemm_packed; NULL on failure."""
+cdef inline real* pack_buffer_new(Py_ssize_t N, Py_ssize_t K, real* like) noexcept nogil:
+    """malloc for W (N, K) packed for gemm_packed (`like` only selects the dtype)."""
     cdef size_t n
-    cdef real* wp
     if real is float:
         n = fr_pack_size_f(<int>N, <int>K)
     else:
         n = fr_pack_size_d(<int>N, <int>K)
-    wp = <real*>malloc(n * sizeof(real) + 64)
-    if wp == NULL:
-        return NULL
+    return <real*>malloc(n * sizeof(real) + 64)
+
+
+cdef inline int pack_panels(Py_ssize_t N, bint is_float) noexcept nogil:
+    """Panels of a W (N, K) packed for gemm_packed on the current path."""
+    if is_float:
+        return fr_pack_panels_f(<int>N)
+    return fr_pack_panels_d(<int>N)
+
+
+cdef inline void pack_part(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize_t ld,
+                           int trans, real* wp, int pa, int pb) noexcept nogil:
+    """Pack panels [pa, pb) of W (N, K) (trans: W = src^T); ALL_PANELS: all."""
     if real is float:
-        fr_pack_f(<int>N, <int>K, src, <int>ld, trans, wp)
+        fr_pack_f(<int>N, <int>K, src, <int>ld, trans, wp, pa, pb)
     else:
-        fr_pack_d(<int>N, <int>K, src, <int>ld, trans, wp)
+        fr_pack_d(<int>N, <int>K, src, <int>ld, trans, wp, pa, pb)
+
+
+cdef inline real* pack_new(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize_t ld,
+                           int trans) noexcept nogil:
+    """malloc + pack W (N, K) (trans: W = src^T) for gemm_packed; NULL on failure."""
+    cdef real* wp = pack_buffer_new(N, K, <real*>NULL)
+    if wp != NULL:
+        pack_part(N, K, src, ld, trans, wp, 0, ALL_PANELS)
     return wp
 
 
@@ -436,14 +466,15 @@ cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
     (>= ~4 MFLOP each). Returns -1 if the packing buffer could not be allocated
     (C untouched), else 0."""
     cdef Py_ssize_t r, r0 = 0, r1 = 0, per
-    cdef int nthr, tid = 0, nteam = 1
+    cdef int nthr, tid = 0, nteam = 1, npan
     cdef unsigned int csr_t = 0
     cdef real* wp
+    cdef fr_team_barrier bar
     if R <= 4 and trans == 0:
         for r in range(R):
             gemv_dot(N, K, W, ldw, X + r * K, C + r * N, 0)
         return 0
-    wp = pack_new(N, K, W, ldw, trans)
+    wp = pack_buffer_new(N, K, <real*>NULL)
     if wp == NULL:
         return -1
     nthr = nt if FR_HAVE_OMP else 1
@@ -452,12 +483,18 @@ cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
     if nthr > R // 6:
         nthr = <int>(R // 6) if R >= 12 else 1
     if nthr > 1:
-        per = (R + nthr - 1) // nthr
-        per = ((per + 5) // 6) * 6
+        # the team packs W (its share of the panels each), meets, then splits the rows
+        npan = pack_panels(N, real is float)
+        bar.count = 0
+        bar.gen = 0
         with parallel(num_threads=nthr):
             tid = threadid()
             # the team may be smaller than asked: size the slices by the real team
             nteam = team_size()
+            csr_t = fr_ftz_enter()
+            pack_part(N, K, W, ldw, trans, wp, (tid * npan) // nteam,
+                      ((tid + 1) * npan) // nteam)
+            team_barrier(&bar, nteam)
             per = (R + nteam - 1) // nteam
             per = ((per + 5) // 6) * 6
             r0 = tid * per
@@ -465,10 +502,10 @@ cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
             if r1 > R:
                 r1 = R
             if r0 < r1:
-                csr_t = fr_ftz_enter()
                 gemm_packed(r1 - r0, N, K, X + r0 * K, K, wp, C + r0 * N, N, 0)
-                fr_ftz_exit(csr_t)
+            fr_ftz_exit(csr_t)
     else:
+        pack_part(N, K, W, ldw, trans, wp, 0, ALL_PANELS)
         gemm_packed(R, N, K, X, K, wp, C, N, 0)
     free(wp)
     return 0
@@ -609,3 +646,145 @@ cdef inline void recur_bwd_set(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, const
         gemm_rm(c'N', c'N', nb, H, GH, <real>1, dg, GH, w, H, <real>0, out, H)
     else:
         gemm_packed(nb, H, GH, dg, GH, wpt, out, H, 0)
+
+
+# ------------------------------------------------------------------ sequence drivers
+# The three cells share their sequence drivers: everything but the per-row recurrence
+# (the cell's `*_fwd_rows` / `*_bwd_rows`, reached through a callback and a context
+# struct of the cell's arrays) is written once here: the input projection, the packing
+# of W_hh, and how the recurrence is split over the engine's threads.
+
+ctypedef void (*fwd_rows_fn)(void* ctx, const void* wp, Py_ssize_t b0, Py_ssize_t nb,
+                             int pa, int pb, fr_team_barrier* bar, int nsync) noexcept nogil
+ctypedef void (*bwd_rows_fn)(void* ctx, const void* wpt, Py_ssize_t b0,
+                             Py_ssize_t nb) noexcept nogil
+
+
+cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_ssize_t B,
+                                  Py_ssize_t I, Py_ssize_t G, Py_ssize_t H, const real* x,
+                                  const real* w_ih, const real* w_hh, real* gx,
+                                  bint may_split, int nthreads) noexcept nogil:
+    """gx (T*B, G*H) = x (T*B, I) @ W_ih^T, then the recurrence: `rows(ctx, wp, b0, nb,
+    pa, pb, bar, nsync)` runs rows [b0, b0+nb) over every step, on panels [pa, pb) of
+    the packed W_hh `wp` (NULL: unfused path), meeting the other `nsync` threads at
+    `bar` after every step when they split the hidden units.
+
+    Threads (see pick_threads, split_units_threads): the batch is split over the team
+    for the whole sequence, or, with too few rows, the team splits the hidden units.
+    Either way one parallel region does everything: each thread packs its share of
+    W_ih's and W_hh's panels (in the hidden-unit split, the W_hh panels it will use,
+    so they land in its own caches), the team meets, each computes its share of the
+    projection's rows, and the team meets again before the first step. `may_split` is False when the hidden-unit split
+    cannot run (recurrent dropout rewrites the rows' input per step). The caller has
+    set FTZ/DAZ on the calling thread; every worker sets and restores its own."""
+    cdef Py_ssize_t R = T * B, GH = G * H, r0 = 0, r1 = 0, b0 = 0, b1 = 0
+    cdef int nthr, nsplit = 1, npan = 0, npi = 0, tid = 0, nteam = 1, p0 = 0, p1 = 0
+    cdef unsigned int csr_t = 0
+    cdef real* wp = NULL
+    cdef real* wpi = NULL
+    cdef fr_team_barrier bar
+    nthr = pick_threads(B, G, H, nthreads)
+    if use_fused(T, B):
+        wp = cell_buffer_new(G, H, <real*>NULL)
+    if wp != NULL:
+        npan = cell_panels(G, H, real is float)
+        if may_split and T > 1:
+            nsplit = split_units_threads(B, G, H, nthreads, nthr, npan)
+        if nsplit > 1:
+            nthr = nsplit
+    elif use_fused(T, B):
+        nthr = 1                   # no memory for the packed copy: serial, unfused
+    if wp == NULL or nthr < 2:
+        product(R, GH, I, x, w_ih, I, 0, gx, nthreads)
+        if wp != NULL:
+            pack_cell_part(G, H, w_hh, wp, 0, ALL_PANELS)
+        if nthr > 1:
+            with parallel(num_threads=nthr):
+                tid = threadid()
+                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
+                # OMP_DYNAMIC may give fewer threads than asked)
+                nteam = team_size()
+                b0 = (tid * B) // nteam
+                b1 = ((tid + 1) * B) // nteam
+                csr_t = fr_ftz_enter()
+                rows(ctx, wp, b0, b1 - b0, 0, ALL_PANELS, NULL, 1)
+                fr_ftz_exit(csr_t)
+        else:
+            rows(ctx, wp, 0, B, 0, ALL_PANELS, NULL, 1)
+        free(wp)
+        return
+    wpi = pack_buffer_new(GH, I, <real*>NULL)
+    if wpi == NULL:
+        product(R, GH, I, x, w_ih, I, 0, gx, nthreads)
+    else:
+        npi = pack_panels(GH, real is float)
+    bar.count = 0
+    bar.gen = 0
+    with parallel(num_threads=nthr):
+        tid = threadid()
+        nteam = team_size()
+        csr_t = fr_ftz_enter()
+        p0 = (tid * npan) // nteam
+        p1 = ((tid + 1) * npan) // nteam
+        pack_cell_part(G, H, w_hh, wp, p0, p1)
+        if wpi != NULL:
+            pack_part(GH, I, w_ih, I, 0, wpi, (tid * npi) // nteam,
+                      ((tid + 1) * npi) // nteam)
+            team_barrier(&bar, nteam)          # every row reads all of W_ih's panels
+            r0 = (tid * R) // nteam
+            r1 = ((tid + 1) * R) // nteam
+            if r1 > r0:
+                gemm_packed(r1 - r0, GH, I, x + r0 * I, I, wpi, gx + r0 * GH, GH, 0)
+        # every thread's first step reads all rows of gx[0] (and, splitting the
+        # batch, every panel of wp)
+        team_barrier(&bar, nteam)
+        if nsplit > 1:
+            rows(ctx, wp, 0, B, p0, p1, &bar, nteam)
+        else:
+            b0 = (tid * B) // nteam
+            b1 = ((tid + 1) * B) // nteam
+            rows(ctx, wp, b0, b1 - b0, 0, ALL_PANELS, NULL, 1)
+        fr_ftz_exit(csr_t)
+    free(wpi)
+    free(wp)
+
+
+cdef inline void backward_sequence(bwd_rows_fn rows, void* ctx, Py_ssize_t B,
+                                   Py_ssize_t G, Py_ssize_t H, const real* w_hh,
+                                   int nthreads) noexcept nogil:
+    """BPTT over the batch: `rows(ctx, wpt, b0, nb)` runs rows [b0, b0+nb) backwards
+    over every step with W_hh^T packed in `wpt` (NULL for one row: GEMV on W_hh), the
+    rows split over the team for the whole sequence (pick_threads)."""
+    cdef int nthr, tid = 0, nteam = 1, npan = 0
+    cdef Py_ssize_t b0 = 0, b1 = 0
+    cdef unsigned int csr_t = 0
+    cdef real* wpt = NULL
+    cdef fr_team_barrier bar
+    nthr = pick_threads(B, G, H, nthreads)
+    if B > 1:
+        wpt = pack_buffer_new(H, G * H, <real*>NULL)
+        if wpt == NULL:
+            nthr = 1
+    if nthr > 1:
+        npan = pack_panels(H, real is float)
+        bar.count = 0
+        bar.gen = 0
+        with parallel(num_threads=nthr):
+            tid = threadid()
+            # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
+            # OMP_DYNAMIC may give fewer threads than asked)
+            nteam = team_size()
+            csr_t = fr_ftz_enter()
+            # the team packs W_hh^T (its share of the panels each) and meets
+            pack_part(H, G * H, w_hh, H, 1, wpt, (tid * npan) // nteam,
+                      ((tid + 1) * npan) // nteam)
+            team_barrier(&bar, nteam)
+            b0 = (tid * B) // nteam
+            b1 = ((tid + 1) * B) // nteam
+            rows(ctx, wpt, b0, b1 - b0)
+            fr_ftz_exit(csr_t)
+    else:
+        if wpt != NULL:
+            pack_part(H, G * H, w_hh, H, 1, wpt, 0, ALL_PANELS)
+        rows(ctx, wpt, 0, B)
+    free(wpt)

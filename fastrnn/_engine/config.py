@@ -89,10 +89,22 @@ def get_num_threads() -> int:
         The count set by :func:`set_num_threads`, else OMP_NUM_THREADS, else the CPUs this
         process may run on.
     """
-    rt = _runtime()
-    if rt is None or not rt.openmp_enabled():
+    if not _openmp():
         return 1
     return _num_threads if _num_threads is not None else _default_threads()
+
+
+_openmp_cache = None
+
+
+def _openmp():
+    # cached: the streaming stepper asks on every step (the import and the query cost
+    # ~1 us, a tenth of a small step)
+    global _openmp_cache
+    if _openmp_cache is None:
+        rt = _runtime()
+        _openmp_cache = bool(rt is not None and rt.openmp_enabled())
+    return _openmp_cache
 
 
 def _blas_info():

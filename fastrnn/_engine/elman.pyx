@@ -45,15 +45,12 @@ formed once after the loop. Only m is cached.
 (Elman: padded rows carry the unmasked h_{t-1}.)
 
 """
-from libc.stdlib cimport free
-from cython.parallel cimport parallel, threadid
-from fastrnn._engine.blas cimport real, gemm_rm
-from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_isa_set,
-                              colsum_add, elman_fwd_pw, elman_step, pack_cell_new, use_fused,
-                              elman_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
+from fastrnn._engine.blas cimport real
+from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, colsum_add,
+                              elman_fwd_pw, elman_step, elman_bwd_pw, recur_fwd, recur_bwd,
                               product, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
-                              recur_bwd_set, ALL_PANELS, cell_panels, team_barrier,
-                              fr_team_barrier, split_units_threads)
+                              recur_bwd_set, ALL_PANELS, team_barrier, fr_team_barrier,
+                              forward_sequence, backward_sequence)
 
 
 cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -93,6 +90,37 @@ cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
             elman_fwd_pw(nb, H, act, a, bias, hp, hseq + (t * B + b0) * H, m)
 
 
+cdef struct elman_fwd_ctx:
+    # elman_fwd_rows' arguments (real* as void*: float if is_f, else double)
+    bint is_f
+    Py_ssize_t T, B, H
+    int act
+    void* A
+    const void* whh
+    const void* bias
+    const void* h0
+    void* hseq
+    const unsigned char* mask
+    const void* rm
+    void* hm
+
+
+cdef void elman_fwd_cb(void* p, const void* wp, Py_ssize_t b0, Py_ssize_t nb, int pa,
+                       int pb, fr_team_barrier* bar, int nsync) noexcept nogil:
+    """forward_sequence's callback (common.pxd): elman_fwd_rows on the context."""
+    cdef elman_fwd_ctx* c = <elman_fwd_ctx*>p
+    if c.is_f:
+        elman_fwd_rows(c.T, c.B, b0, nb, c.H, c.act, <float*>c.A, <const float*>c.whh,
+                       <const float*>wp, <const float*>c.bias, <const float*>c.h0,
+                       <float*>c.hseq, c.mask, <const float*>c.rm, <float*>c.hm, pa, pb,
+                       bar, nsync)
+    else:
+        elman_fwd_rows(c.T, c.B, b0, nb, c.H, c.act, <double*>c.A, <const double*>c.whh,
+                       <const double*>wp, <const double*>c.bias, <const double*>c.h0,
+                       <double*>c.hseq, c.mask, <const double*>c.rm, <double*>c.hm, pa, pb,
+                       bar, nsync)
+
+
 def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 const real[:, ::1] w_ih, const real[:, ::1] w_hh,
                 const real[::1] bias, real[:, :, ::1] A, real[:, :, ::1] hseq,
@@ -106,11 +134,8 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     cdef const unsigned char* mp = NULL
     cdef const real* rm = NULL
     cdef real* hmp = NULL
-    cdef unsigned int csr, csr_t = 0
-    cdef real* wp = NULL
-    cdef int nthr, tid = 0, nteam = 1, nsplit = 1, npan = 0, p0 = 0, p1 = 0
-    cdef fr_team_barrier bar
-    cdef Py_ssize_t b0 = 0, b1 = 0
+    cdef unsigned int csr
+    cdef elman_fwd_ctx ctx
     if T == 0 or B == 0:
         return
     if mask is not None:
@@ -118,46 +143,14 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     if rmask is not None:
         rm = &rmask[0, 0]
         hmp = &hm[0, 0]
+    ctx.is_f = real is float
+    ctx.T, ctx.B, ctx.H, ctx.act = T, B, H, act
+    ctx.A, ctx.whh, ctx.bias = &A[0, 0, 0], &w_hh[0, 0], &bias[0]
+    ctx.h0, ctx.hseq, ctx.mask, ctx.rm, ctx.hm = &h0[0, 0], &hseq[0, 0, 0], mp, rm, hmp
     with nogil:
         csr = fr_ftz_enter()
-        product(T * B, H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &A[0, 0, 0], nthreads)
-        nthr = pick_threads(B, 1, H, nthreads)
-        if use_fused(T, B):
-            wp = pack_cell_new(1, H, &w_hh[0, 0])
-            if wp == NULL:
-                nthr = 1
-        if wp != NULL and rm == NULL and T > 1:
-            npan = cell_panels(1, H, real is float)
-            nsplit = split_units_threads(B, 1, H, nthreads, nthr, npan)
-        if nsplit > 1:
-            bar.count = 0
-            bar.gen = 0
-            with parallel(num_threads=nsplit):
-                tid = threadid()
-                nteam = team_size()
-                p0 = (tid * npan) // nteam
-                p1 = ((tid + 1) * npan) // nteam
-                csr_t = fr_ftz_enter()
-                elman_fwd_rows(T, B, 0, B, H, act, &A[0, 0, 0], &w_hh[0, 0], wp,
-                               &bias[0], &h0[0, 0], &hseq[0, 0, 0], mp, rm, hmp, p0, p1,
-                               &bar, nteam)
-                fr_ftz_exit(csr_t)
-        elif nthr > 1:
-            with parallel(num_threads=nthr):
-                tid = threadid()
-                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
-                # OMP_DYNAMIC may give fewer threads than asked)
-                nteam = team_size()
-                b0 = (tid * B) // nteam
-                b1 = ((tid + 1) * B) // nteam
-                csr_t = fr_ftz_enter()
-                elman_fwd_rows(T, B, b0, b1 - b0, H, act, &A[0, 0, 0], &w_hh[0, 0], wp,
-                               &bias[0], &h0[0, 0], &hseq[0, 0, 0], mp, rm, hmp)
-                fr_ftz_exit(csr_t)
-        else:
-            elman_fwd_rows(T, B, 0, B, H, act, &A[0, 0, 0], &w_hh[0, 0], wp, &bias[0],
-                           &h0[0, 0], &hseq[0, 0, 0], mp, rm, hmp)
-        free(wp)
+        forward_sequence(elman_fwd_cb, &ctx, T, B, I, 1, H, &x[0, 0, 0], &w_ih[0, 0],
+                         &w_hh[0, 0], &A[0, 0, 0], rm == NULL, nthreads)
         fr_ftz_exit(csr)
 
 
@@ -191,6 +184,37 @@ cdef void elman_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
         cur = nxt
 
 
+cdef struct elman_bwd_ctx:
+    # elman_bwd_rows' arguments (real* as void*: float if is_f, else double)
+    bint is_f
+    Py_ssize_t T, B, H
+    int act
+    const void* hs
+    const void* dy
+    const void* whh
+    void* dG
+    void* dhbuf
+    void* dh0
+    const unsigned char* mask
+    const void* rm
+    void* rbuf
+
+
+cdef void elman_bwd_cb(void* p, const void* wpt, Py_ssize_t b0, Py_ssize_t nb) noexcept nogil:
+    """backward_sequence's callback (common.pxd): elman_bwd_rows on the context."""
+    cdef elman_bwd_ctx* c = <elman_bwd_ctx*>p
+    if c.is_f:
+        elman_bwd_rows(c.T, c.B, b0, nb, c.H, c.act, <const float*>c.hs,
+                       <const float*>c.dy, <const float*>c.whh, <const float*>wpt,
+                       <float*>c.dG, <float*>c.dhbuf, <float*>c.dh0, c.mask,
+                       <const float*>c.rm, <float*>c.rbuf)
+    else:
+        elman_bwd_rows(c.T, c.B, b0, nb, c.H, c.act, <const double*>c.hs,
+                       <const double*>c.dy, <const double*>c.whh, <const double*>wpt,
+                       <double*>c.dG, <double*>c.dhbuf, <double*>c.dh0, c.mask,
+                       <const double*>c.rm, <double*>c.rbuf)
+
+
 def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                  const real[:, ::1] w_ih, const real[:, ::1] w_hh,
                  const real[:, :, ::1] dy, real[:, :, ::1] dG, real[:, :, ::1] dhbuf,
@@ -211,10 +235,8 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     cdef const real* hw = NULL
     cdef real* hwm = NULL
     cdef Py_ssize_t t
-    cdef unsigned int csr, csr_t = 0
-    cdef real* wpt = NULL
-    cdef int nthr, tid = 0, nteam = 1
-    cdef Py_ssize_t b0 = 0, b1 = 0
+    cdef unsigned int csr
+    cdef elman_bwd_ctx ctx
     if T == 0 or B == 0:
         return
     if mask is not None:
@@ -227,29 +249,14 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
         rb = &rbuf[0, 0]
         hwm = &hm[0, 0, 0]
         hw = hwm
+    ctx.is_f = real is float
+    ctx.T, ctx.B, ctx.H, ctx.act = T, B, H, act
+    ctx.hs, ctx.dy, ctx.whh = &hs[0, 0, 0], dyp, &w_hh[0, 0]
+    ctx.dG, ctx.dhbuf, ctx.dh0 = &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0]
+    ctx.mask, ctx.rm, ctx.rbuf = mp, rm, rb
     with nogil:
         csr = fr_ftz_enter()
-        nthr = pick_threads(B, 1, H, nthreads)
-        if B > 1:
-            wpt = pack_new(H, H, &w_hh[0, 0], H, 1)
-            if wpt == NULL:
-                nthr = 1
-        if nthr > 1:
-            with parallel(num_threads=nthr):
-                tid = threadid()
-                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
-                # OMP_DYNAMIC may give fewer threads than asked)
-                nteam = team_size()
-                b0 = (tid * B) // nteam
-                b1 = ((tid + 1) * B) // nteam
-                csr_t = fr_ftz_enter()
-                elman_bwd_rows(T, B, b0, b1 - b0, H, act, &hs[0, 0, 0], dyp, &w_hh[0, 0],
-                               wpt, &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp, rm, rb)
-                fr_ftz_exit(csr_t)
-        else:
-            elman_bwd_rows(T, B, 0, B, H, act, &hs[0, 0, 0], dyp, &w_hh[0, 0], wpt,
-                           &dG[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp, rm, rb)
-        free(wpt)
+        backward_sequence(elman_bwd_cb, &ctx, B, 1, H, &w_hh[0, 0], nthreads)
         if rm != NULL:
             # dW_hh = dG^T (h_{t-1} * m): the masked states the forward's product saw
             for t in range(T):

@@ -50,16 +50,12 @@ formed once after the loop. Only m is cached.
 stored z, n, so the forward with a mask always stores the gates.)
 
 """
-from libc.stdlib cimport free
-from cython.parallel cimport parallel, threadid
-from fastrnn._engine.blas cimport real, gemm_rm
-from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_isa_set,
-                              colsum_add, gru_fwd_pw, gru_step, pack_cell_new, use_fused,
-                              gru_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
+from fastrnn._engine.blas cimport real
+from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, colsum_add,
+                              gru_fwd_pw, gru_step, gru_bwd_pw, recur_fwd, recur_bwd,
                               product, weight_grads, rdrop_mul, rdrop_add,
-                              rdrop_gru_carry, recur_bwd_set, ALL_PANELS, cell_panels,
-                              team_barrier, fr_team_barrier,
-                              split_units_threads)
+                              rdrop_gru_carry, recur_bwd_set, ALL_PANELS, team_barrier,
+                              fr_team_barrier, forward_sequence, backward_sequence)
 
 
 cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -107,6 +103,43 @@ cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                        hn + (t * B + b0) * H if store else NULL, m)
 
 
+cdef struct gru_fwd_ctx:
+    # gru_fwd_rows's arguments (real* as void*: float if is_f, else double)
+    bint is_f
+    Py_ssize_t T, B, H
+    void* Gi
+    void* gh
+    const void* whh
+    const void* bias_rz
+    const void* b_in
+    const void* b_hn
+    const void* h0
+    void* hseq
+    void* hn
+    const unsigned char* mask
+    bint store
+    const void* rm
+    void* hm
+
+
+cdef void gru_fwd_cb(void* p, const void* wp, Py_ssize_t b0, Py_ssize_t nb, int pa,
+                     int pb, fr_team_barrier* bar, int nsync) noexcept nogil:
+    """forward_sequence's callback (common.pxd): gru_fwd_rows on the context."""
+    cdef gru_fwd_ctx* c = <gru_fwd_ctx*>p
+    if c.is_f:
+        gru_fwd_rows(c.T, c.B, b0, nb, c.H, <float*>c.Gi, <float*>c.gh,
+                     <const float*>c.whh, <const float*>wp, <const float*>c.bias_rz,
+                     <const float*>c.b_in, <const float*>c.b_hn, <const float*>c.h0,
+                     <float*>c.hseq, <float*>c.hn, c.mask, c.store, <const float*>c.rm,
+                     <float*>c.hm, pa, pb, bar, nsync)
+    else:
+        gru_fwd_rows(c.T, c.B, b0, nb, c.H, <double*>c.Gi, <double*>c.gh,
+                     <const double*>c.whh, <const double*>wp, <const double*>c.bias_rz,
+                     <const double*>c.b_in, <const double*>c.b_hn, <const double*>c.h0,
+                     <double*>c.hseq, <double*>c.hn, c.mask, c.store, <const double*>c.rm,
+                     <double*>c.hm, pa, pb, bar, nsync)
+
+
 def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                 const real[:, ::1] w_ih, const real[:, ::1] w_hh,
                 const real[::1] b_ih, const real[::1] b_hh, const real[::1] bias_rz,
@@ -124,11 +157,8 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     cdef real* hnp = NULL
     cdef const real* rm = NULL
     cdef real* hmp = NULL
-    cdef unsigned int csr, csr_t = 0
-    cdef real* wp = NULL
-    cdef int nthr, tid = 0, nteam = 1, nsplit = 1, npan = 0, p0 = 0, p1 = 0
-    cdef fr_team_barrier bar
-    cdef Py_ssize_t b0 = 0, b1 = 0
+    cdef unsigned int csr
+    cdef gru_fwd_ctx ctx
     if T == 0 or B == 0:
         return
     if rmask is not None and not training:
@@ -140,48 +170,27 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         hmp = &hm[0, 0]
     if hn is not None:
         hnp = &hn[0, 0, 0]
+    ctx.is_f = real is float
+    ctx.T = T
+    ctx.B = B
+    ctx.H = H
+    ctx.Gi = &Gi[0, 0, 0]
+    ctx.gh = &gh[0, 0]
+    ctx.whh = &w_hh[0, 0]
+    ctx.bias_rz = &bias_rz[0]
+    ctx.b_in = &b_ih[2 * H]
+    ctx.b_hn = &b_hh[2 * H]
+    ctx.h0 = &h0[0, 0]
+    ctx.hseq = &hseq[0, 0, 0]
+    ctx.hn = hnp
+    ctx.mask = mp
+    ctx.store = training
+    ctx.rm = rm
+    ctx.hm = hmp
     with nogil:
         csr = fr_ftz_enter()
-        product(T * B, 3 * H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &Gi[0, 0, 0], nthreads)
-        nthr = pick_threads(B, 3, H, nthreads)
-        if use_fused(T, B):
-            wp = pack_cell_new(3, H, &w_hh[0, 0])
-            if wp == NULL:
-                nthr = 1
-        if wp != NULL and rm == NULL and T > 1:
-            npan = cell_panels(3, H, real is float)
-            nsplit = split_units_threads(B, 3, H, nthreads, nthr, npan)
-        if nsplit > 1:
-            bar.count = 0
-            bar.gen = 0
-            with parallel(num_threads=nsplit):
-                tid = threadid()
-                nteam = team_size()
-                p0 = (tid * npan) // nteam
-                p1 = ((tid + 1) * npan) // nteam
-                csr_t = fr_ftz_enter()
-                gru_fwd_rows(T, B, 0, B, H, &Gi[0, 0, 0], &gh[0, 0], &w_hh[0, 0], wp,
-                             &bias_rz[0], &b_ih[2 * H], &b_hh[2 * H], &h0[0, 0],
-                             &hseq[0, 0, 0], hnp, mp, training, rm, hmp, p0, p1, &bar, nteam)
-                fr_ftz_exit(csr_t)
-        elif nthr > 1:
-            with parallel(num_threads=nthr):
-                tid = threadid()
-                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
-                # OMP_DYNAMIC may give fewer threads than asked)
-                nteam = team_size()
-                b0 = (tid * B) // nteam
-                b1 = ((tid + 1) * B) // nteam
-                csr_t = fr_ftz_enter()
-                gru_fwd_rows(T, B, b0, b1 - b0, H, &Gi[0, 0, 0], &gh[0, 0], &w_hh[0, 0], wp,
-                             &bias_rz[0], &b_ih[2 * H], &b_hh[2 * H], &h0[0, 0],
-                             &hseq[0, 0, 0], hnp, mp, training, rm, hmp)
-                fr_ftz_exit(csr_t)
-        else:
-            gru_fwd_rows(T, B, 0, B, H, &Gi[0, 0, 0], &gh[0, 0], &w_hh[0, 0], wp,
-                         &bias_rz[0], &b_ih[2 * H], &b_hh[2 * H], &h0[0, 0],
-                         &hseq[0, 0, 0], hnp, mp, training, rm, hmp)
-        free(wp)
+        forward_sequence(gru_fwd_cb, &ctx, T, B, I, 3, H, &x[0, 0, 0], &w_ih[0, 0],
+                         &w_hh[0, 0], &Gi[0, 0, 0], rm == NULL, nthreads)
         fr_ftz_exit(csr)
 
 
@@ -217,6 +226,40 @@ cdef void gru_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
         cur = nxt
 
 
+cdef struct gru_bwd_ctx:
+    # gru_bwd_rows's arguments (real* as void*: float if is_f, else double)
+    bint is_f
+    Py_ssize_t T, B, H
+    const void* gates
+    const void* hn
+    const void* hs
+    const void* dy
+    const void* whh
+    void* dGi
+    void* dGh
+    void* dhbuf
+    void* dh0
+    const unsigned char* mask
+    const void* rm
+    void* rbuf
+
+
+cdef void gru_bwd_cb(void* p, const void* wpt, Py_ssize_t b0,
+                     Py_ssize_t nb) noexcept nogil:
+    """backward_sequence's callback (common.pxd): gru_bwd_rows on the context."""
+    cdef gru_bwd_ctx* c = <gru_bwd_ctx*>p
+    if c.is_f:
+        gru_bwd_rows(c.T, c.B, b0, nb, c.H, <const float*>c.gates, <const float*>c.hn,
+                     <const float*>c.hs, <const float*>c.dy, <const float*>c.whh,
+                     <const float*>wpt, <float*>c.dGi, <float*>c.dGh, <float*>c.dhbuf,
+                     <float*>c.dh0, c.mask, <const float*>c.rm, <float*>c.rbuf)
+    else:
+        gru_bwd_rows(c.T, c.B, b0, nb, c.H, <const double*>c.gates, <const double*>c.hn,
+                     <const double*>c.hs, <const double*>c.dy, <const double*>c.whh,
+                     <const double*>wpt, <double*>c.dGi, <double*>c.dGh, <double*>c.dhbuf,
+                     <double*>c.dh0, c.mask, <const double*>c.rm, <double*>c.rbuf)
+
+
 def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                  const real[:, :, ::1] gates, const real[:, :, ::1] hn,
                  const real[:, ::1] w_ih, const real[:, ::1] w_hh,
@@ -238,10 +281,8 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     cdef const real* hw = NULL
     cdef real* hwm = NULL
     cdef Py_ssize_t t
-    cdef unsigned int csr, csr_t = 0
-    cdef real* wpt = NULL
-    cdef int nthr, tid = 0, nteam = 1
-    cdef Py_ssize_t b0 = 0, b1 = 0
+    cdef unsigned int csr
+    cdef gru_bwd_ctx ctx
     if T == 0 or B == 0:
         return
     if mask is not None:
@@ -254,31 +295,25 @@ def gru_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
         rb = &rbuf[0, 0]
         hwm = &hm[0, 0, 0]
         hw = hwm
+    ctx.is_f = real is float
+    ctx.T = T
+    ctx.B = B
+    ctx.H = H
+    ctx.gates = &gates[0, 0, 0]
+    ctx.hn = &hn[0, 0, 0]
+    ctx.hs = &hs[0, 0, 0]
+    ctx.dy = dyp
+    ctx.whh = &w_hh[0, 0]
+    ctx.dGi = &dGi[0, 0, 0]
+    ctx.dGh = &dGh[0, 0, 0]
+    ctx.dhbuf = &dhbuf[0, 0, 0]
+    ctx.dh0 = &dh0[0, 0]
+    ctx.mask = mp
+    ctx.rm = rm
+    ctx.rbuf = rb
     with nogil:
         csr = fr_ftz_enter()
-        nthr = pick_threads(B, 3, H, nthreads)
-        if B > 1:
-            wpt = pack_new(H, GH, &w_hh[0, 0], H, 1)
-            if wpt == NULL:
-                nthr = 1
-        if nthr > 1:
-            with parallel(num_threads=nthr):
-                tid = threadid()
-                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
-                # OMP_DYNAMIC may give fewer threads than asked)
-                nteam = team_size()
-                b0 = (tid * B) // nteam
-                b1 = ((tid + 1) * B) // nteam
-                csr_t = fr_ftz_enter()
-                gru_bwd_rows(T, B, b0, b1 - b0, H, &gates[0, 0, 0], &hn[0, 0, 0],
-                             &hs[0, 0, 0], dyp, &w_hh[0, 0], wpt, &dGi[0, 0, 0],
-                             &dGh[0, 0, 0], &dhbuf[0, 0, 0], &dh0[0, 0], mp, rm, rb)
-                fr_ftz_exit(csr_t)
-        else:
-            gru_bwd_rows(T, B, 0, B, H, &gates[0, 0, 0], &hn[0, 0, 0], &hs[0, 0, 0], dyp,
-                         &w_hh[0, 0], wpt, &dGi[0, 0, 0], &dGh[0, 0, 0], &dhbuf[0, 0, 0],
-                         &dh0[0, 0], mp, rm, rb)
-        free(wpt)
+        backward_sequence(gru_bwd_cb, &ctx, B, 3, H, &w_hh[0, 0], nthreads)
         if rm != NULL:
             # dW_hh = dG^T (h_{t-1} * m): the masked states the forward's product saw
             for t in range(T):

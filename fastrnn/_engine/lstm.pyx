@@ -38,9 +38,12 @@ per row, then the separate pointwise pass. The batch is split over OpenMP thread
 for the WHOLE sequence (no per-step synchronisation) when every thread gets >= 2
 rows and enough work. With fewer rows (B = 1..3) and enough work per step
 (common.pxd: split_units_threads) the threads split the hidden units instead:
-each computes its panels of every step, so its slice of W_hh stays in its own
-L2, and the team meets at a barrier per step. Each thread sets FTZ/DAZ for
-itself and restores it. The
+each packs and computes its panels of every step, so its slice of W_hh stays in
+its own L2, computes its share of the input projection's rows in the same region,
+and the team meets at a barrier per step. The sequence driver (projection,
+packing, thread split) is shared by the three cells: common.pxd forward_sequence /
+backward_sequence call this file's per-row recurrences through a callback. Each
+thread sets FTZ/DAZ for itself and restores it. The
 input projection and dX use the engine's packed GEMM (measured >= OpenBLAS on
 these shapes; rows split over the threads); the two weight-gradient GEMMs call
 BLAS single-threaded per OpenMP thread, so only one thread pool is ever active.
@@ -55,15 +58,12 @@ formed once after the loop. Only m is cached.
 (LSTM: padded rows carry the unmasked h_{t-1}; c is never masked.)
 
 """
-from libc.stdlib cimport free
-from cython.parallel cimport parallel, threadid
-from fastrnn._engine.blas cimport real, gemm_rm
-from fastrnn._engine.common cimport (team_size, fr_ftz_enter, fr_ftz_exit, fr_isa_set,
-                              colsum_add, lstm_fwd_pw, lstm_step, pack_cell_new, use_fused,
-                              lstm_bwd_pw, pack_new, recur_fwd, recur_bwd, pick_threads,
+from fastrnn._engine.blas cimport real
+from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, colsum_add,
+                              lstm_fwd_pw, lstm_step, lstm_bwd_pw, recur_fwd, recur_bwd,
                               product, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
-                              recur_bwd_set, ALL_PANELS, cell_panels, team_barrier,
-                              fr_team_barrier, split_units_threads)
+                              recur_bwd_set, ALL_PANELS, team_barrier, fr_team_barrier,
+                              forward_sequence, backward_sequence)
 
 
 cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -131,6 +131,43 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
                         g if store else NULL, m)
 
 
+cdef struct lstm_fwd_ctx:
+    # lstm_fwd_rows's arguments (real* as void*: float if is_f, else double)
+    bint is_f
+    Py_ssize_t T, B, H
+    void* G
+    const void* whh
+    const void* bias
+    const void* h0
+    const void* c0
+    void* hseq
+    void* cseq
+    void* cbuf
+    void* cn
+    const unsigned char* mask
+    bint store
+    const void* rm
+    void* hm
+
+
+cdef void lstm_fwd_cb(void* p, const void* wp, Py_ssize_t b0, Py_ssize_t nb, int pa,
+                      int pb, fr_team_barrier* bar, int nsync) noexcept nogil:
+    """forward_sequence's callback (common.pxd): lstm_fwd_rows on the context."""
+    cdef lstm_fwd_ctx* c = <lstm_fwd_ctx*>p
+    if c.is_f:
+        lstm_fwd_rows(c.T, c.B, b0, nb, c.H, <float*>c.G, <const float*>c.whh,
+                      <const float*>wp, <const float*>c.bias, <const float*>c.h0,
+                      <const float*>c.c0, <float*>c.hseq, <float*>c.cseq, <float*>c.cbuf,
+                      <float*>c.cn, c.mask, c.store, <const float*>c.rm, <float*>c.hm, pa,
+                      pb, bar, nsync)
+    else:
+        lstm_fwd_rows(c.T, c.B, b0, nb, c.H, <double*>c.G, <const double*>c.whh,
+                      <const double*>wp, <const double*>c.bias, <const double*>c.h0,
+                      <const double*>c.c0, <double*>c.hseq, <double*>c.cseq,
+                      <double*>c.cbuf, <double*>c.cn, c.mask, c.store, <const double*>c.rm,
+                      <double*>c.hm, pa, pb, bar, nsync)
+
+
 def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
                  const real[:, ::1] c0, const real[:, ::1] w_ih,
                  const real[:, ::1] w_hh, const real[::1] bias,
@@ -150,11 +187,8 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     cdef real* cb = NULL
     cdef const real* rm = NULL
     cdef real* hmp = NULL
-    cdef unsigned int csr, csr_t = 0
-    cdef real* wp = NULL
-    cdef int nthr, tid = 0, nteam = 1, nsplit = 1, npan = 0, p0 = 0, p1 = 0
-    cdef fr_team_barrier bar
-    cdef Py_ssize_t b0 = 0, b1 = 0
+    cdef unsigned int csr
+    cdef lstm_fwd_ctx ctx
     if T == 0 or B == 0:
         return
     if mask is not None:
@@ -166,48 +200,27 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
         cs = &cseq[0, 0, 0]
     if cbuf is not None:
         cb = &cbuf[0, 0, 0]
+    ctx.is_f = real is float
+    ctx.T = T
+    ctx.B = B
+    ctx.H = H
+    ctx.G = &G[0, 0, 0]
+    ctx.whh = &w_hh[0, 0]
+    ctx.bias = &bias[0]
+    ctx.h0 = &h0[0, 0]
+    ctx.c0 = &c0[0, 0]
+    ctx.hseq = &hseq[0, 0, 0]
+    ctx.cseq = cs
+    ctx.cbuf = cb
+    ctx.cn = &cn[0, 0]
+    ctx.mask = mp
+    ctx.store = training
+    ctx.rm = rm
+    ctx.hm = hmp
     with nogil:
         csr = fr_ftz_enter()
-        product(T * B, 4 * H, I, &x[0, 0, 0], &w_ih[0, 0], I, 0, &G[0, 0, 0], nthreads)
-        nthr = pick_threads(B, 4, H, nthreads)
-        if use_fused(T, B):
-            wp = pack_cell_new(4, H, &w_hh[0, 0])
-            if wp == NULL:
-                nthr = 1
-        if wp != NULL and rm == NULL and T > 1:
-            npan = cell_panels(4, H, real is float)
-            nsplit = split_units_threads(B, 4, H, nthreads, nthr, npan)
-        if nsplit > 1:
-            bar.count = 0
-            bar.gen = 0
-            with parallel(num_threads=nsplit):
-                tid = threadid()
-                nteam = team_size()
-                p0 = (tid * npan) // nteam
-                p1 = ((tid + 1) * npan) // nteam
-                csr_t = fr_ftz_enter()
-                lstm_fwd_rows(T, B, 0, B, H, &G[0, 0, 0], &w_hh[0, 0], wp,
-                              &bias[0], &h0[0, 0], &c0[0, 0], &hseq[0, 0, 0], cs, cb,
-                              &cn[0, 0], mp, training, rm, hmp, p0, p1, &bar, nteam)
-                fr_ftz_exit(csr_t)
-        elif nthr > 1:
-            with parallel(num_threads=nthr):
-                tid = threadid()
-                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
-                # OMP_DYNAMIC may give fewer threads than asked)
-                nteam = team_size()
-                b0 = (tid * B) // nteam
-                b1 = ((tid + 1) * B) // nteam
-                csr_t = fr_ftz_enter()
-                lstm_fwd_rows(T, B, b0, b1 - b0, H, &G[0, 0, 0], &w_hh[0, 0], wp,
-                              &bias[0], &h0[0, 0], &c0[0, 0], &hseq[0, 0, 0], cs, cb,
-                              &cn[0, 0], mp, training, rm, hmp)
-                fr_ftz_exit(csr_t)
-        else:
-            lstm_fwd_rows(T, B, 0, B, H, &G[0, 0, 0], &w_hh[0, 0], wp, &bias[0],
-                          &h0[0, 0], &c0[0, 0], &hseq[0, 0, 0], cs, cb, &cn[0, 0],
-                          mp, training, rm, hmp)
-        free(wp)
+        forward_sequence(lstm_fwd_cb, &ctx, T, B, I, 4, H, &x[0, 0, 0], &w_ih[0, 0],
+                         &w_hh[0, 0], &G[0, 0, 0], rm == NULL, nthreads)
         fr_ftz_exit(csr)
 
 
@@ -246,6 +259,40 @@ cdef void lstm_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
         cur = nxt
 
 
+cdef struct lstm_bwd_ctx:
+    # lstm_bwd_rows's arguments (real* as void*: float if is_f, else double)
+    bint is_f
+    Py_ssize_t T, B, H
+    const void* gates
+    const void* cseq
+    const void* c0
+    const void* dy
+    const void* whh
+    void* dG
+    void* dhbuf
+    void* dc
+    void* dh0
+    const unsigned char* mask
+    const void* rm
+    void* rbuf
+
+
+cdef void lstm_bwd_cb(void* p, const void* wpt, Py_ssize_t b0,
+                      Py_ssize_t nb) noexcept nogil:
+    """backward_sequence's callback (common.pxd): lstm_bwd_rows on the context."""
+    cdef lstm_bwd_ctx* c = <lstm_bwd_ctx*>p
+    if c.is_f:
+        lstm_bwd_rows(c.T, c.B, b0, nb, c.H, <const float*>c.gates, <const float*>c.cseq,
+                      <const float*>c.c0, <const float*>c.dy, <const float*>c.whh,
+                      <const float*>wpt, <float*>c.dG, <float*>c.dhbuf, <float*>c.dc,
+                      <float*>c.dh0, c.mask, <const float*>c.rm, <float*>c.rbuf)
+    else:
+        lstm_bwd_rows(c.T, c.B, b0, nb, c.H, <const double*>c.gates, <const double*>c.cseq,
+                      <const double*>c.c0, <const double*>c.dy, <const double*>c.whh,
+                      <const double*>wpt, <double*>c.dG, <double*>c.dhbuf, <double*>c.dc,
+                      <double*>c.dh0, c.mask, <const double*>c.rm, <double*>c.rbuf)
+
+
 def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
                   const real[:, :, ::1] gates, const real[:, :, ::1] cseq,
                   const real[:, ::1] c0, const real[:, ::1] w_ih,
@@ -268,10 +315,8 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     cdef const real* hw = NULL
     cdef real* hwm = NULL
     cdef Py_ssize_t t
-    cdef unsigned int csr, csr_t = 0
-    cdef real* wpt = NULL
-    cdef int nthr, tid = 0, nteam = 1
-    cdef Py_ssize_t b0 = 0, b1 = 0
+    cdef unsigned int csr
+    cdef lstm_bwd_ctx ctx
     if T == 0 or B == 0:
         return
     if mask is not None:
@@ -284,31 +329,25 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
         rb = &rbuf[0, 0]
         hwm = &hm[0, 0, 0]
         hw = hwm
+    ctx.is_f = real is float
+    ctx.T = T
+    ctx.B = B
+    ctx.H = H
+    ctx.gates = &gates[0, 0, 0]
+    ctx.cseq = &cseq[0, 0, 0]
+    ctx.c0 = &c0[0, 0]
+    ctx.dy = dyp
+    ctx.whh = &w_hh[0, 0]
+    ctx.dG = &dG[0, 0, 0]
+    ctx.dhbuf = &dhbuf[0, 0, 0]
+    ctx.dc = &dc[0, 0]
+    ctx.dh0 = &dh0[0, 0]
+    ctx.mask = mp
+    ctx.rm = rm
+    ctx.rbuf = rb
     with nogil:
         csr = fr_ftz_enter()
-        nthr = pick_threads(B, 4, H, nthreads)
-        if B > 1:
-            wpt = pack_new(H, GH, &w_hh[0, 0], H, 1)
-            if wpt == NULL:
-                nthr = 1
-        if nthr > 1:
-            with parallel(num_threads=nthr):
-                tid = threadid()
-                # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
-                # OMP_DYNAMIC may give fewer threads than asked)
-                nteam = team_size()
-                b0 = (tid * B) // nteam
-                b1 = ((tid + 1) * B) // nteam
-                csr_t = fr_ftz_enter()
-                lstm_bwd_rows(T, B, b0, b1 - b0, H, &gates[0, 0, 0], &cseq[0, 0, 0],
-                              &c0[0, 0], dyp, &w_hh[0, 0], wpt, &dG[0, 0, 0],
-                              &dhbuf[0, 0, 0], &dc[0, 0], &dh0[0, 0], mp, rm, rb)
-                fr_ftz_exit(csr_t)
-        else:
-            lstm_bwd_rows(T, B, 0, B, H, &gates[0, 0, 0], &cseq[0, 0, 0], &c0[0, 0],
-                          dyp, &w_hh[0, 0], wpt, &dG[0, 0, 0], &dhbuf[0, 0, 0],
-                          &dc[0, 0], &dh0[0, 0], mp, rm, rb)
-        free(wpt)
+        backward_sequence(lstm_bwd_cb, &ctx, B, 4, H, &w_hh[0, 0], nthreads)
         if rm != NULL:
             # dW_hh = dG^T (h_{t-1} * m): the masked states the forward's product saw
             for t in range(T):

@@ -17,16 +17,22 @@ arrays and runs:
     the cell's fused pointwise pass, with the biases summed in C on each call
     (G*H adds, so bias updates made in place are seen too).
 No packing for a few rows: a single step reads every weight once, so packing would
-cost as much as the product itself. Biases are re-read every call; the weight arrays
+cost as much as the product itself. When the weights are too big for one core's L2
+(STEP_SPLIT_BYTES) and the engine has >= 2 threads, the few rows' products split
+their outputs over the team: each thread reads the same half of W_ih and W_hh at
+every step, from its own L2, instead of the whole of both from L3; the pointwise pass
+then runs on the calling thread. Biases are re-read every call; the weight arrays
 must keep their identity (`matches()` tells the layer when to rebuild).
 """
 import numpy as np
 cimport numpy as cnp
 from libc.stdlib cimport malloc, free
 from fastrnn._engine.blas cimport real, gemm_rm
+from cython.parallel cimport parallel, threadid
 from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, recur_fwd,
                                      product, lstm_fwd_pw, gru_fwd_pw, elman_fwd_pw,
-                                     STEP_GEMV_ROWS)
+                                     STEP_GEMV_ROWS, gemv_dot, team_size, FR_HAVE_OMP)
+from fastrnn._engine.config import get_num_threads
 
 cnp.import_array()
 
@@ -55,24 +61,65 @@ cdef void _product(Py_ssize_t B, Py_ssize_t N, Py_ssize_t K, const real* a,
         product(B, N, K, a, w, K, 0, out, 1)
 
 
+# Weight bytes (W_ih and W_hh) from which a step of a few rows splits its products over
+# the threads: each thread then reads the same half of the weights at every step, which
+# stays in its own L2 instead of streaming from L3 (a GRU or LSTM of 256 units with 64
+# inputs: 1.0 / 1.3 MB, more than one core's 1 MB L2).
+cdef enum:
+    STEP_SPLIT_BYTES = 1 << 19
+
+
+cdef void _products_split(int nt, Py_ssize_t B, Py_ssize_t N, Py_ssize_t I, Py_ssize_t H,
+                          const real* x, const real* w_ih, const real* h,
+                          const real* w_hh, real* g, real* gh) noexcept nogil:
+    """g(B, N) = x W_ih^T and gh(B, N) = h W_hh^T (gh NULL: g += h W_hh^T) for <=
+    STEP_GEMV_ROWS rows, the N output rows split over the team (GEMV per row)."""
+    cdef int tid, nteam
+    cdef Py_ssize_t n0, n1, r
+    cdef unsigned int csr_t
+    with parallel(num_threads=nt):
+        tid = threadid()
+        nteam = team_size()
+        # slices of whole vectors of outputs (16 floats), each thread the same every step
+        n0 = ((tid * N // nteam) // 16) * 16
+        n1 = N if tid == nteam - 1 else (((tid + 1) * N // nteam) // 16) * 16
+        csr_t = fr_ftz_enter()
+        for r in range(B):
+            if n1 > n0:
+                gemv_dot(n1 - n0, I, w_ih + n0 * I, I, x + r * I, g + r * N + n0, 0)
+                if gh != NULL:
+                    gemv_dot(n1 - n0, H, w_hh + n0 * H, H, h + r * H, gh + r * N + n0, 0)
+                else:
+                    gemv_dot(n1 - n0, H, w_hh + n0 * H, H, h + r * H, g + r * N + n0, 1)
+        fr_ftz_exit(csr_t)
+
+
 cdef void _step(int cell, int act, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H,
                 const real* x, const real* h, const real* c, const real* w_ih,
                 const real* w_hh, const real* b_ih, const real* b_hh, real* g,
                 real* gh, real* bias, real* h_out, real* c_out,
-                size_t blas_local) noexcept nogil:
+                size_t blas_local, int nt) noexcept nogil:
     cdef Py_ssize_t G = 4 if cell == 4 else (3 if cell == 3 else 1)
     cdef Py_ssize_t GH = G * H, j
     cdef unsigned int csr = fr_ftz_enter()
-    _product(B, GH, I, x, w_ih, g, blas_local)
+    cdef bint split = (nt > 1 and FR_HAVE_OMP and B <= STEP_GEMV_ROWS and GH >= 64
+                       and GH * (I + H) * <Py_ssize_t>sizeof(real) >= STEP_SPLIT_BYTES)
+    if split:
+        _products_split(nt, B, GH, I, H, x, w_ih, h, w_hh, g, gh if cell == 3 else NULL)
+    else:
+        _product(B, GH, I, x, w_ih, g, blas_local)
     if cell == 3:
         for j in range(2 * H):
             bias[j] = b_ih[j] + b_hh[j]
-        _product(B, GH, H, h, w_hh, gh, blas_local)
+        if not split:
+            _product(B, GH, H, h, w_hh, gh, blas_local)
         gru_fwd_pw(B, H, g, gh, bias, b_ih + 2 * H, b_hh + 2 * H, h, h_out, NULL, NULL, NULL)
     else:
         for j in range(GH):
             bias[j] = b_ih[j] + b_hh[j]
-        if B <= STEP_GEMV_ROWS:
+        if split:
+            pass
+        elif B <= STEP_GEMV_ROWS:
             recur_fwd(B, GH, H, h, w_hh, NULL, g, 1)
         else:
             _product(B, GH, H, h, w_hh, gh, blas_local)
@@ -177,6 +224,7 @@ cdef class Stepper:
         path). Runs with the GIL held (one step is microseconds; the per-object
         workspace must not be shared by concurrent calls)."""
         cdef Py_ssize_t B, H = self.H, GH = self.G * self.H
+        cdef int nt = get_num_threads()
         cdef object h, c = None, c_out = None
         cdef void* pc = NULL
         cdef void* pco = NULL
@@ -214,7 +262,7 @@ cdef class Stepper:
                          <const float*>self.p_bih, <const float*>self.p_bhh, <float*>w,
                          (<float*>w) + B * GH, (<float*>w) + 2 * B * GH,
                          <float*>cnp.PyArray_DATA(<cnp.ndarray>h_out), <float*>pco,
-                         self.blas_local)
+                         self.blas_local, nt)
         else:
             _step[double](self.kind, self.act, B, self.n_in, H,
                           <const double*>cnp.PyArray_DATA(<cnp.ndarray>x),
@@ -223,7 +271,7 @@ cdef class Stepper:
                           <const double*>self.p_bih, <const double*>self.p_bhh, <double*>w,
                           (<double*>w) + B * GH, (<double*>w) + 2 * B * GH,
                           <double*>cnp.PyArray_DATA(<cnp.ndarray>h_out), <double*>pco,
-                          self.blas_local)
+                          self.blas_local, nt)
         if c is not None:
             return (h_out, c_out)
         return (h_out,)

@@ -115,8 +115,11 @@ void fr_gru_bwd_d(int nb, int H, const double *gates, const double *hn,
  * trans == 0: W[n][k] = src[n*ld + k]; trans == 1: W[n][k] = src[k*ld + n]. */
 size_t fr_pack_size_f(int N, int K);
 size_t fr_pack_size_d(int N, int K);
-void fr_pack_f(int N, int K, const float *src, int ld, int trans, float *Wp);
-void fr_pack_d(int N, int K, const double *src, int ld, int trans, double *Wp);
+/* only panels [pa, pb) are written (pb >= fr_pack_panels: all) */
+void fr_pack_f(int N, int K, const float *src, int ld, int trans, float *Wp, int pa, int pb);
+void fr_pack_d(int N, int K, const double *src, int ld, int trans, double *Wp, int pa, int pb);
+int fr_pack_panels_f(int N);
+int fr_pack_panels_d(int N);
 void fr_gemm_packed_f(int M, int N, int K, const float *A, int lda, const float *Wp,
                       float *C, int ldc, int accumulate);
 void fr_gemm_packed_d(int M, int N, int K, const double *A, int lda, const double *Wp,
@@ -125,8 +128,9 @@ void fr_gemm_packed_d(int M, int N, int K, const double *A, int lda, const doubl
  * 3 GRU, 1 Elman); layout in fr_kern_impl.h. */
 size_t fr_pack_cell_size_f(int G, int H);
 size_t fr_pack_cell_size_d(int G, int H);
-void fr_pack_cell_f(int G, int H, const float *w_hh, float *Wp);
-void fr_pack_cell_d(int G, int H, const double *w_hh, double *Wp);
+/* only panels [pa, pb) are written (pb >= fr_cell_panels: all) */
+void fr_pack_cell_f(int G, int H, const float *w_hh, float *Wp, int pa, int pb);
+void fr_pack_cell_d(int G, int H, const double *w_hh, double *Wp, int pa, int pb);
 /* Fused recurrent steps for nb rows (pointers at the first row): the recurrent
  * product of every register tile is followed, while in L1, by the cell's
  * pointwise update (same contracts as the *_fwd passes above; g / gi are the

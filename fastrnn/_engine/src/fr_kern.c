@@ -120,7 +120,7 @@ typedef double fr_v8d __attribute__((vector_size(64)));
 #define FR_OPS_STRUCT(R, NAME)                                                      \
     typedef struct {                                                                \
         int vl, u_gen, u_elm;                                                       \
-        void (*pack)(int, int, int, int, const R *, int, int, R *);                 \
+        void (*pack)(int, int, int, int, const R *, int, int, R *, int, int);       \
         void (*gemm_packed)(int, int, int, const R *, int, const R *, R *, int, int);\
         void (*gemv_dot)(int, int, const R *, int, const R *, R *, int);            \
         void (*gemv_axpy)(int, int, const R *, int, const R *, R *);                \
@@ -236,10 +236,14 @@ static size_t fr_pack_elems(int vl, int G, int H, int K, int U)
 
 size_t fr_pack_size_f(int N, int K) { const fr_ops_f *o = FR_OPS_F; return fr_pack_elems(o->vl, 1, N, K, o->u_gen); }
 size_t fr_pack_size_d(int N, int K) { const fr_ops_d *o = FR_OPS_D; return fr_pack_elems(o->vl, 1, N, K, o->u_gen); }
-void fr_pack_f(int N, int K, const float *src, int ld, int trans, float *Wp)
-{ const fr_ops_f *o = FR_OPS_F; o->pack(1, N, K, o->u_gen, src, ld, trans, Wp); }
-void fr_pack_d(int N, int K, const double *src, int ld, int trans, double *Wp)
-{ const fr_ops_d *o = FR_OPS_D; o->pack(1, N, K, o->u_gen, src, ld, trans, Wp); }
+void fr_pack_f(int N, int K, const float *src, int ld, int trans, float *Wp, int pa, int pb)
+{ const fr_ops_f *o = FR_OPS_F; o->pack(1, N, K, o->u_gen, src, ld, trans, Wp, pa, pb); }
+void fr_pack_d(int N, int K, const double *src, int ld, int trans, double *Wp, int pa, int pb)
+{ const fr_ops_d *o = FR_OPS_D; o->pack(1, N, K, o->u_gen, src, ld, trans, Wp, pa, pb); }
+int fr_pack_panels_f(int N)
+{ const fr_ops_f *o = FR_OPS_F; int nr = o->u_gen * o->vl; return (N + nr - 1) / nr; }
+int fr_pack_panels_d(int N)
+{ const fr_ops_d *o = FR_OPS_D; int nr = o->u_gen * o->vl; return (N + nr - 1) / nr; }
 
 /* cell packing: G = 4 / 3 (one vector of units per gate) or 1 (Elman) */
 static int fr_cell_u(int G, int u_elm) { return G == 1 ? u_elm : 1; }
@@ -247,10 +251,10 @@ size_t fr_pack_cell_size_f(int G, int H)
 { const fr_ops_f *o = FR_OPS_F; return fr_pack_elems(o->vl, G, H, H, fr_cell_u(G, o->u_elm)); }
 size_t fr_pack_cell_size_d(int G, int H)
 { const fr_ops_d *o = FR_OPS_D; return fr_pack_elems(o->vl, G, H, H, fr_cell_u(G, o->u_elm)); }
-void fr_pack_cell_f(int G, int H, const float *w_hh, float *Wp)
-{ const fr_ops_f *o = FR_OPS_F; o->pack(G, H, H, fr_cell_u(G, o->u_elm), w_hh, H, 0, Wp); }
-void fr_pack_cell_d(int G, int H, const double *w_hh, double *Wp)
-{ const fr_ops_d *o = FR_OPS_D; o->pack(G, H, H, fr_cell_u(G, o->u_elm), w_hh, H, 0, Wp); }
+void fr_pack_cell_f(int G, int H, const float *w_hh, float *Wp, int pa, int pb)
+{ const fr_ops_f *o = FR_OPS_F; o->pack(G, H, H, fr_cell_u(G, o->u_elm), w_hh, H, 0, Wp, pa, pb); }
+void fr_pack_cell_d(int G, int H, const double *w_hh, double *Wp, int pa, int pb)
+{ const fr_ops_d *o = FR_OPS_D; o->pack(G, H, H, fr_cell_u(G, o->u_elm), w_hh, H, 0, Wp, pa, pb); }
 
 void fr_gemm_packed_f(int M, int N, int K, const float *A, int lda, const float *Wp,
                       float *C, int ldc, int accumulate)

@@ -70,13 +70,16 @@ FR_INLINE void FR_FN(transpose_block)(const REAL *FR_RESTRICT s, size_t lds,
 
 /* W[n][k] = trans ? src[k*ld + n] : src[n*ld + k], n = g*H + unit. W^T is copied
  * row by row (contiguous runs of units); W is transposed in VL x VL register blocks
- * wherever a block is whole (the edges element by element). */
+ * wherever a block is whole (the edges element by element). Only panels [pa, pb)
+ * are written (pb past the end: all), so that the threads of a hidden-unit split
+ * each pack the panels they use, into their own caches. */
 static void FR_FN(pack)(int G, int H, int K, int U, const REAL *src, int ld, int trans,
-                        REAL *Wp)
+                        REAL *Wp, int pa, int pb)
 {
     const int UV = U * VL, NR = G * UV;
     const int np = (H + UV - 1) / UV;
-    for (int p = 0; p < np; p++) {
+    const int pe = pb < np ? pb : np;
+    for (int p = pa; p < pe; p++) {
         REAL *dst = Wp + (size_t)p * NR * K;
         const int u0 = p * UV, nu = H - u0 < UV ? H - u0 : UV;
         for (int g = 0; g < G; g++) {
