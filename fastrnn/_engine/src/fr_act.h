@@ -14,7 +14,8 @@
  * itself), tanh needs no small-argument series, no select, one division.
  *
  * The argument is clamped once (two branch-free selects; the comparisons are
- * false for NaN, which passes through and poisons the result) to a range where
+ * false for NaN, which passes through and poisons the result; float sigmoid
+ * caps k with an integer min instead of one of them) to a range where
  * 2^k is a valid float/double and the results have already saturated:
  * sigmoid(+inf) = 1 exactly, sigmoid(-inf) = 0 exactly (e ~ 2^127 resp.
  * 2^1023 makes the quotient subnormal: 0 under FTZ, the kernels' mode),
@@ -113,14 +114,28 @@ FR_INLINE double fr_clampd(double x, double lo, double hi)
  * and q the degree-4 minimax fit of (e^r - 1 - r) / r^2 on |r| <= ln2/2
  * (relative error of e^r - 1 below 1.8e-8 with these float coefficients, of
  * e^r below 6.2e-9: the truncation is far below float rounding; the Taylor
- * series needs degree 7 for the same). x is clamped to [-88.3, 88]: at 88,
- * k = -127 and e = 0 (sigmoid exactly 1; the true value rounds to 1 from
- * x = 17); at -88.3, e ~ 2.2e38 and the quotient is subnormal, 0 under FTZ
- * (the kernels' mode). NaN passes the clamp and poisons the result. */
+ * series needs degree 7 for the same).
+ * One clamp in float, one in integers (fr_reduce_f inlined for that): x <= 88
+ * keeps k >= -127 (at 88, 2^k = 0 and e = 0: sigmoid exactly 1; the true
+ * value rounds to 1 from x = 17) and turns x = +inf into a finite r. On the
+ * other side k + 127 is capped at 254 on the rounded value's bits (one integer
+ * min instead of a compare and a blend): -x large gives r > ln2/2 and e beyond
+ * ~8.5e37, so the quotient is subnormal, 0 under FTZ (the kernels' mode), or e
+ * overflows to inf (x = -inf: r = inf) and the quotient is exactly 0. NaN
+ * passes both (the float comparison is false; r stays NaN whatever 2^k is). */
 FR_INLINE float fr_sigmoid_f(float x)
 {
-    float s;
-    const float r = fr_reduce_f(fr_clampf(x, -88.3f, 88.0f), -1.0f, 1.0f, &s);
+    const float magic = 12583039.0f;                  /* 1.5 * 2^23 + 127 */
+    const int32_t kmax = 0x4B4000FE;                  /* bits of magic + 127 */
+    fr_fi32 u, sc;
+    x = fr_self(x > 88.0f, 88.0f, x);
+    u.f = x * -1.44269504088896341f + magic;
+    u.i = (u.i < kmax) ? u.i : kmax;
+    const float k = u.f - magic;                      /* round(-x / ln2) */
+    sc.i = (int32_t)((uint32_t)u.i << 23);            /* 2^k */
+    const float s = sc.f;
+    float r = -x - k * 0.693359375f;
+    r = r - k * -2.12194440e-4f;
     float q = 1.388250734e-03f;
     q = q * r + 8.366581053e-03f;
     q = q * r + 4.166720062e-02f;
