@@ -2,8 +2,11 @@
 
 Layout:
   blas.pxd/.pyx     row-major GEMM/GEMV over scipy.linalg.cython_blas
-  common.pxd        C-helper declarations, the thread split, projections, weight gradients
-  elman.pyx lstm.pyx gru.pyx   one kernel file per cell (design notes at the top of each)
+  common.pxd        C-helper declarations; the sequence drivers the three cells share
+                    (forward_sequence / backward_sequence: projection, packing, the thread
+                    split), projections, weight gradients
+  elman.pyx lstm.pyx gru.pyx   one kernel file per cell (design notes at the top of each): the
+                    cell's per-row recurrence, handed to the shared drivers as a callback
   runtime.pyx       build/runtime facts (OpenMP, ISA path) and hooks for tests
   stepper.pyx       compiled one-step runner behind Layer.step (streaming)
   dense.pyx         the dense layers' products (x @ W^T, dy @ W, dy^T @ x, stacked per-sample
