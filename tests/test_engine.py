@@ -371,25 +371,6 @@ def test_hidden_unit_split_matches_reference(cell, dt):
         fastrnn.set_num_threads(saved)
 
 
-# (T, B, I, H) whose packed W_hh^T is >= 4 MiB in float32 (common.pxd: BWD_COLS_WBYTES)
-# with few rows per thread: the BPTT's two threads split the columns of dh = dG @ W_hh
-# instead of the rows, meeting twice per step; odd H (a partial last panel), odd B
-COLS_SHAPES = {"lstm": (3, 5, 6, 517), "gru": (3, 4, 5, 601), "rnn": (3, 5, 4, 1031)}
-
-
-@pytest.mark.parametrize("dt", [np.float64, np.float32])
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_bptt_column_split_matches_reference(cell, dt):
-    import fastrnn
-    saved = fastrnn.get_num_threads()
-    fastrnn.set_num_threads(2)
-    try:
-        check_cell(cell, COLS_SHAPES[cell], dt, None, seed=81)
-        check_cell(cell, COLS_SHAPES[cell], dt, "lengths", seed=82)
-    finally:
-        fastrnn.set_num_threads(saved)
-
-
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_threaded_batch_split_matches_reference(cell, dt):

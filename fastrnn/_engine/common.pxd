@@ -170,8 +170,6 @@ cdef extern from "fr_common.h" nogil:
                    int pb)
     int fr_pack_panels_f(int N)
     int fr_pack_panels_d(int N)
-    int fr_pack_nr_f()
-    int fr_pack_nr_d()
     void fr_gemm_packed_f(int M, int N, int K, const float* A, int lda, const float* Wp,
                           float* C, int ldc, int accumulate)
     void fr_gemm_packed_d(int M, int N, int K, const double* A, int lda, const double* Wp,
@@ -650,23 +648,6 @@ cdef inline void recur_bwd_set(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, const
         gemm_packed(nb, H, GH, dg, GH, wpt, out, H, 0)
 
 
-cdef inline void recur_bwd_cols(Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH, const real* dg,
-                                const real* wpt, int p0, int p1, real* out) noexcept nogil:
-    """out[:, c] += dg(B, GH) @ W_hh[:, c] for the columns c of panels [p0, p1) of the
-    packed W_hh^T (the BPTT's column split: every thread its own panels, all rows)."""
-    cdef Py_ssize_t nr, c0, c1
-    if real is float:
-        nr = fr_pack_nr_f()
-    else:
-        nr = fr_pack_nr_d()
-    c0 = p0 * nr
-    c1 = p1 * nr
-    if c1 > H:
-        c1 = H
-    if c1 > c0:
-        gemm_packed(B, c1 - c0, GH, dg, GH, wpt + p0 * nr * GH, out + c0, H, 1)
-
-
 # ------------------------------------------------------------------ sequence drivers
 # The three cells share their sequence drivers: everything but the per-row recurrence
 # (the cell's `*_fwd_rows` / `*_bwd_rows`, reached through a callback and a context
@@ -675,8 +656,8 @@ cdef inline void recur_bwd_cols(Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH, const
 
 ctypedef void (*fwd_rows_fn)(void* ctx, const void* wp, Py_ssize_t b0, Py_ssize_t nb,
                              int pa, int pb, fr_team_barrier* bar, int nsync) noexcept nogil
-ctypedef void (*bwd_rows_fn)(void* ctx, const void* wpt, Py_ssize_t b0, Py_ssize_t nb,
-                             int p0, int p1, fr_team_barrier* bar, int nsync) noexcept nogil
+ctypedef void (*bwd_rows_fn)(void* ctx, const void* wpt, Py_ssize_t b0,
+                             Py_ssize_t nb) noexcept nogil
 
 
 cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_ssize_t B,
@@ -693,9 +674,8 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
     Either way one parallel region does everything: each thread packs its share of
     W_ih's and W_hh's panels (in the hidden-unit split, the W_hh panels it will use,
     so they land in its own caches), the team meets, each computes its share of the
-    projection's rows, and the team meets again before the first step. `may_split` is
-    False when the hidden-unit split cannot run (recurrent dropout rewrites the rows'
-    input per step). The caller has
+    projection's rows, and the team meets again before the first step. `may_split` is False when the hidden-unit split
+    cannot run (recurrent dropout rewrites the rows' input per step). The caller has
     set FTZ/DAZ on the calling thread; every worker sets and restores its own."""
     cdef Py_ssize_t R = T * B, GH = G * H, r0 = 0, r1 = 0, b0 = 0, b1 = 0
     cdef int nthr, nsplit = 1, npan = 0, npi = 0, tid = 0, nteam = 1, p0 = 0, p1 = 0
@@ -769,34 +749,16 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
     free(wp)
 
 
-cdef enum:
-    # packed W_hh^T bytes from which the BPTT splits its product's columns, not its rows
-    # (see backward_sequence)
-    BWD_COLS_WBYTES = 1 << 22
-
-
 cdef inline void backward_sequence(bwd_rows_fn rows, void* ctx, Py_ssize_t B,
                                    Py_ssize_t G, Py_ssize_t H, const real* w_hh,
-                                   bint may_split, int nthreads) noexcept nogil:
-    """BPTT over the batch: `rows(ctx, wpt, b0, nb, p0, p1, bar, nsync)` runs rows
-    [b0, b0+nb) backwards over every step with W_hh^T packed in `wpt` (NULL for one
-    row: GEMV on W_hh), the rows split over the team for the whole sequence
-    (pick_threads); the team packs W_hh^T first, each thread its share of the panels.
-
-    Few rows per thread and a W_hh^T far bigger than an L2 (>= BWD_COLS_WBYTES, e.g.
-    an LSTM of 1024 units at B = 16): each thread would stream all of W_hh^T from
-    memory at every step for its few rows. Then the threads split the product's
-    COLUMNS instead (bar != NULL): each runs the pointwise pass on its rows, the team
-    meets, each computes dh_{t-1}'s columns of its own panels [p0, p1) for all rows,
-    and the team meets again. Measured (2 threads, 50 steps of dh = dG @ W_hh alone):
-    B = 16, H = 1024: 65-86 ms by rows, 38-42 ms by columns; B = 64, H = 512: 35 ms by
-    rows, 44 by columns; B = 32, H = 256: equal. `may_split` is False with recurrent
-    dropout (its product goes through a workspace)."""
-    cdef int nthr, tid = 0, nteam = 1, npan = 0, q0 = 0, q1 = 0
+                                   int nthreads) noexcept nogil:
+    """BPTT over the batch: `rows(ctx, wpt, b0, nb)` runs rows [b0, b0+nb) backwards
+    over every step with W_hh^T packed in `wpt` (NULL for one row: GEMV on W_hh), the
+    rows split over the team for the whole sequence (pick_threads)."""
+    cdef int nthr, tid = 0, nteam = 1, npan = 0
     cdef Py_ssize_t b0 = 0, b1 = 0
     cdef unsigned int csr_t = 0
     cdef real* wpt = NULL
-    cdef bint cols = False
     cdef fr_team_barrier bar
     nthr = pick_threads(B, G, H, nthreads)
     if B > 1:
@@ -805,8 +767,6 @@ cdef inline void backward_sequence(bwd_rows_fn rows, void* ctx, Py_ssize_t B,
             nthr = 1
     if nthr > 1:
         npan = pack_panels(H, real is float)
-        cols = (may_split and B // nthr <= 16 and npan >= 2 * nthr
-                and G * H * H * <Py_ssize_t>sizeof(real) >= BWD_COLS_WBYTES)
         bar.count = 0
         bar.gen = 0
         with parallel(num_threads=nthr):
@@ -816,19 +776,15 @@ cdef inline void backward_sequence(bwd_rows_fn rows, void* ctx, Py_ssize_t B,
             nteam = team_size()
             csr_t = fr_ftz_enter()
             # the team packs W_hh^T (its share of the panels each) and meets
-            q0 = (tid * npan) // nteam
-            q1 = ((tid + 1) * npan) // nteam
-            pack_part(H, G * H, w_hh, H, 1, wpt, q0, q1)
+            pack_part(H, G * H, w_hh, H, 1, wpt, (tid * npan) // nteam,
+                      ((tid + 1) * npan) // nteam)
             team_barrier(&bar, nteam)
             b0 = (tid * B) // nteam
             b1 = ((tid + 1) * B) // nteam
-            if cols and nteam > 1:
-                rows(ctx, wpt, b0, b1 - b0, q0, q1, &bar, nteam)
-            else:
-                rows(ctx, wpt, b0, b1 - b0, 0, 0, NULL, 1)
+            rows(ctx, wpt, b0, b1 - b0)
             fr_ftz_exit(csr_t)
     else:
         if wpt != NULL:
             pack_part(H, G * H, w_hh, H, 1, wpt, 0, ALL_PANELS)
-        rows(ctx, wpt, 0, B, 0, 0, NULL, 1)
+        rows(ctx, wpt, 0, B)
     free(wpt)

@@ -49,9 +49,8 @@ from fastrnn._engine.blas cimport real
 from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, colsum_add,
                               elman_fwd_pw, elman_step, elman_bwd_pw, recur_fwd, recur_bwd,
                               product, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
-                              recur_bwd_set, recur_bwd_cols, ALL_PANELS, team_barrier,
-                              fr_team_barrier, forward_sequence,
-                              backward_sequence)
+                              recur_bwd_set, ALL_PANELS, team_barrier, fr_team_barrier,
+                              forward_sequence, backward_sequence)
 
 
 cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -159,9 +158,7 @@ cdef void elman_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
                          Py_ssize_t H, int act, const real* hs, const real* dy,
                          const real* whh, const real* wpt, real* dG, real* dhbuf, real* dh0,
                          const unsigned char* mask, const real* rm,
-                         real* rbuf,
-                         int p0=0, int p1=0, fr_team_barrier* bar=NULL,
-                         int nsync=1) noexcept nogil:
+                         real* rbuf) noexcept nogil:
     """hs (T+1, B, H) with hs[0] = h0; dhbuf (2, B, H), buffer 0 = dh_n.
     rm (B, H) recurrent-dropout mask or NULL; then rbuf (B, H) is workspace for
     dG[t] @ W_hh, which reaches dh_{t-1} through the mask."""
@@ -181,13 +178,6 @@ cdef void elman_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
         if rm != NULL:
             recur_bwd_set(nb, H, H, dg, whh, wpt, rbuf + b0 * H)
             rdrop_add(nb * H, rbuf + b0 * H, rm + b0 * H, nxt)
-        elif bar != NULL:
-            # column split (common.pxd backward_sequence): every thread's rows have
-            # their dG[t] and the start of dh_(t-1); then each adds its columns of
-            # dG[t] @ W_hh for all rows, and all of dh_(t-1) is ready for step t - 1
-            team_barrier(bar, nsync)
-            recur_bwd_cols(B, H, H, dg - b0 * H, wpt, p0, p1, nxt - b0 * H)
-            team_barrier(bar, nsync)
         else:
             recur_bwd(nb, H, H, dg, whh, wpt, nxt)
         other = cur
@@ -210,20 +200,19 @@ cdef struct elman_bwd_ctx:
     void* rbuf
 
 
-cdef void elman_bwd_cb(void* p, const void* wpt, Py_ssize_t b0, Py_ssize_t nb, int p0,
-                       int p1, fr_team_barrier* bar, int nsync) noexcept nogil:
+cdef void elman_bwd_cb(void* p, const void* wpt, Py_ssize_t b0, Py_ssize_t nb) noexcept nogil:
     """backward_sequence's callback (common.pxd): elman_bwd_rows on the context."""
     cdef elman_bwd_ctx* c = <elman_bwd_ctx*>p
     if c.is_f:
         elman_bwd_rows(c.T, c.B, b0, nb, c.H, c.act, <const float*>c.hs,
                        <const float*>c.dy, <const float*>c.whh, <const float*>wpt,
                        <float*>c.dG, <float*>c.dhbuf, <float*>c.dh0, c.mask,
-                       <const float*>c.rm, <float*>c.rbuf, p0, p1, bar, nsync)
+                       <const float*>c.rm, <float*>c.rbuf)
     else:
         elman_bwd_rows(c.T, c.B, b0, nb, c.H, c.act, <const double*>c.hs,
                        <const double*>c.dy, <const double*>c.whh, <const double*>wpt,
                        <double*>c.dG, <double*>c.dhbuf, <double*>c.dh0, c.mask,
-                       <const double*>c.rm, <double*>c.rbuf, p0, p1, bar, nsync)
+                       <const double*>c.rm, <double*>c.rbuf)
 
 
 def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
@@ -267,8 +256,7 @@ def rnn_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     ctx.mask, ctx.rm, ctx.rbuf = mp, rm, rb
     with nogil:
         csr = fr_ftz_enter()
-        backward_sequence(elman_bwd_cb, &ctx, B, 1, H, &w_hh[0, 0], rm == NULL,
-                          nthreads)
+        backward_sequence(elman_bwd_cb, &ctx, B, 1, H, &w_hh[0, 0], nthreads)
         if rm != NULL:
             # dW_hh = dG^T (h_{t-1} * m): the masked states the forward's product saw
             for t in range(T):

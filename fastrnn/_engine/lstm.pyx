@@ -62,9 +62,8 @@ from fastrnn._engine.blas cimport real
 from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, colsum_add,
                               lstm_fwd_pw, lstm_step, lstm_bwd_pw, recur_fwd, recur_bwd,
                               product, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
-                              recur_bwd_set, recur_bwd_cols, ALL_PANELS, team_barrier,
-                              fr_team_barrier, forward_sequence,
-                              backward_sequence)
+                              recur_bwd_set, ALL_PANELS, team_barrier, fr_team_barrier,
+                              forward_sequence, backward_sequence)
 
 
 cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
@@ -230,8 +229,7 @@ cdef void lstm_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
                         const real* c0, const real* dy, const real* whh,
                         const real* wpt, real* dG, real* dhbuf, real* dc, real* dh0,
                         const unsigned char* mask, const real* rm,
-                        real* rbuf,
-                        int p0=0, int p1=0, fr_team_barrier* bar=NULL, int nsync=1) noexcept nogil:
+                        real* rbuf) noexcept nogil:
     """BPTT for rows [b0, b0+nb). dhbuf (2, B, H): buffer 0 holds dh_n on entry;
     dc (B, H) holds dc_n on entry and dc0 on exit; dh0 (B, H) receives dh0.
     rm (B, H) recurrent-dropout mask or NULL; then rbuf (B, H) is workspace for
@@ -255,13 +253,6 @@ cdef void lstm_bwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
         if rm != NULL:
             recur_bwd_set(nb, H, GH, dg, whh, wpt, rbuf + b0 * H)
             rdrop_add(nb * H, rbuf + b0 * H, rm + b0 * H, nxt)
-        elif bar != NULL:
-            # column split (common.pxd backward_sequence): every thread's rows have
-            # their dG[t] and the start of dh_(t-1); then each adds its columns of
-            # dG[t] @ W_hh for all rows, and all of dh_(t-1) is ready for step t - 1
-            team_barrier(bar, nsync)
-            recur_bwd_cols(B, H, GH, dg - b0 * GH, wpt, p0, p1, nxt - b0 * H)
-            team_barrier(bar, nsync)
         else:
             recur_bwd(nb, H, GH, dg, whh, wpt, nxt)
         other = cur
@@ -286,22 +277,20 @@ cdef struct lstm_bwd_ctx:
     void* rbuf
 
 
-cdef void lstm_bwd_cb(void* p, const void* wpt, Py_ssize_t b0, Py_ssize_t nb,
-                      int p0, int p1, fr_team_barrier* bar, int nsync) noexcept nogil:
+cdef void lstm_bwd_cb(void* p, const void* wpt, Py_ssize_t b0,
+                      Py_ssize_t nb) noexcept nogil:
     """backward_sequence's callback (common.pxd): lstm_bwd_rows on the context."""
     cdef lstm_bwd_ctx* c = <lstm_bwd_ctx*>p
     if c.is_f:
         lstm_bwd_rows(c.T, c.B, b0, nb, c.H, <const float*>c.gates, <const float*>c.cseq,
                       <const float*>c.c0, <const float*>c.dy, <const float*>c.whh,
                       <const float*>wpt, <float*>c.dG, <float*>c.dhbuf, <float*>c.dc,
-                      <float*>c.dh0, c.mask, <const float*>c.rm, <float*>c.rbuf,
-                      p0, p1, bar, nsync)
+                      <float*>c.dh0, c.mask, <const float*>c.rm, <float*>c.rbuf)
     else:
         lstm_bwd_rows(c.T, c.B, b0, nb, c.H, <const double*>c.gates, <const double*>c.cseq,
                       <const double*>c.c0, <const double*>c.dy, <const double*>c.whh,
                       <const double*>wpt, <double*>c.dG, <double*>c.dhbuf, <double*>c.dc,
-                      <double*>c.dh0, c.mask, <const double*>c.rm, <double*>c.rbuf,
-                      p0, p1, bar, nsync)
+                      <double*>c.dh0, c.mask, <const double*>c.rm, <double*>c.rbuf)
 
 
 def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
@@ -358,8 +347,7 @@ def lstm_backward(const real[:, :, ::1] x, const real[:, :, ::1] hs,
     ctx.rbuf = rb
     with nogil:
         csr = fr_ftz_enter()
-        backward_sequence(lstm_bwd_cb, &ctx, B, 4, H, &w_hh[0, 0],
-                          rm == NULL, nthreads)
+        backward_sequence(lstm_bwd_cb, &ctx, B, 4, H, &w_hh[0, 0], nthreads)
         if rm != NULL:
             # dW_hh = dG^T (h_{t-1} * m): the masked states the forward's product saw
             for t in range(T):

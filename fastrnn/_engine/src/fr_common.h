@@ -118,8 +118,6 @@ size_t fr_pack_size_d(int N, int K);
 /* only panels [pa, pb) are written (pb >= fr_pack_panels: all) */
 void fr_pack_f(int N, int K, const float *src, int ld, int trans, float *Wp, int pa, int pb);
 void fr_pack_d(int N, int K, const double *src, int ld, int trans, double *Wp, int pa, int pb);
-int fr_pack_nr_f(void);     /* columns per panel */
-int fr_pack_nr_d(void);
 int fr_pack_panels_f(int N);
 int fr_pack_panels_d(int N);
 void fr_gemm_packed_f(int M, int N, int K, const float *A, int lda, const float *Wp,

@@ -240,8 +240,6 @@ void fr_pack_f(int N, int K, const float *src, int ld, int trans, float *Wp, int
 { const fr_ops_f *o = FR_OPS_F; o->pack(1, N, K, o->u_gen, src, ld, trans, Wp, pa, pb); }
 void fr_pack_d(int N, int K, const double *src, int ld, int trans, double *Wp, int pa, int pb)
 { const fr_ops_d *o = FR_OPS_D; o->pack(1, N, K, o->u_gen, src, ld, trans, Wp, pa, pb); }
-int fr_pack_nr_f(void) { const fr_ops_f *o = FR_OPS_F; return o->u_gen * o->vl; }
-int fr_pack_nr_d(void) { const fr_ops_d *o = FR_OPS_D; return o->u_gen * o->vl; }
 int fr_pack_panels_f(int N)
 { const fr_ops_f *o = FR_OPS_F; int nr = o->u_gen * o->vl; return (N + nr - 1) / nr; }
 int fr_pack_panels_d(int N)
