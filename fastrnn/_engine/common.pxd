@@ -289,6 +289,12 @@ cdef inline int cell_panels(Py_ssize_t G, Py_ssize_t H, bint is_float) noexcept 
     return fr_cell_panels_d(<int>G, <int>H)
 
 
+cdef inline void barrier_reset(fr_team_barrier* b) noexcept nogil:
+    """Zero a barrier before the parallel region that uses it."""
+    b.count = 0
+    b.gen = 0
+
+
 cdef inline void team_barrier(fr_team_barrier* b, int n) noexcept nogil:
     """Wait until the n threads of a hidden-unit split reach this point (b zeroed by
     the caller before the parallel region; see fr_kern.c for why not OpenMP's)."""
@@ -366,6 +372,13 @@ cdef inline void pack_part(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize
         fr_pack_f(<int>N, <int>K, src, <int>ld, trans, wp, pa, pb)
     else:
         fr_pack_d(<int>N, <int>K, src, <int>ld, trans, wp, pa, pb)
+
+
+cdef inline void team_pack(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize_t ld,
+                           int trans, real* wp, int npan, int tid, int nteam) noexcept nogil:
+    """Thread `tid` of a team of `nteam` packs its share of W's `npan` panels
+    (pack_part); the team then meets (team_barrier) before anyone reads wp."""
+    pack_part(N, K, src, ld, trans, wp, (tid * npan) // nteam, ((tid + 1) * npan) // nteam)
 
 
 cdef inline real* pack_new(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize_t ld,
@@ -485,15 +498,13 @@ cdef inline int project(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* X,
     if nthr > 1:
         # the team packs W (its share of the panels each), meets, then splits the rows
         npan = pack_panels(N, real is float)
-        bar.count = 0
-        bar.gen = 0
+        barrier_reset(&bar)
         with parallel(num_threads=nthr):
             tid = threadid()
             # the team may be smaller than asked: size the slices by the real team
             nteam = team_size()
             csr_t = fr_ftz_enter()
-            pack_part(N, K, W, ldw, trans, wp, (tid * npan) // nteam,
-                      ((tid + 1) * npan) // nteam)
+            team_pack(N, K, W, ldw, trans, wp, npan, tid, nteam)
             team_barrier(&bar, nteam)
             per = (R + nteam - 1) // nteam
             per = ((per + 5) // 6) * 6
@@ -718,8 +729,7 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
         product(R, GH, I, x, w_ih, I, 0, gx, nthreads)
     else:
         npi = pack_panels(GH, real is float)
-    bar.count = 0
-    bar.gen = 0
+    barrier_reset(&bar)
     with parallel(num_threads=nthr):
         tid = threadid()
         nteam = team_size()
@@ -728,8 +738,7 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
         p1 = ((tid + 1) * npan) // nteam
         pack_cell_part(G, H, w_hh, wp, p0, p1)
         if wpi != NULL:
-            pack_part(GH, I, w_ih, I, 0, wpi, (tid * npi) // nteam,
-                      ((tid + 1) * npi) // nteam)
+            team_pack(GH, I, w_ih, I, 0, wpi, npi, tid, nteam)
             team_barrier(&bar, nteam)          # every row reads all of W_ih's panels
             r0 = (tid * R) // nteam
             r1 = ((tid + 1) * R) // nteam
@@ -767,8 +776,7 @@ cdef inline void backward_sequence(bwd_rows_fn rows, void* ctx, Py_ssize_t B,
             nthr = 1
     if nthr > 1:
         npan = pack_panels(H, real is float)
-        bar.count = 0
-        bar.gen = 0
+        barrier_reset(&bar)
         with parallel(num_threads=nthr):
             tid = threadid()
             # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
@@ -776,8 +784,7 @@ cdef inline void backward_sequence(bwd_rows_fn rows, void* ctx, Py_ssize_t B,
             nteam = team_size()
             csr_t = fr_ftz_enter()
             # the team packs W_hh^T (its share of the panels each) and meets
-            pack_part(H, G * H, w_hh, H, 1, wpt, (tid * npan) // nteam,
-                      ((tid + 1) * npan) // nteam)
+            team_pack(H, G * H, w_hh, H, 1, wpt, npan, tid, nteam)
             team_barrier(&bar, nteam)
             b0 = (tid * B) // nteam
             b1 = ((tid + 1) * B) // nteam
