@@ -237,15 +237,6 @@ cdef inline void pack_cell_part(Py_ssize_t G, Py_ssize_t H, const real* w_hh, re
         fr_pack_cell_d(<int>G, <int>H, w_hh, wp, pa, pb)
 
 
-cdef inline real* pack_cell_new(Py_ssize_t G, Py_ssize_t H, const real* w_hh) noexcept nogil:
-    """malloc + gate-interleaved pack of W_hh (G*H, H) for the fused steps; NULL on
-    failure (the caller falls back to the unfused path)."""
-    cdef real* wp = cell_buffer_new(G, H, <real*>NULL)
-    if wp != NULL:
-        pack_cell_part(G, H, w_hh, wp, 0, ALL_PANELS)
-    return wp
-
-
 cdef inline void lstm_step(Py_ssize_t nb, Py_ssize_t H, int pa, int pb, const real* hp,
                            const real* wp, const real* g, const real* bias, const real* cp,
                            real* h_out, real* c_out, real* gates_out,
@@ -379,15 +370,6 @@ cdef inline void team_pack(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize
     """Thread `tid` of a team of `nteam` packs its share of W's `npan` panels
     (pack_part); the team then meets (team_barrier) before anyone reads wp."""
     pack_part(N, K, src, ld, trans, wp, (tid * npan) // nteam, ((tid + 1) * npan) // nteam)
-
-
-cdef inline real* pack_new(Py_ssize_t N, Py_ssize_t K, const real* src, Py_ssize_t ld,
-                           int trans) noexcept nogil:
-    """malloc + pack W (N, K) (trans: W = src^T) for gemm_packed; NULL on failure."""
-    cdef real* wp = pack_buffer_new(N, K, <real*>NULL)
-    if wp != NULL:
-        pack_part(N, K, src, ld, trans, wp, 0, ALL_PANELS)
-    return wp
 
 
 cdef inline void gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const real* A,
