@@ -3,7 +3,9 @@
 Issue 9, defect 9: the per-thread scratch pool once kept every buffer it ever grew, so one
 large call (LSTM T=200, B=128, H=512) left 400 MiB held for the life of the process. The
 policy now: buffers up to ``SCRATCH_KEEP_BYTES`` are kept for reuse, larger ones are freed
-when the call returns; ``release_scratch()`` frees the calling thread's pool.
+when the call returns; the pool of buffers that outlive a call (training caches, outputs,
+gradients) holds at most ``POOL_KEEP_BYTES`` per thread; ``release_scratch()`` frees both.
+A pooled buffer must never be handed out while any array still uses it.
 """
 import gc
 import importlib.util
@@ -19,7 +21,8 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("fastrnn._engine.kernel
 
 def _pool_bytes(E):
     pool = getattr(E._tls, "pool", None) or {}
-    return sum(b.nbytes for b in pool.values())
+    bufs = getattr(E._tls, "bufs", None) or []
+    return sum(b.nbytes for b in pool.values()) + sum(b.nbytes for b in bufs)
 
 
 def _run_lstm(T, B, I, H, training):
@@ -49,8 +52,20 @@ def test_a_large_call_leaves_no_large_scratch_behind(training):
         held = tracemalloc.get_traced_memory()[0] - base
     finally:
         tracemalloc.stop()
-    assert held < 4 << 20, f"{held / 2**20:.1f} MiB still held after the call"
-    assert _pool_bytes(E) <= 4 * E.SCRATCH_KEEP_BYTES
+    kept = _pool_bytes(E)
+    assert held < kept + (4 << 20), f"{held / 2**20:.1f} MiB still held after the call"
+    assert kept <= E.POOL_KEEP_BYTES + 4 * E.SCRATCH_KEEP_BYTES
+    assert all(b.nbytes <= E.SCRATCH_KEEP_BYTES for b in E._tls.bufs)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        _run_lstm(T, B, I, H, training)
+        E.release_scratch()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert held < 4 << 20, f"{held / 2**20:.1f} MiB still held after release_scratch()"
 
 
 def test_small_scratch_is_reused_and_release_frees_it():
@@ -79,3 +94,71 @@ def test_scratch_pools_are_per_thread():
     t.join()
     assert seen and seen[0] > 0
     assert _pool_bytes(E) == 0               # the other thread's buffers are not ours
+
+
+def _lstm_problem(seed, T=30, B=16, I=24, H=96):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((T, B, I)).astype(np.float32),
+            rng.uniform(-.2, .2, (4 * H, I)).astype(np.float32),
+            rng.uniform(-.2, .2, (4 * H, H)).astype(np.float32),
+            rng.standard_normal((T, B, H)).astype(np.float32))
+
+
+def test_pooled_buffers_are_reused_when_nothing_holds_them():
+    from fastrnn import functional as F
+    from fastrnn._engine import kernels as E
+    E.release_scratch()
+    x, w_ih, w_hh, dy = _lstm_problem(0)
+    for i in range(3):
+        out = F.lstm_forward(x, None, None, w_ih, w_hh, training=True)
+        F.lstm_backward(out[-1], dy=dy)
+        del out
+        if i == 0:
+            first = [id(b) for b in E._tls.bufs]
+    assert first and [id(b) for b in E._tls.bufs] == first       # reused, not regrown
+
+
+def test_a_held_cache_output_or_gradient_is_never_overwritten():
+    """Results of call 1 kept alive while calls 2 and 3 run: none may share memory with
+    theirs, and all must still equal a snapshot taken right after call 1."""
+    from fastrnn import functional as F
+    from fastrnn._engine import kernels as E
+    E.release_scratch()
+    x1, w_ih, w_hh, dy = _lstm_problem(1)
+    x2 = _lstm_problem(2)[0]
+    y1, h1, c1, cache1 = F.lstm_forward(x1, None, None, w_ih, w_hh, training=True)
+    g1 = F.lstm_backward(cache1, dy=dy)
+    inf1 = F.lstm_forward(x1, None, None, w_ih, w_hh)[0]
+    keep = dict(y1=y1, inf1=inf1, gates=cache1.inner["gates"], hs=cache1.inner["hs"], cs=cache1.inner["cs"],
+                dx=g1["x"], dw_ih=g1["weight_ih"], dw_hh=g1["weight_hh"])
+    snap = {k: v.copy() for k, v in keep.items()}
+    for _ in range(2):
+        y2, _, _, cache2 = F.lstm_forward(x2, None, None, w_ih, w_hh, training=True)
+        g2 = F.lstm_backward(cache2, dy=-dy)
+        inf2 = F.lstm_forward(x2, None, None, w_ih, w_hh)[0]
+        new = [y2, inf2, cache2.inner["gates"], cache2.inner["hs"], cache2.inner["cs"], g2["x"],
+               g2["weight_ih"], g2["weight_hh"]]
+        for k, v in keep.items():
+            assert not any(np.shares_memory(v, n) for n in new), k
+        del y2, cache2, g2, inf2, new
+    for k, v in keep.items():
+        np.testing.assert_array_equal(v, snap[k], err_msg=k)
+
+
+def test_the_pool_stays_within_its_cap(monkeypatch):
+    from fastrnn._engine import kernels as E
+    E.release_scratch()
+    monkeypatch.setattr(E, "POOL_KEEP_BYTES", 3 << 20)
+    dt = np.dtype(np.float32)
+    held = [E._pooled((256, 1024), dt) for _ in range(6)]       # 1 MiB each, all live
+    assert _pool_bytes(E) <= 3 << 20
+    for a in held:                                               # all distinct memory
+        a[...] = 0
+    for i, a in enumerate(held):
+        a[0, 0] = i
+    assert [a[0, 0] for a in held] == list(range(6))
+    held = held[:1]
+    b = E._pooled((128, 1024), dt)                               # evicts idle buffers
+    assert not np.shares_memory(b, held[0])
+    assert _pool_bytes(E) <= 3 << 20
+    E.release_scratch()
