@@ -44,7 +44,7 @@ def _load_kernels():
 _load_kernels()
 
 from . import functional, reference
-from ._engine.config import show_config, set_num_threads, get_num_threads
+from ._engine.config import show_config, set_num_threads, get_num_threads, release_memory
 from .layers import GRU, LSTM, SimpleRNN, Layer
 from . import interop
 from .layers import Bidirectional, Dense, Dropout, Embedding, Masking
@@ -68,6 +68,7 @@ __all__ = ["functional", "reference", "interop", "SimpleRNN", "LSTM", "GRU", "La
            "losses", "metrics", "callbacks",
            "io", "optimizers", "load_model", "save_model", "load_weights", "save_weights",
            "ModelFileError", "datasets", "show_config", "set_num_threads", "get_num_threads",
+           "release_memory",
            "Model",
            "initializers", "Activation", "Conv1D", "Flatten", "GlobalAveragePooling1D",
            "GlobalMaxPooling1D", "LayerNormalization", "MaxPooling1D", "RepeatVector",

@@ -1,4 +1,4 @@
-"""fastrnn.show_config / set_num_threads / get_num_threads."""
+"""fastrnn.show_config / set_num_threads / get_num_threads / release_memory."""
 import io
 
 import pytest
@@ -92,3 +92,22 @@ def test_blas_threads_context_restores_thread_local_setting():
         assert f(3) == 3              # restored on exit
     finally:
         f(prev)
+
+
+def test_release_memory_frees_the_kept_buffers_and_keeps_held_arrays_valid():
+    import numpy as np
+    pytest.importorskip("fastrnn._engine.kernels")
+    from fastrnn import functional as F
+    from fastrnn._engine import kernels as E
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((30, 16, 8)).astype(np.float32)
+    w_ih = rng.uniform(-.3, .3, (256, 8)).astype(np.float32)
+    w_hh = rng.uniform(-.3, .3, (256, 64)).astype(np.float32)
+    y, h, c, cache = F.lstm_forward(x, None, None, w_ih, w_hh, training=True)
+    snap = y.copy()
+    held = fastrnn.release_memory()
+    assert held > 0 and held == held // 4 * 4
+    assert E.kept_bytes() == 0 and fastrnn.release_memory() == 0
+    F.lstm_forward(x * 2, None, None, w_ih, w_hh, training=True)     # new buffers
+    np.testing.assert_array_equal(y, snap)
+    assert F.lstm_backward(cache, dy=np.ones_like(y))["x"].shape == x.shape

@@ -94,6 +94,37 @@ def get_num_threads() -> int:
     return _num_threads if _num_threads is not None else _default_threads()
 
 
+def release_memory() -> int:
+    """Free the work buffers the calling thread keeps between kernel calls.
+
+    To save page faults, each thread keeps the large temporaries of the recurrent kernels
+    (at most 32 MiB each) and a pool of the buffers that outlive a call (training caches,
+    outputs, gradients: at most 192 MiB, reused only once nothing refers to them). They
+    are freed when the thread ends; call this to return them sooner, e.g. after training
+    when the process goes on with something else. Arrays you still hold stay valid.
+
+    Returns
+    -------
+    int
+        Bytes the calling thread held in kept buffers (idle or still referenced) before
+        the call.
+
+    Example
+    -------
+    >>> import fastrnn as fr
+    >>> held = fr.release_memory()
+    >>> fr.release_memory()
+    0
+    """
+    try:
+        from . import kernels
+    except ImportError:        # no compiled kernels: nothing is kept
+        return 0
+    held = kernels.kept_bytes()
+    kernels.release_scratch()
+    return held
+
+
 _openmp_cache = None
 
 

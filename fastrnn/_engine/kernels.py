@@ -128,6 +128,13 @@ def _pooled_copy(a):
     return out
 
 
+def kept_bytes():
+    """Bytes of scratch and pooled buffers the calling thread keeps."""
+    pool = getattr(_tls, "pool", None) or {}
+    bufs = getattr(_tls, "bufs", None) or []
+    return sum(b.nbytes for b in pool.values()) + sum(b.nbytes for b in bufs)
+
+
 def release_scratch():
     """Free the calling thread's kept scratch and pooled buffers (re-created on demand;
     pooled buffers still in use stay valid and are freed when their last user drops them)."""
