@@ -170,3 +170,27 @@ def test_env_var_bad_value_warns_in_fresh_process():
     assert "FASTRNN_ISA" in out.stderr and "expected one of" in out.stderr
     assert out.stdout.splitlines()[0].startswith(PATHS[-1] if PATHS[-1] != "avx2w16"
                                                  else "avx2")
+
+
+# (K, M, N): one and several K blocks of 256, a last panel narrower than a vector, one
+# exactly 1 or 2 vectors wide (the narrow tile writing C directly), full panels only,
+# row counts that leave short row tiles, and a non-multiple K tail
+GEMM_TN_SHAPES = [(1, 1, 1), (7, 3, 5), (300, 13, 16), (513, 37, 70), (600, 50, 32),
+                  (257, 9, 48), (1000, 64, 64), (260, 17, 100)]
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("isa", PATHS, indirect=True)
+def test_path_weight_gradient_product(isa, dt):
+    """The weight gradients' product A^T B (dW = dG^T X) on every path against float64
+    NumPy, for shapes that reach each of its branches."""
+    from fastrnn._engine import runtime
+    rng = np.random.default_rng(11)
+    for K, M, N in GEMM_TN_SHAPES:
+        A = rng.standard_normal((K, M)).astype(dt)
+        B = rng.standard_normal((K, N)).astype(dt)
+        got = runtime._gemm_tn(A, B)
+        want = A.astype(np.float64).T @ B.astype(np.float64)
+        tol = 2e-5 if dt == np.float32 else 1e-12
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.sqrt(K),
+                                   err_msg=f"K={K} M={M} N={N}")

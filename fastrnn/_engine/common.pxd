@@ -162,6 +162,28 @@ cdef inline void gru_bwd_pw(Py_ssize_t nb, Py_ssize_t H, const real* gates,
 
 
 cdef extern from "fr_common.h" nogil:
+    int fr_gemm_tn_f(int M, int N, int K, const float* A, int lda, const float* B, int ldb,
+                     float* C, int ldc, int accumulate)
+    int fr_gemm_tn_d(int M, int N, int K, const double* A, int lda, const double* B,
+                     int ldb, double* C, int ldc, int accumulate)
+
+
+cdef inline void gemm_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const real* A,
+                         Py_ssize_t lda, const real* B, Py_ssize_t ldb, real* C,
+                         Py_ssize_t ldc) noexcept nogil:
+    """C(M, N) = A^T B with A (K, M), B (K, N) row-major: the engine's kernel on the
+    AVX2 / AVX-512 paths, BLAS on the baseline path or when its work block cannot be
+    allocated."""
+    cdef int r
+    if real is float:
+        r = fr_gemm_tn_f(<int>M, <int>N, <int>K, A, <int>lda, B, <int>ldb, C, <int>ldc, 0)
+    else:
+        r = fr_gemm_tn_d(<int>M, <int>N, <int>K, A, <int>lda, B, <int>ldb, C, <int>ldc, 0)
+    if r != 0:
+        gemm_rm(c'T', c'N', M, N, K, <real>1, A, lda, B, ldb, <real>0, C, ldc)
+
+
+cdef extern from "fr_common.h" nogil:
     size_t fr_pack_size_f(int N, int K)
     size_t fr_pack_size_d(int N, int K)
     void fr_pack_f(int N, int K, const float* src, int ld, int trans, float* Wp, int pa,
@@ -523,11 +545,11 @@ cdef inline void weight_grads(Py_ssize_t R, Py_ssize_t GH, Py_ssize_t I, Py_ssiz
                               const real* dGi, const real* dGh, const real* X,
                               const real* Hs, real* dw_ih, real* dw_hh, int nt,
                               size_t blas_local) noexcept nogil:
-    """dW_ih = dGi^T @ X (GH, I) and dW_hh = dGh^T @ Hs (GH, H), each one GEMM over
-    R = T*B rows. BLAS runs single-threaded in every calling thread (OpenBLAS's
-    thread-local setting, when `blas_local` points at it); large products split the
-    GH output rows over up to `nt` OpenMP threads, so one thread pool serves the
-    whole engine."""
+    """dW_ih = dGi^T @ X (GH, I) and dW_hh = dGh^T @ Hs (GH, H), each one product over
+    R = T*B rows (gemm_tn: the engine's kernel, BLAS on the baseline path). BLAS runs
+    single-threaded in every calling thread (OpenBLAS's thread-local setting, when
+    `blas_local` points at it); large products split the GH output rows over up to
+    `nt` OpenMP threads, so one thread pool serves the whole engine."""
     cdef blas_local_fn setter = <blas_local_fn>blas_local
     cdef int nthr = nt if FR_HAVE_OMP else 1
     cdef int tid = 0, prev = 0, nteam = 1
@@ -550,16 +572,14 @@ cdef inline void weight_grads(Py_ssize_t R, Py_ssize_t GH, Py_ssize_t I, Py_ssiz
             if m1 > GH:
                 m1 = GH
             if m0 < m1:
-                gemm_rm(c'T', c'N', m1 - m0, I, R, <real>1, dGi + m0, GH, X, I, <real>0,
-                        dw_ih + m0 * I, I)
-                gemm_rm(c'T', c'N', m1 - m0, H, R, <real>1, dGh + m0, GH, Hs, H, <real>0,
-                        dw_hh + m0 * H, H)
+                gemm_tn(m1 - m0, I, R, dGi + m0, GH, X, I, dw_ih + m0 * I, I)
+                gemm_tn(m1 - m0, H, R, dGh + m0, GH, Hs, H, dw_hh + m0 * H, H)
             setter(prev)
     else:
         if setter != NULL:
             prev = setter(1)
-        gemm_rm(c'T', c'N', GH, I, R, <real>1, dGi, GH, X, I, <real>0, dw_ih, I)
-        gemm_rm(c'T', c'N', GH, H, R, <real>1, dGh, GH, Hs, H, <real>0, dw_hh, H)
+        gemm_tn(GH, I, R, dGi, GH, X, I, dw_ih, I)
+        gemm_tn(GH, H, R, dGh, GH, Hs, H, dw_hh, H)
         if setter != NULL:
             setter(prev)
 

@@ -2,7 +2,8 @@
 """Build / runtime facts for show_config(), and small test hooks for the
 vectorized activations of the C helpers."""
 from fastrnn._engine.common cimport (fr_isa_supported, fr_isa_best, fr_isa_get, fr_isa_set,
-                              fr_act_f, fr_act_d, fr_ftz_enter, fr_ftz_exit, project)
+                              fr_act_f, fr_act_d, fr_ftz_enter, fr_ftz_exit, project,
+                              gemm_tn)
 
 cdef extern from *:
     """
@@ -116,4 +117,34 @@ def _project(A, W, int nthreads=1, bint trans=False):
             fr_ftz_exit(csr)
     if rc < 0:
         raise MemoryError("packing buffer")
+    return C
+
+
+def _gemm_tn(A, B):
+    """Test hook: A^T @ B for A (K, M), B (K, N) through the weight gradients' product
+    (the engine's kernel on AVX2 / AVX-512, BLAS on the baseline path)."""
+    import numpy as np
+    A = np.ascontiguousarray(A)
+    B = np.ascontiguousarray(B, dtype=A.dtype)
+    if A.shape[0] != B.shape[0]:
+        raise ValueError(f"A, B: expected the same number of rows, got {A.shape[0]} and "
+                         f"{B.shape[0]}")
+    cdef Py_ssize_t K = A.shape[0], M = A.shape[1], N = B.shape[1]
+    C = np.zeros((M, N), A.dtype)
+    if K == 0 or M == 0 or N == 0:
+        return C
+    cdef float[:, ::1] af, bf, cf
+    cdef double[:, ::1] ad, bd, cd
+    if A.dtype == np.float32:
+        af = A
+        bf = B
+        cf = C
+        with nogil:
+            gemm_tn(M, N, K, &af[0, 0], M, &bf[0, 0], N, &cf[0, 0], N)
+    else:
+        ad = A
+        bd = B
+        cd = C
+        with nogil:
+            gemm_tn(M, N, K, &ad[0, 0], M, &bd[0, 0], N, &cd[0, 0], N)
     return C

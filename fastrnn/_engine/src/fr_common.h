@@ -165,6 +165,13 @@ void fr_team_barrier_wait(fr_team_barrier *b, int n);
 /* every thread at the start of a parallel region: keeps workers off the master's
  * CPU (fr_kern.c) */
 void fr_team_place(void);
+/* C(M, N) (+)= A^T B, A (K, M), B (K, N) row-major (the weight gradients). 0 when
+ * done, 1 on the baseline path (the caller uses BLAS), -1 out of memory; C is only
+ * written when 0 is returned. */
+int fr_gemm_tn_f(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                 float *C, int ldc, int accumulate);
+int fr_gemm_tn_d(int M, int N, int K, const double *A, int lda, const double *B, int ldb,
+                 double *C, int ldc, int accumulate);
 /* y (+)= W x, W (N, K) row-major. */
 void fr_gemv_dot_f(int N, int K, const float *W, int ldw, const float *x, float *y,
                    int accumulate);

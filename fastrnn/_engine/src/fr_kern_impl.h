@@ -112,13 +112,13 @@ static void FR_FN(pack)(int G, int H, int K, int U, const REAL *src, int ld, int
 }
 
 /* ---------------------------------------------------------- micro-kernel */
-/* out[i*ldo + v*VL + l] (+)= sum_k A[i*lda + k] * Bp[k*nv*VL + v*VL + l] for an
+/* out[i*ldo + v*VL + l] (+)= sum_k A[i*lda + k*sak] * Bp[k*nv*VL + v*VL + l] for an
  * mr x nv tile. mr and nv are compile-time constants at every call site
  * (always_inline + the switch below), so acc[][] lives in registers: one
  * broadcast of A per row and k, nv panel loads per k. */
-FR_INLINE void FR_FN(tile)(const int mr, const int nv, int K, const REAL *FR_RESTRICT A,
-                           int lda, const REAL *FR_RESTRICT Bp, REAL *FR_RESTRICT out,
-                           int ldo, int accumulate)
+FR_INLINE void FR_FN(tile_s)(const int mr, const int nv, int K, const REAL *FR_RESTRICT A,
+                             int lda, size_t sak, const REAL *FR_RESTRICT Bp,
+                             REAL *FR_RESTRICT out, int ldo, int accumulate)
 {
     VEC acc[FR_MRMAX][FR_NVMAX];
     const int nr = nv * VL;
@@ -133,7 +133,7 @@ FR_INLINE void FR_FN(tile)(const int mr, const int nv, int K, const REAL *FR_RES
         for (int v = 0; v < nv; v++) bv[v] = FR_VLOAD(b + v * VL);
 #pragma GCC unroll 8
         for (int i = 0; i < mr; i++) {
-            const REAL a = A[(size_t)i * lda + k];
+            const REAL a = A[(size_t)i * lda + (size_t)k * sak];
 #pragma GCC unroll 4
             for (int v = 0; v < nv; v++) acc[i][v] += a * bv[v];
         }
@@ -147,6 +147,13 @@ FR_INLINE void FR_FN(tile)(const int mr, const int nv, int K, const REAL *FR_RES
             else FR_VSTORE(o + v * VL, acc[i][v]);
         }
     }
+}
+
+FR_INLINE void FR_FN(tile)(const int mr, const int nv, int K, const REAL *FR_RESTRICT A,
+                           int lda, const REAL *FR_RESTRICT Bp, REAL *FR_RESTRICT out,
+                           int ldo, int accumulate)
+{
+    FR_FN(tile_s)(mr, nv, K, A, lda, 1, Bp, out, ldo, accumulate);  /* A row-major */
 }
 
 /* run the tile with a constant row count mr in 1..MRX */
@@ -219,6 +226,79 @@ static void FR_FN(gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, i
         }
     }
 }
+
+/* C(M, N) (+)= A^T B with A (K, M) and B (K, N) row-major: the weight
+ * gradients dW = dG^T X over K = T*B rows. K runs in blocks of FR_KC; each
+ * block of B is packed into work (panels of NR columns, kc x NR each, the last
+ * zero-padded) and stays in L2 while every row tile of C (MR_GEN rows) sweeps
+ * its panels, reading its A slice as mr consecutive values per k (A's k-stride
+ * is lda). work holds FR_KC * np * NR REALs. */
+#define FR_TILE_SWITCH_T(MRX, NV, mr, kc, A, lda, Bp, out, ldo, acc)                 \
+    switch (mr) {                                                                     \
+    case 1: FR_FN(tile_s)(1, NV, kc, A, 1, lda, Bp, out, ldo, acc); break;            \
+    case 2: if ((MRX) >= 2) FR_FN(tile_s)(2, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
+    case 3: if ((MRX) >= 3) FR_FN(tile_s)(3, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
+    case 4: if ((MRX) >= 4) FR_FN(tile_s)(4, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
+    case 5: if ((MRX) >= 5) FR_FN(tile_s)(5, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
+    case 6: if ((MRX) >= 6) FR_FN(tile_s)(6, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
+    case 7: if ((MRX) >= 7) FR_FN(tile_s)(7, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
+    case 8: if ((MRX) >= 8) FR_FN(tile_s)(8, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
+    default: break;                                                                   \
+    }
+static void FR_FN(gemm_tn)(int M, int N, int K, const REAL *FR_RESTRICT A, int lda,
+                           const REAL *FR_RESTRICT B, int ldb, REAL *FR_RESTRICT C,
+                           int ldc, int accumulate, REAL *FR_RESTRICT work)
+{
+    const int NR = NV_GEN * VL;
+    const int np = (N + NR - 1) / NR;
+    /* the last panel is packed only as wide as its columns need (nvl vectors) and
+     * runs a tile of that width: N = 64 with 48-column panels computed 96 columns */
+    const int nlast = N - (np - 1) * NR, nvl = (nlast + VL - 1) / VL;
+    REAL tmp[FR_MRMAX * FR_NVMAX * 16] __attribute__((aligned(64)));
+    FR_ROW_TILES(M, MR_GEN, nt);
+    for (int k0 = 0; k0 < K; k0 += FR_KC) {
+        const int kc = K - k0 < FR_KC ? K - k0 : FR_KC;
+        const int acc = accumulate || k0 > 0;
+        for (int p = 0; p < np; p++) {              /* pack B's rows [k0, k0 + kc) */
+            const int n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
+            const int w = p == np - 1 ? nvl * VL : NR;
+            REAL *d = work + (size_t)p * FR_KC * NR;
+            for (int k = 0; k < kc; k++) {
+                const REAL *s = B + (size_t)(k0 + k) * ldb + n0;
+                REAL *dk = d + (size_t)k * w;
+                for (int v = 0; v < nr; v++) dk[v] = s[v];
+                for (int v = nr; v < w; v++) dk[v] = 0;
+            }
+        }
+        for (int t = 0; t < nt; t++) {
+            const int r0 = FR_TILE_R0(M, nt, t), mr = FR_TILE_R0(M, nt, t + 1) - r0;
+            const REAL *Ar = A + (size_t)k0 * lda + r0;
+            for (int p = 0; p < np; p++) {
+                const int n0 = p * NR;
+                const REAL *Bp = work + (size_t)p * FR_KC * NR;
+                REAL *Cr = C + (size_t)r0 * ldc + n0;
+                if (p < np - 1) {
+                    FR_TILE_SWITCH_T(MR_GEN, NV_GEN, mr, kc, Ar, lda, Bp, Cr, ldc, acc)
+                    continue;
+                }
+                REAL *o = nlast == nvl * VL ? Cr : tmp;
+                const int ldo = nlast == nvl * VL ? ldc : nvl * VL;
+                const int a = nlast == nvl * VL ? acc : 0;
+                if (nvl == 1) { FR_TILE_SWITCH_T(MR_GEN, 1, mr, kc, Ar, lda, Bp, o, ldo, a) }
+                else if (nvl == 2) { FR_TILE_SWITCH_T(MR_GEN, 2, mr, kc, Ar, lda, Bp, o, ldo, a) }
+                else { FR_TILE_SWITCH_T(MR_GEN, NV_GEN, mr, kc, Ar, lda, Bp, o, ldo, a) }
+                if (o == tmp)
+                    for (int i = 0; i < mr; i++) {
+                        REAL *c = Cr + (size_t)i * ldc;
+                        const REAL *s = tmp + (size_t)i * ldo;
+                        if (acc) for (int r = 0; r < nlast; r++) c[r] += s[r];
+                        else for (int r = 0; r < nlast; r++) c[r] = s[r];
+                    }
+            }
+        }
+    }
+}
+#undef FR_TILE_SWITCH_T
 
 /* ------------------------------------------------------ fused-step driver */
 /* Shared loop of the fused steps. For every panel p (hidden units [j0, j0+nu) of
