@@ -23,13 +23,13 @@ packed once per call, the rows are split over the threads (the team size read
 inside the region), FTZ/DAZ per thread.
 matmul_tn: the reduction runs over the rows, so instead the OUTPUT is split: each
 OpenMP thread computes a block of out's rows (or columns, whichever is longer)
-with one BLAS ?gemm whose own threading is switched off in that thread
-(OpenBLAS's thread-local setting, as the recurrent weight gradients do). The
-alternative, a^T copied (32 x 32 tiles) into scratch and then the packed GEMM,
-was measured slower on every layer shape tried (1 thread, float32, ms, per-thread
-BLAS vs transposed copy + packed: R,M,N = 1280,5000,256: 39.3 vs 49.2;
-1280,256,128: 1.17 vs 1.64; 512,256,256: 0.88 vs 1.10; 256,64,64: 0.038 vs
-0.064). Without the thread-local setting (a BLAS other than OpenBLAS >= 0.3.27)
+with the engine's A^T B kernel (common.pxd: gemm_tn, shared with the recurrent
+weight gradients; on the baseline path one BLAS ?gemm whose own threading is
+switched off in that thread, OpenBLAS's thread-local setting). Measured against
+that per-thread BLAS call (1 thread, float32, ms, medians of 21 in one process,
+R,M,N): 1280,5000,256: 40.5 vs 47.8; 1280,256,5000: 43.3 vs 44.9; 1280,256,128:
+0.89 vs 1.16; 512,256,256: 0.71 vs 0.84; 256,64,64: 0.024 vs 0.036. (A^T copied
+into scratch and then the packed GEMM had been slower than BLAS on all of them.) Without the thread-local setting (a BLAS other than OpenBLAS >= 0.3.27)
 it makes one BLAS call from the calling thread.
 bmm: the stack is split over the threads, one single-threaded BLAS call per item
 (same thread-local setting; the items are small, attention's (Tq, Tk) products).
@@ -41,7 +41,7 @@ buffer (inside ``project``).
 from cython.parallel cimport parallel, threadid
 from fastrnn._engine.blas cimport real, gemm_rm
 from fastrnn._engine.common cimport (FR_HAVE_OMP, team_size, fr_ftz_enter, fr_ftz_exit,
-                                     fr_isa_set, product, blas_local_fn)
+                                     fr_isa_set, product, gemm_tn, blas_local_fn)
 
 
 cdef inline void _nt(Py_ssize_t R, Py_ssize_t N, Py_ssize_t K, const real* x,
@@ -63,7 +63,7 @@ cdef inline void _tn(Py_ssize_t R, Py_ssize_t M, Py_ssize_t N, const real* a,
                      size_t blas_local) noexcept nogil:
     """out(M, N) = a(R, M)^T @ b(R, N): the longer output axis split over up to
     `nthreads` OpenMP threads (>= ~4 MFLOP and >= 16 rows / columns each), one
-    single-threaded BLAS call per thread."""
+    gemm_tn per thread (BLAS, single-threaded, on the baseline path)."""
     cdef blas_local_fn setter = <blas_local_fn>blas_local
     cdef int nthr = nthreads if FR_HAVE_OMP else 1
     cdef int tid = 0, prev = 0, nteam = 1
@@ -90,16 +90,14 @@ cdef inline void _tn(Py_ssize_t R, Py_ssize_t M, Py_ssize_t N, const real* a,
                 i1 = L
             if i0 < i1:
                 if by_rows:
-                    gemm_rm(c'T', c'N', i1 - i0, N, R, <real>1, a + i0, M, b, N, <real>0,
-                            out + i0 * N, N)
+                    gemm_tn(i1 - i0, N, R, a + i0, M, b, N, out + i0 * N, N)
                 else:
-                    gemm_rm(c'T', c'N', M, i1 - i0, R, <real>1, a, M, b + i0, N, <real>0,
-                            out + i0, N)
+                    gemm_tn(M, i1 - i0, R, a, M, b + i0, N, out + i0, N)
             setter(prev)
     else:
         if setter != NULL:
             prev = setter(1)
-        gemm_rm(c'T', c'N', M, N, R, <real>1, a, M, b, N, <real>0, out, N)
+        gemm_tn(M, N, R, a, M, b, N, out, N)
         if setter != NULL:
             setter(prev)
 

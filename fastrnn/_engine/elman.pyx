@@ -32,8 +32,9 @@ otherwise, then the separate pointwise pass. The batch is split over OpenMP thre
 for the WHOLE sequence (no per-step synchronisation) when every thread gets >= 2
 rows and enough work; each thread sets FTZ/DAZ for itself and restores it. The
 input projection and dX use the engine's packed GEMM (measured >= OpenBLAS on
-these shapes; rows split over the threads); the two weight-gradient GEMMs call
-BLAS single-threaded per OpenMP thread, so only one thread pool is ever active.
+these shapes; rows split over the threads); so do the two weight-gradient
+products (common.pxd: gemm_tn; BLAS single-threaded per OpenMP thread on the
+baseline path), so only one thread pool is ever active.
 No -ffast-math anywhere.
 Recurrent dropout (Keras / Gal): an optional (B, H) mask m, one per sequence,
 multiplies h_{t-1} where it enters the recurrent product only. Per step each
