@@ -113,12 +113,13 @@ static void FR_FN(pack)(int G, int H, int K, int U, const REAL *src, int ld, int
 
 /* ---------------------------------------------------------- micro-kernel */
 /* out[i*ldo + v*VL + l] (+)= sum_k A[i*lda + k*sak] * Bp[k*nv*VL + v*VL + l] for an
- * mr x nv tile. mr and nv are compile-time constants at every call site
+ * mr x nv tile (sak = 1: A row-major; lda = 1: A given transposed, as dG in the
+ * weight gradients). mr and nv are compile-time constants at every call site
  * (always_inline + the switch below), so acc[][] lives in registers: one
  * broadcast of A per row and k, nv panel loads per k. */
-FR_INLINE void FR_FN(tile_s)(const int mr, const int nv, int K, const REAL *FR_RESTRICT A,
-                             int lda, size_t sak, const REAL *FR_RESTRICT Bp,
-                             REAL *FR_RESTRICT out, int ldo, int accumulate)
+FR_INLINE void FR_FN(tile)(const int mr, const int nv, int K, const REAL *FR_RESTRICT A,
+                           int lda, size_t sak, const REAL *FR_RESTRICT Bp,
+                           REAL *FR_RESTRICT out, int ldo, int accumulate)
 {
     VEC acc[FR_MRMAX][FR_NVMAX];
     const int nr = nv * VL;
@@ -149,12 +150,6 @@ FR_INLINE void FR_FN(tile_s)(const int mr, const int nv, int K, const REAL *FR_R
     }
 }
 
-FR_INLINE void FR_FN(tile)(const int mr, const int nv, int K, const REAL *FR_RESTRICT A,
-                           int lda, const REAL *FR_RESTRICT Bp, REAL *FR_RESTRICT out,
-                           int ldo, int accumulate)
-{
-    FR_FN(tile_s)(mr, nv, K, A, lda, 1, Bp, out, ldo, accumulate);  /* A row-major */
-}
 
 /* run the tile with a constant row count mr in 1..MRX */
 #define FR_TILE_SWITCH(MRX, NV, mr, ...)                                          \
@@ -212,9 +207,9 @@ static void FR_FN(gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, i
                 const REAL *Ar = A + (size_t)r0 * lda + k0;
                 REAL *Cr = C + (size_t)r0 * ldc + n0;
                 if (nr == NR) {
-                    FR_TILE_SWITCH(MR_GEN, NV_GEN, mr, kc, Ar, lda, Bp, Cr, ldc, acc)
+                    FR_TILE_SWITCH(MR_GEN, NV_GEN, mr, kc, Ar, lda, 1, Bp, Cr, ldc, acc)
                 } else {
-                    FR_TILE_SWITCH(MR_GEN, NV_GEN, mr, kc, Ar, lda, Bp, tmp, NR, 0)
+                    FR_TILE_SWITCH(MR_GEN, NV_GEN, mr, kc, Ar, lda, 1, Bp, tmp, NR, 0)
                     for (int i = 0; i < mr; i++) {
                         REAL *c = Cr + (size_t)i * ldc;
                         const REAL *s = tmp + (size_t)i * NR;
@@ -229,22 +224,10 @@ static void FR_FN(gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, i
 
 /* C(M, N) (+)= A^T B with A (K, M) and B (K, N) row-major: the weight
  * gradients dW = dG^T X over K = T*B rows. K runs in blocks of FR_KC; each
- * block of B is packed into work (panels of NR columns, kc x NR each, the last
- * zero-padded) and stays in L2 while every row tile of C (MR_GEN rows) sweeps
+ * block of B is packed into work (panels of NR columns, kc x NR each; the last
+ * only as many vectors wide as its columns need, zero-padded) and stays in L2 while every row tile of C (MR_GEN rows) sweeps
  * its panels, reading its A slice as mr consecutive values per k (A's k-stride
  * is lda). work holds FR_KC * np * NR REALs. */
-#define FR_TILE_SWITCH_T(MRX, NV, mr, kc, A, lda, Bp, out, ldo, acc)                 \
-    switch (mr) {                                                                     \
-    case 1: FR_FN(tile_s)(1, NV, kc, A, 1, lda, Bp, out, ldo, acc); break;            \
-    case 2: if ((MRX) >= 2) FR_FN(tile_s)(2, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
-    case 3: if ((MRX) >= 3) FR_FN(tile_s)(3, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
-    case 4: if ((MRX) >= 4) FR_FN(tile_s)(4, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
-    case 5: if ((MRX) >= 5) FR_FN(tile_s)(5, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
-    case 6: if ((MRX) >= 6) FR_FN(tile_s)(6, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
-    case 7: if ((MRX) >= 7) FR_FN(tile_s)(7, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
-    case 8: if ((MRX) >= 8) FR_FN(tile_s)(8, NV, kc, A, 1, lda, Bp, out, ldo, acc); break; \
-    default: break;                                                                   \
-    }
 static void FR_FN(gemm_tn)(int M, int N, int K, const REAL *FR_RESTRICT A, int lda,
                            const REAL *FR_RESTRICT B, int ldb, REAL *FR_RESTRICT C,
                            int ldc, int accumulate, REAL *FR_RESTRICT work)
@@ -278,15 +261,15 @@ static void FR_FN(gemm_tn)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
                 const REAL *Bp = work + (size_t)p * FR_KC * NR;
                 REAL *Cr = C + (size_t)r0 * ldc + n0;
                 if (p < np - 1) {
-                    FR_TILE_SWITCH_T(MR_GEN, NV_GEN, mr, kc, Ar, lda, Bp, Cr, ldc, acc)
+                    FR_TILE_SWITCH(MR_GEN, NV_GEN, mr, kc, Ar, 1, lda, Bp, Cr, ldc, acc)
                     continue;
                 }
                 REAL *o = nlast == nvl * VL ? Cr : tmp;
                 const int ldo = nlast == nvl * VL ? ldc : nvl * VL;
                 const int a = nlast == nvl * VL ? acc : 0;
-                if (nvl == 1) { FR_TILE_SWITCH_T(MR_GEN, 1, mr, kc, Ar, lda, Bp, o, ldo, a) }
-                else if (nvl == 2) { FR_TILE_SWITCH_T(MR_GEN, 2, mr, kc, Ar, lda, Bp, o, ldo, a) }
-                else { FR_TILE_SWITCH_T(MR_GEN, NV_GEN, mr, kc, Ar, lda, Bp, o, ldo, a) }
+                if (nvl == 1) { FR_TILE_SWITCH(MR_GEN, 1, mr, kc, Ar, 1, lda, Bp, o, ldo, a) }
+                else if (nvl == 2) { FR_TILE_SWITCH(MR_GEN, 2, mr, kc, Ar, 1, lda, Bp, o, ldo, a) }
+                else { FR_TILE_SWITCH(MR_GEN, NV_GEN, mr, kc, Ar, 1, lda, Bp, o, ldo, a) }
                 if (o == tmp)
                     for (int i = 0; i < mr; i++) {
                         REAL *c = Cr + (size_t)i * ldc;
@@ -298,7 +281,6 @@ static void FR_FN(gemm_tn)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
         }
     }
 }
-#undef FR_TILE_SWITCH_T
 
 /* ------------------------------------------------------ fused-step driver */
 /* Shared loop of the fused steps. For every panel p (hidden units [j0, j0+nu) of
@@ -344,7 +326,7 @@ static void FR_FN(gemm_tn)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
                     for (int t = t0; t < t1; t++) {                                  \
                         const int r0 = FR_TILE_R0(nb, nt, t);                        \
                         const int mr = FR_TILE_R0(nb, nt, t + 1) - r0;               \
-                        FR_TILE_SWITCH(MRX, NV, mr, kc, hp + (size_t)r0 * H + k0, H, \
+                        FR_TILE_SWITCH(MRX, NV, mr, kc, hp + (size_t)r0 * H + k0, H, 1, \
                                        Bp + (size_t)k0 * NR,                         \
                                        cbuf + (size_t)(r0 - c0) * NR, NR, k0 > 0)    \
                     }                                                                \
