@@ -13,8 +13,10 @@ Layout:
                     products) on the same OpenMP threads; validated by fastrnn.linalg
   src/              C: per-ISA micro-kernels and fused recurrent steps (fr_kern*.{c,h}, one
                     source over GCC vector types, CPUID dispatch), pointwise passes, activations
-  kernels.py        the Python driver: allocates outputs/workspaces, one kernel call per pass
-  config.py         show_config(), set_num_threads()/get_num_threads(), BLAS thread control,
+  kernels.py        the Python driver: allocates outputs/workspaces (a per-thread pool for the
+                    buffers that outlive a call), one kernel call per pass
+  config.py         show_config(), set_num_threads()/get_num_threads(), release_memory(),
+                    BLAS thread control,
                     the ISA path (FASTRNN_ISA)
 
 Importing this package loads nothing compiled; ``fastrnn._engine.kernels`` does. The only
