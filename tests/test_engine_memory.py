@@ -20,9 +20,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("fastrnn._engine.kernel
 
 
 def _pool_bytes(E):
-    pool = getattr(E._tls, "pool", None) or {}
-    bufs = getattr(E._tls, "bufs", None) or []
-    return sum(b.nbytes for b in pool.values()) + sum(b.nbytes for b in bufs)
+    return E.kept_bytes()
 
 
 def _run_lstm(T, B, I, H, training):

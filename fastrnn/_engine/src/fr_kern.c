@@ -154,7 +154,8 @@ FR_OPS_STRUCT(double, fr_ops_d)
 
 #define FR_OPS_INIT(D, ISA, VLV, UGEN, UELM)                                        \
     { VLV, UGEN, UELM,                                                              \
-      FR_CAT3(pack, D, ISA), FR_CAT3(gemm_packed, D, ISA), FR_CAT3(gemm_tn, D, ISA),                          \
+      FR_CAT3(pack, D, ISA), FR_CAT3(gemm_packed, D, ISA),                          \
+      FR_CAT3(gemm_tn, D, ISA),                                                     \
       FR_CAT3(gemv_dot, D, ISA), FR_CAT3(gemv_axpy, D, ISA),                        \
       FR_CAT3(lstm_step, D, ISA), FR_CAT3(gru_step, D, ISA),                        \
       FR_CAT3(elman_step, D, ISA),                                                  \

@@ -225,9 +225,10 @@ static void FR_FN(gemm_packed)(int M, int N, int K, const REAL *FR_RESTRICT A, i
 /* C(M, N) (+)= A^T B with A (K, M) and B (K, N) row-major: the weight
  * gradients dW = dG^T X over K = T*B rows. K runs in blocks of FR_KC; each
  * block of B is packed into work (panels of NR columns, kc x NR each; the last
- * only as many vectors wide as its columns need, zero-padded) and stays in L2 while every row tile of C (MR_GEN rows) sweeps
- * its panels, reading its A slice as mr consecutive values per k (A's k-stride
- * is lda). work holds FR_KC * np * NR REALs. */
+ * only as many vectors wide as its columns need, zero-padded) and stays in L2
+ * while every row tile of C (MR_GEN rows) sweeps its panels, reading its A slice
+ * as mr consecutive values per k (A's k-stride is lda). work holds
+ * FR_KC * np * NR REALs. */
 static void FR_FN(gemm_tn)(int M, int N, int K, const REAL *FR_RESTRICT A, int lda,
                            const REAL *FR_RESTRICT B, int ldb, REAL *FR_RESTRICT C,
                            int ldc, int accumulate, REAL *FR_RESTRICT work)
@@ -264,13 +265,14 @@ static void FR_FN(gemm_tn)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
                     FR_TILE_SWITCH(MR_GEN, NV_GEN, mr, kc, Ar, 1, lda, Bp, Cr, ldc, acc)
                     continue;
                 }
-                REAL *o = nlast == nvl * VL ? Cr : tmp;
-                const int ldo = nlast == nvl * VL ? ldc : nvl * VL;
-                const int a = nlast == nvl * VL ? acc : 0;
+                /* a last panel of whole vectors goes straight to C, else via tmp */
+                const int direct = nlast == nvl * VL;
+                REAL *o = direct ? Cr : tmp;
+                const int ldo = direct ? ldc : nvl * VL, a = direct ? acc : 0;
                 if (nvl == 1) { FR_TILE_SWITCH(MR_GEN, 1, mr, kc, Ar, 1, lda, Bp, o, ldo, a) }
                 else if (nvl == 2) { FR_TILE_SWITCH(MR_GEN, 2, mr, kc, Ar, 1, lda, Bp, o, ldo, a) }
                 else { FR_TILE_SWITCH(MR_GEN, NV_GEN, mr, kc, Ar, 1, lda, Bp, o, ldo, a) }
-                if (o == tmp)
+                if (!direct)
                     for (int i = 0; i < mr; i++) {
                         REAL *c = Cr + (size_t)i * ldc;
                         const REAL *s = tmp + (size_t)i * ldo;
