@@ -354,6 +354,44 @@ SPLIT_SHAPES = {
 }
 
 
+@pytest.fixture(params=[0, 1], ids=["hoisted", "in-step"])
+def input_projection(request):
+    """Force where the fused steps get the input projection: 0 the hoisted GEMM over all
+    T*B rows, 1 computed in the step's own tiles (common.pxd: fuse_input; by default a
+    measured rule picks by rows per thread and weight bytes)."""
+    E._set_fuse_input(request.param)
+    yield request.param
+    E._set_fuse_input(-1)
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_input_projection_in_step_and_hoisted_match_reference(input_projection, cell, dt):
+    # B >= 5 so that the packed fused step runs even at T = 1; I = 100 and 130 take the
+    # in-step projection through more than one K block (KC is 96 / 64 / 32 columns on
+    # AVX-512 by gate count); odd H leaves a partial panel; masks and recurrent dropout
+    # (the rows' h input is rewritten per step, the x input is not)
+    check_cell(cell, (1, 5, 3, 7), dt, None, seed=81)
+    check_cell(cell, (4, 6, 100, 19), dt, "random", seed=82)
+    check_cell(cell, (3, 13, 130, 40), dt, "lengths", seed=83)
+    check_cell(cell, (5, 7, 9, 33), dt, None, seed=84, recurrent_mask=recurrent_mask(7, 33, dt, 84))
+    if cell == "rnn":
+        check_cell(cell, (3, 6, 11, 50), dt, "random", seed=85, activation="relu")
+    import fastrnn
+    saved = fastrnn.get_num_threads()
+    fastrnn.set_num_threads(2)
+    try:
+        # the batch split: each thread runs its rows' steps, projection included
+        check_cell(cell, (6, 11, 37, 90), dt, "random", seed=86)
+    finally:
+        fastrnn.set_num_threads(saved)
+
+
+def test_input_projection_mode_rejects_unknown_value():
+    with pytest.raises(ValueError, match="got 2"):
+        E._set_fuse_input(2)
+
+
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_hidden_unit_split_matches_reference(cell, dt):

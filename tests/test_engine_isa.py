@@ -55,6 +55,22 @@ def test_path_vs_reference(isa, cell, shape, dt):
 
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("mode", [0, 1], ids=["hoisted", "in-step"])
+@pytest.mark.parametrize("isa", PATHS, indirect=True)
+def test_path_input_projection_both_ways(isa, mode, cell, dt):
+    # the same shapes with the input projection hoisted and computed in the fused step
+    # (its own register tiles over x_t, K = I in blocks; rows 7 and 17 give uneven tiles)
+    from fastrnn._engine import kernels
+    kernels._set_fuse_input(mode)
+    try:
+        TE.check_cell(cell, (3, 7, 40, 17), dt, "random", seed=7)
+        TE.check_cell(cell, (2, 17, 5, 65), dt, None, seed=8)
+    finally:
+        kernels._set_fuse_input(-1)
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("isa", PATHS, indirect=True)
 def test_path_masks_and_relu(isa, cell, dt):
     TE.check_cell(cell, (5, 9, 4, 21), dt, "random", seed=5)

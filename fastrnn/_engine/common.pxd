@@ -206,26 +206,39 @@ cdef extern from "fr_common.h" nogil:
     size_t fr_pack_cell_size_d(int G, int H)
     void fr_pack_cell_f(int G, int H, const float* w_hh, float* Wp, int pa, int pb)
     void fr_pack_cell_d(int G, int H, const double* w_hh, double* Wp, int pa, int pb)
+    size_t fr_pack_input_size_f(int G, int H, int I)
+    size_t fr_pack_input_size_d(int G, int H, int I)
+    void fr_pack_input_f(int G, int H, int I, const float* w_ih, float* Wp, int pa, int pb)
+    void fr_pack_input_d(int G, int H, int I, const double* w_ih, double* Wp, int pa,
+                         int pb)
+    int fr_fuse_input_mode()
+    void fr_fuse_input_set(int mode)
     void fr_lstm_step_f(int nb, int H, int pa, int pb, const float* hp, const float* Wp,
-                        const float* g, const float* bias, const float* cp, float* h_out,
+                        const float* g, const float* xin, int ldx, int I, const float* Wxp,
+                        const float* bias, const float* cp, float* h_out,
                         float* c_out, float* gates_out, const unsigned char* mask)
     void fr_lstm_step_d(int nb, int H, int pa, int pb, const double* hp, const double* Wp,
-                        const double* g, const double* bias, const double* cp,
+                        const double* g, const double* xin, int ldx, int I,
+                        const double* Wxp, const double* bias, const double* cp,
                         double* h_out, double* c_out, double* gates_out,
                         const unsigned char* mask)
     void fr_gru_step_f(int nb, int H, int pa, int pb, const float* hp, const float* Wp,
-                       const float* gi, const float* bias_rz, const float* b_in,
+                       const float* gi, const float* xin, int ldx, int I, const float* Wxp,
+                       const float* bias_rz, const float* b_in,
                        const float* b_hn, float* h_out, float* gates_out, float* hn_out,
                        const unsigned char* mask)
     void fr_gru_step_d(int nb, int H, int pa, int pb, const double* hp, const double* Wp,
-                       const double* gi, const double* bias_rz, const double* b_in,
+                       const double* gi, const double* xin, int ldx, int I,
+                       const double* Wxp, const double* bias_rz, const double* b_in,
                        const double* b_hn, double* h_out, double* gates_out,
                        double* hn_out, const unsigned char* mask)
     void fr_elman_step_f(int nb, int H, int pa, int pb, int act, const float* hp,
-                         const float* Wp, const float* g, const float* bias, float* h_out,
+                         const float* Wp, const float* g, const float* xin, int ldx, int I,
+                         const float* Wxp, const float* bias, float* h_out,
                          const unsigned char* mask)
     void fr_elman_step_d(int nb, int H, int pa, int pb, int act, const double* hp,
-                         const double* Wp, const double* g, const double* bias,
+                         const double* Wp, const double* g, const double* xin, int ldx,
+                         int I, const double* Wxp, const double* bias,
                          double* h_out, const unsigned char* mask)
     int fr_cell_panels_f(int G, int H)
     int fr_cell_panels_d(int G, int H)
@@ -259,40 +272,95 @@ cdef inline void pack_cell_part(Py_ssize_t G, Py_ssize_t H, const real* w_hh, re
         fr_pack_cell_d(<int>G, <int>H, w_hh, wp, pa, pb)
 
 
+cdef inline real* input_buffer_new(Py_ssize_t G, Py_ssize_t H, Py_ssize_t I,
+                                   real* like) noexcept nogil:
+    """malloc for W_ih (G*H, I) packed like W_hh (fused input projection); NULL on
+    failure."""
+    cdef size_t n
+    if real is float:
+        n = fr_pack_input_size_f(<int>G, <int>H, <int>I)
+    else:
+        n = fr_pack_input_size_d(<int>G, <int>H, <int>I)
+    return <real*>malloc(n * sizeof(real) + 64)
+
+
+cdef inline void pack_input_part(Py_ssize_t G, Py_ssize_t H, Py_ssize_t I,
+                                 const real* w_ih, real* wp, int pa, int pb) noexcept nogil:
+    """Panels [pa, pb) of W_ih packed like W_hh's (ALL_PANELS: every panel)."""
+    if real is float:
+        fr_pack_input_f(<int>G, <int>H, <int>I, w_ih, wp, pa, pb)
+    else:
+        fr_pack_input_d(<int>G, <int>H, <int>I, w_ih, wp, pa, pb)
+
+
+# The step computes the input projection in its own tiles (src/fr_kern_impl.h,
+# FR_FUSED_DRIVER: why) while the two packed weights of one step stay within this many
+# bytes and every thread has at least FUSE_INPUT_ROWS rows. C harness, one thread, LSTM,
+# hoisted -> fused (ms, median; B, I, H, bytes of both packed weights):
+#   16, 64, 128 (0.4 MB)  4.33 -> 3.80     32, 128, 256 (1.5 MB)  31.7 -> 27.9
+#   32, 256, 256 (2 MB)   36.2 -> 34.8     32, 64, 512 (4.7 MB)   41.6 -> 39.0
+#   32, 256, 512 (6.3 MB) 54.9 -> 55.7     32, 512, 512 (8 MB)    78.9 -> 85.3
+#   8, 1024, 1024 (32 MB) 104 -> 132       4, 64, 128             0.96 -> 0.87
+#   2, 64, 128            0.623 -> 0.625   1, 64, 128             0.475 -> 0.522
+# Past the caches each step streams W_ih again, where the hoisted GEMM reuses each of
+# its panels for all T*B rows; with 1-2 rows the step's tiles are too thin to pay.
+cdef enum:
+    FUSE_INPUT_BYTES = 5 << 20
+    FUSE_INPUT_ROWS = 4
+
+
+cdef inline bint fuse_input(Py_ssize_t G, Py_ssize_t H, Py_ssize_t I, Py_ssize_t rows,
+                            size_t itemsize) noexcept nogil:
+    """Compute the input projection inside the fused steps (see FUSE_INPUT_BYTES)?
+    fr_fuse_input_mode() (a test hook, runtime._set_fuse_input) forces it off (0) or
+    on (1) wherever the fused step runs with a batch split; -1: the measured rule."""
+    cdef int mode = fr_fuse_input_mode()
+    if mode >= 0:
+        return mode == 1
+    return rows >= FUSE_INPUT_ROWS and <size_t>(G * H * (I + H)) * itemsize <= FUSE_INPUT_BYTES
+
+
 cdef inline void lstm_step(Py_ssize_t nb, Py_ssize_t H, int pa, int pb, const real* hp,
-                           const real* wp, const real* g, const real* bias, const real* cp,
+                           const real* wp, const real* g, const real* xin, Py_ssize_t ldx,
+                           Py_ssize_t I, const real* wpx, const real* bias, const real* cp,
                            real* h_out, real* c_out, real* gates_out,
                            const unsigned char* mask) noexcept nogil:
-    """Fused LSTM step over panels [pa, pb) (ALL_PANELS: every panel)."""
+    """Fused LSTM step over panels [pa, pb) (ALL_PANELS: every panel); wpx != NULL:
+    the input projection of xin (nb rows, ldx apart) in the tiles, g not read."""
     if real is float:
-        fr_lstm_step_f(<int>nb, <int>H, pa, pb, hp, wp, g, bias, cp, h_out, c_out,
-                       gates_out, mask)
+        fr_lstm_step_f(<int>nb, <int>H, pa, pb, hp, wp, g, xin, <int>ldx, <int>I, wpx,
+                       bias, cp, h_out, c_out, gates_out, mask)
     else:
-        fr_lstm_step_d(<int>nb, <int>H, pa, pb, hp, wp, g, bias, cp, h_out, c_out,
-                       gates_out, mask)
+        fr_lstm_step_d(<int>nb, <int>H, pa, pb, hp, wp, g, xin, <int>ldx, <int>I, wpx,
+                       bias, cp, h_out, c_out, gates_out, mask)
 
 
 cdef inline void gru_step(Py_ssize_t nb, Py_ssize_t H, int pa, int pb, const real* hp,
-                          const real* wp, const real* gi, const real* bias_rz,
+                          const real* wp, const real* gi, const real* xin, Py_ssize_t ldx,
+                          Py_ssize_t I, const real* wpx, const real* bias_rz,
                           const real* b_in, const real* b_hn, real* h_out, real* gates_out,
                           real* hn_out, const unsigned char* mask) noexcept nogil:
-    """Fused GRU step over panels [pa, pb) (ALL_PANELS: every panel)."""
+    """Fused GRU step over panels [pa, pb) (ALL_PANELS: every panel); wpx as lstm_step."""
     if real is float:
-        fr_gru_step_f(<int>nb, <int>H, pa, pb, hp, wp, gi, bias_rz, b_in, b_hn, h_out,
-                      gates_out, hn_out, mask)
+        fr_gru_step_f(<int>nb, <int>H, pa, pb, hp, wp, gi, xin, <int>ldx, <int>I, wpx,
+                      bias_rz, b_in, b_hn, h_out, gates_out, hn_out, mask)
     else:
-        fr_gru_step_d(<int>nb, <int>H, pa, pb, hp, wp, gi, bias_rz, b_in, b_hn, h_out,
-                      gates_out, hn_out, mask)
+        fr_gru_step_d(<int>nb, <int>H, pa, pb, hp, wp, gi, xin, <int>ldx, <int>I, wpx,
+                      bias_rz, b_in, b_hn, h_out, gates_out, hn_out, mask)
 
 
 cdef inline void elman_step(Py_ssize_t nb, Py_ssize_t H, int pa, int pb, int act,
-                            const real* hp, const real* wp, const real* g, const real* bias,
+                            const real* hp, const real* wp, const real* g, const real* xin,
+                            Py_ssize_t ldx, Py_ssize_t I, const real* wpx, const real* bias,
                             real* h_out, const unsigned char* mask) noexcept nogil:
-    """Fused Elman step over panels [pa, pb) (ALL_PANELS: every panel)."""
+    """Fused Elman step over panels [pa, pb) (ALL_PANELS: every panel); wpx as
+    lstm_step."""
     if real is float:
-        fr_elman_step_f(<int>nb, <int>H, pa, pb, act, hp, wp, g, bias, h_out, mask)
+        fr_elman_step_f(<int>nb, <int>H, pa, pb, act, hp, wp, g, xin, <int>ldx, <int>I,
+                        wpx, bias, h_out, mask)
     else:
-        fr_elman_step_d(<int>nb, <int>H, pa, pb, act, hp, wp, g, bias, h_out, mask)
+        fr_elman_step_d(<int>nb, <int>H, pa, pb, act, hp, wp, g, xin, <int>ldx, <int>I,
+                        wpx, bias, h_out, mask)
 
 
 cdef inline int cell_panels(Py_ssize_t G, Py_ssize_t H, bint is_float) noexcept nogil:
@@ -667,8 +735,9 @@ cdef inline void recur_bwd_set(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, const
 # struct of the cell's arrays) is written once here: the input projection, the packing
 # of W_hh, and how the recurrence is split over the engine's threads.
 
-ctypedef void (*fwd_rows_fn)(void* ctx, const void* wp, Py_ssize_t b0, Py_ssize_t nb,
-                             int pa, int pb, fr_team_barrier* bar, int nsync) noexcept nogil
+ctypedef void (*fwd_rows_fn)(void* ctx, const void* wp, const void* wpx, Py_ssize_t b0,
+                             Py_ssize_t nb, int pa, int pb, fr_team_barrier* bar,
+                             int nsync) noexcept nogil
 ctypedef void (*bwd_rows_fn)(void* ctx, const void* wpt, Py_ssize_t b0,
                              Py_ssize_t nb) noexcept nogil
 
@@ -677,24 +746,29 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
                                   Py_ssize_t I, Py_ssize_t G, Py_ssize_t H, const real* x,
                                   const real* w_ih, const real* w_hh, real* gx,
                                   bint may_split, int nthreads) noexcept nogil:
-    """gx (T*B, G*H) = x (T*B, I) @ W_ih^T, then the recurrence: `rows(ctx, wp, b0, nb,
-    pa, pb, bar, nsync)` runs rows [b0, b0+nb) over every step, on panels [pa, pb) of
-    the packed W_hh `wp` (NULL: unfused path), meeting the other `nsync` threads at
-    `bar` after every step when they split the hidden units.
+    """gx (T*B, G*H) = x (T*B, I) @ W_ih^T, then the recurrence: `rows(ctx, wp, wpx, b0,
+    nb, pa, pb, bar, nsync)` runs rows [b0, b0+nb) over every step, on panels [pa, pb)
+    of the packed W_hh `wp` (NULL: unfused path), meeting the other `nsync` threads at
+    `bar` after every step when they split the hidden units. When `wpx` is not NULL
+    (fuse_input: small weights, >= 4 rows per thread) there is no hoisted projection:
+    wpx holds W_ih packed like W_hh and the fused steps compute x_t @ W_ih^T in their
+    own tiles; gx is then not written here.
 
     Threads (see pick_threads, split_units_threads): the batch is split over the team
     for the whole sequence, or, with too few rows, the team splits the hidden units.
     Either way one parallel region does everything: each thread packs its share of
     W_ih's and W_hh's panels (in the hidden-unit split, the W_hh panels it will use,
     so they land in its own caches), the team meets, each computes its share of the
-    projection's rows, and the team meets again before the first step. `may_split` is False when the hidden-unit split
-    cannot run (recurrent dropout rewrites the rows' input per step). The caller has
-    set FTZ/DAZ on the calling thread; every worker sets and restores its own."""
+    projection's rows, and the team meets again before the first step. `may_split` is
+    False when the hidden-unit split cannot run (recurrent dropout rewrites the rows'
+    input per step). The caller has set FTZ/DAZ on the calling thread; every worker
+    sets and restores its own."""
     cdef Py_ssize_t R = T * B, GH = G * H, r0 = 0, r1 = 0, b0 = 0, b1 = 0
     cdef int nthr, nsplit = 1, npan = 0, npi = 0, tid = 0, nteam = 1, p0 = 0, p1 = 0
     cdef unsigned int csr_t = 0
     cdef real* wp = NULL
     cdef real* wpi = NULL
+    cdef real* wpx = NULL
     cdef fr_team_barrier bar
     nthr = pick_threads(B, G, H, nthreads)
     if use_fused(T, B):
@@ -705,8 +779,35 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
             nsplit = split_units_threads(B, G, H, nthreads, nthr, npan)
         if nsplit > 1:
             nthr = nsplit
+        elif fuse_input(G, H, I, B // nthr, sizeof(real)):
+            wpx = input_buffer_new(G, H, I, <real*>NULL)   # NULL: hoisted, as below
     elif use_fused(T, B):
         nthr = 1                   # no memory for the packed copy: serial, unfused
+    if wpx != NULL:
+        if nthr > 1:
+            barrier_reset(&bar)
+            with parallel(num_threads=nthr):
+                tid = threadid()
+                nteam = team_size()
+                csr_t = fr_ftz_enter()
+                # the team packs both weights, a share of the panels each, and meets:
+                # every thread's steps read all panels
+                p0 = (tid * npan) // nteam
+                p1 = ((tid + 1) * npan) // nteam
+                pack_cell_part(G, H, w_hh, wp, p0, p1)
+                pack_input_part(G, H, I, w_ih, wpx, p0, p1)
+                team_barrier(&bar, nteam)
+                b0 = (tid * B) // nteam
+                b1 = ((tid + 1) * B) // nteam
+                rows(ctx, wp, wpx, b0, b1 - b0, 0, ALL_PANELS, NULL, 1)
+                fr_ftz_exit(csr_t)
+        else:
+            pack_cell_part(G, H, w_hh, wp, 0, ALL_PANELS)
+            pack_input_part(G, H, I, w_ih, wpx, 0, ALL_PANELS)
+            rows(ctx, wp, wpx, 0, B, 0, ALL_PANELS, NULL, 1)
+        free(wpx)
+        free(wp)
+        return
     if wp == NULL or nthr < 2:
         product(R, GH, I, x, w_ih, I, 0, gx, nthreads)
         if wp != NULL:
@@ -720,10 +821,10 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
                 b0 = (tid * B) // nteam
                 b1 = ((tid + 1) * B) // nteam
                 csr_t = fr_ftz_enter()
-                rows(ctx, wp, b0, b1 - b0, 0, ALL_PANELS, NULL, 1)
+                rows(ctx, wp, NULL, b0, b1 - b0, 0, ALL_PANELS, NULL, 1)
                 fr_ftz_exit(csr_t)
         else:
-            rows(ctx, wp, 0, B, 0, ALL_PANELS, NULL, 1)
+            rows(ctx, wp, NULL, 0, B, 0, ALL_PANELS, NULL, 1)
         free(wp)
         return
     wpi = pack_buffer_new(GH, I, <real*>NULL)
@@ -750,11 +851,11 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
         # batch, every panel of wp)
         team_barrier(&bar, nteam)
         if nsplit > 1:
-            rows(ctx, wp, 0, B, p0, p1, &bar, nteam)
+            rows(ctx, wp, NULL, 0, B, p0, p1, &bar, nteam)
         else:
             b0 = (tid * B) // nteam
             b1 = ((tid + 1) * B) // nteam
-            rows(ctx, wp, b0, b1 - b0, 0, ALL_PANELS, NULL, 1)
+            rows(ctx, wp, NULL, b0, b1 - b0, 0, ALL_PANELS, NULL, 1)
         fr_ftz_exit(csr_t)
     free(wpi)
     free(wp)

@@ -47,7 +47,7 @@ formed once after the loop. Only m is cached.
 
 """
 from fastrnn._engine.blas cimport real
-from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, colsum_add,
+from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, fr_fuse_input_set, colsum_add,
                               elman_fwd_pw, elman_step, elman_bwd_pw, recur_fwd, recur_bwd,
                               product, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
                               recur_bwd_set, ALL_PANELS, team_barrier, fr_team_barrier,
@@ -58,14 +58,18 @@ cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
                          Py_ssize_t H, int act, real* A, const real* whh,
                          const real* wp, const real* bias, const real* h0, real* hseq,
                          const unsigned char* mask, const real* rm,
-                         real* hm, int pa=0, int pb=ALL_PANELS,
+                         real* hm, const real* x=NULL, Py_ssize_t I=0,
+                         const real* wpx=NULL, int pa=0, int pb=ALL_PANELS,
                          fr_team_barrier* bar=NULL, int nsync=1) noexcept nogil:
-    """Recurrence for batch rows [b0, b0+nb). rm: (B, H) recurrent-dropout mask or
+    """Recurrence for batch rows [b0, b0+nb). wpx != NULL: the fused steps compute
+    the input projections of x (T, B, I) themselves (W_ih packed in wpx), A unread. rm: (B, H) recurrent-dropout mask or
     NULL; then the thread's rows of hm (B, H) receive h_{t-1} * rm, the product's
     input, at every step. Hidden-unit split (bar != NULL, nsync threads): panels
     [pa, pb) of every step, then a barrier (fused path only, no rm)."""
     cdef Py_ssize_t t
     cdef real* a
+    cdef const real* gin
+    cdef const real* xt = NULL
     cdef const real* hp
     cdef const real* hx
     cdef const unsigned char* m = NULL
@@ -78,9 +82,14 @@ cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
         if rm != NULL:
             hx = hm + b0 * H
             rdrop_mul(nb * H, hp, rm + b0 * H, hm + b0 * H)
+        gin = a
+        if wpx != NULL:
+            gin = NULL                     # projection computed in the step's tiles
+            xt = x + (t * B + b0) * I
         if wp != NULL:
             # fused: every register tile of h W_hh^T gets its activation in L1
-            elman_step(nb, H, pa, pb, act, hx, wp, a, bias, hseq + (t * B + b0) * H, m)
+            elman_step(nb, H, pa, pb, act, hx, wp, gin, xt, I, I, wpx, bias,
+                       hseq + (t * B + b0) * H, m)
             if bar != NULL:
                 team_barrier(bar, nsync)
             if rm != NULL and m != NULL:
@@ -104,22 +113,25 @@ cdef struct elman_fwd_ctx:
     const unsigned char* mask
     const void* rm
     void* hm
+    const void* x
+    Py_ssize_t I
 
 
-cdef void elman_fwd_cb(void* p, const void* wp, Py_ssize_t b0, Py_ssize_t nb, int pa,
-                       int pb, fr_team_barrier* bar, int nsync) noexcept nogil:
+cdef void elman_fwd_cb(void* p, const void* wp, const void* wpx, Py_ssize_t b0,
+                       Py_ssize_t nb, int pa, int pb, fr_team_barrier* bar,
+                       int nsync) noexcept nogil:
     """forward_sequence's callback (common.pxd): elman_fwd_rows on the context."""
     cdef elman_fwd_ctx* c = <elman_fwd_ctx*>p
     if c.is_f:
         elman_fwd_rows(c.T, c.B, b0, nb, c.H, c.act, <float*>c.A, <const float*>c.whh,
                        <const float*>wp, <const float*>c.bias, <const float*>c.h0,
-                       <float*>c.hseq, c.mask, <const float*>c.rm, <float*>c.hm, pa, pb,
-                       bar, nsync)
+                       <float*>c.hseq, c.mask, <const float*>c.rm, <float*>c.hm,
+                       <const float*>c.x, c.I, <const float*>wpx, pa, pb, bar, nsync)
     else:
         elman_fwd_rows(c.T, c.B, b0, nb, c.H, c.act, <double*>c.A, <const double*>c.whh,
                        <const double*>wp, <const double*>c.bias, <const double*>c.h0,
-                       <double*>c.hseq, c.mask, <const double*>c.rm, <double*>c.hm, pa, pb,
-                       bar, nsync)
+                       <double*>c.hseq, c.mask, <const double*>c.rm, <double*>c.hm,
+                       <const double*>c.x, c.I, <const double*>wpx, pa, pb, bar, nsync)
 
 
 def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
@@ -148,6 +160,7 @@ def rnn_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     ctx.T, ctx.B, ctx.H, ctx.act = T, B, H, act
     ctx.A, ctx.whh, ctx.bias = &A[0, 0, 0], &w_hh[0, 0], &bias[0]
     ctx.h0, ctx.hseq, ctx.mask, ctx.rm, ctx.hm = &h0[0, 0], &hseq[0, 0, 0], mp, rm, hmp
+    ctx.x, ctx.I = &x[0, 0, 0], I
     with nogil:
         csr = fr_ftz_enter()
         forward_sequence(elman_fwd_cb, &ctx, T, B, I, 1, H, &x[0, 0, 0], &w_ih[0, 0],
@@ -273,3 +286,9 @@ def _set_isa(int level):
     """Kernel path of this module (set by fastrnn._engine.config, never while
     kernels run). Returns 0, or -1 if the CPU lacks it (unchanged)."""
     return fr_isa_set(level)
+
+
+def _set_fuse_input(int mode):
+    """Test hook: -1 lets the engine's rule decide whether the fused steps compute the
+    input projection (common.pxd: fuse_input); 0 / 1 force it off / on in this module."""
+    fr_fuse_input_set(mode)

@@ -52,7 +52,7 @@ stored z, n, so the forward with a mask always stores the gates.)
 
 """
 from fastrnn._engine.blas cimport real
-from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, colsum_add,
+from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, fr_fuse_input_set, colsum_add,
                               gru_fwd_pw, gru_step, gru_bwd_pw, recur_fwd, recur_bwd,
                               product, weight_grads, rdrop_mul, rdrop_add,
                               rdrop_gru_carry, recur_bwd_set, ALL_PANELS, team_barrier,
@@ -64,15 +64,20 @@ cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
                        const real* wp, const real* bias_rz, const real* b_in, const real* b_hn,
                        const real* h0, real* hseq, real* hn,
                        const unsigned char* mask, bint store, const real* rm,
-                       real* hm, int pa=0, int pb=ALL_PANELS,
+                       real* hm, const real* x=NULL, Py_ssize_t I=0,
+                       const real* wpx=NULL, int pa=0, int pb=ALL_PANELS,
                        fr_team_barrier* bar=NULL, int nsync=1) noexcept nogil:
     """gh: (B, 3H) workspace; hn: (T, B, H) or NULL (inference).
+    wpx != NULL: the fused steps compute the input projections of x (T, B, I)
+    themselves (W_ih packed in wpx); Gi is then only written (the gates, if `store`).
     Hidden-unit split (bar != NULL, nsync threads): panels [pa, pb) of every step,
     then a barrier (every thread reads all of h_t at t + 1; fused path only, no rm).
     rm: (B, H) recurrent-dropout mask or NULL (needs `store`); then the thread's
     rows of hm (B, H) receive h_{t-1} * rm, the product's input, at every step."""
     cdef Py_ssize_t GH = 3 * H, t
     cdef real* gi
+    cdef const real* gin
+    cdef const real* xt = NULL
     cdef real* ghr = gh + b0 * GH
     cdef const real* hp
     cdef const real* hx
@@ -86,9 +91,13 @@ cdef void gru_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb,
         if rm != NULL:
             hx = hm + b0 * H
             rdrop_mul(nb * H, hp, rm + b0 * H, hm + b0 * H)
+        gin = gi
+        if wpx != NULL:
+            gin = NULL                     # projection computed in the step's tiles
+            xt = x + (t * B + b0) * I
         if wp != NULL:
             # fused: every register tile of h W_hh^T gets its pointwise update in L1
-            gru_step(nb, H, pa, pb, hx, wp, gi, bias_rz, b_in, b_hn,
+            gru_step(nb, H, pa, pb, hx, wp, gin, xt, I, I, wpx, bias_rz, b_in, b_hn,
                      hseq + (t * B + b0) * H, gi if store else NULL,
                      hn + (t * B + b0) * H if store else NULL, m)
             if bar != NULL:
@@ -121,10 +130,13 @@ cdef struct gru_fwd_ctx:
     bint store
     const void* rm
     void* hm
+    const void* x
+    Py_ssize_t I
 
 
-cdef void gru_fwd_cb(void* p, const void* wp, Py_ssize_t b0, Py_ssize_t nb, int pa,
-                     int pb, fr_team_barrier* bar, int nsync) noexcept nogil:
+cdef void gru_fwd_cb(void* p, const void* wp, const void* wpx, Py_ssize_t b0,
+                     Py_ssize_t nb, int pa, int pb, fr_team_barrier* bar,
+                     int nsync) noexcept nogil:
     """forward_sequence's callback (common.pxd): gru_fwd_rows on the context."""
     cdef gru_fwd_ctx* c = <gru_fwd_ctx*>p
     if c.is_f:
@@ -132,13 +144,15 @@ cdef void gru_fwd_cb(void* p, const void* wp, Py_ssize_t b0, Py_ssize_t nb, int 
                      <const float*>c.whh, <const float*>wp, <const float*>c.bias_rz,
                      <const float*>c.b_in, <const float*>c.b_hn, <const float*>c.h0,
                      <float*>c.hseq, <float*>c.hn, c.mask, c.store, <const float*>c.rm,
-                     <float*>c.hm, pa, pb, bar, nsync)
+                     <float*>c.hm, <const float*>c.x, c.I, <const float*>wpx, pa, pb, bar,
+                     nsync)
     else:
         gru_fwd_rows(c.T, c.B, b0, nb, c.H, <double*>c.Gi, <double*>c.gh,
                      <const double*>c.whh, <const double*>wp, <const double*>c.bias_rz,
                      <const double*>c.b_in, <const double*>c.b_hn, <const double*>c.h0,
                      <double*>c.hseq, <double*>c.hn, c.mask, c.store, <const double*>c.rm,
-                     <double*>c.hm, pa, pb, bar, nsync)
+                     <double*>c.hm, <const double*>c.x, c.I, <const double*>wpx, pa, pb,
+                     bar, nsync)
 
 
 def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
@@ -188,6 +202,8 @@ def gru_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     ctx.store = training
     ctx.rm = rm
     ctx.hm = hmp
+    ctx.x = &x[0, 0, 0]
+    ctx.I = I
     with nogil:
         csr = fr_ftz_enter()
         forward_sequence(gru_fwd_cb, &ctx, T, B, I, 3, H, &x[0, 0, 0], &w_ih[0, 0],
@@ -331,3 +347,9 @@ def _set_isa(int level):
     """Kernel path of this module (set by fastrnn._engine.config, never while
     kernels run). Returns 0, or -1 if the CPU lacks it (unchanged)."""
     return fr_isa_set(level)
+
+
+def _set_fuse_input(int mode):
+    """Test hook: -1 lets the engine's rule decide whether the fused steps compute the
+    input projection (common.pxd: fuse_input); 0 / 1 force it off / on in this module."""
+    fr_fuse_input_set(mode)

@@ -30,6 +30,19 @@ _tls = threading.local()
 # kernel path (AVX-512 / AVX2 / baseline) chosen once per process, in every module
 _config.init_isa((_elman, _lstm, _gru, _stepper, _dense))
 
+
+
+def _set_fuse_input(mode):
+    """Test hook: -1 (the default) lets the engine's measured rule decide where the fused
+    recurrent steps compute the input projection themselves (common.pxd: fuse_input);
+    0 / 1 force that off / on wherever the fused steps run with a batch split, so that
+    tests reach both paths on any shape and A/B timings compare them."""
+    if mode not in (-1, 0, 1):
+        raise ValueError(f"mode must be -1, 0 or 1, got {mode!r}")
+    for m in (_elman, _lstm, _gru):
+        m._set_fuse_input(mode)
+
+
 # Scratch policy: a buffer is kept for reuse only up to this many bytes (per slot, per
 # thread; at most 5 slots: "g", "dg", "dgh" sequence-sized, "gh", "rd" one batch of states).
 # Larger requests get a fresh array that is freed when the call returns: at that size the

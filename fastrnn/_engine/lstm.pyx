@@ -60,7 +60,7 @@ formed once after the loop. Only m is cached.
 
 """
 from fastrnn._engine.blas cimport real
-from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, colsum_add,
+from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, fr_fuse_input_set, colsum_add,
                               lstm_fwd_pw, lstm_step, lstm_bwd_pw, recur_fwd, recur_bwd,
                               product, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
                               recur_bwd_set, ALL_PANELS, team_barrier, fr_team_barrier,
@@ -72,7 +72,8 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
                         const real* bias, const real* h0, const real* c0, real* hseq,
                         real* cseq,
                         real* cbuf, real* cn, const unsigned char* mask,
-                        bint store, const real* rm, real* hm, int pa=0,
+                        bint store, const real* rm, real* hm, const real* x=NULL,
+                        Py_ssize_t I=0, const real* wpx=NULL, int pa=0,
                         int pb=ALL_PANELS, fr_team_barrier* bar=NULL, int nsync=1) noexcept nogil:
     """Recurrence for batch rows [b0, b0+nb) over the whole sequence.
 
@@ -81,7 +82,9 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
     barrier after each step, since every thread reads all of h_t at t + 1 (fused
     path only, no rm).
 
-    G: (T, B, 4H) input projections (overwritten: gates if `store`).
+    G: (T, B, 4H) input projections (overwritten: gates if `store`). wpx != NULL: the
+    fused steps compute the projections of x (T, B, I) themselves, with W_ih packed
+    in wpx; G is then only written (the gates, if `store`).
     hseq: (T, B, H) h_t output. cseq: (T, B, H) c_t (training) or NULL, then
     cbuf (2, B, H) ping-pongs c and the last step writes cn (B, H).
     rm: (B, H) recurrent-dropout mask or NULL; then the thread's rows of hm (B, H)
@@ -89,6 +92,8 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
     """
     cdef Py_ssize_t GH = 4 * H, t
     cdef real* g
+    cdef const real* gin
+    cdef const real* xt = NULL
     cdef const real* hp
     cdef const real* hx
     cdef const real* cp
@@ -117,10 +122,14 @@ cdef void lstm_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t nb
         if rm != NULL:
             hx = hm + b0 * H
             rdrop_mul(nb * H, hp, rm + b0 * H, hm + b0 * H)
+        gin = g
+        if wpx != NULL:
+            gin = NULL                     # projection computed in the step's tiles
+            xt = x + (t * B + b0) * I
         if wp != NULL:
             # fused: every register tile of h W_hh^T gets its pointwise update in L1
-            lstm_step(nb, H, pa, pb, hx, wp, g, bias, cp, hseq + (t * B + b0) * H, co,
-                      g if store else NULL, m)
+            lstm_step(nb, H, pa, pb, hx, wp, gin, xt, I, I, wpx, bias, cp,
+                      hseq + (t * B + b0) * H, co, g if store else NULL, m)
             if bar != NULL:
                 team_barrier(bar, nsync)
             if rm != NULL and m != NULL:
@@ -149,24 +158,28 @@ cdef struct lstm_fwd_ctx:
     bint store
     const void* rm
     void* hm
+    const void* x
+    Py_ssize_t I
 
 
-cdef void lstm_fwd_cb(void* p, const void* wp, Py_ssize_t b0, Py_ssize_t nb, int pa,
-                      int pb, fr_team_barrier* bar, int nsync) noexcept nogil:
+cdef void lstm_fwd_cb(void* p, const void* wp, const void* wpx, Py_ssize_t b0,
+                      Py_ssize_t nb, int pa, int pb, fr_team_barrier* bar,
+                      int nsync) noexcept nogil:
     """forward_sequence's callback (common.pxd): lstm_fwd_rows on the context."""
     cdef lstm_fwd_ctx* c = <lstm_fwd_ctx*>p
     if c.is_f:
         lstm_fwd_rows(c.T, c.B, b0, nb, c.H, <float*>c.G, <const float*>c.whh,
                       <const float*>wp, <const float*>c.bias, <const float*>c.h0,
                       <const float*>c.c0, <float*>c.hseq, <float*>c.cseq, <float*>c.cbuf,
-                      <float*>c.cn, c.mask, c.store, <const float*>c.rm, <float*>c.hm, pa,
-                      pb, bar, nsync)
+                      <float*>c.cn, c.mask, c.store, <const float*>c.rm, <float*>c.hm,
+                      <const float*>c.x, c.I, <const float*>wpx, pa, pb, bar, nsync)
     else:
         lstm_fwd_rows(c.T, c.B, b0, nb, c.H, <double*>c.G, <const double*>c.whh,
                       <const double*>wp, <const double*>c.bias, <const double*>c.h0,
                       <const double*>c.c0, <double*>c.hseq, <double*>c.cseq,
                       <double*>c.cbuf, <double*>c.cn, c.mask, c.store, <const double*>c.rm,
-                      <double*>c.hm, pa, pb, bar, nsync)
+                      <double*>c.hm, <const double*>c.x, c.I, <const double*>wpx, pa, pb,
+                      bar, nsync)
 
 
 def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
@@ -218,6 +231,8 @@ def lstm_forward(const real[:, :, ::1] x, const real[:, ::1] h0,
     ctx.store = training
     ctx.rm = rm
     ctx.hm = hmp
+    ctx.x = &x[0, 0, 0]
+    ctx.I = I
     with nogil:
         csr = fr_ftz_enter()
         forward_sequence(lstm_fwd_cb, &ctx, T, B, I, 4, H, &x[0, 0, 0], &w_ih[0, 0],
@@ -365,3 +380,9 @@ def _set_isa(int level):
     """Kernel path of this module (set by fastrnn._engine.config, never while
     kernels run). Returns 0, or -1 if the CPU lacks it (unchanged)."""
     return fr_isa_set(level)
+
+
+def _set_fuse_input(int mode):
+    """Test hook: -1 lets the engine's rule decide whether the fused steps compute the
+    input projection (common.pxd: fuse_input); 0 / 1 force it off / on in this module."""
+    fr_fuse_input_set(mode)

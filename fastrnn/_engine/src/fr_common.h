@@ -131,29 +131,47 @@ size_t fr_pack_cell_size_d(int G, int H);
 /* only panels [pa, pb) are written (pb >= fr_cell_panels: all) */
 void fr_pack_cell_f(int G, int H, const float *w_hh, float *Wp, int pa, int pb);
 void fr_pack_cell_d(int G, int H, const double *w_hh, double *Wp, int pa, int pb);
+/* -1: the engine decides where the fused steps compute the input projection;
+ * 0 / 1 force it off / on (a test hook; per module) */
+int fr_fuse_input_mode(void);
+void fr_fuse_input_set(int mode);
+/* W_ih (G*H, nx) packed like W_hh (same panels, K = nx), for the fused steps that
+ * compute the input projection in their tiles; only panels [pa, pb) written */
+size_t fr_pack_input_size_f(int G, int H, int nx);
+size_t fr_pack_input_size_d(int G, int H, int nx);
+void fr_pack_input_f(int G, int H, int nx, const float *w_ih, float *Wp, int pa, int pb);
+void fr_pack_input_d(int G, int H, int nx, const double *w_ih, double *Wp, int pa, int pb);
 /* Fused recurrent steps for nb rows (pointers at the first row): the recurrent
  * product of every register tile is followed, while in L1, by the cell's
  * pointwise update (same contracts as the *_fwd passes above; g / gi are the
- * input projections without bias, gates_out may alias them). */
+ * input projections without bias, gates_out may alias them). With Wxp != NULL
+ * (fr_pack_input_*) g / gi are not read: the input projection of x (nb rows of
+ * nx values, ldx apart) is computed in the same tiles. */
 void fr_lstm_step_f(int nb, int H, int pa, int pb, const float *hp, const float *Wp,
-                    const float *g, const float *bias, const float *cp, float *h_out,
+                    const float *g, const float *xin, int ldx, int nx, const float *Wxp,
+                    const float *bias, const float *cp, float *h_out,
                     float *c_out, float *gates_out, const unsigned char *mask);
 void fr_lstm_step_d(int nb, int H, int pa, int pb, const double *hp, const double *Wp,
-                    const double *g, const double *bias, const double *cp, double *h_out,
+                    const double *g, const double *xin, int ldx, int nx, const double *Wxp,
+                    const double *bias, const double *cp, double *h_out,
                     double *c_out, double *gates_out, const unsigned char *mask);
 void fr_gru_step_f(int nb, int H, int pa, int pb, const float *hp, const float *Wp,
-                   const float *gi, const float *bias_rz, const float *b_in,
+                   const float *gi, const float *xin, int ldx, int nx, const float *Wxp,
+                   const float *bias_rz, const float *b_in,
                    const float *b_hn, float *h_out, float *gates_out, float *hn_out,
                    const unsigned char *mask);
 void fr_gru_step_d(int nb, int H, int pa, int pb, const double *hp, const double *Wp,
-                   const double *gi, const double *bias_rz, const double *b_in,
+                   const double *gi, const double *xin, int ldx, int nx, const double *Wxp,
+                   const double *bias_rz, const double *b_in,
                    const double *b_hn, double *h_out, double *gates_out, double *hn_out,
                    const unsigned char *mask);
 void fr_elman_step_f(int nb, int H, int pa, int pb, int act, const float *hp,
-                     const float *Wp, const float *g, const float *bias, float *h_out,
+                     const float *Wp, const float *g, const float *xin, int ldx, int nx,
+                     const float *Wxp, const float *bias, float *h_out,
                      const unsigned char *mask);
 void fr_elman_step_d(int nb, int H, int pa, int pb, int act, const double *hp,
-                     const double *Wp, const double *g, const double *bias, double *h_out,
+                     const double *Wp, const double *g, const double *xin, int ldx, int nx,
+                     const double *Wxp, const double *bias, double *h_out,
                      const unsigned char *mask);
 /* panels [pa, pb) of the fused steps run (pb past the last panel: all of them);
  * fr_cell_panels_*: how many panels G gates of H units have on the current path */

@@ -127,13 +127,16 @@ typedef double fr_v8d __attribute__((vector_size(64)));
         void (*gemv_dot)(int, int, const R *, int, const R *, R *, int);            \
         void (*gemv_axpy)(int, int, const R *, int, const R *, R *);                \
         void (*lstm_step)(int, int, int, int, const R *, const R *, const R *,      \
+                          const R *, int, int, const R *,                           \
                           const R *, const R *, R *, R *, R *,                      \
                           const unsigned char *);                                   \
         void (*gru_step)(int, int, int, int, const R *, const R *, const R *,       \
+                         const R *, int, int, const R *,                            \
                          const R *, const R *, const R *, R *, R *, R *,            \
                          const unsigned char *);                                    \
         void (*elman_step)(int, int, int, int, int, const R *, const R *,           \
-                           const R *, const R *, R *, const unsigned char *);       \
+                           const R *, const R *, int, int, const R *,               \
+                           const R *, R *, const unsigned char *);                  \
         void (*elman_fwd)(int, int, int, const R *, const R *, const R *, R *,      \
                           const unsigned char *);                                   \
         void (*elman_bwd)(int, int, int, const R *, const R *, const R *, R *, R *, \
@@ -258,6 +261,16 @@ void fr_pack_cell_f(int G, int H, const float *w_hh, float *Wp, int pa, int pb)
 { const fr_ops_f *o = FR_OPS_F; o->pack(G, H, H, fr_cell_u(G, o->u_elm), w_hh, H, 0, Wp, pa, pb); }
 void fr_pack_cell_d(int G, int H, const double *w_hh, double *Wp, int pa, int pb)
 { const fr_ops_d *o = FR_OPS_D; o->pack(G, H, H, fr_cell_u(G, o->u_elm), w_hh, H, 0, Wp, pa, pb); }
+/* W_ih (G*H, nx) packed like W_hh (same panels, K = nx) for the steps that compute
+ * the input projection in their tiles */
+size_t fr_pack_input_size_f(int G, int H, int nx)
+{ const fr_ops_f *o = FR_OPS_F; return fr_pack_elems(o->vl, G, H, nx, fr_cell_u(G, o->u_elm)); }
+size_t fr_pack_input_size_d(int G, int H, int nx)
+{ const fr_ops_d *o = FR_OPS_D; return fr_pack_elems(o->vl, G, H, nx, fr_cell_u(G, o->u_elm)); }
+void fr_pack_input_f(int G, int H, int nx, const float *w_ih, float *Wp, int pa, int pb)
+{ const fr_ops_f *o = FR_OPS_F; o->pack(G, H, nx, fr_cell_u(G, o->u_elm), w_ih, nx, 0, Wp, pa, pb); }
+void fr_pack_input_d(int G, int H, int nx, const double *w_ih, double *Wp, int pa, int pb)
+{ const fr_ops_d *o = FR_OPS_D; o->pack(G, H, nx, fr_cell_u(G, o->u_elm), w_ih, nx, 0, Wp, pa, pb); }
 
 void fr_gemm_packed_f(int M, int N, int K, const float *A, int lda, const float *Wp,
                       float *C, int ldc, int accumulate)
@@ -296,34 +309,51 @@ void fr_gemv_axpy_f(int N, int K, const float *W, int ldw, const float *x, float
 void fr_gemv_axpy_d(int N, int K, const double *W, int ldw, const double *x, double *y)
 { FR_OPS_D->gemv_axpy(N, K, W, ldw, x, y); }
 
+/* xin, ldx, nx, Wxp: the input projection computed in the step's tiles (Wxp = W_ih
+ * packed by fr_pack_input_*), or Wxp = NULL and the hoisted projection in g / gi. */
 void fr_lstm_step_f(int nb, int H, int pa, int pb, const float *hp, const float *Wp,
-                    const float *g, const float *bias, const float *cp, float *h_out,
+                    const float *g, const float *xin, int ldx, int nx, const float *Wxp,
+                    const float *bias, const float *cp, float *h_out,
                     float *c_out, float *gates_out, const unsigned char *mask)
-{ FR_OPS_F->lstm_step(nb, H, pa, pb, hp, Wp, g, bias, cp, h_out, c_out, gates_out, mask); }
+{ FR_OPS_F->lstm_step(nb, H, pa, pb, hp, Wp, g, xin, ldx, nx, Wxp, bias, cp, h_out, c_out,
+                      gates_out, mask); }
 void fr_lstm_step_d(int nb, int H, int pa, int pb, const double *hp, const double *Wp,
-                    const double *g, const double *bias, const double *cp, double *h_out,
+                    const double *g, const double *xin, int ldx, int nx, const double *Wxp,
+                    const double *bias, const double *cp, double *h_out,
                     double *c_out, double *gates_out, const unsigned char *mask)
-{ FR_OPS_D->lstm_step(nb, H, pa, pb, hp, Wp, g, bias, cp, h_out, c_out, gates_out, mask); }
+{ FR_OPS_D->lstm_step(nb, H, pa, pb, hp, Wp, g, xin, ldx, nx, Wxp, bias, cp, h_out, c_out,
+                      gates_out, mask); }
 void fr_gru_step_f(int nb, int H, int pa, int pb, const float *hp, const float *Wp,
-                   const float *gi, const float *bias_rz, const float *b_in,
+                   const float *gi, const float *xin, int ldx, int nx, const float *Wxp,
+                   const float *bias_rz, const float *b_in,
                    const float *b_hn, float *h_out, float *gates_out, float *hn_out,
                    const unsigned char *mask)
-{ FR_OPS_F->gru_step(nb, H, pa, pb, hp, Wp, gi, bias_rz, b_in, b_hn, h_out, gates_out, hn_out,
-                     mask); }
+{ FR_OPS_F->gru_step(nb, H, pa, pb, hp, Wp, gi, xin, ldx, nx, Wxp, bias_rz, b_in, b_hn, h_out,
+                     gates_out, hn_out, mask); }
 void fr_gru_step_d(int nb, int H, int pa, int pb, const double *hp, const double *Wp,
-                   const double *gi, const double *bias_rz, const double *b_in,
+                   const double *gi, const double *xin, int ldx, int nx, const double *Wxp,
+                   const double *bias_rz, const double *b_in,
                    const double *b_hn, double *h_out, double *gates_out, double *hn_out,
                    const unsigned char *mask)
-{ FR_OPS_D->gru_step(nb, H, pa, pb, hp, Wp, gi, bias_rz, b_in, b_hn, h_out, gates_out, hn_out,
-                     mask); }
+{ FR_OPS_D->gru_step(nb, H, pa, pb, hp, Wp, gi, xin, ldx, nx, Wxp, bias_rz, b_in, b_hn, h_out,
+                     gates_out, hn_out, mask); }
 void fr_elman_step_f(int nb, int H, int pa, int pb, int act, const float *hp,
-                     const float *Wp, const float *g, const float *bias, float *h_out,
+                     const float *Wp, const float *g, const float *xin, int ldx, int nx,
+                     const float *Wxp, const float *bias, float *h_out,
                      const unsigned char *mask)
-{ FR_OPS_F->elman_step(nb, H, pa, pb, act, hp, Wp, g, bias, h_out, mask); }
+{ FR_OPS_F->elman_step(nb, H, pa, pb, act, hp, Wp, g, xin, ldx, nx, Wxp, bias, h_out, mask); }
 void fr_elman_step_d(int nb, int H, int pa, int pb, int act, const double *hp,
-                     const double *Wp, const double *g, const double *bias, double *h_out,
+                     const double *Wp, const double *g, const double *xin, int ldx, int nx,
+                     const double *Wxp, const double *bias, double *h_out,
                      const unsigned char *mask)
-{ FR_OPS_D->elman_step(nb, H, pa, pb, act, hp, Wp, g, bias, h_out, mask); }
+{ FR_OPS_D->elman_step(nb, H, pa, pb, act, hp, Wp, g, xin, ldx, nx, Wxp, bias, h_out, mask); }
+
+/* Test hook: -1 lets the engine's rule decide whether the fused steps compute the
+ * input projection in their tiles (common.pxd: fuse_input), 0 / 1 force it off / on
+ * (for the tests of both paths and for A/B measurements). Per module, like the ISA. */
+static int fr_fuse_input = -1;
+int fr_fuse_input_mode(void) { return __atomic_load_n(&fr_fuse_input, __ATOMIC_RELAXED); }
+void fr_fuse_input_set(int mode) { __atomic_store_n(&fr_fuse_input, mode, __ATOMIC_RELAXED); }
 
 /* Panels of the fused steps for G gates and H units on the current path (the unit
  * of the hidden-unit split): VL units per panel, U_ELM * VL for Elman. */

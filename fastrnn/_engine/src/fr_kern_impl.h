@@ -290,11 +290,25 @@ static void FR_FN(gemm_tn)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
  * KC so that the panel slice (KC x NR) stays in L1 while each tile of the chunk
  * reuses it; the partial sums live in cbuf (chunk rows x NR, L1). After the last K
  * block, EPI runs for every row of the chunk with `b` (row), `pre` (its NR sums,
- * gate q of unit v at pre[q*UV + v]), `j0` and `nu` in scope. Only panels
- * [pa, pb) run (pa, pb in scope; pb past the end means all): when one row is too
- * few to split the batch over threads, the threads split the hidden units.
+ * gate q of unit v at pre[q*UV + v]), `gx` and `gq` (the row's input projection
+ * for these units: gate q of unit v at gx[q*gq + v]), `j0` and `nu` in scope. Only
+ * panels [pa, pb) run (pa, pb in scope; pb past the end means all): when one row
+ * is too few to split the batch over threads, the threads split the hidden units.
+ * The input projection comes from one of two places:
+ *   Wxp == NULL  the hoisted projection GSRC (rows of GROW values, gate q of unit
+ *                j at GSRC[b*GROW + q*H + j]), computed for every step beforehand;
+ *   Wxp != NULL  computed here, per chunk, from x_t (rows xin + b*ldx, nx values)
+ *                and W_ih packed like W_hh (K = nx) into xbuf, next to cbuf in L1.
+ *                Why: the hoisted projection writes T*B*G*H values to memory and
+ *                every step reads its slice back; computed per chunk it never
+ *                leaves L1 (C harness, one thread, LSTM T = 100: B = 16, H = 128
+ *                4.33 -> 3.80 ms; B = 32, H = 256 31.7 -> 27.9). The caller decides
+ *                when (common.pxd: fuse_input): the step then streams W_ih as well,
+ *                which loses once the two packed weights leave the caches or a
+ *                thread has 1-2 rows (less reuse of each W_ih panel than the
+ *                hoisted GEMM's T*B rows).
  * PF(b) runs for every row of a chunk BEFORE its K loop: it prefetches the lines
- * the epilogue will touch (the input projection's G rows, the outputs). Why: the
+ * the epilogue will touch (the hoisted projection's rows, the outputs). Why: the
  * epilogue reads G*rows short runs 4H apart, too many streams for the hardware
  * prefetcher, and G (T*B*G*H) is far larger than L2, so without it every run was
  * a cache miss in the middle of the step (10% of the LSTM step's samples sat on
@@ -307,10 +321,11 @@ static void FR_FN(gemm_tn)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
         const char *e_ = (const char *)((ptr) + (n));                               \
         for (; a_ < e_; a_ += 64) __builtin_prefetch(a_, rw, 2);                    \
     } while (0)
-#define FR_FUSED_DRIVER(MRX, NV, UV_, PF, ...)                                       \
+#define FR_FUSED_DRIVER(MRX, NV, UV_, PF, GSRC, GROW, ...)                           \
     do {                                                                             \
         const int UV = (UV_), NR = (NV) * VL, K = H;                                 \
         REAL cbuf[FR_CHUNK * 8 * FR_NVMAX * 16] __attribute__((aligned(64)));        \
+        REAL xbuf[FR_CHUNK * 8 * FR_NVMAX * 16] __attribute__((aligned(64)));        \
         int KC = (int)(24576 / (NR * (int)sizeof(REAL)));                            \
         KC = KC < 16 ? 16 : KC;                                                      \
         FR_ROW_TILES(nb, MRX, nt);                                                   \
@@ -319,10 +334,21 @@ static void FR_FN(gemm_tn)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
         for (int p = pa; p < pe; p++) {                                              \
             const int j0 = p * UV, nu = H - j0 < UV ? H - j0 : UV;                   \
             const REAL *Bp = Wp + (size_t)p * NR * K;                                \
+            const REAL *Bx = Wxp ? Wxp + (size_t)p * NR * nx : NULL;                  \
             for (int t0 = 0; t0 < nt; t0 += FR_CHUNK) {                              \
                 const int t1 = t0 + FR_CHUNK < nt ? t0 + FR_CHUNK : nt;              \
                 const int c0 = FR_TILE_R0(nb, nt, t0), c1 = FR_TILE_R0(nb, nt, t1);  \
                 for (int b = c0; b < c1; b++) PF(b);                                 \
+                for (int k0 = 0; Bx && k0 < nx; k0 += KC) {                           \
+                    const int kc = nx - k0 < KC ? nx - k0 : KC;                        \
+                    for (int t = t0; t < t1; t++) {                                  \
+                        const int r0 = FR_TILE_R0(nb, nt, t);                        \
+                        const int mr = FR_TILE_R0(nb, nt, t + 1) - r0;              \
+                        FR_TILE_SWITCH(MRX, NV, mr, kc, xin + (size_t)r0 * ldx + k0, ldx, \
+                                       1, Bx + (size_t)k0 * NR,                      \
+                                       xbuf + (size_t)(r0 - c0) * NR, NR, k0 > 0)    \
+                    }                                                                \
+                }                                                                    \
                 for (int k0 = 0; k0 < K; k0 += KC) {                                 \
                     const int kc = K - k0 < KC ? K - k0 : KC;                        \
                     for (int t = t0; t < t1; t++) {                                  \
@@ -335,6 +361,10 @@ static void FR_FN(gemm_tn)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
                 }                                                                    \
                 for (int b = c0; b < c1; b++) {                                      \
                     const REAL *pre = cbuf + (size_t)(b - c0) * NR;                  \
+                    const REAL *gx = Bx ? xbuf + (size_t)(b - c0) * NR               \
+                                        : (GSRC) + (size_t)b * (GROW) + j0;          \
+                    const size_t gq = Bx ? (size_t)UV : (size_t)H;                   \
+                    (void)gq;                                                        \
                     __VA_ARGS__                                                      \
                 }                                                                    \
             }                                                                        \
@@ -344,24 +374,28 @@ static void FR_FN(gemm_tn)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
 /* ------------------------------------------------------- fused LSTM step */
 /* One LSTM step for nb rows: pre = hp(nb, H) @ W_hh^T tile by tile (W packed
  * with G = 4, U = 1), then, while the tile is in L1, bias + input projection
- * g (nb, 4H) + sigma/tanh + cell update + mask, writing h_out, c_out and (when
- * gates_out != NULL, which may alias g) the post-activation gates. */
+ * + sigma/tanh + cell update + mask, writing h_out, c_out and (when gates_out !=
+ * NULL, which may alias g) the post-activation gates. The input projection is
+ * g (nb, 4H) when Wxp is NULL, else x(nb, nx; rows ldx apart) @ W_ih^T with W_ih
+ * packed like W_hh (K = nx) in Wxp, computed in the tile (see FR_FUSED_DRIVER). */
 static void FR_FN(lstm_step)(int nb, int H, int pa, int pb, const REAL *FR_RESTRICT hp,
                              const REAL *FR_RESTRICT Wp, const REAL *g,
+                             const REAL *FR_RESTRICT xin, int ldx, int nx,
+                             const REAL *FR_RESTRICT Wxp,
                              const REAL *FR_RESTRICT bias, const REAL *FR_RESTRICT cp,
                              REAL *FR_RESTRICT h_out, REAL *FR_RESTRICT c_out,
                              REAL *gates_out, const unsigned char *mask)
 {
 #define FR_PF_LSTM(b)                                                               \
     do {                                                                            \
-        for (int q = 0; q < 4; q++)                                                 \
+        for (int q = 0; q < 4 && !Wxp; q++)                                         \
             FR_PREFETCH(g + (size_t)(b) * 4 * H + (size_t)q * H + j0, nu, 0);       \
         FR_PREFETCH(h_out + (size_t)(b) * H + j0, nu, 1);                           \
         FR_PREFETCH(c_out + (size_t)(b) * H + j0, nu, 1);                           \
     } while (0)
-    FR_FUSED_DRIVER(MR_LSTM, 4, VL, FR_PF_LSTM, {
+    FR_FUSED_DRIVER(MR_LSTM, 4, VL, FR_PF_LSTM, g, 4 * H, {
         const size_t o = (size_t)b * H + j0, o4 = (size_t)b * 4 * H + j0;
-        const REAL *gx = g + o4, *bi = bias + j0, *cpr = cp + o;
+        const REAL *bi = bias + j0, *cpr = cp + o;
         REAL *ho = h_out + o, *co = c_out + o;
         if (mask && !mask[b]) {
             const REAL *hpr = hp + o;
@@ -378,9 +412,9 @@ static void FR_FN(lstm_step)(int nb, int H, int pa, int pb, const REAL *FR_RESTR
             FR_SIMD
             for (int v = 0; v < nu; v++) {
                 REAL i_ = SIGM(pre[v] + gx[v] + bi[v]);
-                REAL f_ = SIGM(pre[UV + v] + gx[H + v] + bi[H + v]);
-                REAL g_ = TANH(pre[2 * UV + v] + gx[2 * H + v] + bi[2 * H + v]);
-                REAL o_ = SIGM(pre[3 * UV + v] + gx[3 * H + v] + bi[3 * H + v]);
+                REAL f_ = SIGM(pre[UV + v] + gx[gq + v] + bi[H + v]);
+                REAL g_ = TANH(pre[2 * UV + v] + gx[2 * gq + v] + bi[2 * H + v]);
+                REAL o_ = SIGM(pre[3 * UV + v] + gx[3 * gq + v] + bi[3 * H + v]);
                 REAL c = f_ * cpr[v] + i_ * g_;
                 co[v] = c;
                 ho[v] = o_ * TANH(c);
@@ -390,9 +424,9 @@ static void FR_FN(lstm_step)(int nb, int H, int pa, int pb, const REAL *FR_RESTR
             FR_SIMD
             for (int v = 0; v < nu; v++) {
                 REAL i_ = SIGM(pre[v] + gx[v] + bi[v]);
-                REAL f_ = SIGM(pre[UV + v] + gx[H + v] + bi[H + v]);
-                REAL g_ = TANH(pre[2 * UV + v] + gx[2 * H + v] + bi[2 * H + v]);
-                REAL o_ = SIGM(pre[3 * UV + v] + gx[3 * H + v] + bi[3 * H + v]);
+                REAL f_ = SIGM(pre[UV + v] + gx[gq + v] + bi[H + v]);
+                REAL g_ = TANH(pre[2 * UV + v] + gx[2 * gq + v] + bi[2 * H + v]);
+                REAL o_ = SIGM(pre[3 * UV + v] + gx[3 * gq + v] + bi[3 * H + v]);
                 REAL c = f_ * cpr[v] + i_ * g_;
                 co[v] = c;
                 ho[v] = o_ * TANH(c);
@@ -402,11 +436,14 @@ static void FR_FN(lstm_step)(int nb, int H, int pa, int pb, const REAL *FR_RESTR
 }
 
 /* -------------------------------------------------------- fused GRU step */
-/* gi (nb, 3H): input projection (no bias); W packed with G = 3, U = 1.
+/* gi (nb, 3H): input projection (no bias); W packed with G = 3, U = 1. With
+ * Wxp != NULL the projection is computed in the tile instead (as for LSTM).
  * bias_rz (2H) = b_ih + b_hh for r, z; b_in, b_hn (H). Training (gates_out !=
  * NULL, may alias gi): r, z, n stored in place of gi, hn_out = W_hn h + b_hn. */
 static void FR_FN(gru_step)(int nb, int H, int pa, int pb, const REAL *FR_RESTRICT hp,
                             const REAL *FR_RESTRICT Wp, const REAL *gi,
+                            const REAL *FR_RESTRICT xin, int ldx, int nx,
+                            const REAL *FR_RESTRICT Wxp,
                             const REAL *FR_RESTRICT bias_rz, const REAL *FR_RESTRICT b_in,
                             const REAL *FR_RESTRICT b_hn, REAL *FR_RESTRICT h_out,
                             REAL *gates_out, REAL *FR_RESTRICT hn_out,
@@ -415,14 +452,14 @@ static void FR_FN(gru_step)(int nb, int H, int pa, int pb, const REAL *FR_RESTRI
     const REAL *br = bias_rz, *bz = bias_rz + H;
 #define FR_PF_GRU(b)                                                                \
     do {                                                                            \
-        for (int q = 0; q < 3; q++)                                                 \
+        for (int q = 0; q < 3 && !Wxp; q++)                                         \
             FR_PREFETCH(gi + (size_t)(b) * 3 * H + (size_t)q * H + j0, nu, 0);      \
         FR_PREFETCH(h_out + (size_t)(b) * H + j0, nu, 1);                           \
         if (hn_out) FR_PREFETCH(hn_out + (size_t)(b) * H + j0, nu, 1);              \
     } while (0)
-    FR_FUSED_DRIVER(MR_GRU, 3, VL, FR_PF_GRU, {
+    FR_FUSED_DRIVER(MR_GRU, 3, VL, FR_PF_GRU, gi, 3 * H, {
         const size_t o = (size_t)b * H + j0, o3 = (size_t)b * 3 * H + j0;
-        const REAL *x = gi + o3, *hpr = hp + o;
+        const REAL *x = gx, *hpr = hp + o;
         const REAL *brj = br + j0, *bzj = bz + j0, *bin = b_in + j0, *bhn = b_hn + j0;
         REAL *ho = h_out + o;
         if (mask && !mask[b]) {
@@ -440,9 +477,9 @@ static void FR_FN(gru_step)(int nb, int H, int pa, int pb, const REAL *FR_RESTRI
             FR_SIMD
             for (int v = 0; v < nu; v++) {
                 REAL r = SIGM(x[v] + pre[v] + brj[v]);
-                REAL z = SIGM(x[H + v] + pre[UV + v] + bzj[v]);
+                REAL z = SIGM(x[gq + v] + pre[UV + v] + bzj[v]);
                 REAL hn = pre[2 * UV + v] + bhn[v];
-                REAL n = TANH(x[2 * H + v] + bin[v] + r * hn);
+                REAL n = TANH(x[2 * gq + v] + bin[v] + r * hn);
                 ho[v] = n + z * (hpr[v] - n);
                 w[v] = r; w[H + v] = z; w[2 * H + v] = n; wn[v] = hn;
             }
@@ -450,9 +487,9 @@ static void FR_FN(gru_step)(int nb, int H, int pa, int pb, const REAL *FR_RESTRI
             FR_SIMD
             for (int v = 0; v < nu; v++) {
                 REAL r = SIGM(x[v] + pre[v] + brj[v]);
-                REAL z = SIGM(x[H + v] + pre[UV + v] + bzj[v]);
+                REAL z = SIGM(x[gq + v] + pre[UV + v] + bzj[v]);
                 REAL hn = pre[2 * UV + v] + bhn[v];
-                REAL n = TANH(x[2 * H + v] + bin[v] + r * hn);
+                REAL n = TANH(x[2 * gq + v] + bin[v] + r * hn);
                 ho[v] = n + z * (hpr[v] - n);
             }
         }
@@ -460,20 +497,23 @@ static void FR_FN(gru_step)(int nb, int H, int pa, int pb, const REAL *FR_RESTRI
 }
 
 /* ------------------------------------------------------ fused Elman step */
-/* g (nb, H): input projection (no bias); W packed with G = 1, U = U_ELM.
+/* g (nb, H): input projection (no bias); W packed with G = 1, U = U_ELM. With
+ * Wxp != NULL the projection is computed in the tile instead (as for LSTM).
  * h_out = act(pre + g + bias); act 0 tanh, 1 relu; masked rows copy hp. */
 static void FR_FN(elman_step)(int nb, int H, int pa, int pb, int act,
                               const REAL *FR_RESTRICT hp,
                               const REAL *FR_RESTRICT Wp, const REAL *FR_RESTRICT g,
+                              const REAL *FR_RESTRICT xin, int ldx, int nx,
+                              const REAL *FR_RESTRICT Wxp,
                               const REAL *FR_RESTRICT bias, REAL *FR_RESTRICT h_out,
                               const unsigned char *mask)
 {
 /* no prefetch: one contiguous run per row, which the hardware prefetcher follows
  * (the hint measured no gain on Elman(256), within noise) */
 #define FR_PF_ELM(b) (void)(b)
-    FR_FUSED_DRIVER(MR_ELM, U_ELM, U_ELM * VL, FR_PF_ELM, {
+    FR_FUSED_DRIVER(MR_ELM, U_ELM, U_ELM * VL, FR_PF_ELM, g, H, {
         const size_t o = (size_t)b * H + j0;
-        const REAL *x = g + o, *bb = bias + j0;
+        const REAL *x = gx, *bb = bias + j0;
         REAL *ho = h_out + o;
         (void)UV;
         if (mask && !mask[b]) {
