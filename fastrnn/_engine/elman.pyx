@@ -8,7 +8,8 @@ A (T, B, H). Weights in PyTorch layout: W_ih (H, I), W_hh (H, H).
 h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act: 0 tanh, 1 relu.
 
 Forward:
-  1. one GEMM for the input projection of every step: A = X(T*B, I) @ W_ih^T;
+  1. one GEMM for the input projection of every step: A = X(T*B, I) @ W_ih^T,
+     or the fused step computes it itself (as LSTM: common.pxd fuse_input);
      b = b_ih + b_hh is summed once per call and added in the fused pass.
   2. per step: A[t] += h_{t-1} @ W_hh^T (GEMV for a single row), then one
      fused pointwise pass (bias, activation, mask) writing h_t.
@@ -62,9 +63,9 @@ cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
                          const real* wpx=NULL, int pa=0, int pb=ALL_PANELS,
                          fr_team_barrier* bar=NULL, int nsync=1) noexcept nogil:
     """Recurrence for batch rows [b0, b0+nb). wpx != NULL: the fused steps compute
-    the input projections of x (T, B, I) themselves (W_ih packed in wpx), A unread. rm: (B, H) recurrent-dropout mask or
-    NULL; then the thread's rows of hm (B, H) receive h_{t-1} * rm, the product's
-    input, at every step. Hidden-unit split (bar != NULL, nsync threads): panels
+    the input projections of x (T, B, I) themselves (W_ih packed in wpx), A unread.
+    rm: (B, H) recurrent-dropout mask or NULL; then the thread's rows of hm (B, H)
+    receive h_{t-1} * rm, the product's input, at every step. Hidden-unit split (bar != NULL, nsync threads): panels
     [pa, pb) of every step, then a barrier (fused path only, no rm)."""
     cdef Py_ssize_t t
     cdef real* a

@@ -8,7 +8,8 @@ W_ih (3H, I), W_hh (3H, H) in PyTorch layout.
   r = sigma(W_ir x + b_ir + W_hr h + b_hr),  z = sigma(W_iz x + b_iz + W_hz h + b_hz)
   n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h
 Forward:
-  1. one GEMM for all input projections: Gi = X(T*B, I) @ W_ih^T (T, B, 3H).
+  1. one GEMM for all input projections: Gi = X(T*B, I) @ W_ih^T (T, B, 3H),
+     or the fused step computes them itself (as LSTM: common.pxd fuse_input).
      Biases: b_ir + b_hr and b_iz + b_hz are summed once per call; b_in is
      added to the input side and b_hn stays INSIDE r * (W_hn h + b_hn).
   2. per step ONE recurrent GEMM for all three gates, Gh = h_{t-1} @ W_hh^T

@@ -8,9 +8,12 @@ gate-interleaved per row: G (T, B, 4H) with gate order i, f, g, o (PyTorch).
 Weights in PyTorch layout: W_ih (4H, I), W_hh (4H, H).
 
 Forward:
-  1. one GEMM for the input projection of every step: G = X(T*B, I) @ W_ih^T;
-     the two biases are summed once per call (b = b_ih + b_hh) and added in
-     the fused pass below, so no step ever touches b_ih / b_hh separately.
+  1. the input projection X @ W_ih^T: one GEMM for every step, G = X(T*B, I) @
+     W_ih^T, or, when both packed weights fit the caches and every thread has
+     >= 4 rows (common.pxd: fuse_input), computed by the fused step itself in
+     the same register tiles, so G is never written and read back. The two
+     biases are summed once per call (b = b_ih + b_hh) and added in the fused
+     pass below, so no step ever touches b_ih / b_hh separately.
   2. per step t: the recurrent product G[t] += h_{t-1} @ W_hh^T (beta = 1;
      GEMV when the row slice has one row), then ONE fused pointwise pass
      (C helper, vectorized activations): bias, sigma/tanh, c_t, h_t, mask.
