@@ -53,6 +53,22 @@ def test_slow_implementation_gets_fewer_samples():
     assert len(res["fast"]["times"]) >= 5
 
 
+def test_slow_first_call_does_not_set_the_calls_per_sample():
+    import time
+    calls = []
+
+    def cold_then_fast(n):
+        # one-time setup on the first call only (allocation, thread start, a plan)
+        if not calls:
+            time.sleep(0.05)
+        calls.append(n)
+
+    res = timing.time_round_robin({"a": cold_then_fast}, min_repeats=2, max_repeats=2,
+                                  budget=0.0, sample_time=0.01)
+    # from the first call alone the estimate was 0.05 s, one call per 0.01 s sample
+    assert res["a"]["n"] > 10
+
+
 def test_peak_memory_tracemalloc():
     def fn(n):
         for _ in range(n):

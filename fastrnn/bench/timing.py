@@ -39,8 +39,10 @@ def time_round_robin(fns, min_repeats, max_repeats, budget, sample_time, warmup=
                      slow_repeats=3, gap=0.0, max_settle=0.5):
     """Time several ``fn(n)`` callables interleaved.
 
-    Each fn is warmed up (``warmup`` calls, at least one), its per-call time estimated and an
-    inner count ``n`` chosen so that one sample lasts about ``sample_time`` seconds. Then rounds
+    Each fn is warmed up (``warmup`` calls, at least one, plus one more when a call is
+    shorter than ten samples), after the others' pools went idle, its per-call time estimated
+    (the fastest warm-up call) and an inner count ``n`` chosen so that one sample lasts about
+    ``sample_time`` seconds. Then rounds
     of one sample per implementation run, the starting implementation rotating, until every
     implementation has ``min_repeats`` samples and the round loop has used ``budget`` seconds,
     or ``max_repeats`` rounds ran. An implementation whose single call is so slow that
@@ -55,10 +57,21 @@ def time_round_robin(fns, min_repeats, max_repeats, budget, sample_time, warmup=
     est, inner = {}, {}
     for name in names:
         fn = fns[name]
+        # the estimate, too, starts after the previous implementation's pool went idle
+        if len(names) > 1 and (gap > 0 or max_settle > 0):
+            settle(gap, max_settle)
         t0 = time.perf_counter()
         fn(1)
         t = time.perf_counter() - t0
         for _ in range(max(0, warmup - 1)):
+            t0 = time.perf_counter()
+            fn(1)
+            t = min(t, time.perf_counter() - t0)
+        if t < 10 * sample_time:
+            # Why a second call: the first one carries one-time costs (buffers, thread
+            # start, plans) and wakes the pool from sleep. Estimated from it alone, a
+            # 0.4 ms call once got 2 calls per sample where its peer got 15, and every
+            # sample of it then paid the wake-up after the settle gap again.
             t0 = time.perf_counter()
             fn(1)
             t = min(t, time.perf_counter() - t0)
