@@ -69,6 +69,22 @@ def test_slow_first_call_does_not_set_the_calls_per_sample():
     assert res["a"]["n"] > 10
 
 
+def test_one_slow_estimate_call_does_not_set_the_calls_per_sample():
+    import time
+    seen = []
+
+    def third_invocation_slow(n):
+        # about 1 ms a call; the estimate over several calls (the third invocation) hits
+        # one slow moment of 50 ms
+        seen.append(n)
+        time.sleep(0.001 * n + (0.05 if len(seen) == 3 else 0.0))
+
+    res = timing.time_round_robin({"a": third_invocation_slow}, min_repeats=2,
+                                  max_repeats=2, budget=0.0, sample_time=0.02)
+    # from that estimate alone (~11 ms a call) a 20 ms sample held 2 calls
+    assert res["a"]["n"] >= 10
+
+
 def test_peak_memory_tracemalloc():
     def fn(n):
         for _ in range(n):
