@@ -783,36 +783,14 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
             wpx = input_buffer_new(G, H, I, <real*>NULL)   # NULL: hoisted, as below
     elif use_fused(T, B):
         nthr = 1                   # no memory for the packed copy: serial, unfused
-    if wpx != NULL:
-        if nthr > 1:
-            barrier_reset(&bar)
-            with parallel(num_threads=nthr):
-                tid = threadid()
-                nteam = team_size()
-                csr_t = fr_ftz_enter()
-                # the team packs both weights, a share of the panels each, and meets:
-                # every thread's steps read all panels
-                p0 = (tid * npan) // nteam
-                p1 = ((tid + 1) * npan) // nteam
-                pack_cell_part(G, H, w_hh, wp, p0, p1)
-                pack_input_part(G, H, I, w_ih, wpx, p0, p1)
-                team_barrier(&bar, nteam)
-                b0 = (tid * B) // nteam
-                b1 = ((tid + 1) * B) // nteam
-                rows(ctx, wp, wpx, b0, b1 - b0, 0, ALL_PANELS, NULL, 1)
-                fr_ftz_exit(csr_t)
-        else:
-            pack_cell_part(G, H, w_hh, wp, 0, ALL_PANELS)
-            pack_input_part(G, H, I, w_ih, wpx, 0, ALL_PANELS)
-            rows(ctx, wp, wpx, 0, B, 0, ALL_PANELS, NULL, 1)
-        free(wpx)
-        free(wp)
-        return
     if wp == NULL or nthr < 2:
-        product(R, GH, I, x, w_ih, I, 0, gx, nthreads)
+        if wpx == NULL:
+            product(R, GH, I, x, w_ih, I, 0, gx, nthreads)
+        else:
+            pack_input_part(G, H, I, w_ih, wpx, 0, ALL_PANELS)
         if wp != NULL:
             pack_cell_part(G, H, w_hh, wp, 0, ALL_PANELS)
-        if nthr > 1:
+        if nthr > 1:                   # unfused (wp == NULL, so wpx == NULL too)
             with parallel(num_threads=nthr):
                 tid = threadid()
                 # split by the team the runtime actually gave (OMP_THREAD_LIMIT,
@@ -824,14 +802,16 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
                 rows(ctx, wp, NULL, b0, b1 - b0, 0, ALL_PANELS, NULL, 1)
                 fr_ftz_exit(csr_t)
         else:
-            rows(ctx, wp, NULL, 0, B, 0, ALL_PANELS, NULL, 1)
+            rows(ctx, wp, wpx, 0, B, 0, ALL_PANELS, NULL, 1)
+        free(wpx)
         free(wp)
         return
-    wpi = pack_buffer_new(GH, I, <real*>NULL)
-    if wpi == NULL:
-        product(R, GH, I, x, w_ih, I, 0, gx, nthreads)
-    else:
-        npi = pack_panels(GH, real is float)
+    if wpx == NULL:
+        wpi = pack_buffer_new(GH, I, <real*>NULL)
+        if wpi == NULL:
+            product(R, GH, I, x, w_ih, I, 0, gx, nthreads)
+        else:
+            npi = pack_panels(GH, real is float)
     barrier_reset(&bar)
     with parallel(num_threads=nthr):
         tid = threadid()
@@ -840,7 +820,10 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
         p0 = (tid * npan) // nteam
         p1 = ((tid + 1) * npan) // nteam
         pack_cell_part(G, H, w_hh, wp, p0, p1)
-        if wpi != NULL:
+        if wpx != NULL:
+            # the steps compute the projection: W_ih packed like W_hh, same panels
+            pack_input_part(G, H, I, w_ih, wpx, p0, p1)
+        elif wpi != NULL:
             team_pack(GH, I, w_ih, I, 0, wpi, npi, tid, nteam)
             team_barrier(&bar, nteam)          # every row reads all of W_ih's panels
             r0 = (tid * R) // nteam
@@ -848,15 +831,16 @@ cdef inline void forward_sequence(fwd_rows_fn rows, void* ctx, Py_ssize_t T, Py_
             if r1 > r0:
                 gemm_packed(r1 - r0, GH, I, x + r0 * I, I, wpi, gx + r0 * GH, GH, 0)
         # every thread's first step reads all rows of gx[0] (and, splitting the
-        # batch, every panel of wp)
+        # batch, every panel of wp and wpx)
         team_barrier(&bar, nteam)
         if nsplit > 1:
             rows(ctx, wp, NULL, 0, B, p0, p1, &bar, nteam)
         else:
             b0 = (tid * B) // nteam
             b1 = ((tid + 1) * B) // nteam
-            rows(ctx, wp, NULL, b0, b1 - b0, 0, ALL_PANELS, NULL, 1)
+            rows(ctx, wp, wpx, b0, b1 - b0, 0, ALL_PANELS, NULL, 1)
         fr_ftz_exit(csr_t)
+    free(wpx)
     free(wpi)
     free(wp)
 
