@@ -48,7 +48,8 @@ formed once after the loop. Only m is cached.
 
 """
 from fastrnn._engine.blas cimport real
-from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, fr_fuse_input_set, colsum_add,
+from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set,
+                              fr_fuse_input_set, colsum_add,
                               elman_fwd_pw, elman_step, elman_bwd_pw, recur_fwd, recur_bwd,
                               product, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
                               recur_bwd_set, ALL_PANELS, team_barrier, fr_team_barrier,
@@ -65,8 +66,9 @@ cdef void elman_fwd_rows(Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t n
     """Recurrence for batch rows [b0, b0+nb). wpx != NULL: the fused steps compute
     the input projections of x (T, B, I) themselves (W_ih packed in wpx), A unread.
     rm: (B, H) recurrent-dropout mask or NULL; then the thread's rows of hm (B, H)
-    receive h_{t-1} * rm, the product's input, at every step. Hidden-unit split (bar != NULL, nsync threads): panels
-    [pa, pb) of every step, then a barrier (fused path only, no rm)."""
+    receive h_{t-1} * rm, the product's input, at every step. Hidden-unit split
+    (bar != NULL, nsync threads): panels [pa, pb) of every step, then a barrier
+    (fused path only, no rm)."""
     cdef Py_ssize_t t
     cdef real* a
     cdef const real* gin

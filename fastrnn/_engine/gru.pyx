@@ -53,7 +53,8 @@ stored z, n, so the forward with a mask always stores the gates.)
 
 """
 from fastrnn._engine.blas cimport real
-from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, fr_fuse_input_set, colsum_add,
+from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set,
+                              fr_fuse_input_set, colsum_add,
                               gru_fwd_pw, gru_step, gru_bwd_pw, recur_fwd, recur_bwd,
                               product, weight_grads, rdrop_mul, rdrop_add,
                               rdrop_gru_carry, recur_bwd_set, ALL_PANELS, team_barrier,

@@ -63,7 +63,8 @@ formed once after the loop. Only m is cached.
 
 """
 from fastrnn._engine.blas cimport real
-from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set, fr_fuse_input_set, colsum_add,
+from fastrnn._engine.common cimport (fr_ftz_enter, fr_ftz_exit, fr_isa_set,
+                              fr_fuse_input_set, colsum_add,
                               lstm_fwd_pw, lstm_step, lstm_bwd_pw, recur_fwd, recur_bwd,
                               product, weight_grads, rdrop_mul, rdrop_add, rdrop_carry,
                               recur_bwd_set, ALL_PANELS, team_barrier, fr_team_barrier,

@@ -334,18 +334,19 @@ static void FR_FN(gemm_tn)(int M, int N, int K, const REAL *FR_RESTRICT A, int l
         for (int p = pa; p < pe; p++) {                                              \
             const int j0 = p * UV, nu = H - j0 < UV ? H - j0 : UV;                   \
             const REAL *Bp = Wp + (size_t)p * NR * K;                                \
-            const REAL *Bx = Wxp ? Wxp + (size_t)p * NR * nx : NULL;                  \
+            const REAL *Bx = Wxp ? Wxp + (size_t)p * NR * nx : NULL;                 \
             for (int t0 = 0; t0 < nt; t0 += FR_CHUNK) {                              \
                 const int t1 = t0 + FR_CHUNK < nt ? t0 + FR_CHUNK : nt;              \
                 const int c0 = FR_TILE_R0(nb, nt, t0), c1 = FR_TILE_R0(nb, nt, t1);  \
                 for (int b = c0; b < c1; b++) PF(b);                                 \
-                for (int k0 = 0; Bx && k0 < nx; k0 += KC) {                           \
-                    const int kc = nx - k0 < KC ? nx - k0 : KC;                        \
+                for (int k0 = 0; Bx && k0 < nx; k0 += KC) {                          \
+                    const int kc = nx - k0 < KC ? nx - k0 : KC;                      \
                     for (int t = t0; t < t1; t++) {                                  \
                         const int r0 = FR_TILE_R0(nb, nt, t);                        \
-                        const int mr = FR_TILE_R0(nb, nt, t + 1) - r0;              \
-                        FR_TILE_SWITCH(MRX, NV, mr, kc, xin + (size_t)r0 * ldx + k0, ldx, \
-                                       1, Bx + (size_t)k0 * NR,                      \
+                        const int mr = FR_TILE_R0(nb, nt, t + 1) - r0;               \
+                        FR_TILE_SWITCH(MRX, NV, mr, kc,                              \
+                                       xin + (size_t)r0 * ldx + k0, ldx, 1,          \
+                                       Bx + (size_t)k0 * NR,                         \
                                        xbuf + (size_t)(r0 - c0) * NR, NR, k0 > 0)    \
                     }                                                                \
                 }                                                                    \
