@@ -45,17 +45,20 @@ typedef IREAL FR_FN(veci) __attribute__((vector_size(sizeof(VEC))));
 FR_INLINE void FR_FN(transpose_block)(const REAL *FR_RESTRICT s, size_t lds,
                                       REAL *FR_RESTRICT d, size_t ldd)
 {
+    static const IREAL iota_[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    VECI iota;
+    __builtin_memcpy(&iota, iota_, sizeof iota);
     VEC r[VL];
 #pragma GCC unroll 16
     for (int v = 0; v < VL; v++) r[v] = FR_VLOAD(s + (size_t)v * lds);
 #pragma GCC unroll 4
     for (int b = VL / 2; b >= 1; b /= 2) {
-        VECI m1, m2;
-#pragma GCC unroll 16
-        for (int j = 0; j < VL; j++) {
-            m1[j] = (j & b) ? VL + (j ^ b) : j;
-            m2[j] = (j & b) ? VL + j : (j ^ b);
-        }
+        /* the two lane-index vectors of this round, as vector expressions of the
+         * constant iota (filled lane by lane, GCC built them at run time, with
+         * masked broadcasts, in every call) */
+        const VECI bv = (VECI){0} + b, sel = (iota & bv) != 0;
+        const VECI m1 = (sel & (VL + (iota ^ bv))) | (~sel & iota);
+        const VECI m2 = (sel & (VL + iota)) | (~sel & (iota ^ bv));
 #pragma GCC unroll 16
         for (int i = 0; i < VL; i++) {
             if (i & b) continue;
