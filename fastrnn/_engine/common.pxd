@@ -312,7 +312,7 @@ cdef enum:
 cdef inline bint fuse_input(Py_ssize_t G, Py_ssize_t H, Py_ssize_t I, Py_ssize_t rows,
                             size_t itemsize) noexcept nogil:
     """Compute the input projection inside the fused steps (see FUSE_INPUT_BYTES)?
-    fr_fuse_input_mode() (a test hook, runtime._set_fuse_input) forces it off (0) or
+    fr_fuse_input_mode() (a test hook, kernels._set_fuse_input) forces it off (0) or
     on (1) wherever the fused step runs with a batch split; -1: the measured rule."""
     cdef int mode = fr_fuse_input_mode()
     if mode >= 0:

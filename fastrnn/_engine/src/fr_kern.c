@@ -251,18 +251,11 @@ int fr_pack_panels_f(int N)
 int fr_pack_panels_d(int N)
 { const fr_ops_d *o = FR_OPS_D; int nr = o->u_gen * o->vl; return (N + nr - 1) / nr; }
 
-/* cell packing: G = 4 / 3 (one vector of units per gate) or 1 (Elman) */
+/* cell packing: G = 4 / 3 (one vector of units per gate) or 1 (Elman). A matrix
+ * (G*H, K) with rows in PyTorch gate-blocked order goes into the gate-interleaved
+ * panels of the fused steps: W_hh with K = H, and W_ih with K = nx for the steps
+ * that compute the input projection in their tiles. */
 static int fr_cell_u(int G, int u_elm) { return G == 1 ? u_elm : 1; }
-size_t fr_pack_cell_size_f(int G, int H)
-{ const fr_ops_f *o = FR_OPS_F; return fr_pack_elems(o->vl, G, H, H, fr_cell_u(G, o->u_elm)); }
-size_t fr_pack_cell_size_d(int G, int H)
-{ const fr_ops_d *o = FR_OPS_D; return fr_pack_elems(o->vl, G, H, H, fr_cell_u(G, o->u_elm)); }
-void fr_pack_cell_f(int G, int H, const float *w_hh, float *Wp, int pa, int pb)
-{ const fr_ops_f *o = FR_OPS_F; o->pack(G, H, H, fr_cell_u(G, o->u_elm), w_hh, H, 0, Wp, pa, pb); }
-void fr_pack_cell_d(int G, int H, const double *w_hh, double *Wp, int pa, int pb)
-{ const fr_ops_d *o = FR_OPS_D; o->pack(G, H, H, fr_cell_u(G, o->u_elm), w_hh, H, 0, Wp, pa, pb); }
-/* W_ih (G*H, nx) packed like W_hh (same panels, K = nx) for the steps that compute
- * the input projection in their tiles */
 size_t fr_pack_input_size_f(int G, int H, int nx)
 { const fr_ops_f *o = FR_OPS_F; return fr_pack_elems(o->vl, G, H, nx, fr_cell_u(G, o->u_elm)); }
 size_t fr_pack_input_size_d(int G, int H, int nx)
@@ -271,6 +264,12 @@ void fr_pack_input_f(int G, int H, int nx, const float *w_ih, float *Wp, int pa,
 { const fr_ops_f *o = FR_OPS_F; o->pack(G, H, nx, fr_cell_u(G, o->u_elm), w_ih, nx, 0, Wp, pa, pb); }
 void fr_pack_input_d(int G, int H, int nx, const double *w_ih, double *Wp, int pa, int pb)
 { const fr_ops_d *o = FR_OPS_D; o->pack(G, H, nx, fr_cell_u(G, o->u_elm), w_ih, nx, 0, Wp, pa, pb); }
+size_t fr_pack_cell_size_f(int G, int H) { return fr_pack_input_size_f(G, H, H); }
+size_t fr_pack_cell_size_d(int G, int H) { return fr_pack_input_size_d(G, H, H); }
+void fr_pack_cell_f(int G, int H, const float *w_hh, float *Wp, int pa, int pb)
+{ fr_pack_input_f(G, H, H, w_hh, Wp, pa, pb); }
+void fr_pack_cell_d(int G, int H, const double *w_hh, double *Wp, int pa, int pb)
+{ fr_pack_input_d(G, H, H, w_hh, Wp, pa, pb); }
 
 void fr_gemm_packed_f(int M, int N, int K, const float *A, int lda, const float *Wp,
                       float *C, int ldc, int accumulate)
